@@ -1,0 +1,38 @@
+# Everything a fresh machine needs is installed by these targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: .venv demo test lint typecheck unit system-packages clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.venv: $(STAMP)
+
+## The whole pipeline on the bundled sample meeting, on embedded defaults.
+demo: $(STAMP)
+	$(BIN)/justering demo
+
+## Lint, type-check and the whole test suite (installs what the tests need).
+test: $(STAMP) system-packages lint typecheck unit
+
+system-packages:
+	@sh scripts/install-system-packages.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src flows tests
+	$(BIN)/ruff format --check src flows tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

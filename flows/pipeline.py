@@ -1,0 +1,58 @@
+"""The extract pipeline as Prefect flows and tasks.
+
+No business rule lives here: each task calls one function of
+:mod:`justering.workflow`, which checks the ledger before it acts, so a retry,
+a replay or a Prefect UI "Resume" cannot move an extract out of turn.
+
+Waiting for signers costs nothing: no run exists while a signer has not yet
+acted. The web app records each signature in the ledger and schedules
+``advance_meeting`` as a background task, which a task worker in ``justering
+serve`` picks up within milliseconds (no new process, no polling). Prefect's
+per-run costs are therefore per meeting and stage, not per extract.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from prefect import flow, task, unmapped
+
+from justering import workflow
+from justering.config import load_settings
+
+
+@cache
+def services() -> workflow.Services:
+    """This process's services, from the environment (``JUSTERING_HOME`` …)."""
+    return workflow.open_services(load_settings())
+
+
+@task(name="draft-extract", retries=2, retry_delay_seconds=2)
+def draft_extract(meeting_id: str, paragraph: int) -> int:
+    return workflow.draft_extract(services(), meeting_id, paragraph)
+
+
+@task(
+    name="advance-meeting",
+    retries=6,
+    retry_delay_seconds=[1, 2, 5, 15, 30, 60],
+)
+def advance_meeting(meeting_id: str) -> dict[str, Any]:
+    """Notify whoever's turn has come and archive what is certified (idempotent)."""
+    report = workflow.advance_meeting(services(), meeting_id)
+    return {
+        "drafted": list(report.drafted),
+        "notified": list(report.notified),
+        "archived": list(report.archived),
+        "remaining": report.remaining,
+    }
+
+
+@flow(name="meeting-ended", log_prints=True)
+def meeting_ended(meeting_id: str) -> dict[str, Any]:
+    """A meeting recorded in the ledger: draft every extract, notify the chair."""
+    paragraphs = workflow.paragraph_numbers(services(), meeting_id)
+    drafts = draft_extract.map(unmapped(meeting_id), paragraphs)
+    drafts.result()
+    return advance_meeting(meeting_id)

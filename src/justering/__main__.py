@@ -1,0 +1,5 @@
+import sys
+
+from justering.cli import main
+
+sys.exit(main())

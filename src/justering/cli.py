@@ -1,0 +1,185 @@
+"""The ``justering`` command line. Exit codes: 0 success, 1 the thing checked
+is bad, 2 usage or environment error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from justering import __version__
+from justering.config import Settings, load_settings
+from justering.errors import JusteringError
+
+EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
+DEFAULT_CA_ORGANISATION = "justering"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="justering",
+        description="Protocol extracts from meeting to certified, archived PDF.",
+    )
+    parser.add_argument("--version", action="version", version=f"justering {__version__}")
+    parser.add_argument(
+        "--home", type=Path, help="folder for all state (default: $JUSTERING_HOME or ~/.justering)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run the whole pipeline locally on a sample meeting")
+    demo.add_argument("manifest", nargs="?", type=Path, help="meeting manifest (default: sample)")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    ended = commands.add_parser("meeting-ended", help="start the pipeline for a meeting")
+    ended.add_argument("manifest", type=Path)
+
+    serve = commands.add_parser("serve", help="the web app and the flow runners")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8040)
+
+    verify = commands.add_parser("verify", help="verify certified extracts")
+    verify.add_argument("targets", nargs="+", metavar="TARGET", help="PDF, bundle, folder, s3://")
+    verify.add_argument(
+        "--trust", type=Path, action="append", default=[], help="trusted CA (PEM); repeatable"
+    )
+    verify.add_argument("--json", action="store_true")
+
+    ca = commands.add_parser("ca", help="the signing CA")
+    ca_commands = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    init = ca_commands.add_parser("init", help="create the signing CA")
+    init.add_argument("--organisation", default=DEFAULT_CA_ORGANISATION)
+    ca_commands.add_parser("export", help="print the CA certificate (PEM) for trust stores")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.home)
+        handler = {
+            "demo": _demo,
+            "meeting-ended": _meeting_ended,
+            "serve": _serve,
+            "verify": _verify,
+            "ca": _ca,
+        }[args.command]
+        return handler(args, settings)
+    except JusteringError as error:
+        print(f"justering: {error.diagnostics()}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _ca(args: argparse.Namespace, settings: Settings) -> int:
+    from justering.pki import SigningCA
+
+    if args.ca_command == "init":
+        ca = SigningCA.create(settings.ca_dir, organisation=args.organisation)
+        print(f"created the signing CA in {settings.ca_dir}")
+        print(f"SHA-256 fingerprint: {ca.fingerprint}")
+    else:
+        print(SigningCA.load(settings.ca_dir).export_pem(), end="")
+    return EXIT_OK
+
+
+def ensure_ca(settings: Settings, organisation: str = DEFAULT_CA_ORGANISATION) -> None:
+    """Embedded defaults: create a local CA the first time one is needed."""
+    from justering.pki import SigningCA
+
+    if not (settings.ca_dir / "ca-cert.pem").exists():
+        ca = SigningCA.create(settings.ca_dir, organisation=organisation)
+        print(f"justering: created a local signing CA ({ca.fingerprint[:16]}…)", file=sys.stderr)
+
+
+def _use_prefect(settings: Settings, stack: ExitStack) -> None:
+    """Point this process (and its children) at Prefect: ``PREFECT_API_URL`` if set,
+    else a local server started on loopback for as long as ``stack`` lives."""
+    from justering.prefect_server import local_prefect_server, prefect_environment
+
+    api_url = settings.prefect_api_url
+    if api_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        print("justering: starting a local Prefect server…", file=sys.stderr)
+        api_url = stack.enter_context(
+            local_prefect_server(settings.prefect_home, settings.home / "prefect-server.log")
+        )
+    os.environ.update(prefect_environment(settings.prefect_home, api_url))
+    os.environ["JUSTERING_HOME"] = str(settings.home)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from justering.service import run_service
+
+    if "JUSTERING_PUBLIC_URL" not in os.environ:
+        settings = settings.with_public_url(f"http://{args.host}:{args.port}")
+        os.environ["JUSTERING_PUBLIC_URL"] = settings.public_url
+    ensure_ca(settings)
+    with ExitStack() as stack:
+        _use_prefect(settings, stack)
+        run_service(settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
+    from justering import workflow
+    from justering.manifest import load_manifest
+
+    meeting = load_manifest(args.manifest)
+    ensure_ca(settings, meeting.municipality)
+    services = workflow.open_services(settings)
+    if not workflow.record_meeting(services, meeting):
+        print(f"meeting {meeting.meeting_id} was already started; nothing new to do")
+        return EXIT_OK
+    if settings.prefect_api_url is None:
+        print(
+            f"meeting {meeting.meeting_id} recorded with {len(meeting.paragraphs)} paragraphs; "
+            "`justering serve` picks it up when it runs (PREFECT_API_URL is not set)"
+        )
+        return EXIT_OK
+    os.environ.update({"JUSTERING_HOME": str(settings.home)})
+    from justering.service import trigger_meeting
+
+    trigger_meeting(meeting.meeting_id)
+    print(f"meeting {meeting.meeting_id} started: {len(meeting.paragraphs)} extracts")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from justering.verification import load_trust_roots, verify_targets
+
+    trust = list(args.trust) or [settings.ca_dir / "ca-cert.pem"]
+    roots = load_trust_roots(trust)
+    results = []
+    for result in verify_targets(args.targets, roots):
+        results.append(result)
+        if not args.json:
+            mark = "GILTIG (valid)" if result.ok else "OGILTIG (invalid)"
+            print(f"{mark}: {result.target}")
+            for check in result.checks:
+                print(f"  [{'ok' if check.ok else 'FEL'}] {check.name}: {check.detail}")
+    all_ok = bool(results) and all(r.ok for r in results)
+    if args.json:
+        print(json.dumps({"valid": all_ok, "results": [r.to_json() for r in results]}, indent=2))
+    return EXIT_OK if all_ok else EXIT_INVALID
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from justering.demo import run_demo
+
+    with ExitStack() as stack:
+        _use_prefect(settings, stack)
+        summary = run_demo(settings, args.manifest, progress=not args.json)
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(summary.describe())
+    return EXIT_OK if summary.ok else EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

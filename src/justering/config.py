@@ -1,0 +1,113 @@
+"""Settings: embedded defaults under one home folder, overridden by the environment.
+
+With nothing configured everything runs on one machine: SQLite, the local
+archive directory and the outbox folder, all under ``JUSTERING_HOME``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from justering.errors import ConfigError
+
+DEFAULT_HOME = Path("~/.justering")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, resolved. Build with :func:`load_settings`."""
+
+    home: Path
+    database_url: str
+    archive_url: str | None
+    """``s3://bucket/prefix`` or ``file:///dir``; ``None`` is the home's archive folder."""
+    public_url: str
+    """Base URL of the web app as signers reach it, used in notification links."""
+    link_ttl: dt.timedelta = dt.timedelta(days=21)
+    """How long a signer link stays usable."""
+    signer_certificate_validity: dt.timedelta = dt.timedelta(days=365)
+    justering_days: int = 14
+    """Justering deadline after the meeting (Kommunallagen practice)."""
+    prefect_api_url: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.home / "ca"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    def with_public_url(self, url: str) -> Settings:
+        return replace(self, public_url=url.rstrip("/"))
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _positive_days(value: Any, name: str) -> int:
+    try:
+        days = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a whole number of days, got {value!r}") from None
+    if days <= 0:
+        raise ConfigError(f"{name}: must be at least 1 day, got {days}")
+    return days
+
+
+def load_settings(
+    home: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve settings: explicit ``home``, then ``JUSTERING_HOME``, then ``~/.justering``.
+
+    ``JUSTERING_CONFIG`` may name a TOML file whose ``[justering]`` table sets
+    ``link_ttl_days``, ``signer_certificate_days`` and ``justering_days``;
+    environment variables win over it.
+    """
+    env = os.environ if environ is None else environ
+    home_path = Path(home or _env(env, "JUSTERING_HOME") or DEFAULT_HOME).expanduser().resolve()
+    table: dict[str, Any] = {}
+    config_file = _env(env, "JUSTERING_CONFIG")
+    if config_file:
+        try:
+            table = tomllib.loads(Path(config_file).read_text("utf-8")).get("justering", {})
+        except OSError as error:
+            raise ConfigError(f"JUSTERING_CONFIG {config_file}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"JUSTERING_CONFIG {config_file}: {error}") from None
+    database_url = _env(env, "JUSTERING_DATABASE_URL") or f"sqlite:///{home_path / 'justering.db'}"
+    settings = Settings(
+        home=home_path,
+        database_url=database_url,
+        archive_url=_env(env, "JUSTERING_ARCHIVE_URL"),
+        public_url=(_env(env, "JUSTERING_PUBLIC_URL") or "http://127.0.0.1:8040").rstrip("/"),
+        prefect_api_url=_env(env, "PREFECT_API_URL"),
+        extra=table,
+    )
+    if "link_ttl_days" in table:
+        days = _positive_days(table["link_ttl_days"], "link_ttl_days")
+        settings = replace(settings, link_ttl=dt.timedelta(days=days))
+    if "signer_certificate_days" in table:
+        days = _positive_days(table["signer_certificate_days"], "signer_certificate_days")
+        settings = replace(settings, signer_certificate_validity=dt.timedelta(days=days))
+    if "justering_days" in table:
+        days = _positive_days(table["justering_days"], "justering_days")
+        settings = replace(settings, justering_days=days)
+    return settings

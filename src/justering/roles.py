@@ -1,0 +1,70 @@
+"""The roles a signer can hold on an extract, and the order they sign in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """A signer's role; the value is stable (stored in the trail and in certificates)."""
+
+    CHAIR = "chair"
+    ADJUSTER = "adjuster"
+    CERTIFIER = "certifier"
+
+    @property
+    def swedish(self) -> str:
+        """The Swedish name of the role, as signers and archivists read it."""
+        return _SWEDISH[self]
+
+    @property
+    def footer_label(self) -> str:
+        """The caption of the footer box this role signs in."""
+        return _FOOTER_LABEL[self]
+
+
+_SWEDISH = {
+    Role.CHAIR: "Ordförande",
+    Role.ADJUSTER: "Justerare",
+    Role.CERTIFIER: "Utdragsbestyrkande",
+}
+
+_FOOTER_LABEL = {
+    Role.CHAIR: "Ordförandes signatur",
+    Role.ADJUSTER: "Justerandes signatur",
+    Role.CERTIFIER: "Utdragsbestyrkande",
+}
+
+#: The stages in signing order. Adjusters sign in parallel with each other.
+SIGNING_ORDER: tuple[Role, ...] = (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER)
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone named in a manifest."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A person in a role on an extract. ``index`` tells adjusters apart (0 or 1)."""
+
+    person: Person
+    role: Role
+    index: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.person.name
+
+    @property
+    def email(self) -> str:
+        return self.person.email
+
+    @property
+    def slot(self) -> str:
+        """A stable identifier for this signer's place on the extract, e.g. ``adjuster-1``."""
+        return f"{self.role.value}-{self.index}"

@@ -1,0 +1,86 @@
+"""``justering serve``: the web app, the Prefect runner for the ``meeting-ended``
+flow and the task worker for ``advance-meeting``, in one long-running process.
+
+Scale-out runs more of these against one Prefect server and one PostgreSQL
+ledger; every step checks the ledger, so they never step on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+
+from justering import workflow
+from justering.config import Settings
+from justering.web import Hooks, create_app
+
+log = logging.getLogger("justering.service")
+
+RECONCILE_SECONDS = 60.0
+DEPLOYMENT = "meeting-ended/justering"
+
+
+def trigger_meeting(meeting_id: str) -> None:
+    """Start the ``meeting-ended`` flow for a recorded meeting (returns at once)."""
+    from prefect.deployments import run_deployment
+
+    run_deployment(DEPLOYMENT, parameters={"meeting_id": meeting_id}, timeout=0)
+
+
+def schedule_advance(meeting_id: str) -> None:
+    from justering_flows.pipeline import advance_meeting
+
+    advance_meeting.delay(meeting_id)
+
+
+async def _reconcile(services: workflow.Services) -> None:
+    """At start and then periodically, nudge every unfinished meeting forward:
+    after a restart this resumes whatever was in flight (the ledger knows)."""
+    while True:
+        try:
+            meetings = await asyncio.to_thread(workflow.unfinished_meetings, services)
+            for meeting_id in meetings:
+                await asyncio.to_thread(schedule_advance, meeting_id)
+        except Exception:  # a reconcile pass must never stop the service
+            log.exception("reconcile pass failed")
+        await asyncio.sleep(RECONCILE_SECONDS)
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from prefect.runner import Runner
+    from prefect.task_worker import aserve
+    from prefect.types.entrypoint import EntrypointType
+
+    from justering_flows.pipeline import advance_meeting, meeting_ended, services
+
+    svc = services()
+    app = create_app(
+        svc, Hooks(meeting_recorded=trigger_meeting, schedule_advance=schedule_advance)
+    )
+    runner = Runner(name="justering", query_seconds=1, limit=4, pause_on_shutdown=False)
+    deployment = await meeting_ended.ato_deployment(
+        name="justering", entrypoint_type=EntrypointType.MODULE_PATH
+    )
+    await runner.aadd_deployment(deployment)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    )
+    background = [
+        asyncio.create_task(runner.start(), name="prefect-runner"),
+        asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
+        asyncio.create_task(_reconcile(svc), name="reconciler"),
+    ]
+    log.info("justering serving on http://%s:%d (public %s)", host, port, settings.public_url)
+    try:
+        await server.serve()
+    finally:
+        for job in background:
+            job.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+
+
+def run_service(settings: Settings, *, host: str, port: int) -> None:
+    """Run until SIGINT/SIGTERM. The environment must already point at Prefect."""
+    asyncio.run(_serve(settings, host, port))

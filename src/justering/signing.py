@@ -1,0 +1,232 @@
+"""PAdES signing of an extract: one incremental signature per signer.
+
+Each signature goes in a new field named after the signer's slot
+(``Signatur-chair-0``), with a visible stamp on the last page inside the box
+``justering.layout`` reserves for the role. Signatures are PAdES baseline
+(``ETSI.CAdES.detached``, SHA-256) and are appended as incremental updates, so
+earlier signatures stay valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib.resources import as_file, files
+from io import BytesIO
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fontTools import subset
+from fontTools.ttLib import TTFont
+from fontTools.ttLib.scaleUpem import scale_upem
+from pyhanko.pdf_utils.font.api import FontEngineFactory
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
+from pyhanko.stamp import TextStampStyle
+
+from justering import layout
+from justering.errors import SigningError
+from justering.pki import SignerCredential, common_name, role_from_certificate
+from justering.roles import Role, Signer
+
+STAMP_TIMEZONE = ZoneInfo("Europe/Stockholm")
+"""The stamp shows the signing time as signers read clocks: Swedish local time."""
+STAMP_TEXT = "Digitalt signerad av\n%(signer)s\n%(role)s\n%(local_time)s"
+STAMP_FONT_SIZE = 9
+SIGNATURE_BYTES_RESERVED = 8192
+"""Room for the CMS signature (ECDSA, signer + CA certificate: about 2 KB).
+
+A fixed size spares pyHanko a dummy signature to estimate it."""
+
+
+@dataclass(frozen=True)
+class SignedExtract:
+    """The PDF after one more signature, and what identifies that signature."""
+
+    pdf: bytes
+    field_name: str
+    signed_at: datetime
+    """The signing time written into the signature (UTC)."""
+    certificate_fingerprint: str
+
+
+def field_name(signer: Signer) -> str:
+    """The signature field of ``signer``'s slot, e.g. ``Signatur-adjuster-1``."""
+    return f"Signatur-{signer.slot}"
+
+
+def sign_extract(
+    pdf: bytes,
+    credential: SignerCredential,
+    signer: Signer,
+    *,
+    adjuster_count: int,
+    location: str | None = None,
+) -> SignedExtract:
+    """Add ``signer``'s PAdES signature to ``pdf`` as an incremental update.
+
+    ``adjuster_count`` (1 or 2) tells how the adjusters' footer box is shared.
+    Raises :class:`SigningError` when the input is not a PDF, the slot is
+    already signed, or the credential names someone else.
+    """
+    if not 1 <= adjuster_count <= 2:
+        raise SigningError(f"an extract has one or two adjusters, not {adjuster_count}")
+    count = adjuster_count if signer.role is Role.ADJUSTER else 1
+    try:
+        box = layout.stamp_box(signer.role, signer.index, count)
+    except ValueError as error:
+        raise SigningError(f"signer {signer.slot}: {error}") from error
+    _check_credential(credential, signer)
+    name = field_name(signer)
+    writer = _open(pdf)
+    for existing, _value, _ref in fields.enumerate_sig_fields(writer.prev, filled_status=True):
+        if existing == name:
+            raise SigningError(f"the extract is already signed in field {name}")
+
+    signed_at = datetime.now(UTC).replace(microsecond=0)
+    pdf_signer = signers.PdfSigner(
+        signers.PdfSignatureMetadata(
+            field_name=name,
+            md_algorithm="sha256",
+            subfilter=fields.SigSeedSubFilter.PADES,
+            reason=f"{signer.role.swedish}: {signer.name}",
+            location=location,
+            name=signer.name,
+        ),
+        signer=credential.pyhanko_signer,
+        stamp_style=_stamp_style(),
+        new_field_spec=fields.SigFieldSpec(
+            sig_field_name=name, on_page=-1, box=box.to_pdf_points()
+        ),
+    )
+    text = {
+        "signer": signer.name,
+        "role": signer.role.swedish,
+        "local_time": signed_at.astimezone(STAMP_TIMEZONE).strftime("%Y-%m-%d %H:%M"),
+    }
+    try:
+        output = asyncio.run(_sign(pdf_signer, writer, signed_at, text))
+    except (PdfError, ValueError) as error:
+        raise SigningError(f"could not sign field {name}: {error}") from error
+    return SignedExtract(
+        pdf=output,
+        field_name=name,
+        signed_at=signed_at,
+        certificate_fingerprint=credential.fingerprint,
+    )
+
+
+def _open(pdf: bytes) -> IncrementalPdfFileWriter:
+    if not pdf.lstrip()[:5] == b"%PDF-":
+        raise SigningError("the document to sign is not a PDF (no %PDF- header)")
+    try:
+        return IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+    except (PdfError, ValueError, KeyError) as error:
+        raise SigningError(f"the document to sign is not a readable PDF: {error}") from error
+
+
+def _check_credential(credential: SignerCredential, signer: Signer) -> None:
+    certificate = credential.certificate
+    if common_name(certificate) != signer.name:
+        raise SigningError(
+            f"the certificate names {common_name(certificate)!r}, not the signer {signer.name!r}"
+        )
+    if role_from_certificate(certificate) is not signer.role:
+        raise SigningError(f"the certificate is not issued for the role {signer.role.swedish}")
+
+
+_FONT_FILE = files("justering") / "fonts" / "DejaVuSans.ttf"
+_STAMP_UNICODE_RANGES = (
+    (0x0020, 0x024F),  # Latin, Latin-1 (å ä ö é ü), Latin Extended-A/B (Ł ő č)
+    (0x0300, 0x036F),  # combining diacritics
+    (0x0370, 0x04FF),  # Greek, Cyrillic
+    (0x1E00, 0x1EFF),  # Latin Extended Additional (Vietnamese ễ ạ)
+    (0x2000, 0x206F),  # punctuation: dashes, quotes
+)
+
+
+@cache
+def _stamp_font() -> bytes:
+    """DejaVu Sans cut to the scripts names are written in, rescaled to 1000 units/em.
+
+    pyHanko writes glyph widths in font units where PDF wants 1/1000 em, so a
+    font with another em size (DejaVu's is 2048) is drawn stretched. The cut
+    also makes each signature's font subsetting fast. Built once per process.
+    """
+    options = subset.Options()
+    options.layout_features = []
+    options.name_IDs = ["*"]
+    options.hinting = False
+    options.notdef_outline = True
+    options.drop_tables = [*options.drop_tables, "FFTM"]
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(
+        unicodes=[code for low, high in _STAMP_UNICODE_RANGES for code in range(low, high + 1)]
+    )
+    with as_file(_FONT_FILE) as path, TTFont(path) as font:
+        subsetter.subset(font)
+        scale_upem(font, 1000)
+        output = BytesIO()
+        font.save(output)
+    return output.getvalue()
+
+
+class _StampFont(FontEngineFactory):  # type: ignore[misc]
+    def create_font_engine(
+        self, writer: BasePdfFileWriter, obj_stream: Any = None
+    ) -> GlyphAccumulator:
+        if obj_stream is None and writer.stream_xrefs:
+            obj_stream = writer.prepare_object_stream()
+        return GlyphAccumulator(
+            writer=writer,
+            font_handle=BytesIO(_stamp_font()),
+            font_size=STAMP_FONT_SIZE,
+            obj_stream=obj_stream,
+        )
+
+
+def _stamp_style() -> TextStampStyle:
+    return TextStampStyle(
+        stamp_text=STAMP_TEXT,
+        text_box_style=TextBoxStyle(
+            font=_StampFont(), font_size=STAMP_FONT_SIZE, leading=STAMP_FONT_SIZE + 2
+        ),
+        border_width=0,
+    )
+
+
+async def _sign(
+    pdf_signer: signers.PdfSigner,
+    writer: IncrementalPdfFileWriter,
+    signed_at: datetime,
+    text: dict[str, str],
+) -> bytes:
+    """pyHanko's ``async_sign_pdf``, with the signing time chosen by us.
+
+    The same time then goes into the signature dictionary (/M), the CMS
+    signing-time attribute, and the stamp.
+    """
+    session = pdf_signer.init_signing_session(writer)
+    session.system_time = signed_at
+    validation_info = await session.perform_presign_validation(writer)
+    tbs = session.prepare_tbs_document(
+        validation_info=validation_info,
+        bytes_reserved=SIGNATURE_BYTES_RESERVED,
+        appearance_text_params=text,
+    )
+    prepared, output = tbs.digest_tbs_document(output=BytesIO())
+    post = await tbs.perform_signature(
+        document_digest=prepared.document_digest,
+        pdf_cms_signed_attrs=PdfCMSSignedAttributes(signing_time=signed_at),
+    )
+    await post.post_signature_processing(output)
+    output.seek(0)
+    data: bytes = output.read()
+    return data

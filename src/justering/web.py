@@ -1,0 +1,217 @@
+"""The web app (FastAPI): the meeting system's API and the signers' pages.
+
+Pages are Swedish, plain HTML with inline CSS (nothing fetched from a third
+party). Signing happens in the request: this is the signature service, which
+issues the signer's certificate and makes the PAdES signature; the next stage
+is then left to orchestration through ``schedule_advance``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from justering import workflow
+from justering.errors import JusteringError, LinkError, ManifestError, WorkflowError
+from justering.manifest import MAX_MANIFEST_BYTES, parse_manifest_json
+from justering.workflow import Services
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How the web app hands work to orchestration."""
+
+    meeting_recorded: Callable[[str], None]
+    """Start the pipeline for a newly recorded meeting."""
+    schedule_advance: Callable[[str], None]
+    """Move a meeting forward after a signature."""
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
+background:#f6f6f4;color:#1b1b1b;line-height:1.5}
+main{max-width:44rem;margin:0 auto;padding:1rem 1.25rem 3rem}
+h1{font-size:1.4rem;margin:.5rem 0 1rem}
+.card{background:#fff;border:1px solid #d0d0cc;border-radius:.5rem;padding:1rem;margin:1rem 0}
+ul.extracts{list-style:none;padding:0}
+ul.extracts li{padding:.6rem 0;border-bottom:1px solid #e4e4e0}
+.muted{color:#4a4a48}
+button{font-size:1.05rem;padding:.8rem 1.4rem;border-radius:.4rem;border:0;
+background:#00529b;color:#fff;cursor:pointer;min-height:44px}
+button:focus,a:focus{outline:3px solid #f5a623;outline-offset:2px}
+.error{border-left:6px solid #b00020}
+.ok{border-left:6px solid #1b7f3b}
+code{word-break:break-all}
+"""
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    document = (
+        '<!doctype html><html lang="sv"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)} – justering</title><style>{_STYLE}</style></head>"
+        f"<body><main>{body}</main></body></html>"
+    )
+    return HTMLResponse(
+        document,
+        status_code=status_code,
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        },
+    )
+
+
+def _error_page(error: JusteringError, status_code: int) -> HTMLResponse:
+    body = (
+        '<div class="card error"><h1>Det gick inte</h1>'
+        f"<p>{html.escape(error.diagnostics())}</p>"
+        "<p>Kontakta nämndens sekreterare om du behöver en ny länk. "
+        "(Contact the secretary of the body if you need a new link.)</p></div>"
+    )
+    return _page("Det gick inte", body, status_code)
+
+
+def _extract_label(paragraph: int, dnr: str | None, title: str) -> str:
+    dnr_part = f" · {html.escape(dnr)}" if dnr else ""
+    return f"<strong>§ {paragraph}</strong>{dnr_part}<br>{html.escape(title)}"
+
+
+def create_app(services: Services, hooks: Hooks) -> FastAPI:
+    app = FastAPI(title="justering", docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/api/meetings")
+    async def post_meeting(request: Request) -> JSONResponse:
+        body = await request.body()
+        try:
+            meeting = parse_manifest_json(body, base_dir=None)
+        except ManifestError as error:
+            return _api_error(error, 413 if len(body) > MAX_MANIFEST_BYTES else 422)
+        try:
+            created = await run_in_threadpool(workflow.record_meeting, services, meeting)
+        except ManifestError as error:
+            return _api_error(error, 409)
+        if created:
+            await run_in_threadpool(hooks.meeting_recorded, meeting.meeting_id)
+        return JSONResponse(
+            {"meeting_id": meeting.meeting_id, "created": created},
+            status_code=202 if created else 200,
+        )
+
+    @app.get("/api/meetings/{meeting_id}")
+    def get_meeting(meeting_id: str) -> JSONResponse:
+        try:
+            states = workflow.meeting_states(services, meeting_id)
+        except WorkflowError as error:
+            return _api_error(error, error.status_code)
+        return JSONResponse(
+            {
+                "meeting_id": meeting_id,
+                "extracts": [
+                    {
+                        "paragraph": s.paragraph,
+                        "dnr": s.dnr,
+                        "title": s.title,
+                        "version": s.version,
+                        "status": s.status.value,
+                        "sha256": s.document_sha256,
+                        "archive_uri": s.archive_uri,
+                    }
+                    for s in states
+                ],
+            }
+        )
+
+    @app.get("/s/{token}", response_class=HTMLResponse)
+    def signer_page(token: str) -> HTMLResponse:
+        try:
+            view = workflow.view_link(services, token)
+        except LinkError as error:
+            return _error_page(error, error.status_code)
+        meeting = view.meeting
+        items = "".join(
+            f"<li>{_extract_label(e.paragraph, e.dnr, e.title)}<br>"
+            f'<a href="/s/{html.escape(token)}/utdrag/{e.extract_id}.pdf">'
+            f"Läs utdraget (PDF)</a></li>"
+            for e in view.extracts
+        )
+        body = f"""
+<h1>Signera som {html.escape(view.signer.role.swedish.lower())}</h1>
+<p class="muted">{html.escape(meeting.body.name)}, {html.escape(meeting.municipality)},
+sammanträde {meeting.date.isoformat()}, {html.escape(meeting.place)}</p>
+<div class="card"><p>Hej {html.escape(view.signer.name)}! Dessa protokollsutdrag väntar
+på din signatur:</p><ul class="extracts">{items}</ul></div>
+<div class="card"><p>När du signerar skapas en elektronisk underskrift (PAdES) i varje
+utdrag, med ett certifikat utfärdat i ditt namn och din roll. Underskriften visar att du
+{_meaning(view.signer.role.value)}. Den kan inte ångras.</p>
+<form method="post" action="/s/{html.escape(token)}">
+<input type="hidden" name="confirm" value="yes">
+<button type="submit">Signera {len(view.extracts)} utdrag</button></form></div>
+<p class="muted">Länken gäller till {view.expires_at:%Y-%m-%d %H:%M} UTC
+och kan användas en gång.</p>"""
+        return _page("Signera protokollsutdrag", body)
+
+    @app.get("/s/{token}/utdrag/{extract_id}.pdf")
+    def signer_document(token: str, extract_id: int) -> Response:
+        try:
+            pdf = workflow.link_document(services, token, extract_id)
+        except LinkError as error:
+            return _error_page(error, error.status_code)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="utdrag-{extract_id}.pdf"'},
+        )
+
+    @app.post("/s/{token}", response_class=HTMLResponse)
+    async def sign(token: str, request: Request) -> HTMLResponse:
+        form = await request.form()
+        if form.get("confirm") != "yes":
+            return _error_page(LinkError("Bekräftelsen saknas. (Missing confirmation.)"), 400)
+        try:
+            receipt = await run_in_threadpool(workflow.sign_with_link, services, token)
+        except (LinkError, WorkflowError) as error:
+            return _error_page(error, error.status_code)
+        await run_in_threadpool(hooks.schedule_advance, receipt.meeting_id)
+        items = "".join(
+            f"<li>{_extract_label(i.paragraph, i.dnr, i.title)}<br>"
+            f'<span class="muted">Dokumentets SHA-256: <code>{i.document_sha256}</code></span></li>'
+            for i in receipt.items
+        )
+        body = f"""
+<div class="card ok"><h1>Klart – du har signerat</h1>
+<p>{html.escape(receipt.signer.name)}, {html.escape(receipt.signer.role.swedish.lower())},
+{receipt.signed_at:%Y-%m-%d %H:%M} UTC. Kvitto: </p>
+<ul class="extracts">{items}</ul></div>
+<p class="muted">Nästa undertecknare meddelas automatiskt. Du kan stänga sidan.</p>"""
+        return _page("Signerat", body)
+
+    return app
+
+
+def _meaning(role: str) -> str:
+    return {
+        "chair": "som ordförande justerar protokollet för dessa paragrafer",
+        "adjuster": "som justerare intygar att protokollet återger det som beslutades",
+        "certifier": "bestyrker att utdraget överensstämmer med det justerade protokollet",
+    }[role]
+
+
+def _api_error(error: JusteringError, status_code: int) -> JSONResponse:
+    detail: dict[str, Any] = {"error": error.diagnostics()}
+    if isinstance(error, ManifestError):
+        detail["field"] = error.field
+    return JSONResponse(detail, status_code=status_code)

@@ -1,0 +1,591 @@
+"""The workflow rules: how an extract moves from drafting through the chair,
+the adjusters and the certifier to the archive.
+
+The ledger is the authority: every function here reads the extract's state
+from it, checks that the step is allowed, and records what it did, in one
+transaction. Orchestration (Prefect, in ``flows/``) only decides *when* these
+functions run; running one twice does nothing new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from justering.archive import ArchiveStore, extract_prefix, open_archive, write_bundle
+from justering.config import Settings
+from justering.errors import LinkError, ManifestError, WorkflowError
+from justering.ledger import (
+    ExtractRow,
+    Ledger,
+    MeetingRow,
+    append_event,
+    event_rows,
+    load_document,
+    lock_extract,
+    store_document,
+    trail_of,
+    utcnow,
+)
+from justering.links import claim_link, find_link, grants_of, issue_link
+from justering.manifest import Meeting, meeting_to_dict, parse_manifest
+from justering.notifications import ExtractLine, Notifier, OutboxNotifier, SigningRequest
+from justering.pki import SigningCA
+from justering.rendering import render_extract
+from justering.roles import Person, Role, Signer
+from justering.signing import sign_extract
+from justering.trail import EventKind, trail_to_json
+
+
+class ExtractStatus(StrEnum):
+    AWAITING_CHAIR = "awaiting_chair"
+    AWAITING_ADJUSTERS = "awaiting_adjusters"
+    AWAITING_CERTIFIER = "awaiting_certifier"
+    CERTIFIED = "certified"
+    ARCHIVED = "archived"
+
+
+STAGE_OF: dict[Role, ExtractStatus] = {
+    Role.CHAIR: ExtractStatus.AWAITING_CHAIR,
+    Role.ADJUSTER: ExtractStatus.AWAITING_ADJUSTERS,
+    Role.CERTIFIER: ExtractStatus.AWAITING_CERTIFIER,
+}
+ROLE_OF_STAGE = {status: role for role, status in STAGE_OF.items()}
+
+PDF_NAME = "extract.pdf"
+TRAIL_NAME = "trail.json"
+CA_NAME = "ca.pem"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the workflow acts with; one per process."""
+
+    settings: Settings
+    ledger: Ledger
+    ca: SigningCA
+    notifier: Notifier
+    archive: ArchiveStore
+
+
+def open_services(settings: Settings) -> Services:
+    """Connect to the ledger, load the CA (which must exist), open the archive."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Services(
+        settings=settings,
+        ledger=Ledger(settings.database_url),
+        ca=SigningCA.load(settings.ca_dir),
+        notifier=OutboxNotifier(settings.outbox_dir),
+        archive=open_archive(settings.archive_url, default_dir=settings.archive_dir),
+    )
+
+
+# --- meetings and drafting ------------------------------------------------------------
+
+
+def _manifest_digest(manifest: dict[str, object]) -> str:
+    canonical = json.dumps(manifest, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def record_meeting(services: Services, meeting: Meeting) -> bool:
+    """Record a validated meeting. True if new; False if the same manifest was
+    recorded before (``meeting_id`` is the idempotency key). A different
+    manifest under a known ``meeting_id`` is refused."""
+    manifest = meeting_to_dict(meeting)
+    digest = _manifest_digest(manifest)
+    with services.ledger.transaction() as session:
+        existing = session.get(MeetingRow, meeting.meeting_id)
+        if existing is not None:
+            if existing.manifest_sha256 != digest:
+                raise ManifestError(
+                    "meeting_id",
+                    f"meeting {meeting.meeting_id!r} was already started with a different "
+                    "manifest; use a new meeting_id or redraft the extracts",
+                )
+            return False
+        session.add(
+            MeetingRow(
+                meeting_id=meeting.meeting_id,
+                manifest=manifest,
+                manifest_sha256=digest,
+                created_at=utcnow(),
+            )
+        )
+    return True
+
+
+def load_meeting(session: Session, meeting_id: str) -> Meeting:
+    row = session.get(MeetingRow, meeting_id)
+    if row is None:
+        raise WorkflowError(f"no meeting {meeting_id!r}", status_code=404)
+    return parse_manifest(row.manifest)
+
+
+def get_meeting(services: Services, meeting_id: str) -> Meeting:
+    with services.ledger.transaction() as session:
+        return load_meeting(session, meeting_id)
+
+
+def draft_extract(services: Services, meeting_id: str, paragraph_number: int) -> int:
+    """Render and record version 1 of a paragraph's extract (idempotent); its id."""
+    meeting = get_meeting(services, meeting_id)
+    paragraph = next((p for p in meeting.paragraphs if p.number == paragraph_number), None)
+    if paragraph is None:
+        raise WorkflowError(f"meeting {meeting_id} has no § {paragraph_number}", status_code=404)
+    pdf = render_extract(meeting, paragraph, version=1)
+    with services.ledger.transaction() as session:
+        existing = session.execute(
+            select(ExtractRow).where(
+                ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing.id
+        extract = ExtractRow(
+            meeting_id=meeting_id,
+            paragraph=paragraph_number,
+            dnr=paragraph.dnr,
+            title=paragraph.title,
+            version=1,
+            status=ExtractStatus.AWAITING_CHAIR.value,
+            head_sha256="",
+            updated_at=utcnow(),
+        )
+        session.add(extract)
+        session.flush()
+        extract.head_sha256 = store_document(session, extract, pdf)
+        append_event(session, extract, EventKind.DRAFTED, document_sha256=extract.head_sha256)
+        return extract.id
+
+
+def deadline_of(meeting: Meeting, settings: Settings) -> dt.date:
+    return meeting.date + dt.timedelta(days=settings.justering_days)
+
+
+# --- notifying the signers whose turn it is -------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdvanceReport:
+    """What one :func:`advance_meeting` did."""
+
+    drafted: tuple[int, ...] = ()
+    notified: tuple[str, ...] = ()
+    archived: tuple[str, ...] = ()
+    remaining: int = 0
+
+
+def _notified_slots(session: Session, extract: ExtractRow) -> set[str]:
+    return {
+        row.slot
+        for row in event_rows(session, extract.id)
+        if row.kind == EventKind.NOTIFIED.value and row.version == extract.version and row.slot
+    }
+
+
+def _signed_slots(session: Session, extract: ExtractRow) -> set[str]:
+    return {
+        row.slot
+        for row in event_rows(session, extract.id)
+        if row.kind in (EventKind.SIGNED.value, EventKind.CERTIFIED.value)
+        and row.version == extract.version
+        and row.slot
+    }
+
+
+def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
+    """Bring a meeting forward as far as the ledger allows: draft what is missing,
+    notify every signer whose turn has come and who has not been notified yet,
+    archive what is certified. Safe to run any number of times, concurrently."""
+    meeting = get_meeting(services, meeting_id)
+    with services.ledger.transaction() as session:
+        existing = set(
+            session.execute(
+                select(ExtractRow.paragraph).where(ExtractRow.meeting_id == meeting_id)
+            ).scalars()
+        )
+    drafted = tuple(
+        draft_extract(services, meeting_id, paragraph.number)
+        for paragraph in meeting.paragraphs
+        if paragraph.number not in existing
+    )
+    notified = _notify_due(services, meeting)
+    archived: list[str] = []
+    with services.ledger.transaction() as session:
+        certified = list(
+            session.execute(
+                select(ExtractRow.id).where(
+                    ExtractRow.meeting_id == meeting_id,
+                    ExtractRow.status == ExtractStatus.CERTIFIED.value,
+                )
+            ).scalars()
+        )
+    for extract_id in certified:
+        archived.append(archive_extract(services, extract_id))
+    with services.ledger.transaction() as session:
+        remaining = len(
+            session.execute(
+                select(ExtractRow.id).where(
+                    ExtractRow.meeting_id == meeting_id,
+                    ExtractRow.status != ExtractStatus.ARCHIVED.value,
+                )
+            ).all()
+        )
+    return AdvanceReport(drafted, notified, tuple(archived), remaining)
+
+
+def _notify_due(services: Services, meeting: Meeting) -> tuple[str, ...]:
+    sent: list[str] = []
+    with services.ledger.transaction() as session:
+        # Taking the meeting row's write lock serialises concurrent advances.
+        session.execute(
+            update(MeetingRow)
+            .where(MeetingRow.meeting_id == meeting.meeting_id)
+            .values(advanced_at=utcnow())
+        )
+        extracts = session.execute(
+            select(ExtractRow)
+            .where(ExtractRow.meeting_id == meeting.meeting_id)
+            .order_by(ExtractRow.paragraph)
+        ).scalars()
+        due: dict[Signer, list[ExtractRow]] = defaultdict(list)
+        for extract in extracts:
+            role = ROLE_OF_STAGE.get(ExtractStatus(extract.status))
+            if role is None:
+                continue
+            done = _notified_slots(session, extract) | _signed_slots(session, extract)
+            for signer in meeting.signers(role):
+                if signer.slot not in done:
+                    due[signer].append(extract)
+        immediate = {p.number for p in meeting.paragraphs if p.immediate}
+        for signer, waiting in due.items():
+            link = issue_link(
+                session,
+                meeting_id=meeting.meeting_id,
+                signer=signer,
+                extracts=waiting,
+                ttl=services.settings.link_ttl,
+            )
+            request = SigningRequest(
+                to_name=signer.name,
+                to_email=signer.email,
+                role=signer.role,
+                municipality=meeting.municipality,
+                body_name=meeting.body.name,
+                meeting_date=meeting.date,
+                link=f"{services.settings.public_url}/s/{link.token}",
+                expires_at=link.expires_at,
+                deadline=deadline_of(meeting, services.settings),
+                extracts=tuple(
+                    ExtractLine(e.paragraph, e.dnr, e.title, e.paragraph in immediate)
+                    for e in sorted(waiting, key=lambda e: (e.paragraph not in immediate,))
+                ),
+            )
+            message_id = services.notifier.send(request)
+            for extract in waiting:
+                append_event(
+                    session,
+                    extract,
+                    EventKind.NOTIFIED,
+                    actor=signer.name,
+                    actor_email=signer.email,
+                    role=signer.role.value,
+                    slot=signer.slot,
+                    document_sha256=extract.head_sha256,
+                    detail={"message_id": message_id},
+                )
+            sent.append(f"{signer.slot}:{signer.email}")
+    return tuple(sent)
+
+
+# --- what a link shows and what signing does ------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingExtract:
+    extract_id: int
+    paragraph: int
+    dnr: str | None
+    title: str
+    version: int
+    status: ExtractStatus
+    document_sha256: str
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What a signer sees behind a link."""
+
+    signer: Signer
+    meeting: Meeting
+    expires_at: dt.datetime
+    extracts: tuple[PendingExtract, ...]
+
+
+def _signer_of(meeting: Meeting, role: Role, slot: str, name: str, email: str) -> Signer:
+    for signer in meeting.signers(role):
+        if signer.slot == slot:
+            return signer
+    return Signer(Person(name, email), role)
+
+
+def _pending(extract: ExtractRow) -> PendingExtract:
+    return PendingExtract(
+        extract_id=extract.id,
+        paragraph=extract.paragraph,
+        dnr=extract.dnr,
+        title=extract.title,
+        version=extract.version,
+        status=ExtractStatus(extract.status),
+        document_sha256=extract.head_sha256,
+    )
+
+
+def view_link(services: Services, token: str) -> LinkView:
+    """Check a link and record that its signer viewed the extracts."""
+    with services.ledger.transaction() as session:
+        link = find_link(session, token)
+        meeting = load_meeting(session, link.meeting_id)
+        role = Role(link.role)
+        signer = _signer_of(meeting, role, link.slot, link.signer_name, link.signer_email)
+        extracts = []
+        for grant in grants_of(session, link.token_hash):
+            extract = lock_extract(session, grant.extract_id)
+            extracts.append(_pending(extract))
+            append_event(
+                session,
+                extract,
+                EventKind.VIEWED,
+                actor=signer.name,
+                actor_email=signer.email,
+                role=role.value,
+                slot=signer.slot,
+                document_sha256=extract.head_sha256,
+            )
+        return LinkView(signer, meeting, link.expires_at, tuple(extracts))
+
+
+def link_document(services: Services, token: str, extract_id: int) -> bytes:
+    """The current PDF of one extract the link grants (for reading before signing)."""
+    with services.ledger.transaction() as session:
+        link = find_link(session, token)
+        if extract_id not in {g.extract_id for g in grants_of(session, link.token_hash)}:
+            raise LinkError("Länken gäller inte det utdraget. (Not granted.)", status_code=404)
+        extract = session.get(ExtractRow, extract_id)
+        assert extract is not None
+        return load_document(session, extract.head_sha256)
+
+
+@dataclass(frozen=True)
+class SignedItem:
+    paragraph: int
+    dnr: str | None
+    title: str
+    document_sha256: str
+    certificate_sha256: str
+
+
+@dataclass(frozen=True)
+class SigningReceipt:
+    signer: Signer
+    meeting_id: str
+    signed_at: dt.datetime
+    items: tuple[SignedItem, ...] = field(default_factory=tuple)
+
+
+def _next_status(session: Session, extract: ExtractRow, meeting: Meeting) -> ExtractStatus:
+    status = ExtractStatus(extract.status)
+    if status is ExtractStatus.AWAITING_CHAIR:
+        return ExtractStatus.AWAITING_ADJUSTERS
+    if status is ExtractStatus.AWAITING_ADJUSTERS:
+        needed = {signer.slot for signer in meeting.signers(Role.ADJUSTER)}
+        if needed <= _signed_slots(session, extract):
+            return ExtractStatus.AWAITING_CERTIFIER
+        return status
+    return ExtractStatus.CERTIFIED
+
+
+def sign_with_link(services: Services, token: str) -> SigningReceipt:
+    """Sign every extract the link grants, as the link's signer, all or nothing.
+
+    Refuses (and changes nothing) when the link is unknown, used, expired or
+    revoked, when an extract has a newer version than the link was issued for,
+    or when it is not this role's turn on an extract.
+    """
+    with services.ledger.transaction() as session:
+        link = find_link(session, token)
+        claim_link(session, link)
+        meeting = load_meeting(session, link.meeting_id)
+        role = Role(link.role)
+        signer = _signer_of(meeting, role, link.slot, link.signer_name, link.signer_email)
+        items: list[SignedItem] = []
+        for grant in grants_of(session, link.token_hash):
+            extract = lock_extract(session, grant.extract_id)
+            where = f"§ {extract.paragraph}"
+            if extract.version != grant.version:
+                raise LinkError(
+                    f"{where} har ändrats sedan länken skickades. ({where} changed since.)",
+                    status_code=410,
+                )
+            if ExtractStatus(extract.status) is not STAGE_OF[role]:
+                raise WorkflowError(
+                    f"{where}: det är inte {role.swedish.lower()}s tur att signera "
+                    f"(status {extract.status}). (Not this role's turn.)"
+                )
+            if signer.slot in _signed_slots(session, extract):
+                raise WorkflowError(f"{where} är redan signerad av {signer.name}.")
+            signed = sign_extract(
+                load_document(session, extract.head_sha256),
+                services.ca.issue(
+                    signer,
+                    organisation=meeting.municipality,
+                    validity=services.settings.signer_certificate_validity,
+                ),
+                signer,
+                adjuster_count=len(meeting.adjusters),
+                location=meeting.place,
+            )
+            digest = store_document(session, extract, signed.pdf)
+            kind = EventKind.CERTIFIED if role is Role.CERTIFIER else EventKind.SIGNED
+            append_event(
+                session,
+                extract,
+                kind,
+                actor=signer.name,
+                actor_email=signer.email,
+                role=role.value,
+                slot=signer.slot,
+                document_sha256=digest,
+                certificate_sha256=signed.certificate_fingerprint,
+                at=signed.signed_at,
+            )
+            extract.head_sha256 = digest
+            extract.status = _next_status(session, extract, meeting).value
+            extract.updated_at = utcnow()
+            items.append(
+                SignedItem(
+                    extract.paragraph,
+                    extract.dnr,
+                    extract.title,
+                    digest,
+                    signed.certificate_fingerprint,
+                )
+            )
+        return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items))
+
+
+# --- archiving --------------------------------------------------------------------------
+
+
+def archive_extract(services: Services, extract_id: int) -> str:
+    """Write a certified extract's bundle (PDF, trail, CA certificate, checksums)
+    to the archive and record it; returns the PDF's URI. Idempotent."""
+    with services.ledger.transaction() as session:
+        extract = lock_extract(session, extract_id)
+        if extract.status == ExtractStatus.ARCHIVED.value and extract.archive_uri:
+            return extract.archive_uri
+        if extract.status != ExtractStatus.CERTIFIED.value:
+            raise WorkflowError(f"§ {extract.paragraph} is {extract.status}, not certified")
+        meeting = load_meeting(session, extract.meeting_id)
+        pdf = load_document(session, extract.head_sha256)
+        trail = trail_of(session, extract.id)
+        prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
+    files = {
+        PDF_NAME: pdf,
+        TRAIL_NAME: trail_to_json(trail),
+        CA_NAME: services.ca.export_pem().encode(),
+    }
+    bundle = write_bundle(services.archive, prefix, files)
+    uri = services.archive.uri(f"{bundle.prefix}/{PDF_NAME}")
+    with services.ledger.transaction() as session:
+        extract = lock_extract(session, extract_id)
+        if extract.status == ExtractStatus.ARCHIVED.value and extract.archive_uri:
+            return extract.archive_uri
+        append_event(
+            session,
+            extract,
+            EventKind.ARCHIVED,
+            document_sha256=extract.head_sha256,
+            detail={"uri": uri, "bundle": services.archive.uri(bundle.prefix)},
+        )
+        extract.status = ExtractStatus.ARCHIVED.value
+        extract.archive_uri = uri
+        extract.updated_at = utcnow()
+    return uri
+
+
+# --- where things stand -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtractState:
+    extract_id: int
+    paragraph: int
+    dnr: str | None
+    title: str
+    version: int
+    status: ExtractStatus
+    document_sha256: str
+    archive_uri: str | None
+
+
+def meeting_states(services: Services, meeting_id: str) -> tuple[ExtractState, ...]:
+    with services.ledger.transaction() as session:
+        load_meeting(session, meeting_id)
+        rows = session.execute(
+            select(ExtractRow)
+            .where(ExtractRow.meeting_id == meeting_id)
+            .order_by(ExtractRow.paragraph)
+        ).scalars()
+        return tuple(
+            ExtractState(
+                r.id,
+                r.paragraph,
+                r.dnr,
+                r.title,
+                r.version,
+                ExtractStatus(r.status),
+                r.head_sha256,
+                r.archive_uri,
+            )
+            for r in rows
+        )
+
+
+def unfinished_meetings(services: Services) -> tuple[str, ...]:
+    """Meetings with an extract not yet archived, or not yet drafted at all."""
+    with services.ledger.transaction() as session:
+        meetings = set(session.execute(select(MeetingRow.meeting_id)).scalars())
+        done = {
+            meeting_id
+            for meeting_id in meetings
+            if session.execute(
+                select(ExtractRow.id).where(ExtractRow.meeting_id == meeting_id)
+            ).first()
+            is not None
+            and session.execute(
+                select(ExtractRow.id).where(
+                    ExtractRow.meeting_id == meeting_id,
+                    ExtractRow.status != ExtractStatus.ARCHIVED.value,
+                )
+            ).first()
+            is None
+        }
+        return tuple(sorted(meetings - done))
+
+
+AdvanceScheduler = Callable[[str], None]
+"""Asks orchestration to run :func:`advance_meeting` for a meeting soon."""
+
+
+def paragraph_numbers(services: Services, meeting_id: str) -> Sequence[int]:
+    return [p.number for p in get_meeting(services, meeting_id).paragraphs]
