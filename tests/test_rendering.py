@@ -35,7 +35,7 @@ SEED_HEADINGS = (
 )
 CAPTIONS = tuple(role.footer_label for role in layout.FOOTER_ROLES)
 PT_PER_MM = 1 / layout.MM_PER_POINT
-PERSONNUMMER = re.compile(r"(19|20)?\d{6}[-+]?\d{4}")
+PERSONNUMMER = re.compile(r"(?<!\d)(19|20)?\d{6}[-+]?\d{4}(?!\d)")
 
 
 def seed_paragraph() -> Paragraph:
@@ -156,7 +156,7 @@ def body_text_pypdf(pdf: bytes) -> str:
     def visit(text: str, cm: Any, tm: Any, font: Any, size: Any) -> None:
         y = page_height - (tm[4] * cm[1] + tm[5] * cm[3] + cm[5])
         if BODY_TOP_PT < y < BODY_LIMIT_PT:
-            parts.append(text)
+            parts.append(f"{text} ")
 
     for page in PdfReader(io.BytesIO(pdf)).pages:
         page.extract_text(visitor_text=visit)
@@ -245,7 +245,8 @@ def test_body_text_stays_above_the_footer_and_out_of_the_stamp_areas(tmp_path: P
             layout.footer_box(role)
             for role in layout.FOOTER_ROLES
             if layout.footer_box(role).x * PT_PER_MM <= word.x_min
-            and word.x_max <= (layout.footer_box(role).x + layout.footer_box(role).width) * PT_PER_MM
+            and word.x_max
+            <= (layout.footer_box(role).x + layout.footer_box(role).width) * PT_PER_MM
         )
         assert box.y * PT_PER_MM <= word.y_min
         assert word.y_max <= (box.y + layout.FOOTER_CAPTION_MM) * PT_PER_MM
@@ -275,9 +276,7 @@ def test_seed_text_is_extractable_in_order_by_pdftotext_and_pypdf(tmp_path: Path
 
 
 def test_line_breaks_and_blank_line_paragraphs_are_kept(tmp_path: Path) -> None:
-    paragraph = Paragraph(
-        7, None, "Rader", (Section(None, "Ett\nTvå\n\n\n\nTre\n \t \nFyra"),)
-    )
+    paragraph = Paragraph(7, None, "Rader", (Section(None, "Ett\nTvå\n\n\n\nTre\n \t \nFyra"),))
     pdf = render_extract(make_meeting(paragraph), paragraph)
     y = {w.text: w.y_min for w in words(pdf, tmp_path) if w.text in {"Ett", "Två", "Tre", "Fyra"}}
     line = y["Två"] - y["Ett"]
@@ -379,7 +378,9 @@ def test_rendering_from_several_threads_gives_the_same_bytes() -> None:
     cases = [(SEED_PARAGRAPH, 1), (long, 1), (SEED_PARAGRAPH, 2), (long, 5)] * 4
     expected = {(p.number, v): render_extract(make_meeting(p), p, version=v) for p, v in cases}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda c: render_extract(make_meeting(c[0]), c[0], version=c[1]), cases))
+        results = list(
+            pool.map(lambda c: render_extract(make_meeting(c[0]), c[0], version=c[1]), cases)
+        )
     for (paragraph, version), pdf in zip(cases, results, strict=True):
         assert pdf == expected[(paragraph.number, version)]
 

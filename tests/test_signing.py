@@ -153,6 +153,7 @@ def test_signed_pdf_contains_no_personnummer(steps) -> None:
         texts.append(metadata.get_object().get_data().decode("utf-8"))
     assert any(CHAIR.name in text for text in texts)
     for text in texts:
+        text = re.sub(r"D:\d{14}\S*|<[0-9a-fA-F]*>", "", text)  # PDF dates, glyph ids
         assert not PERSONNUMMER.search(text.encode()), text
 
 

@@ -103,7 +103,7 @@ class _Progress:
         self.last = ""
 
     def show(self, extracts: list[dict[str, Any]]) -> None:
-        if not self.enabled:
+        if not self.enabled or not extracts:
             return
         total = len(extracts)
         counts = {s: sum(1 for e in extracts if e["status"] == s) for s, _ in STAGES}

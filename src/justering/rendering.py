@@ -120,6 +120,7 @@ class _ExtractDocument(FPDF):
         self.set_margins(layout.MARGIN_LEFT_MM, layout.MARGIN_TOP_MM, layout.MARGIN_RIGHT_MM)
         self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM)
         self.c_margin = 0  # text starts exactly at the margins and box edges given
+        self.alias_nb_pages(None)  # page totals are written by _number_pages instead
         self.set_lang("sv")
         self.set_title(extract_title(paragraph))
         self.set_author(_one_line(meeting.municipality))
@@ -143,9 +144,6 @@ class _ExtractDocument(FPDF):
         self.set_font(_FAMILY, "B", 11)
         self._text_at(left, top, left_width, 5, _one_line(meeting.municipality).upper())
         self._text_at(_HEADER_COLUMN_MM, top, middle_width, 5, DOCUMENT_TYPE)
-        self.set_font(_FAMILY, "", 10)
-        page = f"{self.page_no()} ({self.str_alias_nb_pages})"
-        self._text_at(right - _PAGE_NUMBER_WIDTH_MM, top, _PAGE_NUMBER_WIDTH_MM, 5, page, "R")
         if self._version > 1:
             self.set_font(_FAMILY, "B", 10)
             version = f"Version {self._version}"
@@ -199,6 +197,29 @@ class _ExtractDocument(FPDF):
                 self._write(_HEADING, _one_line(section.heading))
                 self.ln(1)
             self._write_text(section.text)
+        self._number_pages()
+
+    def _number_pages(self) -> None:
+        """Write "n (total)" at the top right of every page, now that the total is known.
+
+        (fpdf2's page-total alias reserves a fixed width, which would shift the
+        number off the right margin, and would replace "{nb}" in the text too.)
+        """
+        last_page = self.page
+        total = len(self.pages)
+        right = layout.PAGE_WIDTH_MM - layout.MARGIN_RIGHT_MM
+        self.set_font(_FAMILY, "", 10)
+        for number in range(1, total + 1):
+            self.page = number
+            self._text_at(
+                right - _PAGE_NUMBER_WIDTH_MM,
+                layout.MARGIN_TOP_MM,
+                _PAGE_NUMBER_WIDTH_MM,
+                5,
+                f"{number} ({total})",
+                "R",
+            )
+        self.page = last_page
 
     def _write_text(self, text: str) -> None:
         """Lines as they are; a run of blank lines becomes one paragraph gap."""
@@ -219,24 +240,34 @@ class _ExtractDocument(FPDF):
         style, size, line_height = font
         self.set_font(_FAMILY, style, size)
         if "\t" in text:
-            text = self._expand_tabs(text)
+            if self._write_tabulated(text, line_height):
+                return
+            text = text.replace("\t", " ")
         for line in self._wrap(text):
             self.cell(0, line_height, line, new_x="LMARGIN", new_y="NEXT")
 
-    def _expand_tabs(self, text: str) -> str:
-        """Tabs as runs of spaces that reach the next tab stop (tab stops every 12.5 mm)."""
-        space = self._width(" ")
-        out: list[str] = []
+    def _write_tabulated(self, text: str, line_height: float) -> bool:
+        """Draw a line with tabs, each part at the next tab stop (every 12.5 mm).
+
+        Returns False, drawing nothing, when the parts do not fit on one line.
+        """
+        placed: list[tuple[float, str]] = []
         x = 0.0
-        for index, segment in enumerate(text.split("\t")):
+        for index, part in enumerate(text.split("\t")):
             if index:
-                stop = (int(x / _TAB_STOP_MM) + 1) * _TAB_STOP_MM
-                spaces = max(1, round((stop - x) / space))
-                out.append(" " * spaces)
-                x += spaces * space
-            out.append(segment)
-            x += self._width(segment)
-        return "".join(out)
+                x = (x // _TAB_STOP_MM + 1) * _TAB_STOP_MM
+            placed.append((x, part))
+            x += self._width(part)
+        if x > self.epw:
+            return False
+        if self.will_page_break(line_height):
+            self.add_page()
+        y = self.y
+        for offset, part in placed:
+            if part:
+                self._text_at(self.l_margin + offset, y, self._width(part), line_height, part)
+        self.set_xy(self.l_margin, y + line_height)
+        return True
 
     def _wrap(self, text: str) -> Iterator[str]:
         """Greedy line breaking at spaces; a word wider than the line is cut."""

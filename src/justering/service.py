@@ -82,5 +82,14 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 def run_service(settings: Settings, *, host: str, port: int) -> None:
-    """Run until SIGINT/SIGTERM. The environment must already point at Prefect."""
-    asyncio.run(_serve(settings, host, port))
+    """Run until SIGINT/SIGTERM. The environment must already point at Prefect.
+
+    Prefect's task worker takes over SIGTERM and stops by raising; every step
+    is one ledger transaction, so stopping anywhere loses nothing.
+    """
+    from prefect.task_worker import StopTaskWorker
+
+    try:
+        asyncio.run(_serve(settings, host, port))
+    except (StopTaskWorker, KeyboardInterrupt):
+        log.info("justering stopped")
