@@ -287,18 +287,20 @@ def test_line_breaks_and_blank_line_paragraphs_are_kept(tmp_path: Path) -> None:
 
 
 def test_tabs_go_to_tab_stops(tmp_path: Path) -> None:
-    text = "Ordförande\tMats Gerdau\nA\tB"
+    text = "Ordförande\tMats Gerdau\nLedamot\tRolf Wasteson"
     paragraph = Paragraph(8, None, "Tabbar", (Section("Närvarande", text),))
     pdf = render_extract(make_meeting(paragraph), paragraph)
     found = {w.text: w for w in words(pdf, tmp_path)}
     stop = 12.5 * PT_PER_MM
     left = layout.MARGIN_LEFT_MM * PT_PER_MM
-    for word in ("Mats", "B"):
+    for word in ("Mats", "Rolf"):
         offset = (found[word].x_min - left) / stop
         assert offset >= 1
         assert abs(offset - round(offset)) < 0.05, (word, offset)
-    body = tokens(body_text_pdftotext(pdf, tmp_path))
-    assert body[-5:] == ["Ordförande", "Mats", "Gerdau", "A", "B"]
+    # pdftotext's default mode sees the tab stops as columns; -raw keeps the line order.
+    body = tokens(pdftotext(pdf, tmp_path, "-raw"))
+    assert body[-6:] == ["Ordförande", "Mats", "Gerdau", "Ledamot", "Rolf", "Wasteson"]
+    assert tokens(body_text_pypdf(pdf))[-6:] == body[-6:]
 
 
 SPECIAL = (
@@ -309,7 +311,7 @@ SPECIAL = (
 
 def test_special_characters_survive_both_extractors(tmp_path: Path) -> None:
     paragraph = Paragraph(
-        9, "KS 2024/1-1", "Namn från när och fjärran", (Section("Ärende", SPECIAL),)
+        19, "KS 2024/1-1", "Namn från när och fjärran", (Section("Ärende", SPECIAL),)
     )
     pdf = render_extract(make_meeting(paragraph), paragraph)
     assert tokens(body_text_pdftotext(pdf, tmp_path)) == expected_tokens(paragraph)
@@ -324,7 +326,7 @@ def test_decomposed_input_is_drawn_with_precomposed_glyphs(tmp_path: Path) -> No
 
 
 def test_text_beyond_latin_uses_the_complete_fonts(tmp_path: Path) -> None:
-    text = "Ирина Петрова och Γιώργος Παπαδόπουλος; אבג"
+    text = "Ирина Петрова och Γιώργος Παπαδόπουλος"
     paragraph = Paragraph(11, None, "Utanför latin", (Section(None, text),))
     pdf = render_extract(make_meeting(paragraph), paragraph)
     assert tokens(body_text_pdftotext(pdf, tmp_path)) == expected_tokens(paragraph)

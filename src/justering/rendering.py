@@ -225,7 +225,7 @@ class _ExtractDocument(FPDF):
         """Lines as they are; a run of blank lines becomes one paragraph gap."""
         gap_pending = False
         wrote_any = False
-        for line in _normalize(text).split("\n"):
+        for line in _drawable(text).split("\n"):
             if not line.strip():
                 gap_pending = wrote_any
                 continue
@@ -308,10 +308,14 @@ class _ExtractDocument(FPDF):
 
 
 def _normalize(text: str) -> str:
-    """NFC (the fonts' precomposed glyphs), ``\\n`` line ends, no control characters,
-    and U+FFFD for characters the fonts cannot draw."""
+    """NFC (the fonts' precomposed glyphs), ``\\n`` line ends, no control characters."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL_CHARACTERS.sub("", text.replace("\u00a0", " "))
+    return _CONTROL_CHARACTERS.sub("", text)
+
+
+def _drawable(text: str) -> str:
+    """:func:`_normalize`, and U+FFFD for each character the fonts cannot draw."""
+    text = _normalize(text)
     covered = _coverage(full=True)
     if all(char in covered or char in "\n\t" for char in text):
         return text
@@ -320,7 +324,7 @@ def _normalize(text: str) -> str:
 
 def _one_line(text: str) -> str:
     """Text for a single line (header, title, metadata): whitespace runs become one space."""
-    return " ".join(_normalize(text).split())
+    return " ".join(_drawable(text).split())
 
 
 def _needs_full_fonts(meeting: Meeting, paragraph: Paragraph) -> bool:
