@@ -90,7 +90,7 @@ class SignerCredential:
         return SimpleSigner(
             signing_cert=asn1_certificate(self.certificate),
             signing_key=asn1_keys.PrivateKeyInfo.load(der_key),
-            cert_registry=SimpleCertificateStore.from_certs(
+            cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
                 [asn1_certificate(cert) for cert in self.chain]
             ),
         )

@@ -33,6 +33,7 @@ from pathlib import Path
 from fontTools import subset as font_subset
 from fontTools import ttLib
 from fpdf import FPDF
+from fpdf.fonts import TTFFont
 
 from justering import layout
 from justering.manifest import Meeting
@@ -116,11 +117,13 @@ class _ExtractDocument(FPDF):
             self.add_font(_FAMILY, style, path)
             # fpdf2 subsets each font when it writes the PDF; recomputing every
             # glyph's bounding box there costs more than the rest of the subsetting.
-            self.fonts[f"{_FAMILY.lower()}{style}"].ttfont.recalcBBoxes = False
+            font = self.fonts[f"{_FAMILY.lower()}{style}"]
+            assert isinstance(font, TTFFont)
+            font.ttfont.recalcBBoxes = False
         self.set_margins(layout.MARGIN_LEFT_MM, layout.MARGIN_TOP_MM, layout.MARGIN_RIGHT_MM)
         self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM)
-        self.c_margin = 0  # text starts exactly at the margins and box edges given
-        self.alias_nb_pages(None)  # page totals are written by _number_pages instead
+        self.c_margin = 1  # text starts exactly at the margins and box edges given
+        self.alias_nb_pages("")  # no alias: page totals are written by _number_pages instead
         self.set_lang("sv")
         self.set_title(extract_title(paragraph))
         self.set_author(_one_line(meeting.municipality))
@@ -297,7 +300,9 @@ class _ExtractDocument(FPDF):
         Same as ``get_string_width`` for this document (no stretching, spacing or
         markdown), without its per-call copy of the graphics state.
         """
-        return float(self.current_font.get_text_width(text, self.font_size_pt, None)[1]) / self.k
+        font = self.current_font
+        assert font is not None
+        return float(font.get_text_width(text, self.font_size_pt, None)[1]) / self.k
 
     def _longest_prefix(self, word: str, available: float) -> str:
         """The longest start of ``word`` (at least one character) that fits in ``available``."""

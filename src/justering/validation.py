@@ -179,7 +179,8 @@ def _signature_problems(report: SignatureReport, status: PdfSignatureStatus) -> 
     elif not report.valid:
         problems.append(f"signature {field}: the cryptographic signature is invalid")
     elif not report.trusted:
-        why = status.trust_problem_indic.name.lower() if status.trust_problem_indic else "unknown"
+        indication = status.trust_problem_indic
+        why = str(indication).rpartition(".")[2].lower() if indication else "unknown"
         problems.append(
             f"signature {field}: the certificate of {report.signer_name!r} is not trusted "
             f"at {report.validated_at:%Y-%m-%d %H:%M} UTC ({why})"
