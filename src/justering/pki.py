@@ -35,6 +35,8 @@ DEFAULT_CERTIFICATE_VALIDITY = timedelta(days=365)
 """How long a signer certificate stays valid; see :meth:`SigningCA.issue`."""
 
 CA_VALIDITY = timedelta(days=20 * 365)
+MAX_NAME_LENGTH = 64
+"""X.509's upper bound for a CN, O or OU (RFC 5280, ub-common-name)."""
 BACKDATE = timedelta(minutes=5)
 """Certificates start a little before now, so a validator with a slow clock accepts them."""
 
@@ -126,15 +128,17 @@ class SigningCA:
                 )
         now = now or datetime.now(UTC)
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name(
-            [
-                x509.NameAttribute(NameOID.COUNTRY_NAME, "SE"),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-                x509.NameAttribute(
-                    NameOID.COMMON_NAME, common_name or f"{organisation} signeringstjänst CA"
-                ),
-            ]
-        )
+        default_name = f"{organisation} signeringstjänst CA"
+        if len(default_name) > MAX_NAME_LENGTH:
+            default_name = organisation
+        try:
+            name = _name(
+                (NameOID.COUNTRY_NAME, "SE"),
+                (NameOID.ORGANIZATION_NAME, organisation),
+                (NameOID.COMMON_NAME, common_name or default_name),
+            )
+        except ValueError as error:
+            raise ConfigError(f"signing CA name: {error}") from error
         certificate = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -243,16 +247,17 @@ class SigningCA:
                 f"the signing CA expires {self.certificate.not_valid_after_utc:%Y-%m-%d}, "
                 "before the certificate it would issue; renew the CA"
             )
+        try:
+            subject = _name(
+                (NameOID.COUNTRY_NAME, "SE"),
+                (NameOID.ORGANIZATION_NAME, organisation),
+                (NameOID.ORGANIZATIONAL_UNIT_NAME, signer.role.swedish),
+                (NameOID.TITLE, signer.role.swedish),
+                (NameOID.COMMON_NAME, signer.name),
+            )
+        except ValueError as error:
+            raise SigningError(f"signer {signer.slot}: {error}") from error
         key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.COUNTRY_NAME, "SE"),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, signer.role.swedish),
-                x509.NameAttribute(NameOID.TITLE, signer.role.swedish),
-                x509.NameAttribute(NameOID.COMMON_NAME, signer.name),
-            ]
-        )
         ca_public = self._key.public_key()
         builder = (
             x509.CertificateBuilder()
@@ -300,6 +305,17 @@ class SigningCA:
             )
         certificate = builder.sign(self._key, hashes.SHA256())
         return SignerCredential(key=key, certificate=certificate, chain=(self.certificate,))
+
+
+def _name(*attributes: tuple[ObjectIdentifier, str]) -> x509.Name:
+    """An X.509 name; ValueError naming the attribute when one is too long."""
+    for oid, value in attributes:
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"{oid._name} {value!r} is longer than the {MAX_NAME_LENGTH} characters "
+                "a certificate allows"
+            )
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
 
 
 def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:

@@ -121,8 +121,8 @@ class _ExtractDocument(FPDF):
             assert isinstance(font, TTFFont)
             font.ttfont.recalcBBoxes = False
         self.set_margins(layout.MARGIN_LEFT_MM, layout.MARGIN_TOP_MM, layout.MARGIN_RIGHT_MM)
-        self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM)
-        self.c_margin = 1  # text starts exactly at the margins and box edges given
+        self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM - 10)
+        self.c_margin = 0  # text starts exactly at the margins and box edges given
         self.alias_nb_pages("")  # no alias: page totals are written by _number_pages instead
         self.set_lang("sv")
         self.set_title(extract_title(paragraph))

@@ -9,6 +9,7 @@ is then left to orchestration through ``schedule_advance``.
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from justering import workflow
 from justering.errors import JusteringError, LinkError, ManifestError, WorkflowError
 from justering.manifest import MAX_MANIFEST_BYTES, parse_manifest_json
 from justering.workflow import Services
+
+log = logging.getLogger("justering.web")
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def create_app(services: Services, hooks: Hooks) -> FastAPI:
         except ManifestError as error:
             return _api_error(error, 409)
         if created:
-            await run_in_threadpool(hooks.meeting_recorded, meeting.meeting_id)
+            await run_in_threadpool(_hand_over, hooks.meeting_recorded, meeting.meeting_id)
         return JSONResponse(
             {"meeting_id": meeting.meeting_id, "created": created},
             status_code=202 if created else 200,
@@ -185,7 +188,7 @@ och kan användas en gång.</p>"""
             receipt = await run_in_threadpool(workflow.sign_with_link, services, token)
         except (LinkError, WorkflowError) as error:
             return _error_page(error, error.status_code)
-        await run_in_threadpool(hooks.schedule_advance, receipt.meeting_id)
+        await run_in_threadpool(_hand_over, hooks.schedule_advance, receipt.meeting_id)
         items = "".join(
             f"<li>{_extract_label(i.paragraph, i.dnr, i.title)}<br>"
             f'<span class="muted">Dokumentets SHA-256: <code>{i.document_sha256}</code></span></li>'
@@ -200,6 +203,16 @@ och kan användas en gång.</p>"""
         return _page("Signerat", body)
 
     return app
+
+
+def _hand_over(hook: Callable[[str], None], meeting_id: str) -> None:
+    """Hand a meeting to orchestration. What is recorded is already committed, so a
+    failure here (Prefect unreachable) must not fail the request: the service's
+    reconciler moves every unfinished meeting forward once Prefect is back."""
+    try:
+        hook(meeting_id)
+    except Exception:
+        log.exception("could not hand meeting %s to orchestration; the reconciler will", meeting_id)
 
 
 def _meaning(role: str) -> str:
