@@ -14,7 +14,7 @@ from justering.pki import (
     common_name,
     role_from_certificate,
 )
-from justering.roles import Role
+from justering.roles import Person, Role, Signer
 from pdf_fixtures import ADJUSTER_0, ALL_SIGNERS, CHAIR, ORGANISATION
 
 
@@ -132,3 +132,12 @@ def test_role_from_certificate_is_none_without_a_role_title(ca: SigningCA) -> No
     assert {
         role_from_certificate(ca.issue(s, organisation="X").certificate) for s in ALL_SIGNERS
     } == set(Role)
+
+
+def test_names_longer_than_a_certificate_allows_are_refused(ca: SigningCA, tmp_path) -> None:
+    long_name = Signer(Person("Å" * 16 + " " + "Ł" * 16, "a@nacka.example"), Role.CHAIR)
+    with pytest.raises(SigningError, match=r"name 'Å+ Ł+' is longer than the 64 bytes"):
+        ca.issue(long_name, organisation=ORGANISATION)
+    with pytest.raises(ConfigError, match=r"organisation 'Ö+' is longer than the 64"):
+        SigningCA.create(tmp_path / "ca", organisation="Ö" * 33)
+    assert not (tmp_path / "ca").exists()

@@ -206,6 +206,16 @@ def test_page_number_is_top_right(tmp_path: Path) -> None:
     assert number.y_min < BODY_TOP_PT
 
 
+def test_page_numbers_look_the_same_on_every_page(tmp_path: Path) -> None:
+    paragraph = long_paragraph()
+    pdf = render_extract(make_meeting(paragraph), paragraph)
+    found = words(pdf, tmp_path)
+    total = max(w.page for w in found)
+    numbers = [w for w in found if w.text == f"({total})" and w.y_max < BODY_TOP_PT]
+    assert [w.page for w in numbers] == list(range(1, total + 1))
+    assert len({(w.x_max, w.y_min, w.y_max) for w in numbers}) == 1, numbers
+
+
 def test_footer_boxes_are_drawn_where_layout_says(tmp_path: Path) -> None:
     pdf = render_extract(MEETING, SEED_PARAGRAPH)
     content = PdfReader(io.BytesIO(pdf)).pages[0].get_contents()
@@ -253,6 +263,22 @@ def test_body_text_stays_above_the_footer_and_out_of_the_stamp_areas(tmp_path: P
     # The last body line of a full page comes close to the limit, but never past it.
     lowest = max(w.y_max for w in words(pdf, tmp_path) if w.text not in caption_words)
     assert BODY_LIMIT_PT - 30 < lowest <= BODY_LIMIT_PT
+
+
+def test_a_heading_is_never_the_last_line_of_a_page(tmp_path: Path) -> None:
+    checked_breaks = 0
+    for lead in range(12):  # move the headings down line by line past a page break
+        paragraph = long_paragraph(3)
+        first = Section(None, "\n".join(f"Inledande rad {i}" for i in range(lead + 28)))
+        paragraph = replace(paragraph, sections=(first, *paragraph.sections))
+        pdf = render_extract(make_meeting(paragraph), paragraph)
+        found = [w for w in words(pdf, tmp_path) if BODY_TOP_PT < w.y_min < BODY_LIMIT_PT]
+        for index, word in enumerate(found):
+            if word.text == "Avsnitt":
+                following = found[index + 2]  # after the heading's number
+                assert following.page == word.page, (lead, following)
+                checked_breaks += following.y_min > BODY_LIMIT_PT - 30 * PT_PER_MM
+    assert checked_breaks  # some heading did come near the end of a page
 
 
 def test_body_text_stays_inside_the_side_margins(tmp_path: Path) -> None:

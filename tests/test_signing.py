@@ -1,5 +1,6 @@
 import re
 import subprocess
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
@@ -9,10 +10,9 @@ from pypdf import PdfReader
 from justering.errors import SigningError
 from justering.layout import MM_PER_POINT, stamp_box
 from justering.pki import SigningCA
-from justering.roles import Role
+from justering.roles import Person, Role, Signer
 from justering.signing import field_name, sign_extract
 from pdf_fixtures import (
-    ADJUSTER_0,
     ADJUSTER_1,
     ALL_SIGNERS,
     CERTIFIER,
@@ -233,9 +233,16 @@ def test_refuses_a_credential_for_someone_else(ca: SigningCA, unsigned: bytes) -
     credential = ca.issue(CHAIR, organisation=ORGANISATION)
     with pytest.raises(SigningError, match="not the signer"):
         sign_extract(unsigned, credential, CERTIFIER, adjuster_count=1)
-    chair_as_adjuster = type(ADJUSTER_0)(CHAIR.person, Role.ADJUSTER, 0)
+    chair_as_adjuster = Signer(CHAIR.person, Role.ADJUSTER, 0)
     with pytest.raises(SigningError, match="role Justerare"):
         sign_extract(unsigned, credential, chair_as_adjuster, adjuster_count=1)
+
+
+def test_refuses_a_certificate_not_valid_now(ca: SigningCA, unsigned: bytes) -> None:
+    past = datetime.now(UTC) - timedelta(days=3)
+    stale = ca.issue(CHAIR, organisation=ORGANISATION, now=past, validity=timedelta(days=1))
+    with pytest.raises(SigningError, match="'Mats Gerdau' is not valid now"):
+        sign_extract(unsigned, stale, CHAIR, adjuster_count=1)
 
 
 def test_refuses_an_adjuster_outside_the_count(ca: SigningCA, unsigned: bytes) -> None:
@@ -244,3 +251,15 @@ def test_refuses_an_adjuster_outside_the_count(ca: SigningCA, unsigned: bytes) -
         sign_extract(unsigned, credential, ADJUSTER_1, adjuster_count=1)
     with pytest.raises(SigningError, match="one or two adjusters"):
         sign_extract(unsigned, credential, ADJUSTER_1, adjuster_count=3)
+
+
+def test_the_longest_names_a_certificate_allows_still_fit(tmp_path: Path, unsigned: bytes) -> None:
+    organisation = "Ö" * 32  # 64 bytes of UTF-8, the most a certificate allows
+    ca = SigningCA.create(tmp_path / "ca", organisation=organisation)
+    signer = Signer(Person("Å" * 16 + " " + "Ł" * 15, "x" * 60 + "@nacka.example"), Role.CHAIR)
+    credential = ca.issue(signer, organisation=organisation)
+    path = tmp_path / "long.pdf"
+    path.write_bytes(sign_extract(unsigned, credential, signer, adjuster_count=1).pdf)
+    (report,) = pdfsig(path)
+    assert report["Signer Certificate Common Name"] == signer.name
+    assert report["Signature Validation"] == "Signature is Valid."

@@ -2,15 +2,17 @@ from datetime import UTC, datetime, timedelta
 from io import BytesIO
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pypdf import PdfWriter
 from pypdf.annotations import FreeText
 
-from justering import signing
-from justering.pki import SigningCA
+from justering.pki import SignerCredential, SigningCA
 from justering.roles import Person, Role, Signer
-from justering.signing import sign_extract
 from justering.validation import validate_extract
 from pdf_fixtures import (
     ADJUSTER_0,
@@ -42,6 +44,16 @@ def steps(ca: SigningCA, unsigned: bytes):
 @pytest.fixture(scope="module")
 def certified(steps) -> bytes:
     return steps[-1].pdf
+
+
+def sign_directly(pdf: bytes, credential, field: str) -> bytes:
+    """A signature made with pyHanko alone, bypassing sign_extract's checks."""
+    out = signers.sign_pdf(
+        IncrementalPdfFileWriter(BytesIO(pdf)),
+        signers.PdfSignatureMetadata(field_name=field, subfilter=fields.SigSeedSubFilter.PADES),
+        signer=credential.pyhanko_signer,
+    )
+    return out.getvalue()
 
 
 def incremental_update(pdf: bytes, change) -> bytes:
@@ -175,14 +187,8 @@ def test_a_duplicated_role_is_reported(ca: SigningCA, unsigned: bytes) -> None:
     second_chair = Signer(Person("Annan Ordförande", "a@nacka.example"), Role.CHAIR, 1)
     pdf = sign_in_turn(unsigned, ca, (CHAIR, ADJUSTER_0), adjuster_count=1)[-1].pdf
     credential = ca.issue(second_chair, organisation=ORGANISATION)
-    out = signers.sign_pdf(
-        IncrementalPdfFileWriter(BytesIO(pdf)),
-        signers.PdfSignatureMetadata(
-            field_name="Signatur-chair-1", subfilter=fields.SigSeedSubFilter.PADES
-        ),
-        signer=credential.pyhanko_signer,
-    )
-    problems = validate_extract(out.getvalue(), [ca.certificate], complete=False).problems
+    pdf = sign_directly(pdf, credential, "Signatur-chair-1")
+    problems = validate_extract(pdf, [ca.certificate], complete=False).problems
     assert problems == (
         "signature Signatur-chair-1 (chair) comes after Signatur-adjuster-0 (adjuster): "
         "the chair signs first, then the adjusters, then the certifier",
@@ -197,12 +203,9 @@ def test_the_same_adjuster_twice_is_reported(ca: SigningCA, unsigned: bytes) -> 
     assert problems == ("adjuster 'Łukasz Nguyễn Åström' signed more than once",)
 
 
-def test_a_certificate_in_another_roles_field_is_reported(
-    ca: SigningCA, unsigned: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(signing, "_check_credential", lambda credential, signer: None)
+def test_a_certificate_in_another_roles_field_is_reported(ca: SigningCA, unsigned: bytes) -> None:
     chair_credential = ca.issue(CHAIR, organisation=ORGANISATION)
-    pdf = sign_extract(unsigned, chair_credential, CERTIFIER, adjuster_count=1).pdf
+    pdf = sign_directly(unsigned, chair_credential, "Signatur-certifier-0")
     problems = validate_extract(pdf, [ca.certificate], complete=False).problems
     assert problems == (
         "signature Signatur-certifier-0: the certificate is for the role chair, "
@@ -242,7 +245,59 @@ def test_a_certificate_expired_before_signing_is_not_trusted(
 ) -> None:
     past = datetime.now(UTC) - timedelta(days=3)
     stale = ca.issue(CHAIR, organisation=ORGANISATION, now=past, validity=timedelta(days=1))
-    pdf = sign_extract(unsigned, stale, CHAIR, adjuster_count=1).pdf
+    pdf = sign_directly(unsigned, stale, "Signatur-chair-0")
     result = validate_extract(pdf, [ca.certificate], complete=False)
     assert not result.signatures[0].trusted
     assert "is not trusted" in result.problems[0]
+
+
+def test_an_unreadable_signature_is_reported_and_the_others_still_checked(
+    ca: SigningCA, certified: bytes
+) -> None:
+    at = certified.index(b"/Contents <") + len(b"/Contents <")
+    broken = certified[:at] + b"0" * 40 + certified[at + 40 :]
+    result = validate_extract(broken, [ca.certificate])
+    assert result.problems[0].startswith("signature Signatur-chair-0: unreadable signature")
+    assert [s.field_name for s in result.signatures][1:] == [
+        "Signatur-adjuster-1",
+        "Signatur-adjuster-0",
+        "Signatur-certifier-0",
+    ]
+    assert "signature Signatur-certifier-0: the signed content was changed (digest mismatch)" in (
+        result.problems
+    )
+
+
+def test_more_than_two_adjusters_are_reported(ca: SigningCA, unsigned: bytes) -> None:
+    third = Signer(Person("Tredje Justerare", "t@nacka.example"), Role.ADJUSTER, 2)
+    pdf = sign_in_turn(unsigned, ca, (CHAIR, ADJUSTER_0, ADJUSTER_1))[-1].pdf
+    pdf = sign_directly(pdf, ca.issue(third, organisation=ORGANISATION), "Signatur-adjuster-2")
+    problems = validate_extract(pdf, [ca.certificate], complete=False).problems
+    assert problems == ("3 adjuster signatures; an extract has at most two",)
+
+
+def test_a_certificate_without_a_role_is_reported(ca: SigningCA, unsigned: bytes) -> None:
+    # Same CA, same name, but no title: not a certificate the signing service issues.
+    issued = ca.issue(CHAIR, organisation=ORGANISATION)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CHAIR.name)]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            issued.certificate.extensions.get_extension_for_class(x509.KeyUsage).value, True
+        )
+        .sign(ca._key, hashes.SHA256())
+    )
+    credential = SignerCredential(key=key, certificate=certificate, chain=(ca.certificate,))
+    pdf = sign_directly(unsigned, credential, "Signatur-chair-0")
+    result = validate_extract(pdf, [ca.certificate], complete=False)
+    assert result.signatures[0].trusted and result.signatures[0].role is None
+    assert result.problems == (
+        "signature Signatur-chair-0: the certificate names no justering role",
+    )

@@ -53,6 +53,10 @@ class MeetingRow(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     advanced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    work_requested: Mapped[int] = mapped_column(Integer, default=1)
+    """Bumped by every event that may let the meeting move (a signature)."""
+    work_done: Mapped[int] = mapped_column(Integer, default=0)
+    """The ``work_requested`` value the last complete advance started from."""
 
 
 class ExtractRow(Base):

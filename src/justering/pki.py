@@ -36,7 +36,8 @@ DEFAULT_CERTIFICATE_VALIDITY = timedelta(days=365)
 
 CA_VALIDITY = timedelta(days=20 * 365)
 MAX_NAME_LENGTH = 64
-"""X.509's upper bound for a CN, O or OU (RFC 5280, ub-common-name)."""
+"""X.509's upper bound for a CN or O (RFC 5280 ub-common-name), which
+``cryptography`` applies to the UTF-8 bytes: "Å" counts twice."""
 BACKDATE = timedelta(minutes=5)
 """Certificates start a little before now, so a validator with a slow clock accepts them."""
 
@@ -129,7 +130,7 @@ class SigningCA:
         now = now or datetime.now(UTC)
         key = ec.generate_private_key(ec.SECP256R1())
         default_name = f"{organisation} signeringstjänst CA"
-        if len(default_name) > MAX_NAME_LENGTH:
+        if len(default_name.encode()) > MAX_NAME_LENGTH:
             default_name = organisation
         try:
             name = _name(
@@ -307,12 +308,16 @@ class SigningCA:
         return SignerCredential(key=key, certificate=certificate, chain=(self.certificate,))
 
 
+_LABELS = {NameOID.COMMON_NAME: "name", NameOID.ORGANIZATION_NAME: "organisation"}
+
+
 def _name(*attributes: tuple[ObjectIdentifier, str]) -> x509.Name:
     """An X.509 name; ValueError naming the attribute when one is too long."""
     for oid, value in attributes:
-        if len(value) > MAX_NAME_LENGTH:
+        if len(value.encode()) > MAX_NAME_LENGTH:
+            label = _LABELS.get(oid, oid.dotted_string)
             raise ValueError(
-                f"{oid._name} {value!r} is longer than the {MAX_NAME_LENGTH} characters "
+                f"{label} {value!r} is longer than the {MAX_NAME_LENGTH} bytes (UTF-8) "
                 "a certificate allows"
             )
     return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import importlib.resources
+import os
 import re
 import shutil
 import tempfile
@@ -63,6 +64,8 @@ _HEADING = ("B", 11.0, 6.0)
 _TITLE = ("B", 13.0, 6.5)
 _LABEL = ("B", 14.0, 7.0)
 _DNR = ("", 10.5, 6.0)
+_KEEP_WITH_HEADING = 2
+"""Lines of text that go to the next page together with their heading."""
 _PARAGRAPH_GAP_MM = 2.6
 _SECTION_GAP_MM = 3.0
 _TAB_STOP_MM = 12.5
@@ -121,7 +124,7 @@ class _ExtractDocument(FPDF):
             assert isinstance(font, TTFFont)
             font.ttfont.recalcBBoxes = False
         self.set_margins(layout.MARGIN_LEFT_MM, layout.MARGIN_TOP_MM, layout.MARGIN_RIGHT_MM)
-        self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM - 10)
+        self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM)
         self.c_margin = 0  # text starts exactly at the margins and box edges given
         self.alias_nb_pages("")  # no alias: page totals are written by _number_pages instead
         self.set_lang("sv")
@@ -197,6 +200,8 @@ class _ExtractDocument(FPDF):
         for section in paragraph.sections:
             self.ln(_SECTION_GAP_MM)
             if section.heading is not None and section.heading.strip():
+                if self.will_page_break(_HEADING[2] + 1 + _KEEP_WITH_HEADING * _TEXT[2]):
+                    self.add_page()  # a heading never ends a page on its own
                 self._write(_HEADING, _one_line(section.heading))
                 self.ln(1)
             self._write_text(section.text)
@@ -214,6 +219,8 @@ class _ExtractDocument(FPDF):
         self.set_font(_FAMILY, "", 10)
         for number in range(1, total + 1):
             self.page = number
+            # fpdf2 tracks whether the font was set for the document, not per page.
+            self.current_font_is_set_on_page = False
             self._text_at(
                 right - _PAGE_NUMBER_WIDTH_MM,
                 layout.MARGIN_TOP_MM,
@@ -360,9 +367,11 @@ def _coverage(full: bool) -> frozenset[str]:
 
 def _load_fonts(full: bool) -> tuple[dict[str, Path], frozenset[str]]:
     with _font_lock:
-        if full not in _font_cache:
-            _font_cache[full] = _complete_fonts() if full else _latin_fonts()
-        return _font_cache[full]
+        cached = _font_cache.get(full)
+        # A temporary-file cleaner may have removed the files of a long-running process.
+        if cached is None or not all(path.is_file() for path in cached[0].values()):
+            cached = _font_cache[full] = _complete_fonts() if full else _latin_fonts()
+        return cached
 
 
 def _complete_fonts() -> tuple[dict[str, Path], frozenset[str]]:
@@ -413,12 +422,19 @@ def _characters_of(paths: dict[str, Path]) -> frozenset[str]:
     return covered or frozenset()
 
 
-_private_directories: list[Path] = []
-
-
 def _private_directory() -> Path:
     """A directory of this process for font files, removed when the process exits."""
-    if not _private_directories:
-        _private_directories.append(Path(tempfile.mkdtemp(prefix="justering-fonts-")))
-        atexit.register(shutil.rmtree, _private_directories[0], ignore_errors=True)
-    return _private_directories[0]
+    if _private_directories and _private_directories[-1].is_dir():
+        return _private_directories[-1]
+    directory = Path(tempfile.mkdtemp(prefix="justering-fonts-"))
+    _private_directories.append(directory)
+    atexit.register(_remove_directory, directory, os.getpid())
+    return directory
+
+
+def _remove_directory(directory: Path, owner_pid: int) -> None:
+    if os.getpid() == owner_pid:  # not in a forked child, whose parent still uses it
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+_private_directories: list[Path] = []

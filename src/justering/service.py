@@ -36,11 +36,12 @@ def schedule_advance(meeting_id: str) -> None:
 
 
 async def _reconcile(services: workflow.Services) -> None:
-    """At start and then periodically, nudge every unfinished meeting forward:
-    after a restart this resumes whatever was in flight (the ledger knows)."""
+    """At start and then periodically, nudge every meeting with work recorded since
+    its last complete advance: after a restart or a failed hand-over to Prefect this
+    resumes whatever was in flight (the ledger knows)."""
     while True:
         try:
-            meetings = await asyncio.to_thread(workflow.unfinished_meetings, services)
+            meetings = await asyncio.to_thread(workflow.meetings_needing_work, services)
             for meeting_id in meetings:
                 await asyncio.to_thread(schedule_advance, meeting_id)
         except Exception:  # a reconcile pass must never stop the service

@@ -77,7 +77,10 @@ def sign_extract(
 
     ``adjuster_count`` (1 or 2) tells how the adjusters' footer box is shared.
     Raises :class:`SigningError` when the input is not a PDF, the slot is
-    already signed, or the credential names someone else.
+    already signed, or the credential names someone else or is not valid now.
+
+    Synchronous, like pyHanko's ``sign_pdf`` (it runs its own event loop): from
+    async code, call it in a worker thread (``asyncio.to_thread``).
     """
     if not 1 <= adjuster_count <= 2:
         raise SigningError(f"an extract has one or two adjusters, not {adjuster_count}")
@@ -94,6 +97,13 @@ def sign_extract(
             raise SigningError(f"the extract is already signed in field {name}")
 
     signed_at = datetime.now(UTC).replace(microsecond=0)
+    certificate = credential.certificate
+    if not certificate.not_valid_before_utc <= signed_at <= certificate.not_valid_after_utc:
+        raise SigningError(
+            f"the certificate of {signer.name!r} is not valid now "
+            f"({certificate.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+            f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
+        )
     pdf_signer = signers.PdfSigner(
         signers.PdfSignatureMetadata(
             field_name=name,
@@ -127,7 +137,7 @@ def sign_extract(
 
 
 def _open(pdf: bytes) -> IncrementalPdfFileWriter:
-    if not pdf.lstrip()[:5] == b"%PDF-":
+    if pdf.lstrip()[:5] != b"%PDF-":
         raise SigningError("the document to sign is not a PDF (no %PDF- header)")
     try:
         return IncrementalPdfFileWriter(BytesIO(pdf), strict=False)

@@ -25,11 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
+from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
@@ -107,13 +109,15 @@ def validate_extract(
         return ExtractValidation((), ("the file is not a PDF (no %PDF- header)",))
     try:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
-        embedded = sorted(reader.embedded_regular_signatures, key=lambda s: s.signed_revision)
+        found = list(fields.enumerate_sig_fields(reader, filled_status=True))
     except (PdfError, ValueError, KeyError, TypeError) as error:
         return ExtractValidation((), (f"the file is not a readable PDF: {error}",))
     roots = [asn1_certificate(root) for root in trust_roots]
-    results = asyncio.run(_validate_all(embedded, roots, moment))
-    reports = tuple(report for report, _problem in results)
-    problems = [problem for _report, problem_list in results for problem in problem_list]
+    results = asyncio.run(_validate_all(reader, found, roots, moment))
+    reports = tuple(report for _revision, report, _problems in results)
+    problems = [
+        problem for _revision, _report, found_problems in results for problem in found_problems
+    ]
     problems.extend(_order_problems(reports, expected_adjusters, complete=complete))
     if reports and not reports[-1].covers_whole_file:
         problems.append(
@@ -124,11 +128,27 @@ def validate_extract(
 
 
 async def _validate_all(
-    embedded: Sequence[EmbeddedPdfSignature],
+    reader: PdfFileReader,
+    found: Sequence[tuple[str, Any, Any]],
     roots: Sequence[asn1_x509.Certificate],
     moment: datetime,
-) -> list[tuple[SignatureReport, list[str]]]:
-    return [await _validate_one(signature, roots, moment) for signature in embedded]
+) -> list[tuple[int, SignatureReport, list[str]]]:
+    """Each signature's report and problems, in the order they were added to the file."""
+    results = []
+    for name, value, field in found:
+        if value.get_object().get("/Type") == "/DocTimeStamp":
+            continue  # validation data (PAdES-LTA), not a signer
+        try:
+            revision = reader.xrefs.get_last_change(field.get_object().raw_get("/V").reference)
+            embedded = EmbeddedPdfSignature(reader, field, name)
+        except (PdfError, ValueError, KeyError, TypeError, AttributeError) as error:
+            problem = f"signature {name}: unreadable signature ({error})"
+            results.append((-1, _broken(name, moment), [problem]))
+            continue
+        report, problems = await _validate_one(embedded, roots, moment)
+        results.append((revision, report, problems))
+    results.sort(key=lambda result: result[0])
+    return results
 
 
 async def _validate_one(

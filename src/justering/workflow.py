@@ -118,6 +118,8 @@ def record_meeting(services: Services, meeting: Meeting) -> bool:
                 manifest=manifest,
                 manifest_sha256=digest,
                 created_at=utcnow(),
+                work_requested=1,
+                work_done=0,
             )
         )
     return True
@@ -208,6 +210,10 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     archive what is certified. Safe to run any number of times, concurrently."""
     meeting = get_meeting(services, meeting_id)
     with services.ledger.transaction() as session:
+        requested = session.execute(
+            select(MeetingRow.work_requested).where(MeetingRow.meeting_id == meeting_id)
+        ).scalar_one()
+    with services.ledger.transaction() as session:
         existing = set(
             session.execute(
                 select(ExtractRow.paragraph).where(ExtractRow.meeting_id == meeting_id)
@@ -239,6 +245,11 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
                     ExtractRow.status != ExtractStatus.ARCHIVED.value,
                 )
             ).all()
+        )
+        session.execute(
+            update(MeetingRow)
+            .where(MeetingRow.meeting_id == meeting_id, MeetingRow.work_done < requested)
+            .values(work_done=requested)
         )
     return AdvanceReport(drafted, notified, tuple(archived), remaining)
 
@@ -480,7 +491,17 @@ def sign_with_link(services: Services, token: str) -> SigningReceipt:
                     signed.certificate_fingerprint,
                 )
             )
+        _request_work(session, meeting.meeting_id)
         return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items))
+
+
+def _request_work(session: Session, meeting_id: str) -> None:
+    """Note that the meeting may move now (cleared by the next complete advance)."""
+    session.execute(
+        update(MeetingRow)
+        .where(MeetingRow.meeting_id == meeting_id)
+        .values(work_requested=MeetingRow.work_requested + 1)
+    )
 
 
 # --- archiving --------------------------------------------------------------------------
@@ -581,6 +602,19 @@ def unfinished_meetings(services: Services) -> tuple[str, ...]:
             is None
         }
         return tuple(sorted(meetings - done))
+
+
+def meetings_needing_work(services: Services) -> tuple[str, ...]:
+    """Meetings with something recorded since their last complete advance (a new
+    meeting, a signature): what the reconciler nudges after a restart or a failure."""
+    with services.ledger.transaction() as session:
+        return tuple(
+            session.execute(
+                select(MeetingRow.meeting_id)
+                .where(MeetingRow.work_requested > MeetingRow.work_done)
+                .order_by(MeetingRow.created_at)
+            ).scalars()
+        )
 
 
 AdvanceScheduler = Callable[[str], None]

@@ -1,0 +1,313 @@
+"""Signer links under abuse: reused, expired, unknown, foreign, early and stale
+links are refused and change nothing; tokens are strong and stored only as hashes."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from justering import workflow
+from justering.errors import LinkError, WorkflowError
+from justering.ledger import ExtractRow, LinkGrantRow, LinkTokenRow, utcnow
+from justering.links import find_link, hash_token, issue_link
+from justering.manifest import Meeting
+from justering.roles import Role, Signer
+from justering.trail import EventKind
+from justering.workflow import Services
+from workflow_helpers import (
+    IMMEDIATE_PARAGRAPH,
+    SHORT_PARAGRAPH,
+    dump_database,
+    extract_rows,
+    newest_token,
+    outbox,
+    run_in_threads,
+    sign_as,
+    small_meeting,
+    snapshot,
+    start,
+    trail,
+)
+
+WELL_FORMED_UNKNOWN = "A" * 43
+
+
+@pytest.fixture
+def meeting(sample_meeting: Meeting) -> Meeting:
+    return small_meeting(sample_meeting)
+
+
+@pytest.fixture
+def started(services: Services, meeting: Meeting) -> Meeting:
+    """The meeting recorded, drafted and its chair notified."""
+    start(services, meeting)
+    return meeting
+
+
+def _forge(
+    services: Services,
+    meeting: Meeting,
+    signer: Signer,
+    *,
+    ttl: dt.timedelta = dt.timedelta(days=1),
+    now: dt.datetime | None = None,
+) -> str:
+    """A link issued straight into the ledger, bypassing the workflow's turn-taking."""
+    with services.ledger.transaction() as session:
+        extracts = list(
+            session.execute(
+                select(ExtractRow).where(ExtractRow.meeting_id == meeting.meeting_id)
+            ).scalars()
+        )
+        return issue_link(
+            session, meeting_id=meeting.meeting_id, signer=signer, extracts=extracts, ttl=ttl, now=now
+        ).token
+
+
+def _refused(
+    services: Services, token: str, error: type[Exception], status: int
+) -> LinkError | WorkflowError:
+    """Signing with ``token`` is refused with ``status`` and changes nothing."""
+    before = snapshot(services)
+    with pytest.raises(error) as refused:
+        workflow.sign_with_link(services, token)
+    assert refused.value.status_code == status  # type: ignore[attr-defined]
+    assert snapshot(services) == before
+    return refused.value  # type: ignore[return-value]
+
+
+# --- single use, expiry -----------------------------------------------------------------
+
+
+def test_a_used_link_is_refused_and_changes_nothing(services: Services, started: Meeting) -> None:
+    token = newest_token(services, started.chair.email)
+    receipt = workflow.sign_with_link(services, token)
+    assert len(receipt.items) == 1
+    error = _refused(services, token, LinkError, 410)
+    assert "redan använts" in str(error)
+    with pytest.raises(LinkError, match="redan använts") as viewing:
+        workflow.view_link(services, token)
+    assert viewing.value.status_code == 410
+    [extract] = extract_rows(services, started.meeting_id)
+    with pytest.raises(LinkError, match="redan använts"):
+        workflow.link_document(services, token, extract.id)
+
+
+def test_an_expired_link_is_refused(services: Services, started: Meeting) -> None:
+    chair = started.signers(Role.CHAIR)[0]
+    token = _forge(
+        services, started, chair, ttl=dt.timedelta(minutes=5), now=utcnow() - dt.timedelta(hours=1)
+    )
+    error = _refused(services, token, LinkError, 410)
+    assert "gått ut" in str(error)
+    with pytest.raises(LinkError, match="gått ut"):
+        workflow.view_link(services, token)
+
+
+def test_a_link_expires_at_its_expiry_time(services: Services, started: Meeting) -> None:
+    token = newest_token(services, started.chair.email)
+    with services.ledger.transaction() as session:
+        row = find_link(session, token)
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.UTC)
+        assert expires - row.created_at.replace(tzinfo=expires.tzinfo) == services.settings.link_ttl
+        assert find_link(session, token, now=expires - dt.timedelta(seconds=1)) is not None
+        with pytest.raises(LinkError, match="gått ut") as refused:
+            find_link(session, token, now=expires)
+    assert refused.value.status_code == 410
+
+
+def test_a_revoked_link_is_refused(services: Services, started: Meeting) -> None:
+    token = newest_token(services, started.chair.email)
+    with services.ledger.transaction() as session:
+        row = session.get(LinkTokenRow, hash_token(token))
+        assert row is not None
+        row.revoked_at = utcnow()
+    error = _refused(services, token, LinkError, 410)
+    assert "återkallats" in str(error)
+
+
+# --- unknown and foreign tokens ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    [WELL_FORMED_UNKNOWN, "short", "x" * 101, "../../etc/passwd-aaaaaaaaaaaaaaaaa", "a b" * 10, ""],
+    ids=["unknown", "short", "long", "path", "space", "empty"],
+)
+def test_an_unknown_or_malformed_token_is_not_found(
+    services: Services, started: Meeting, token: str
+) -> None:
+    _refused(services, token, LinkError, 404)
+    with pytest.raises(LinkError) as viewing:
+        workflow.view_link(services, token)
+    assert viewing.value.status_code == 404
+    [extract] = extract_rows(services, started.meeting_id)
+    with pytest.raises(LinkError) as reading:
+        workflow.link_document(services, token, extract.id)
+    assert reading.value.status_code == 404
+
+
+def test_a_token_differing_in_one_character_is_not_found(
+    services: Services, started: Meeting
+) -> None:
+    token = newest_token(services, started.chair.email)
+    altered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    _refused(services, altered, LinkError, 404)
+
+
+def test_a_link_cannot_reach_an_extract_it_does_not_grant(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    one = small_meeting(sample_meeting, meeting_id="meeting-one")
+    two = small_meeting(sample_meeting, meeting_id="meeting-two", paragraphs=(IMMEDIATE_PARAGRAPH,))
+    start(services, one)
+    start(services, two)
+    [extract_one] = extract_rows(services, "meeting-one")
+    [extract_two] = extract_rows(services, "meeting-two")
+    token_two = newest_token(services, two.chair.email)
+    assert token_two != outbox(services)[0].token
+
+    with pytest.raises(LinkError, match="gäller inte") as reading:
+        workflow.link_document(services, token_two, extract_one.id)
+    assert reading.value.status_code == 404
+    with pytest.raises(LinkError, match="gäller inte"):
+        workflow.link_document(services, token_two, 10_000)
+    assert workflow.link_document(services, token_two, extract_two.id).startswith(b"%PDF-")
+
+    view = workflow.view_link(services, token_two)
+    assert [e.extract_id for e in view.extracts] == [extract_two.id]
+    events_one = trail(services, extract_one.id)
+    receipt = workflow.sign_with_link(services, token_two)
+    assert [item.paragraph for item in receipt.items] == [IMMEDIATE_PARAGRAPH]
+    assert trail(services, extract_one.id) == events_one
+    [state_one] = workflow.meeting_states(services, "meeting-one")
+    assert state_one.status is workflow.ExtractStatus.AWAITING_CHAIR
+
+
+# --- order ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.ADJUSTER, Role.CERTIFIER])
+def test_an_early_link_cannot_sign_out_of_turn(
+    services: Services, started: Meeting, role: Role
+) -> None:
+    signer = started.signers(role)[0]
+    token = _forge(services, started, signer)
+    error = _refused(services, token, WorkflowError, 409)
+    assert "inte" in str(error) and "tur" in str(error)
+    # the refused attempt did not use the link up: it still opens
+    assert workflow.view_link(services, token).signer == signer
+
+
+def test_the_certifier_cannot_sign_before_every_adjuster(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = small_meeting(sample_meeting, adjusters=2)
+    start(services, meeting)
+    sign_as(services, meeting.chair.email)
+    workflow.advance_meeting(services, meeting.meeting_id)
+    sign_as(services, meeting.adjusters[1].email)
+    token = _forge(services, meeting, meeting.signers(Role.CERTIFIER)[0])
+    _refused(services, token, WorkflowError, 409)
+
+
+def test_a_signer_cannot_sign_twice_with_a_second_link(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = small_meeting(sample_meeting, adjusters=2)
+    start(services, meeting)
+    sign_as(services, meeting.chair.email)
+    workflow.advance_meeting(services, meeting.meeting_id)
+    sign_as(services, meeting.adjusters[0].email)
+    token = _forge(services, meeting, meeting.signers(Role.ADJUSTER)[0])
+    error = _refused(services, token, WorkflowError, 409)
+    assert "redan signerad" in str(error)
+
+
+def test_a_link_for_an_older_version_is_refused(services: Services, started: Meeting) -> None:
+    token = newest_token(services, started.chair.email)
+    with services.ledger.transaction() as session:
+        [extract] = session.execute(select(ExtractRow)).scalars()
+        extract.version += 1  # what a redraft does
+    error = _refused(services, token, LinkError, 410)
+    assert "ändrats" in str(error)
+
+
+# --- the tokens themselves -------------------------------------------------------------------
+
+
+def test_tokens_are_stored_only_as_hashes(services: Services, sample_meeting: Meeting) -> None:
+    meeting = small_meeting(sample_meeting, adjusters=2)
+    start(services, meeting)
+    sign_as(services, meeting.chair.email)
+    workflow.advance_meeting(services, meeting.meeting_id)
+    tokens = [m.token for m in outbox(services)]
+    assert len(tokens) == 3
+    dump = dump_database(services)
+    stored = {row for row in dump.splitlines() if row.startswith("link_tokens:")}
+    assert len(stored) == 3
+    for token in tokens:
+        assert token not in dump
+        assert hash_token(token) in dump
+    if services.settings.database_url.startswith("sqlite"):
+        database = Path(services.settings.database_url.removeprefix("sqlite:///"))
+        files = [database, database.with_name(database.name + "-wal")]
+        raw = b"".join(f.read_bytes() for f in files if f.exists())
+        assert raw and not any(token.encode() in raw for token in tokens)
+
+
+def test_tokens_carry_at_least_128_bits(services: Services, started: Meeting) -> None:
+    chair = started.signers(Role.CHAIR)[0]
+    tokens = [newest_token(services, started.chair.email)] + [
+        _forge(services, started, chair) for _ in range(20)
+    ]
+    for token in tokens:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", token)
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        assert len(raw) * 8 >= 128
+    assert len(set(tokens)) == len(tokens)
+
+
+def test_a_link_grants_the_versions_it_was_issued_for(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = small_meeting(sample_meeting, paragraphs=(SHORT_PARAGRAPH, IMMEDIATE_PARAGRAPH))
+    start(services, meeting)
+    token = newest_token(services, meeting.chair.email)
+    with services.ledger.transaction() as session:
+        grants = session.execute(
+            select(LinkGrantRow).where(LinkGrantRow.token_hash == hash_token(token))
+        ).scalars()
+        assert sorted((g.extract_id, g.version) for g in grants) == [
+            (row.id, 1) for row in extract_rows(services, meeting.meeting_id)
+        ]
+        row = session.get(LinkTokenRow, hash_token(token))
+        assert row is not None
+        assert (row.role, row.slot, row.signer_email) == ("chair", "chair-0", meeting.chair.email)
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_concurrent_use_of_one_link_signs_once(services: Services, started: Meeting) -> None:
+    token = newest_token(services, started.chair.email)
+    before = snapshot(services)
+    results = run_in_threads(20, lambda: workflow.sign_with_link(services, token))
+    receipts = [r for r in results if isinstance(r, workflow.SigningReceipt)]
+    refusals = [r for r in results if isinstance(r, LinkError)]
+    assert len(receipts) == 1, results
+    assert len(refusals) == 19, [r for r in results if not isinstance(r, LinkError)]
+    assert all(r.status_code == 410 for r in refusals)
+    [extract] = extract_rows(services, started.meeting_id)
+    signed = [e for e in trail(services, extract.id) if e.kind is EventKind.SIGNED]
+    assert len(signed) == 1
+    after = snapshot(services)
+    assert after.documents == before.documents + 1
+    assert after.used_links == before.used_links + 1
+    assert extract.head_sha256 == receipts[0].items[0].document_sha256

@@ -1,0 +1,197 @@
+"""Helpers shared by the workflow, link and web tests: small meetings, the
+outbox as a signer reads it, and snapshots of the ledger to prove that a
+refused action changed nothing."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import func, select
+
+from justering import workflow
+from justering.ledger import Base, DocumentRow, ExtractRow, LinkTokenRow, TrailEventRow
+from justering.manifest import Meeting
+from justering.notifications import outbox_messages
+from justering.roles import Person, Role
+from justering.trail import TrailEvent
+from justering.workflow import Services
+
+T = TypeVar("T")
+
+SECOND_ADJUSTER = Person("Eva Andersson", "eva.andersson@nacka.example")
+SHORT_PARAGRAPH = 96
+"""The sample's shortest paragraph (no diarienummer): the cheapest to render."""
+IMMEDIATE_PARAGRAPH = 97
+"""The sample's paragraph that is omedelbart justerad."""
+
+
+def small_meeting(
+    meeting: Meeting,
+    *,
+    paragraphs: tuple[int, ...] = (SHORT_PARAGRAPH,),
+    adjusters: int = 1,
+    meeting_id: str | None = None,
+) -> Meeting:
+    """The sample meeting cut down to ``paragraphs`` (cheap to render and sign),
+    with one or two adjusters."""
+    kept = tuple(p for p in meeting.paragraphs if p.number in paragraphs)
+    assert len(kept) == len(paragraphs), "unknown paragraph number"
+    people = (meeting.adjusters[0], SECOND_ADJUSTER)[:adjusters]
+    return replace(
+        meeting,
+        meeting_id=meeting_id or meeting.meeting_id,
+        paragraphs=kept,
+        adjusters=people,
+    )
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification in the outbox, as its recipient reads it."""
+
+    name: str
+    to: str
+    subject: str
+    text: str
+    token: str
+
+
+def outbox(services: Services) -> list[Message]:
+    """Every message delivered so far, oldest first."""
+    link = re.compile(re.escape(services.settings.public_url) + r"/s/([A-Za-z0-9_-]+)")
+    messages = []
+    for path in outbox_messages(services.settings.outbox_dir):
+        email = cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(path.read_bytes()))
+        text = email.get_content()
+        found = link.search(text)
+        assert found, f"no link in {path.name}"
+        messages.append(
+            Message(
+                name=path.name,
+                to=email["To"].addresses[0].addr_spec,
+                subject=str(email["Subject"]),
+                text=text,
+                token=found.group(1),
+            )
+        )
+    return messages
+
+
+def newest_token(services: Services, email: str) -> str:
+    """The link in the newest message to ``email``."""
+    tokens = [m.token for m in outbox(services) if m.to == email]
+    assert tokens, f"no message to {email}"
+    return tokens[-1]
+
+
+def sign_as(services: Services, email: str) -> workflow.SigningReceipt:
+    """Follow the newest link sent to ``email``: view the page, then sign."""
+    token = newest_token(services, email)
+    workflow.view_link(services, token)
+    return workflow.sign_with_link(services, token)
+
+
+def start(services: Services, meeting: Meeting) -> workflow.AdvanceReport:
+    """Record the meeting and advance it once (drafts, notifies the chair)."""
+    workflow.record_meeting(services, meeting)
+    return workflow.advance_meeting(services, meeting.meeting_id)
+
+
+def extract_rows(services: Services, meeting_id: str) -> list[ExtractRow]:
+    with services.ledger.transaction() as session:
+        return list(
+            session.execute(
+                select(ExtractRow)
+                .where(ExtractRow.meeting_id == meeting_id)
+                .order_by(ExtractRow.paragraph)
+            ).scalars()
+        )
+
+
+def trail(services: Services, extract_id: int) -> tuple[TrailEvent, ...]:
+    from justering.ledger import trail_of
+
+    with services.ledger.transaction() as session:
+        return trail_of(session, extract_id)
+
+
+def trail_kinds(services: Services, extract_id: int) -> list[str]:
+    return [event.kind.value for event in trail(services, extract_id)]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a refused action must leave as it was."""
+
+    extracts: tuple[tuple[int, int, str, str], ...]
+    """(id, version, status, head document) of every extract."""
+    events: int
+    documents: int
+    used_links: int
+
+
+def snapshot(services: Services) -> Snapshot:
+    with services.ledger.transaction() as session:
+        extracts = tuple(
+            (row.id, row.version, row.status, row.head_sha256)
+            for row in session.execute(select(ExtractRow).order_by(ExtractRow.id)).scalars()
+        )
+
+        def count(*where: Any, model: Any) -> int:
+            return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+
+        return Snapshot(
+            extracts=extracts,
+            events=count(model=TrailEventRow),
+            documents=count(model=DocumentRow),
+            used_links=count(LinkTokenRow.used_at.is_not(None), model=LinkTokenRow),
+        )
+
+
+def dump_database(services: Services) -> str:
+    """Every row of every table as text (binary columns decoded as Latin-1)."""
+    lines = []
+    with services.ledger.transaction() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(table.select()):
+                values = [
+                    value.decode("latin-1") if isinstance(value, bytes) else repr(value)
+                    for value in row
+                ]
+                lines.append(f"{table.name}: {' | '.join(values)}")
+    return "\n".join(lines)
+
+
+def sign_through(services: Services, meeting: Meeting) -> None:
+    """Record the meeting and take it all the way to the archive, each signer in turn."""
+    start(services, meeting)
+    for role in (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER):
+        for signer in meeting.signers(role):
+            sign_as(services, signer.email)
+        workflow.advance_meeting(services, meeting.meeting_id)
+
+
+def run_in_threads(count: int, action: Callable[[], T]) -> list[T | BaseException]:
+    """Run ``action`` in ``count`` threads released at the same moment; each
+    thread's result or exception."""
+    gate = threading.Barrier(count)
+
+    def run() -> T:
+        gate.wait(timeout=30)
+        return action()
+
+    with ThreadPoolExecutor(count) as pool:
+        futures = [pool.submit(run) for _ in range(count)]
+    results: list[T | BaseException] = []
+    for future in futures:
+        error = future.exception()
+        results.append(error if error is not None else future.result())
+    return results
