@@ -6,8 +6,10 @@ import datetime as dt
 import html
 import io
 import re
+import shutil
 import statistics
 import subprocess
+import sys
 import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from justering import layout
+from justering import layout, rendering
 from justering.manifest import Body, Meeting
 from justering.protocol import Paragraph, Section
 from justering.rendering import extract_title, render_extract, unrenderable_characters
@@ -406,6 +408,27 @@ def test_rendering_is_deterministic() -> None:
     assert render_extract(MEETING, SEED_PARAGRAPH, version=2) == first
     assert render_extract(MEETING, SEED_PARAGRAPH, version=1) != first
     assert b"/CreationDate (D:20140819000000Z" in first
+
+
+def test_rendering_is_the_same_in_a_fresh_process(tmp_path: Path) -> None:
+    """Redrafting after a restart gives the same bytes (the Latin font cut is rebuilt)."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from test_rendering import MEETING, SEED_PARAGRAPH, render_extract;"
+        "sys.stdout.buffer.write(render_extract(MEETING, SEED_PARAGRAPH))"
+    )
+    fresh = subprocess.run(
+        [sys.executable, "-c", script, str(Path(__file__).parent)], capture_output=True, check=True
+    ).stdout
+    assert fresh == render_extract(MEETING, SEED_PARAGRAPH)
+
+
+def test_font_files_removed_under_a_running_process_are_made_again() -> None:
+    expected = render_extract(MEETING, SEED_PARAGRAPH)
+    directory = rendering._font_files(full=False)[""].parent
+    shutil.rmtree(directory)
+    assert render_extract(MEETING, SEED_PARAGRAPH) == expected
+    assert rendering._font_files(full=False)[""].is_file()
 
 
 def test_rendering_from_several_threads_gives_the_same_bytes() -> None:

@@ -144,7 +144,15 @@ def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
     os.environ.update({"JUSTERING_HOME": str(settings.home)})
     from justering.service import trigger_meeting
 
-    trigger_meeting(meeting.meeting_id)
+    try:
+        trigger_meeting(meeting.meeting_id)
+    except Exception as error:  # Prefect unreachable, deployment not yet served …
+        print(
+            f"meeting {meeting.meeting_id} recorded, but its flow could not be started now "
+            f"({error}); `justering serve` starts it when it runs",
+            file=sys.stderr,
+        )
+        return EXIT_OK
     print(f"meeting {meeting.meeting_id} started: {len(meeting.paragraphs)} extracts")
     return EXIT_OK
 
