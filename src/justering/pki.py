@@ -195,7 +195,7 @@ class SigningCA:
             if not path.is_file():
                 raise ConfigError(
                     f"no signing CA in {directory}: {path.name} is missing "
-                    "(create one with `justering ca create`)"
+                    "(create one with `justering ca init`)"
                 )
         try:
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
