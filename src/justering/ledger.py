@@ -241,9 +241,13 @@ def store_document(session: Session, extract: ExtractRow, content: bytes) -> str
 
 
 def load_document(session: Session, sha256: str) -> bytes:
+    """A stored document, checked against its hash (a row altered in the database
+    is refused, not signed or archived)."""
     row = session.get(DocumentRow, sha256)
     if row is None:
         raise TrailError(f"document {sha256} is not in the ledger")
+    if sha256_hex(row.content) != sha256:
+        raise TrailError(f"document {sha256} was altered in the ledger: its hash differs")
     return row.content
 
 

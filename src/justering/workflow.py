@@ -43,6 +43,7 @@ from justering.rendering import render_extract
 from justering.roles import Person, Role, Signer
 from justering.signing import sign_extract
 from justering.trail import EventKind, trail_to_json
+from justering.validation import validate_extract
 
 
 class ExtractStatus(StrEnum):
@@ -508,8 +509,9 @@ def _request_work(session: Session, meeting_id: str) -> None:
 
 
 def archive_extract(services: Services, extract_id: int) -> str:
-    """Write a certified extract's bundle (PDF, trail, CA certificate, checksums)
-    to the archive and record it; returns the PDF's URI. Idempotent."""
+    """Validate a certified extract's PDF, write its bundle (PDF, trail, CA
+    certificate, checksums) to the archive and record it; returns the PDF's URI.
+    Idempotent. An extract whose PDF does not validate is not archived."""
     with services.ledger.transaction() as session:
         extract = lock_extract(session, extract_id)
         if extract.status == ExtractStatus.ARCHIVED.value and extract.archive_uri:
@@ -520,6 +522,14 @@ def archive_extract(services: Services, extract_id: int) -> str:
         pdf = load_document(session, extract.head_sha256)
         trail = trail_of(session, extract.id)
         prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
+    validation = validate_extract(
+        pdf, [services.ca.certificate], expected_adjusters=len(meeting.adjusters)
+    )
+    if not validation.ok:
+        raise WorkflowError(
+            f"§ {extract.paragraph} is not archived: its PDF does not validate: "
+            + "; ".join(validation.problems)
+        )
     files = {
         PDF_NAME: pdf,
         TRAIL_NAME: trail_to_json(trail),
