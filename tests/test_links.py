@@ -65,7 +65,12 @@ def _forge(
             ).scalars()
         )
         return issue_link(
-            session, meeting_id=meeting.meeting_id, signer=signer, extracts=extracts, ttl=ttl, now=now
+            session,
+            meeting_id=meeting.meeting_id,
+            signer=signer,
+            extracts=extracts,
+            ttl=ttl,
+            now=now,
         ).token
 
 
@@ -134,22 +139,26 @@ def test_a_revoked_link_is_refused(services: Services, started: Meeting) -> None
 # --- unknown and foreign tokens ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "token",
-    [WELL_FORMED_UNKNOWN, "short", "x" * 101, "../../etc/passwd-aaaaaaaaaaaaaaaaa", "a b" * 10, ""],
-    ids=["unknown", "short", "long", "path", "space", "empty"],
-)
-def test_an_unknown_or_malformed_token_is_not_found(
-    services: Services, started: Meeting, token: str
-) -> None:
-    _refused(services, token, LinkError, 404)
-    with pytest.raises(LinkError) as viewing:
-        workflow.view_link(services, token)
-    assert viewing.value.status_code == 404
+MALFORMED = [
+    WELL_FORMED_UNKNOWN,
+    "short",
+    "x" * 101,
+    "../../etc/passwd-aaaaaaaaaaaaaaa",
+    "a b" * 10,
+    "",
+]
+
+
+def test_an_unknown_or_malformed_token_is_not_found(services: Services, started: Meeting) -> None:
     [extract] = extract_rows(services, started.meeting_id)
-    with pytest.raises(LinkError) as reading:
-        workflow.link_document(services, token, extract.id)
-    assert reading.value.status_code == 404
+    for token in MALFORMED:
+        _refused(services, token, LinkError, 404)
+        with pytest.raises(LinkError) as viewing:
+            workflow.view_link(services, token)
+        assert viewing.value.status_code == 404, token
+        with pytest.raises(LinkError) as reading:
+            workflow.link_document(services, token, extract.id)
+        assert reading.value.status_code == 404, token
 
 
 def test_a_token_differing_in_one_character_is_not_found(
@@ -279,13 +288,12 @@ def test_a_link_grants_the_versions_it_was_issued_for(
     meeting = small_meeting(sample_meeting, paragraphs=(SHORT_PARAGRAPH, IMMEDIATE_PARAGRAPH))
     start(services, meeting)
     token = newest_token(services, meeting.chair.email)
+    expected = [(row.id, 1) for row in extract_rows(services, meeting.meeting_id)]
     with services.ledger.transaction() as session:
         grants = session.execute(
             select(LinkGrantRow).where(LinkGrantRow.token_hash == hash_token(token))
         ).scalars()
-        assert sorted((g.extract_id, g.version) for g in grants) == [
-            (row.id, 1) for row in extract_rows(services, meeting.meeting_id)
-        ]
+        assert sorted((g.extract_id, g.version) for g in grants) == expected
         row = session.get(LinkTokenRow, hash_token(token))
         assert row is not None
         assert (row.role, row.slot, row.signer_email) == ("chair", "chair-0", meeting.chair.email)

@@ -443,3 +443,28 @@ def test_oversized_manifest_document_is_refused() -> None:
         parse_manifest_json(document)
     assert info.value.field == "(manifest)"
     assert "the limit is" in info.value.problem
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "shown"),
+    [
+        (("paragraphs", 1, "text"), "Beslut\n\nNamnet 漢字 kan inte skrivas.", "paragraphs[1]", "漢"),
+        (("paragraphs", 0, "title"), "Titel 𝄞", "paragraphs[0]", "𝄞"),
+        (("chair", "name"), "Mats 𝄞", "chair.name", "𝄞"),
+        (("place",), "Stadshuset 𒀀", "place", "𒀀"),
+    ],
+)
+def test_text_the_fonts_cannot_show_is_refused_naming_field_and_character(
+    path: tuple[str | int, ...], value: str, field: str, shown: str
+) -> None:
+    from justering.manifest import load_sample_meeting
+
+    data = meeting_to_dict(load_sample_meeting())
+    target: Any = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(data)
+    assert caught.value.field == field
+    assert shown in caught.value.problem

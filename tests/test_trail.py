@@ -54,7 +54,9 @@ def build_chain(kinds: tuple[EventKind, ...] = KINDS) -> list[TrailEvent]:
                 version=1,
                 document_sha256=sha(f"document {seq}"),
                 certificate_sha256=sha(f"certificate {seq}") if kind is EventKind.SIGNED else None,
-                detail={"message_id": "<1@justering.invalid>"} if kind is EventKind.NOTIFIED else {},
+                detail={"message_id": "<1@justering.invalid>"}
+                if kind is EventKind.NOTIFIED
+                else {},
                 prev_hash=previous,
             )
         )

@@ -153,7 +153,9 @@ def test_advance_sends_one_message_per_signer_per_stage(
     assert workflow.advance_meeting(services, meeting.meeting_id).notified == ()
     messages = outbox(services)
     assert sorted(m.to for m in messages[1:]) == sorted(p.email for p in meeting.adjusters)
-    assert all(f"§ {SHORT_PARAGRAPH}" in m.text and "2 protokollsutdrag" in m.subject for m in messages[1:])
+    assert all(
+        f"§ {SHORT_PARAGRAPH}" in m.text and "2 protokollsutdrag" in m.subject for m in messages[1:]
+    )
     assert len({m.token for m in messages}) == 3
 
 
@@ -286,14 +288,10 @@ def test_unfinished_meetings_lists_a_meeting_until_everything_is_archived(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_archive_to_s3(
-    settings: Settings, sample_meeting: Meeting, s3_bucket: str
-) -> None:
+def test_archive_to_s3(settings: Settings, sample_meeting: Meeting, s3_bucket: str) -> None:
     settings.home.mkdir(parents=True)
     SigningCA.create(settings.ca_dir, organisation=sample_meeting.municipality)
-    services = workflow.open_services(
-        replace(settings, archive_url=f"s3://{s3_bucket}/prefix")
-    )
+    services = workflow.open_services(replace(settings, archive_url=f"s3://{s3_bucket}/prefix"))
     meeting = small_meeting(sample_meeting, paragraphs=(IMMEDIATE_PARAGRAPH,))
     try:
         sign_through(services, meeting)

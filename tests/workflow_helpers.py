@@ -146,7 +146,9 @@ def snapshot(services: Services) -> Snapshot:
         )
 
         def count(*where: Any, model: Any) -> int:
-            return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+            return int(
+                session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+            )
 
         return Snapshot(
             extracts=extracts,

@@ -25,6 +25,7 @@ from justering.protocol import (
     parse_protocol_text,
     parse_sections,
 )
+from justering.rendering import unrenderable_characters
 from justering.roles import Person, Role, Signer
 
 MAX_MANIFEST_BYTES = 10 * 1024 * 1024
@@ -166,7 +167,7 @@ def _parse(data: Any, load_text: _Loader | None) -> Meeting:
         )
     chair = _person(obj["chair"], "chair")
     adjusters = _adjusters(obj["adjusters"], chair)
-    return Meeting(
+    meeting = Meeting(
         meeting_id=meeting_id,
         municipality=_string(obj, "municipality", "municipality"),
         body=Body(code, _string(body_obj, "name", "body.name")),
@@ -177,6 +178,34 @@ def _parse(data: Any, load_text: _Loader | None) -> Meeting:
         certifier=_person(obj["certifier"], "certifier"),
         paragraphs=_paragraphs(obj, load_text),
     )
+    _check_printable(meeting, next(key for key in _TEXT_SOURCES if key in obj))
+    return meeting
+
+
+def _check_printable(meeting: Meeting, text_source: str) -> None:
+    """Refuse text the extract's fonts cannot show: it would print as "�" in a
+    legal document. Names the field (and the §) and the characters."""
+    fields = [
+        ("municipality", meeting.municipality),
+        ("body.name", meeting.body.name),
+        ("place", meeting.place),
+        ("chair.name", meeting.chair.name),
+        *((f"adjusters[{i}].name", p.name) for i, p in enumerate(meeting.adjusters)),
+        ("certifier.name", meeting.certifier.name),
+    ]
+    for field, text in fields:
+        _refuse_unprintable(field, text, "")
+    for index, paragraph in enumerate(meeting.paragraphs):
+        field = f"paragraphs[{index}]" if text_source == "paragraphs" else text_source
+        text = f"{paragraph.dnr or ''}\n{paragraph.title}\n{paragraph.text}"
+        _refuse_unprintable(field, text, f"§ {paragraph.number}: ")
+
+
+def _refuse_unprintable(field: str, text: str, where: str) -> None:
+    missing = unrenderable_characters(text)
+    if missing:
+        shown = ", ".join(f"'{c}' (U+{ord(c):04X})" for c in missing[:5])
+        raise ManifestError(field, f"{where}characters the extract's fonts cannot show: {shown}")
 
 
 def _object(

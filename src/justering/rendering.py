@@ -30,6 +30,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fontTools import subset as font_subset
 from fontTools import ttLib
@@ -37,8 +38,10 @@ from fpdf import FPDF
 from fpdf.fonts import TTFFont
 
 from justering import layout
-from justering.manifest import Meeting
 from justering.protocol import Paragraph
+
+if TYPE_CHECKING:
+    from justering.manifest import Meeting
 
 PRODUCER = "justering"
 """The ``/Producer`` and ``/Creator`` of every drafted extract."""

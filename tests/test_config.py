@@ -1,0 +1,81 @@
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from justering.config import load_settings
+from justering.errors import ConfigError
+
+
+def test_embedded_defaults_live_under_the_home(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "h", environ={})
+    assert settings.home == (tmp_path / "h").resolve()
+    assert settings.database_url == f"sqlite:///{settings.home / 'justering.db'}"
+    assert settings.archive_url is None
+    assert settings.archive_dir == settings.home / "archive"
+    assert settings.outbox_dir == settings.home / "outbox"
+    assert settings.ca_dir == settings.home / "ca"
+    assert settings.prefect_api_url is None
+    assert settings.justering_days == 14
+
+
+def test_home_from_environment_and_explicit_home_wins(tmp_path: Path) -> None:
+    env = {"JUSTERING_HOME": str(tmp_path / "env-home")}
+    assert load_settings(environ=env).home == (tmp_path / "env-home").resolve()
+    assert load_settings(tmp_path / "explicit", environ=env).home == (tmp_path / "explicit").resolve()
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    env = {
+        "JUSTERING_DATABASE_URL": "postgresql+psycopg://u@db/j",
+        "JUSTERING_ARCHIVE_URL": "s3://bucket/prefix",
+        "JUSTERING_PUBLIC_URL": "https://justering.example/",
+        "PREFECT_API_URL": "http://127.0.0.1:4200/api",
+    }
+    settings = load_settings(tmp_path, environ=env)
+    assert settings.database_url == env["JUSTERING_DATABASE_URL"]
+    assert settings.archive_url == "s3://bucket/prefix"
+    assert settings.public_url == "https://justering.example"
+    assert settings.prefect_api_url == env["PREFECT_API_URL"]
+
+
+def test_config_file_sets_durations(tmp_path: Path) -> None:
+    config = tmp_path / "j.toml"
+    config.write_text(
+        "[justering]\nlink_ttl_days = 3\nsigner_certificate_days = 30\njustering_days = 10\n"
+    )
+    settings = load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(config)})
+    assert settings.link_ttl == dt.timedelta(days=3)
+    assert settings.signer_certificate_validity == dt.timedelta(days=30)
+    assert settings.justering_days == 10
+
+
+def test_the_shipped_config_file_is_the_defaults(tmp_path: Path) -> None:
+    shipped = Path(__file__).parents[1] / "config" / "justering.toml"
+    configured = load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(shipped)})
+    defaults = load_settings(tmp_path, environ={})
+    assert configured.link_ttl == defaults.link_ttl
+    assert configured.signer_certificate_validity == defaults.signer_certificate_validity
+    assert configured.justering_days == defaults.justering_days
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[justering]\nlink_ttl_days = 0\n", "link_ttl_days: must be at least 1 day"),
+        ("[justering]\njustering_days = 'x'\n", "justering_days: expected a whole number"),
+        ("[justering\n", "JUSTERING_CONFIG"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_setting(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(config)})
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.toml"):
+        load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(tmp_path / "nope.toml")})

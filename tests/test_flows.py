@@ -1,0 +1,55 @@
+"""The Prefect flow on a real (temporary) Prefect server: thin, idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from justering import workflow
+from justering.notifications import outbox_messages
+from justering.workflow import ExtractStatus
+
+
+@pytest.fixture(scope="module")
+def prefect_server() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def flow_services(
+    services: workflow.Services, monkeypatch: pytest.MonkeyPatch, prefect_server: None
+) -> Iterator[workflow.Services]:
+    """The flows build their services from the environment: point it at ours."""
+    from justering_flows import pipeline
+
+    monkeypatch.setenv("JUSTERING_HOME", str(services.settings.home))
+    monkeypatch.setenv("JUSTERING_DATABASE_URL", services.settings.database_url)
+    monkeypatch.setenv("JUSTERING_PUBLIC_URL", services.settings.public_url)
+    monkeypatch.delenv("JUSTERING_ARCHIVE_URL", raising=False)
+    pipeline.services.cache_clear()
+    yield services
+    pipeline.services.cache_clear()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_meeting_ended_drafts_every_extract_and_notifies_the_chair_once(
+    flow_services: workflow.Services, sample_meeting: workflow.Meeting
+) -> None:
+    from justering_flows.pipeline import meeting_ended
+
+    assert workflow.record_meeting(flow_services, sample_meeting)
+    report = meeting_ended(sample_meeting.meeting_id)
+    assert report["notified"] == ["chair-0:mats.gerdau@nacka.example"]
+    states = workflow.meeting_states(flow_services, sample_meeting.meeting_id)
+    assert [s.paragraph for s in states] == [p.number for p in sample_meeting.paragraphs]
+    assert {s.status for s in states} == {ExtractStatus.AWAITING_CHAIR}
+    assert len(outbox_messages(flow_services.settings.outbox_dir)) == 1
+
+    again = meeting_ended(sample_meeting.meeting_id)
+    assert again["notified"] == [] and again["drafted"] == []
+    assert len(outbox_messages(flow_services.settings.outbox_dir)) == 1
+    assert workflow.meetings_needing_work(flow_services) == ()
