@@ -22,7 +22,8 @@ def test_embedded_defaults_live_under_the_home(tmp_path: Path) -> None:
 def test_home_from_environment_and_explicit_home_wins(tmp_path: Path) -> None:
     env = {"JUSTERING_HOME": str(tmp_path / "env-home")}
     assert load_settings(environ=env).home == (tmp_path / "env-home").resolve()
-    assert load_settings(tmp_path / "explicit", environ=env).home == (tmp_path / "explicit").resolve()
+    explicit = load_settings(tmp_path / "explicit", environ=env)
+    assert explicit.home == (tmp_path / "explicit").resolve()
 
 
 def test_environment_overrides(tmp_path: Path) -> None:
@@ -77,5 +78,5 @@ def test_bad_config_is_refused_naming_the_setting(
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(tmp_path / "nope.toml")})

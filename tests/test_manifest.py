@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -154,7 +156,9 @@ def test_sample_meeting_loads_from_a_zipped_package(tmp_path: Path) -> None:
     )
     result = subprocess.run(
         [sys.executable, "-S", "-c", code],
-        env={"PYTHONPATH": str(archive)},
+        # -S keeps the editable install's path hook out; third-party packages
+        # (the renderer's fonttools) still come from site-packages, after the zip.
+        env={"PYTHONPATH": os.pathsep.join([str(archive), sysconfig.get_paths()["purelib"]])},
         capture_output=True,
         text=True,
         check=False,
@@ -448,7 +452,7 @@ def test_oversized_manifest_document_is_refused() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "field", "shown"),
     [
-        (("paragraphs", 1, "text"), "Beslut\n\nNamnet 漢字 kan inte skrivas.", "paragraphs[1]", "漢"),
+        (("paragraphs", 1, "text"), "Beslut\n\nNamnet 漢字 finns.", "paragraphs[1]", "漢"),
         (("paragraphs", 0, "title"), "Titel 𝄞", "paragraphs[0]", "𝄞"),
         (("chair", "name"), "Mats 𝄞", "chair.name", "𝄞"),
         (("place",), "Stadshuset 𒀀", "place", "𒀀"),

@@ -18,10 +18,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from justering import workflow
-from justering.config import Settings
+from justering.config import Settings, load_settings
 from justering.ledger import ExtractRow
 from justering.links import issue_link
-from justering.config import load_settings
 from justering.manifest import MAX_MANIFEST_BYTES, Meeting, load_sample_meeting, meeting_to_dict
 from justering.pki import SigningCA
 from justering.roles import Role
@@ -65,7 +64,7 @@ def client(services: Services, calls: Calls) -> Iterator[TestClient]:
 def _sample_document() -> dict[str, Any]:
     """The bundled sample manifest with its protocol text inline, as the web API takes it."""
     samples = resources.files("justering").joinpath("samples")
-    document = json.loads(samples.joinpath("meeting.json").read_text("utf-8"))
+    document: dict[str, Any] = json.loads(samples.joinpath("meeting.json").read_text("utf-8"))
     del document["protocol_text"]
     document["protocol_text_inline"] = samples.joinpath("protocol.txt").read_text("utf-8")
     return document

@@ -3,6 +3,7 @@ the signing order chair → adjuster(s) → certifier, and archiving."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from dataclasses import replace
@@ -17,6 +18,7 @@ from justering.archive import read_bundle
 from justering.config import Settings
 from justering.errors import ManifestError, WorkflowError
 from justering.ledger import DocumentRow, ExtractRow, MeetingRow, load_document
+from justering.ledger import utcnow as utcnow_in_ledger
 from justering.manifest import Meeting
 from justering.pki import SigningCA
 from justering.roles import Role
@@ -328,18 +330,15 @@ def _interleave_first_write(monkeypatch: pytest.MonkeyPatch) -> None:
     of workflow.utcnow in a thread (just before its insert) waits for the other."""
     gate = threading.Barrier(2)
     seen: set[int] = set()
-    original = workflow.utcnow
 
     def utcnow() -> dt.datetime:
         if threading.get_ident() not in seen:
             seen.add(threading.get_ident())
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 gate.wait(timeout=5)
-            except threading.BrokenBarrierError:
-                pass
-        return original()
+        return utcnow_in_ledger()
 
-    monkeypatch.setattr(workflow, "utcnow", utcnow)
+    monkeypatch.setattr("justering.workflow.utcnow", utcnow)
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

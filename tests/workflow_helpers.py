@@ -10,9 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from email import policy
-from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
@@ -69,7 +68,7 @@ def outbox(services: Services) -> list[Message]:
     link = re.compile(re.escape(services.settings.public_url) + r"/s/([A-Za-z0-9_-]+)")
     messages = []
     for path in outbox_messages(services.settings.outbox_dir):
-        email = cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(path.read_bytes()))
+        email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
         text = email.get_content()
         found = link.search(text)
         assert found, f"no link in {path.name}"
