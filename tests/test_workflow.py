@@ -29,6 +29,7 @@ from workflow_helpers import (
     IMMEDIATE_PARAGRAPH,
     SHORT_PARAGRAPH,
     extract_rows,
+    newest_token,
     outbox,
     run_in_threads,
     sign_as,
@@ -373,3 +374,44 @@ def test_concurrent_drafting_of_the_same_paragraph(
     )
     assert len(set(results)) == 1 and isinstance(results[0], int), results
     assert _count(services, ExtractRow) == 1
+
+
+def test_two_adjusters_signing_at_the_same_moment_both_count(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = small_meeting(sample_meeting, adjusters=2)
+    start(services, meeting)
+    sign_as(services, meeting.chair.email)
+    workflow.advance_meeting(services, meeting.meeting_id)
+    tokens = iter([newest_token(services, person.email) for person in meeting.adjusters])
+    lock = threading.Lock()
+
+    def sign() -> workflow.SigningReceipt:
+        with lock:
+            token = next(tokens)
+        return workflow.sign_with_link(services, token)
+
+    results = run_in_threads(2, sign)
+    assert all(isinstance(r, workflow.SigningReceipt) for r in results), results
+    [extract] = extract_rows(services, meeting.meeting_id)
+    assert extract.status == ExtractStatus.AWAITING_CERTIFIER
+    _check_signatures(
+        services,
+        extract.id,
+        [Role.CHAIR, Role.ADJUSTER, Role.ADJUSTER],
+        adjusters=2,
+        complete=False,
+    )
+    assert trail_kinds(services, extract.id).count("signed") == 3
+    assert chain_problems(trail(services, extract.id)) == []
+
+
+def test_meetings_needing_work_until_advanced(services: Services, meeting: Meeting) -> None:
+    workflow.record_meeting(services, meeting)
+    assert workflow.meetings_needing_work(services) == (meeting.meeting_id,)
+    workflow.advance_meeting(services, meeting.meeting_id)
+    assert workflow.meetings_needing_work(services) == ()
+    sign_as(services, meeting.chair.email)
+    assert workflow.meetings_needing_work(services) == (meeting.meeting_id,)
+    workflow.advance_meeting(services, meeting.meeting_id)
+    assert workflow.meetings_needing_work(services) == ()

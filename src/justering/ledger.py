@@ -155,17 +155,20 @@ class LinkGrantRow(Base):
 
 
 def aware(moment: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    """A stored time in UTC: SQLite hands back naive datetimes (stored as UTC),
+    PostgreSQL aware ones in the session's time zone."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sqlite_immediate(engine: Engine) -> None:
-    """Make every SQLite transaction take the write lock at BEGIN, so that a
-    read-then-write never fails half-way with 'database is locked'."""
+def _sqlite_transactions(engine: Engine, begin: str) -> None:
+    """Let SQLAlchemy, not pysqlite, start SQLite transactions, with ``begin``:
+    ``BEGIN IMMEDIATE`` takes the write lock at once, so that a read-then-write
+    never fails half-way with 'database is locked'; readers use a plain ``BEGIN``
+    (a consistent snapshot that, in WAL mode, never waits for a writer)."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -178,7 +181,7 @@ def _sqlite_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
 
 class Ledger:
@@ -189,9 +192,12 @@ class Ledger:
         try:
             if database_url.startswith("sqlite"):
                 self.engine = create_engine(database_url, poolclass=NullPool)
-                _sqlite_immediate(self.engine)
+                _sqlite_transactions(self.engine, "BEGIN IMMEDIATE")
+                self._read_engine = create_engine(database_url, poolclass=NullPool)
+                _sqlite_transactions(self._read_engine, "BEGIN")
             else:
                 self.engine = create_engine(database_url, pool_pre_ping=True, pool_size=10)
+                self._read_engine = self.engine
             Base.metadata.create_all(self.engine)
         except OperationalError as error:
             raise ConfigError(
@@ -202,6 +208,7 @@ class Ledger:
                 f"the database driver for {database_url} is not installed ({error.name})"
             ) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -209,8 +216,18 @@ class Ledger:
         with self._sessions.begin() as session:
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reading only: it never takes a write lock and is rolled back."""
+        with self._readers() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
     def dispose(self) -> None:
         self.engine.dispose()
+        self._read_engine.dispose()
 
 
 def lock_extract(session: Session, extract_id: int) -> ExtractRow:

@@ -54,6 +54,14 @@ code{word-break:break-all}
 """
 
 
+_PRIVATE = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+"""Headers of everything behind a signer's link: not cached, the link not leaked."""
+
+
 def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     document = (
         '<!doctype html><html lang="sv"><head><meta charset="utf-8">'
@@ -65,9 +73,7 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
         document,
         status_code=status_code,
         headers={
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff",
+            **_PRIVATE,
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
             "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
         },
@@ -176,7 +182,10 @@ och kan användas en gång.</p>"""
         return Response(
             pdf,
             media_type="application/pdf",
-            headers={"Content-Disposition": f'inline; filename="utdrag-{extract_id}.pdf"'},
+            headers={
+                **_PRIVATE,
+                "Content-Disposition": f'inline; filename="utdrag-{extract_id}.pdf"',
+            },
         )
 
     @app.post("/s/{token}", response_class=HTMLResponse)

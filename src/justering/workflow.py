@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from justering.archive import ArchiveStore, extract_prefix, open_archive, write_bundle
@@ -27,6 +28,7 @@ from justering.ledger import (
     ExtractRow,
     Ledger,
     MeetingRow,
+    aware,
     append_event,
     event_rows,
     load_document,
@@ -41,7 +43,7 @@ from justering.notifications import ExtractLine, Notifier, OutboxNotifier, Signi
 from justering.pki import SigningCA
 from justering.rendering import render_extract
 from justering.roles import Person, Role, Signer
-from justering.signing import sign_extract
+from justering.signing import SignedExtract, sign_extract
 from justering.trail import EventKind, trail_to_json
 from justering.validation import validate_extract
 
@@ -103,25 +105,38 @@ def record_meeting(services: Services, meeting: Meeting) -> bool:
     manifest under a known ``meeting_id`` is refused."""
     manifest = meeting_to_dict(meeting)
     digest = _manifest_digest(manifest)
-    with services.ledger.transaction() as session:
-        existing = session.get(MeetingRow, meeting.meeting_id)
-        if existing is not None:
-            if existing.manifest_sha256 != digest:
-                raise ManifestError(
-                    "meeting_id",
-                    f"meeting {meeting.meeting_id!r} was already started with a different "
-                    "manifest; use a new meeting_id or redraft the extracts",
+    try:
+        with services.ledger.transaction() as session:
+            if _known_meeting(session, meeting.meeting_id, digest):
+                return False
+            session.add(
+                MeetingRow(
+                    meeting_id=meeting.meeting_id,
+                    manifest=manifest,
+                    manifest_sha256=digest,
+                    created_at=utcnow(),
+                    work_requested=1,
+                    work_done=0,
                 )
-            return False
-        session.add(
-            MeetingRow(
-                meeting_id=meeting.meeting_id,
-                manifest=manifest,
-                manifest_sha256=digest,
-                created_at=utcnow(),
-                work_requested=1,
-                work_done=0,
             )
+    except IntegrityError:  # recorded concurrently by another request: same rules
+        with services.ledger.reading() as session:
+            if _known_meeting(session, meeting.meeting_id, digest):
+                return False
+        raise
+    return True
+
+
+def _known_meeting(session: Session, meeting_id: str, digest: str) -> bool:
+    """True if the meeting is recorded with this manifest; refuses another manifest."""
+    existing = session.get(MeetingRow, meeting_id)
+    if existing is None:
+        return False
+    if existing.manifest_sha256 != digest:
+        raise ManifestError(
+            "meeting_id",
+            f"meeting {meeting_id!r} was already started with a different "
+            "manifest; use a new meeting_id or redraft the extracts",
         )
     return True
 
@@ -134,40 +149,55 @@ def load_meeting(session: Session, meeting_id: str) -> Meeting:
 
 
 def get_meeting(services: Services, meeting_id: str) -> Meeting:
-    with services.ledger.transaction() as session:
+    with services.ledger.reading() as session:
         return load_meeting(session, meeting_id)
+
+
+def _extract_id(session: Session, meeting_id: str, paragraph_number: int) -> int | None:
+    return session.execute(
+        select(ExtractRow.id).where(
+            ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
+        )
+    ).scalar_one_or_none()
 
 
 def draft_extract(services: Services, meeting_id: str, paragraph_number: int) -> int:
     """Render and record version 1 of a paragraph's extract (idempotent); its id."""
-    meeting = get_meeting(services, meeting_id)
+    with services.ledger.reading() as session:
+        meeting = load_meeting(session, meeting_id)
+        existing = _extract_id(session, meeting_id, paragraph_number)
+    if existing is not None:
+        return existing
     paragraph = next((p for p in meeting.paragraphs if p.number == paragraph_number), None)
     if paragraph is None:
         raise WorkflowError(f"meeting {meeting_id} has no § {paragraph_number}", status_code=404)
     pdf = render_extract(meeting, paragraph, version=1)
-    with services.ledger.transaction() as session:
-        existing = session.execute(
-            select(ExtractRow).where(
-                ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
+    try:
+        with services.ledger.transaction() as session:
+            existing = _extract_id(session, meeting_id, paragraph_number)
+            if existing is not None:
+                return existing
+            extract = ExtractRow(
+                meeting_id=meeting_id,
+                paragraph=paragraph_number,
+                dnr=paragraph.dnr,
+                title=paragraph.title,
+                version=1,
+                status=ExtractStatus.AWAITING_CHAIR.value,
+                head_sha256="",
+                updated_at=utcnow(),
             )
-        ).scalar_one_or_none()
-        if existing is not None:
-            return existing.id
-        extract = ExtractRow(
-            meeting_id=meeting_id,
-            paragraph=paragraph_number,
-            dnr=paragraph.dnr,
-            title=paragraph.title,
-            version=1,
-            status=ExtractStatus.AWAITING_CHAIR.value,
-            head_sha256="",
-            updated_at=utcnow(),
-        )
-        session.add(extract)
-        session.flush()
-        extract.head_sha256 = store_document(session, extract, pdf)
-        append_event(session, extract, EventKind.DRAFTED, document_sha256=extract.head_sha256)
-        return extract.id
+            session.add(extract)
+            session.flush()
+            extract.head_sha256 = store_document(session, extract, pdf)
+            append_event(session, extract, EventKind.DRAFTED, document_sha256=extract.head_sha256)
+            return extract.id
+    except IntegrityError:  # drafted concurrently by another advance: that one stands
+        with services.ledger.reading() as session:
+            existing = _extract_id(session, meeting_id, paragraph_number)
+        if existing is None:
+            raise
+        return existing
 
 
 def deadline_of(meeting: Meeting, settings: Settings) -> dt.date:
@@ -210,11 +240,10 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     notify every signer whose turn has come and who has not been notified yet,
     archive what is certified. Safe to run any number of times, concurrently."""
     meeting = get_meeting(services, meeting_id)
-    with services.ledger.transaction() as session:
+    with services.ledger.reading() as session:
         requested = session.execute(
             select(MeetingRow.work_requested).where(MeetingRow.meeting_id == meeting_id)
         ).scalar_one()
-    with services.ledger.transaction() as session:
         existing = set(
             session.execute(
                 select(ExtractRow.paragraph).where(ExtractRow.meeting_id == meeting_id)
@@ -227,7 +256,7 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     )
     notified = _notify_due(services, meeting)
     archived: list[str] = []
-    with services.ledger.transaction() as session:
+    with services.ledger.reading() as session:
         certified = list(
             session.execute(
                 select(ExtractRow.id).where(
@@ -383,12 +412,12 @@ def view_link(services: Services, token: str) -> LinkView:
                 slot=signer.slot,
                 document_sha256=extract.head_sha256,
             )
-        return LinkView(signer, meeting, link.expires_at, tuple(extracts))
+        return LinkView(signer, meeting, aware(link.expires_at), tuple(extracts))
 
 
 def link_document(services: Services, token: str, extract_id: int) -> bytes:
     """The current PDF of one extract the link grants (for reading before signing)."""
-    with services.ledger.transaction() as session:
+    with services.ledger.reading() as session:
         link = find_link(session, token)
         if extract_id not in {g.extract_id for g in grants_of(session, link.token_hash)}:
             raise LinkError("Länken gäller inte det utdraget. (Not granted.)", status_code=404)
@@ -426,70 +455,144 @@ def _next_status(session: Session, extract: ExtractRow, meeting: Meeting) -> Ext
     return ExtractStatus.CERTIFIED
 
 
+MAX_SIGNING_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _PlannedSignature:
+    extract_id: int
+    version: int
+    head_sha256: str
+    document: bytes
+
+
+@dataclass(frozen=True)
+class _SigningPlan:
+    meeting: Meeting
+    signer: Signer
+    items: tuple[_PlannedSignature, ...]
+
+
+class _ExtractMoved(Exception):
+    """An extract changed between planning and committing (another adjuster signed)."""
+
+
 def sign_with_link(services: Services, token: str) -> SigningReceipt:
     """Sign every extract the link grants, as the link's signer, all or nothing.
 
     Refuses (and changes nothing) when the link is unknown, used, expired or
     revoked, when an extract has a newer version than the link was issued for,
     or when it is not this role's turn on an extract.
+
+    The signatures are made outside any database lock; the short transaction
+    that records them claims the link and checks that no extract moved in the
+    meantime (if one did, because a fellow adjuster signed it, the signing is
+    done again on the newer document).
     """
+    for _attempt in range(MAX_SIGNING_ATTEMPTS):
+        plan = _plan_signing(services, token)
+        signed = [_sign_planned(services, plan, item) for item in plan.items]
+        try:
+            return _record_signatures(services, token, plan, signed)
+        except _ExtractMoved:
+            continue
+    raise WorkflowError(
+        "Utdragen ändrades under signeringen; försök igen. "
+        "(The extracts changed while signing; try again.)"
+    )
+
+
+def _check_turn(session: Session, extract: ExtractRow, version: int, signer: Signer) -> None:
+    where = f"§ {extract.paragraph}"
+    if extract.version != version:
+        raise LinkError(
+            f"{where} har ändrats sedan länken skickades. ({where} changed since.)",
+            status_code=410,
+        )
+    if ExtractStatus(extract.status) is not STAGE_OF[signer.role]:
+        raise WorkflowError(
+            f"{where}: det är inte {signer.role.swedish.lower()}s tur att signera "
+            f"(status {extract.status}). (Not this role's turn.)"
+        )
+    if signer.slot in _signed_slots(session, extract):
+        raise WorkflowError(f"{where} är redan signerad av {signer.name}.")
+
+
+def _plan_signing(services: Services, token: str) -> _SigningPlan:
+    with services.ledger.reading() as session:
+        link = find_link(session, token)
+        meeting = load_meeting(session, link.meeting_id)
+        signer = _signer_of(
+            meeting, Role(link.role), link.slot, link.signer_name, link.signer_email
+        )
+        items = []
+        for grant in grants_of(session, link.token_hash):
+            extract = session.get(ExtractRow, grant.extract_id)
+            assert extract is not None
+            _check_turn(session, extract, grant.version, signer)
+            items.append(
+                _PlannedSignature(
+                    extract.id,
+                    grant.version,
+                    extract.head_sha256,
+                    load_document(session, extract.head_sha256),
+                )
+            )
+        return _SigningPlan(meeting, signer, tuple(items))
+
+
+def _sign_planned(services: Services, plan: _SigningPlan, item: _PlannedSignature) -> SignedExtract:
+    credential = services.ca.issue(
+        plan.signer,
+        organisation=plan.meeting.municipality,
+        validity=services.settings.signer_certificate_validity,
+    )
+    return sign_extract(
+        item.document,
+        credential,
+        plan.signer,
+        adjuster_count=len(plan.meeting.adjusters),
+        location=plan.meeting.place,
+    )
+
+
+def _record_signatures(
+    services: Services, token: str, plan: _SigningPlan, signed: Sequence[SignedExtract]
+) -> SigningReceipt:
+    signer, meeting = plan.signer, plan.meeting
+    kind = EventKind.CERTIFIED if signer.role is Role.CERTIFIER else EventKind.SIGNED
     with services.ledger.transaction() as session:
         link = find_link(session, token)
         claim_link(session, link)
-        meeting = load_meeting(session, link.meeting_id)
-        role = Role(link.role)
-        signer = _signer_of(meeting, role, link.slot, link.signer_name, link.signer_email)
         items: list[SignedItem] = []
-        for grant in grants_of(session, link.token_hash):
-            extract = lock_extract(session, grant.extract_id)
-            where = f"§ {extract.paragraph}"
-            if extract.version != grant.version:
-                raise LinkError(
-                    f"{where} har ändrats sedan länken skickades. ({where} changed since.)",
-                    status_code=410,
-                )
-            if ExtractStatus(extract.status) is not STAGE_OF[role]:
-                raise WorkflowError(
-                    f"{where}: det är inte {role.swedish.lower()}s tur att signera "
-                    f"(status {extract.status}). (Not this role's turn.)"
-                )
-            if signer.slot in _signed_slots(session, extract):
-                raise WorkflowError(f"{where} är redan signerad av {signer.name}.")
-            signed = sign_extract(
-                load_document(session, extract.head_sha256),
-                services.ca.issue(
-                    signer,
-                    organisation=meeting.municipality,
-                    validity=services.settings.signer_certificate_validity,
-                ),
-                signer,
-                adjuster_count=len(meeting.adjusters),
-                location=meeting.place,
-            )
-            digest = store_document(session, extract, signed.pdf)
-            kind = EventKind.CERTIFIED if role is Role.CERTIFIER else EventKind.SIGNED
+        for item, signature in zip(plan.items, signed, strict=True):
+            extract = lock_extract(session, item.extract_id)
+            if extract.head_sha256 != item.head_sha256:
+                raise _ExtractMoved
+            _check_turn(session, extract, item.version, signer)
+            digest = store_document(session, extract, signature.pdf)
             append_event(
                 session,
                 extract,
                 kind,
                 actor=signer.name,
                 actor_email=signer.email,
-                role=role.value,
+                role=signer.role.value,
                 slot=signer.slot,
                 document_sha256=digest,
-                certificate_sha256=signed.certificate_fingerprint,
-                at=signed.signed_at,
+                certificate_sha256=signature.certificate_fingerprint,
+                at=signature.signed_at,
             )
             extract.head_sha256 = digest
             extract.status = _next_status(session, extract, meeting).value
             extract.updated_at = utcnow()
             items.append(
                 SignedItem(
-                    extract.paragraph,
-                    extract.dnr,
-                    extract.title,
-                    digest,
-                    signed.certificate_fingerprint,
+                    paragraph=extract.paragraph,
+                    dnr=extract.dnr,
+                    title=extract.title,
+                    document_sha256=digest,
+                    certificate_sha256=signature.certificate_fingerprint,
                 )
             )
         _request_work(session, meeting.meeting_id)
@@ -570,7 +673,7 @@ class ExtractState:
 
 
 def meeting_states(services: Services, meeting_id: str) -> tuple[ExtractState, ...]:
-    with services.ledger.transaction() as session:
+    with services.ledger.reading() as session:
         load_meeting(session, meeting_id)
         rows = session.execute(
             select(ExtractRow)
@@ -594,7 +697,7 @@ def meeting_states(services: Services, meeting_id: str) -> tuple[ExtractState, .
 
 def unfinished_meetings(services: Services) -> tuple[str, ...]:
     """Meetings with an extract not yet archived, or not yet drafted at all."""
-    with services.ledger.transaction() as session:
+    with services.ledger.reading() as session:
         meetings = set(session.execute(select(MeetingRow.meeting_id)).scalars())
         done = {
             meeting_id
@@ -617,7 +720,7 @@ def unfinished_meetings(services: Services) -> tuple[str, ...]:
 def meetings_needing_work(services: Services) -> tuple[str, ...]:
     """Meetings with something recorded since their last complete advance (a new
     meeting, a signature): what the reconciler nudges after a restart or a failure."""
-    with services.ledger.transaction() as session:
+    with services.ledger.reading() as session:
         return tuple(
             session.execute(
                 select(MeetingRow.meeting_id)
