@@ -53,9 +53,7 @@ class DemoRun:
 def run_demo(home: Path, env: dict[str, str]) -> DemoRun:
     started = time.monotonic()
     done = run_cli(home, "demo", "--json", env=env, timeout=DEMO_SECONDS + 120)
-    return DemoRun(
-        home, env, done.returncode, done.stdout, done.stderr, time.monotonic() - started
-    )
+    return DemoRun(home, env, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
 def processes_mentioning(text: str) -> list[str]:
