@@ -8,7 +8,9 @@ the check under test can catch a change.
 
 Use from a test module::
 
-    from archived_meeting import archived_meeting, ArchivedMeeting  # noqa: F401
+    from archived_meeting import ArchivedMeeting, archived_meeting_fixture  # noqa: F401
+
+and ask for ``archived_meeting`` in a test.
 """
 
 from __future__ import annotations
@@ -113,8 +115,8 @@ def sample_settings(home: Path) -> Settings:
     return dataclasses.replace(load_settings(home, environ={}), public_url="http://justering.test")
 
 
-@pytest.fixture(scope="session")
-def archived_meeting(tmp_path_factory: pytest.TempPathFactory) -> ArchivedMeeting:
+@pytest.fixture(scope="session", name="archived_meeting")
+def archived_meeting_fixture(tmp_path_factory: pytest.TempPathFactory) -> ArchivedMeeting:
     """One home with the sample meeting archived locally, shared by the whole
     session. Treat it as read only (its archived files are read only anyway)."""
     return archive_sample_meeting(sample_settings(tmp_path_factory.mktemp("archived") / "home"))
@@ -127,14 +129,6 @@ def copy_bundle(bundle: Path, destination: Path) -> Path:
     """A writable copy of a bundle folder at ``destination``."""
     shutil.copytree(bundle, destination)
     for path in destination.iterdir():
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    return destination
-
-
-def copy_tree_writable(source: Path, destination: Path) -> Path:
-    """A writable copy of a whole archive folder."""
-    shutil.copytree(source, destination)
-    for path in destination.rglob("*"):
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
     return destination
 

@@ -98,8 +98,10 @@ def nss_db(demo: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> str:
     database = f"sql:{folder}"
     subprocess.run(["certutil", "-N", "-d", database, "--empty-password"], check=True)
     subprocess.run(
-        ["certutil", "-A", "-n", "justering-ca", "-t", "CT,C,C"]
-        + ["-i", str(folder / "ca.pem"), "-d", database],
+        [
+            *("certutil", "-A", "-n", "justering-ca", "-t", "CT,C,C"),
+            *("-i", str(folder / "ca.pem"), "-d", database),
+        ],
         check=True,
     )
     return database

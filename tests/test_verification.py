@@ -21,7 +21,7 @@ from pypdf.annotations import FreeText
 from archived_meeting import (
     ArchivedMeeting,
     archive_sample_meeting,
-    archived_meeting,  # noqa: F401
+    archived_meeting_fixture,  # noqa: F401
     clean_environment,
     copy_bundle,
     flip_byte,
@@ -379,10 +379,10 @@ def test_no_trust_root_cannot_run(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no trust root"):
         load_trust_roots([])
     (tmp_path / "empty.pem").write_text("")
-    with pytest.raises(ConfigError, match="empty.pem: not a PEM certificate"):
+    with pytest.raises(ConfigError, match=r"empty\.pem: not a PEM certificate"):
         load_trust_roots([tmp_path / "empty.pem"])
     (tmp_path / "junk.pem").write_text("not a certificate")
-    with pytest.raises(ConfigError, match="junk.pem: not a PEM certificate"):
+    with pytest.raises(ConfigError, match=r"junk\.pem: not a PEM certificate"):
         load_trust_roots([tmp_path / "junk.pem"])
 
 

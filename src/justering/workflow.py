@@ -402,6 +402,9 @@ def view_link(services: Services, token: str) -> LinkView:
         for grant in grants_of(session, link.token_hash):
             extract = lock_extract(session, grant.extract_id)
             extracts.append(_pending(extract))
+            last = event_rows(session, extract.id)[-1]
+            if last.kind == EventKind.VIEWED.value and last.slot == signer.slot:
+                continue  # a reload: the trail already says this signer has it open
             append_event(
                 session,
                 extract,
