@@ -14,7 +14,7 @@ from sqlalchemy import select
 from justering import workflow
 from justering.errors import LinkError, WorkflowError
 from justering.ledger import ExtractRow, LinkGrantRow, LinkTokenRow, utcnow
-from justering.links import find_link, hash_token, issue_link
+from justering.links import claim_link, find_link, hash_token, issue_link
 from justering.manifest import Meeting
 from justering.roles import Role, Signer
 from justering.trail import EventKind
@@ -134,6 +134,30 @@ def test_a_revoked_link_is_refused(services: Services, started: Meeting) -> None
         row.revoked_at = utcnow()
     error = _refused(services, token, LinkError, 410)
     assert "återkallats" in str(error)
+
+
+def test_claiming_a_link_is_atomic(services: Services, started: Meeting) -> None:
+    """A claim made with a row read before another claim committed still fails."""
+    token = newest_token(services, started.chair.email)
+    with services.ledger.transaction() as session:
+        stale = find_link(session, token)
+    with services.ledger.transaction() as session:
+        claim_link(session, find_link(session, token))
+    with (
+        pytest.raises(LinkError, match="redan använts") as refused,
+        services.ledger.transaction() as session,
+    ):
+        claim_link(session, stale)
+    assert refused.value.status_code == 410
+
+
+def test_a_reload_of_the_page_records_one_view(services: Services, started: Meeting) -> None:
+    token = newest_token(services, started.chair.email)
+    [extract] = extract_rows(services, started.meeting_id)
+    for _ in range(3):
+        view = workflow.view_link(services, token)
+    assert [e.extract_id for e in view.extracts] == [extract.id]
+    assert [e.kind.value for e in trail(services, extract.id)] == ["drafted", "notified", "viewed"]
 
 
 # --- unknown and foreign tokens ------------------------------------------------------------

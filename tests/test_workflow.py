@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from justering import workflow
-from justering.archive import read_bundle
+from justering.archive import read_bundle, write_bundle
 from justering.config import Settings
 from justering.errors import ManifestError, WorkflowError
 from justering.ledger import DocumentRow, ExtractRow, MeetingRow, load_document
@@ -326,9 +326,10 @@ def test_archive_to_s3(settings: Settings, sample_meeting: Meeting, s3_bucket: s
 # --- concurrency on PostgreSQL -----------------------------------------------------------
 
 
-def _interleave_first_write(monkeypatch: pytest.MonkeyPatch) -> None:
+def _interleave_first_write(monkeypatch: pytest.MonkeyPatch) -> threading.Barrier:
     """Make two threads both read the ledger before either writes: the first call
-    of workflow.utcnow in a thread (just before its insert) waits for the other."""
+    of workflow.utcnow in a thread (just before its insert) waits for the other.
+    The barrier is broken afterwards if the two did not meet."""
     gate = threading.Barrier(2)
     seen: set[int] = set()
 
@@ -340,38 +341,30 @@ def _interleave_first_write(monkeypatch: pytest.MonkeyPatch) -> None:
         return utcnow_in_ledger()
 
     monkeypatch.setattr("justering.workflow.utcnow", utcnow)
+    return gate
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two concurrent record_meeting calls with the same new manifest both "
-    "see no row and both insert; the second fails with an IntegrityError instead of "
-    "returning False",
-)
 def test_concurrent_recording_of_the_same_meeting(
     services: Services, meeting: Meeting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _interleave_first_write(monkeypatch)
+    gate = _interleave_first_write(monkeypatch)
     results = run_in_threads(2, lambda: workflow.record_meeting(services, meeting))
+    assert not gate.broken
     assert sorted(results, key=repr) == [False, True]
+    assert _count(services, MeetingRow) == 1
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two concurrent draft_extract calls (e.g. two advance_meeting runs) for "
-    "the same paragraph both see no extract and both insert; the second fails with an "
-    "IntegrityError on (meeting_id, paragraph) instead of returning the existing id",
-)
 def test_concurrent_drafting_of_the_same_paragraph(
     services: Services, meeting: Meeting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow.record_meeting(services, meeting)
-    _interleave_first_write(monkeypatch)
+    gate = _interleave_first_write(monkeypatch)
     results = run_in_threads(
         2, lambda: workflow.draft_extract(services, meeting.meeting_id, SHORT_PARAGRAPH)
     )
+    assert not gate.broken
     assert len(set(results)) == 1 and isinstance(results[0], int), results
     assert _count(services, ExtractRow) == 1
 
@@ -415,3 +408,28 @@ def test_meetings_needing_work_until_advanced(services: Services, meeting: Meeti
     assert workflow.meetings_needing_work(services) == (meeting.meeting_id,)
     workflow.advance_meeting(services, meeting.meeting_id)
     assert workflow.meetings_needing_work(services) == ()
+
+
+def test_concurrent_archiving_records_once(
+    services: Services, meeting: Meeting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start(services, meeting)
+    for role in (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER):
+        sign_as(services, meeting.signers(role)[0].email)
+        if role is not Role.CERTIFIER:
+            workflow.advance_meeting(services, meeting.meeting_id)
+    [extract] = extract_rows(services, meeting.meeting_id)
+    assert extract.status == ExtractStatus.CERTIFIED
+    gate = threading.Barrier(2)
+
+    def both_write(*args: Any) -> Any:
+        """Both archivers have checked the extract before either records it."""
+        gate.wait(timeout=30)
+        return write_bundle(*args)
+
+    monkeypatch.setattr("justering.workflow.write_bundle", both_write)
+    results = run_in_threads(2, lambda: workflow.archive_extract(services, extract.id))
+    assert not gate.broken
+    assert len(set(results)) == 1 and isinstance(results[0], str), results
+    assert trail_kinds(services, extract.id).count("archived") == 1
+    assert chain_problems(trail(services, extract.id)) == []

@@ -160,7 +160,8 @@ def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
     from justering.verification import load_trust_roots, verify_targets
 
-    trust = list(args.trust) or [settings.ca_dir / "ca-cert.pem"]
+    home_ca = settings.ca_dir / "ca-cert.pem"
+    trust = list(args.trust) or ([home_ca] if home_ca.exists() else [])
     roots = load_trust_roots(trust)
     results = []
     for result in verify_targets(args.targets, roots):

@@ -134,15 +134,19 @@ def _trail_checks(
         for e in events
         if e.kind in (EventKind.SIGNED, EventKind.CERTIFIED) and e.version == final.version
     ]
-    in_trail = [e.certificate_sha256 for e in signed]
-    in_pdf = [s.certificate_fingerprint for s in validation.signatures]
+    in_trail = [(e.certificate_sha256, e.actor, e.role) for e in signed]
+    in_pdf = [
+        (s.certificate_fingerprint, s.signer_name, s.role.value if s.role else None)
+        for s in validation.signatures
+    ]
     checks.append(
         Check(
             "trail matches signatures",
             in_trail == in_pdf,
-            f"{len(in_pdf)} signatures, each recorded in the trail"
+            f"{len(in_pdf)} signatures, each recorded in the trail with its signer and role"
             if in_trail == in_pdf
-            else "the certificates in the PDF differ from those the trail recorded",
+            else "the signatures in the PDF (certificate, signer, role) differ from those "
+            "the trail recorded",
         )
     )
     return checks
@@ -185,6 +189,7 @@ def verify_bundle(
 
 def _local_targets(path: Path) -> Iterator[tuple[str, Path | None, Path | None]]:
     """(target, bundle directory or None, bare PDF or None) for a local path."""
+    path = path.resolve()
     if path.is_file():
         if path.parent.joinpath(MANIFEST_NAME).is_file() and path.name == PDF_NAME:
             yield str(path), path.parent, None
@@ -194,7 +199,10 @@ def _local_targets(path: Path) -> Iterator[tuple[str, Path | None, Path | None]]
         if path.joinpath(MANIFEST_NAME).is_file():
             yield str(path), path, None
         else:
-            for manifest in sorted(path.rglob(MANIFEST_NAME)):
+            bundles = sorted(path.rglob(MANIFEST_NAME))
+            if not bundles:
+                raise ConfigError(f"{path}: no archived extract there")
+            for manifest in bundles:
                 yield str(manifest.parent), manifest.parent, None
     else:
         raise ConfigError(f"{path}: no such file or directory")
@@ -207,6 +215,8 @@ def _s3_targets(uri: str, client: Any) -> Iterator[tuple[str, S3Archive, str]]:
         prefix = key.rpartition("/")[0]
         yield f"s3://{bucket}/{prefix}", store, prefix
         return
+    if key and not key.endswith("/"):
+        key += "/"  # a folder: s3://bucket/ark must not reach into arkiv/
     found = False
     for found_key in store.list(key):
         if found_key.endswith("/" + MANIFEST_NAME):
