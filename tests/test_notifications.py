@@ -45,8 +45,7 @@ def test_message_names_everything_a_signer_needs() -> None:
     assert "§ 96  Information om mottagandet" in text
     assert "§ 97  KFKS 2014/233-311  Yttrande över väg 222  (omedelbart justerad)" in text
     assert request.subject() == (
-        "Att signera som ordförande: 3 protokollsutdrag, "
-        "Kommunstyrelsens arbetsutskott 2014-08-19"
+        "Att signera som ordförande: 3 protokollsutdrag, Kommunstyrelsens arbetsutskott 2014-08-19"
     )
 
 
