@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from justering import workflow
 from justering.errors import LinkError, WorkflowError
-from justering.ledger import ExtractRow, LinkGrantRow, LinkTokenRow, utcnow
+from justering.ledger import ExtractRow, LinkGrantRow, LinkTokenRow, aware, utcnow
 from justering.links import claim_link, find_link, hash_token, issue_link
 from justering.manifest import Meeting
 from justering.roles import Role, Signer
@@ -35,6 +35,8 @@ from workflow_helpers import (
 )
 
 WELL_FORMED_UNKNOWN = "A" * 43
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For rules that do not depend on the database (PostgreSQL costs a fresh database)."""
 
 
 @pytest.fixture
@@ -118,8 +120,8 @@ def test_a_link_expires_at_its_expiry_time(services: Services, started: Meeting)
     token = newest_token(services, started.chair.email)
     with services.ledger.transaction() as session:
         row = find_link(session, token)
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.UTC)
-        assert expires - row.created_at.replace(tzinfo=expires.tzinfo) == services.settings.link_ttl
+        expires = aware(row.expires_at)
+        assert expires - aware(row.created_at) == services.settings.link_ttl
         assert find_link(session, token, now=expires - dt.timedelta(seconds=1)) is not None
         with pytest.raises(LinkError, match="gått ut") as refused:
             find_link(session, token, now=expires)
@@ -173,6 +175,7 @@ MALFORMED = [
 ]
 
 
+@SQLITE_ONLY
 def test_an_unknown_or_malformed_token_is_not_found(services: Services, started: Meeting) -> None:
     [extract] = extract_rows(services, started.meeting_id)
     for token in MALFORMED:
@@ -185,6 +188,7 @@ def test_an_unknown_or_malformed_token_is_not_found(services: Services, started:
         assert reading.value.status_code == 404, token
 
 
+@SQLITE_ONLY
 def test_a_token_differing_in_one_character_is_not_found(
     services: Services, started: Meeting
 ) -> None:
@@ -271,6 +275,25 @@ def test_a_link_for_an_older_version_is_refused(services: Services, started: Mee
     assert "ändrats" in str(error)
 
 
+@SQLITE_ONLY
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: view_link and link_document do not check the grant's version: a link "
+    "for a redrafted extract opens a page offering to sign, and serves the NEW document, "
+    "which the link can never sign (sign_with_link refuses it with 410)",
+)
+def test_a_link_for_an_older_version_does_not_open(services: Services, started: Meeting) -> None:
+    token = newest_token(services, started.chair.email)
+    with services.ledger.transaction() as session:
+        [extract] = session.execute(select(ExtractRow)).scalars()
+        extract.version += 1
+    with pytest.raises(LinkError, match="ändrats") as viewing:
+        workflow.view_link(services, token)
+    assert viewing.value.status_code == 410
+    with pytest.raises(LinkError, match="ändrats"):
+        workflow.link_document(services, token, extract.id)
+
+
 # --- the tokens themselves -------------------------------------------------------------------
 
 
@@ -294,6 +317,7 @@ def test_tokens_are_stored_only_as_hashes(services: Services, sample_meeting: Me
         assert raw and not any(token.encode() in raw for token in tokens)
 
 
+@SQLITE_ONLY
 def test_tokens_carry_at_least_128_bits(services: Services, started: Meeting) -> None:
     chair = started.signers(Role.CHAIR)[0]
     tokens = [newest_token(services, started.chair.email)] + [

@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 
 from justering import workflow
-from justering.ledger import Base, DocumentRow, ExtractRow, LinkTokenRow, TrailEventRow
+from justering.ledger import (
+    Base,
+    DocumentRow,
+    ExtractRow,
+    LinkTokenRow,
+    TrailEventRow,
+    trail_of,
+)
 from justering.manifest import Meeting
 from justering.notifications import outbox_messages
 from justering.roles import Person, Role
@@ -116,8 +123,6 @@ def extract_rows(services: Services, meeting_id: str) -> list[ExtractRow]:
 
 
 def trail(services: Services, extract_id: int) -> tuple[TrailEvent, ...]:
-    from justering.ledger import trail_of
-
     with services.ledger.transaction() as session:
         return trail_of(session, extract_id)
 

@@ -197,7 +197,10 @@ class Ledger:
                 _sqlite_transactions(self._read_engine, "BEGIN")
             else:
                 self.engine = create_engine(database_url, pool_pre_ping=True, pool_size=10)
-                self._read_engine = self.engine
+                # A reader sees one snapshot, as SQLite's deferred BEGIN gives in WAL mode.
+                self._read_engine = self.engine.execution_options(
+                    isolation_level="REPEATABLE READ"
+                )
             Base.metadata.create_all(self.engine)
         except OperationalError as error:
             raise ConfigError(
@@ -294,7 +297,7 @@ def append_event(
             extract=extract.ref,
             seq=1 if last is None else last.seq + 1,
             kind=kind,
-            at=at or utcnow(),
+            at=(at or utcnow()).astimezone(dt.UTC),
             actor=actor,
             actor_email=actor_email,
             role=role,

@@ -125,6 +125,8 @@ def trail_from_json(data: bytes) -> tuple[TrailEvent, ...]:
         raise TrailError("trail has no event list")
     events = []
     for position, raw in enumerate(raw_events, start=1):
+        if not isinstance(raw, dict):
+            raise TrailError(f"trail event {position} is not an object")
         try:
             events.append(
                 TrailEvent(
@@ -145,4 +147,6 @@ def trail_from_json(data: bytes) -> tuple[TrailEvent, ...]:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise TrailError(f"trail event {position} is malformed: {error!r}") from None
+        if events[-1].at.tzinfo is None:
+            raise TrailError(f"trail event {position} has a time without a time zone")
     return tuple(events)
