@@ -184,15 +184,10 @@ def test_naive_times_are_refused_when_sealing() -> None:
         seal(replace(event, at=dt.datetime(2014, 8, 19, 14, 30)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: trail_from_json accepts an event time without a time zone; the error "
-    "only surfaces later, as an exception out of chain_problems",
-)
 def test_naive_times_are_refused_when_reading_json() -> None:
     document = json.loads(trail_to_json(build_chain()))
     document["events"][0]["at"] = "2014-08-19T14:31:00"
-    with pytest.raises(TrailError, match="event 1"):
+    with pytest.raises(TrailError, match="event 1 has a time without a time zone"):
         trail_from_json(json.dumps(document).encode())
 
 
@@ -240,8 +235,8 @@ _MISSING = object()
         (b'{"format": "justering-trail/2", "events": []}', "not in format"),
         (b'{"format": "justering-trail/1"}', "no event list"),
         (b'{"format": "justering-trail/1", "events": {}}', "no event list"),
-        (b'{"format": "justering-trail/1", "events": [1]}', "event 1 is malformed"),
-        (b'{"format": "justering-trail/1", "events": ["x"]}', "event 1 is malformed"),
+        (b'{"format": "justering-trail/1", "events": [1]}', "event 1 is not an object"),
+        (b'{"format": "justering-trail/1", "events": ["x"]}', "event 1 is not an object"),
         (_with_event_change("hash", _MISSING), "event 2 is malformed"),
         (_with_event_change("kind", "approved"), "event 2 is malformed"),
         (_with_event_change("at", "yesterday"), "event 2 is malformed"),
@@ -310,19 +305,7 @@ def test_the_ledger_chains_events_it_appends(ledger: Ledger) -> None:
     assert chain_problems(events) == []
 
 
-def test_the_ledger_keeps_the_chain_for_a_time_in_another_zone(
-    ledger: Ledger, request: pytest.FixtureRequest
-) -> None:
-    if ledger.database_url.startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG: on SQLite the ledger stores an event time given in a zone "
-                "other than UTC as its wall-clock time and reads it back as UTC, so the "
-                "stored event no longer matches its hash (append_event should normalise "
-                "`at` to UTC before sealing)",
-            )
-        )
+def test_the_ledger_keeps_the_chain_for_a_time_in_another_zone(ledger: Ledger) -> None:
     extract_id = _extract(ledger)
     stockholm = dt.timezone(dt.timedelta(hours=2))
     with ledger.transaction() as session:

@@ -198,9 +198,7 @@ class Ledger:
             else:
                 self.engine = create_engine(database_url, pool_pre_ping=True, pool_size=10)
                 # A reader sees one snapshot, as SQLite's deferred BEGIN gives in WAL mode.
-                self._read_engine = self.engine.execution_options(
-                    isolation_level="REPEATABLE READ"
-                )
+                self._read_engine = self.engine.execution_options(isolation_level="REPEATABLE READ")
             Base.metadata.create_all(self.engine)
         except OperationalError as error:
             raise ConfigError(
@@ -286,6 +284,8 @@ def append_event(
     at: dt.datetime | None = None,
 ) -> TrailEvent:
     """Append an event to the extract's chain. The caller holds the extract's lock."""
+    if at is not None and at.tzinfo is None:
+        raise TrailError("trail times must be timezone-aware")
     last = session.execute(
         select(TrailEventRow)
         .where(TrailEventRow.extract_id == extract.id)

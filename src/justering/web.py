@@ -104,11 +104,14 @@ def create_app(services: Services, hooks: Hooks) -> FastAPI:
 
     @app.post("/api/meetings")
     async def post_meeting(request: Request) -> JSONResponse:
-        body = await request.body()
+        body = await _bounded_body(request, MAX_MANIFEST_BYTES)
+        if body is None:
+            too_large = ManifestError("(manifest)", f"larger than {MAX_MANIFEST_BYTES} bytes")
+            return _api_error(too_large, 413)
         try:
             meeting = parse_manifest_json(body, base_dir=None)
         except ManifestError as error:
-            return _api_error(error, 413 if len(body) > MAX_MANIFEST_BYTES else 422)
+            return _api_error(error, 422)
         try:
             created = await run_in_threadpool(workflow.record_meeting, services, meeting)
         except ManifestError as error:
@@ -212,6 +215,22 @@ och kan användas en gång.</p>"""
         return _page("Signerat", body)
 
     return app
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes
+    (by its Content-Length, or while reading it): nothing larger is held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _hand_over(hook: Callable[[str], None], meeting_id: str) -> None:

@@ -401,6 +401,7 @@ def view_link(services: Services, token: str) -> LinkView:
         extracts = []
         for grant in grants_of(session, link.token_hash):
             extract = lock_extract(session, grant.extract_id)
+            _check_version(extract, grant.version)
             extracts.append(_pending(extract))
             last = event_rows(session, extract.id)[-1]
             if last.kind == EventKind.VIEWED.value and last.slot == signer.slot:
@@ -422,10 +423,14 @@ def link_document(services: Services, token: str, extract_id: int) -> bytes:
     """The current PDF of one extract the link grants (for reading before signing)."""
     with services.ledger.reading() as session:
         link = find_link(session, token)
-        if extract_id not in {g.extract_id for g in grants_of(session, link.token_hash)}:
+        grant = next(
+            (g for g in grants_of(session, link.token_hash) if g.extract_id == extract_id), None
+        )
+        if grant is None:
             raise LinkError("Länken gäller inte det utdraget. (Not granted.)", status_code=404)
         extract = session.get(ExtractRow, extract_id)
         assert extract is not None
+        _check_version(extract, grant.version)
         return load_document(session, extract.head_sha256)
 
 
@@ -505,13 +510,20 @@ def sign_with_link(services: Services, token: str) -> SigningReceipt:
     )
 
 
-def _check_turn(session: Session, extract: ExtractRow, version: int, signer: Signer) -> None:
-    where = f"§ {extract.paragraph}"
+def _check_version(extract: ExtractRow, version: int) -> None:
+    """A link grants the version it was issued for; a redrafted extract needs a new one."""
     if extract.version != version:
+        where = f"§ {extract.paragraph}"
         raise LinkError(
-            f"{where} har ändrats sedan länken skickades. ({where} changed since.)",
+            f"{where} har ändrats sedan länken skickades; du får en ny länk. "
+            f"({where} changed since the link was sent.)",
             status_code=410,
         )
+
+
+def _check_turn(session: Session, extract: ExtractRow, version: int, signer: Signer) -> None:
+    _check_version(extract, version)
+    where = f"§ {extract.paragraph}"
     if ExtractStatus(extract.status) is not STAGE_OF[signer.role]:
         raise WorkflowError(
             f"{where}: det är inte {signer.role.swedish.lower()}s tur att signera "
