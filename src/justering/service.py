@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 
 import uvicorn
 
 from justering import workflow
 from justering.config import Settings
+from justering.manifest import load_sample_meeting
+from justering.pki import SigningCA
+from justering.rendering import render_extract
+from justering.roles import Role
+from justering.signing import sign_extract
 from justering.web import Hooks, create_app
 
 log = logging.getLogger("justering.service")
@@ -49,6 +56,22 @@ async def _reconcile(services: workflow.Services) -> None:
         await asyncio.sleep(RECONCILE_SECONDS)
 
 
+def warm_up() -> None:
+    """Render and sign a throwaway extract, so that the first signer of the day does
+    not wait for fonts and pyHanko to load (about half a second per process). The
+    certificate comes from a throwaway CA: the real one issues only for real signers."""
+    with tempfile.TemporaryDirectory() as directory:
+        meeting = load_sample_meeting()
+        signer = meeting.signers(Role.CHAIR)[0]
+        ca = SigningCA.create(Path(directory) / "ca", organisation="uppvärmning")
+        sign_extract(
+            render_extract(meeting, meeting.paragraphs[0]),
+            ca.issue(signer, organisation="uppvärmning"),
+            signer,
+            adjuster_count=len(meeting.adjusters),
+        )
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from prefect.runner import Runner
     from prefect.task_worker import aserve
@@ -57,6 +80,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from justering_flows.pipeline import advance_meeting, meeting_ended, services
 
     svc = services()
+    await asyncio.to_thread(warm_up)
     app = create_app(
         svc, Hooks(meeting_recorded=trigger_meeting, schedule_advance=schedule_advance)
     )
