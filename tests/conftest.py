@@ -15,6 +15,7 @@ from justering import workflow
 from justering.config import Settings, load_settings
 from justering.manifest import Meeting, load_sample_meeting
 from justering.pki import SigningCA
+from pdf_fixtures import ca, steps, unsigned  # noqa: F401
 from s3server import s3_bucket, s3_endpoint, s3_env  # noqa: F401
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from justering.manifest import load_sample_meeting
 from justering.pki import SigningCA
 from justering.rendering import render_extract
@@ -34,3 +36,20 @@ def sign_in_turn(
         results.append(signed)
         pdf = signed.pdf
     return results
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> SigningCA:
+    """A signing CA for one test module."""
+    return SigningCA.create(tmp_path_factory.mktemp("ca") / "ca", organisation=ORGANISATION)
+
+
+@pytest.fixture(scope="module")
+def unsigned() -> bytes:
+    return extract_pdf()
+
+
+@pytest.fixture(scope="module")
+def steps(ca: SigningCA, unsigned: bytes) -> list[SignedExtract]:
+    """The extract after each signature: chair, both adjusters, certifier."""
+    return sign_in_turn(unsigned, ca, ALL_SIGNERS)

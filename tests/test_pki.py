@@ -18,11 +18,6 @@ from justering.roles import Person, Role, Signer
 from pdf_fixtures import ADJUSTER_0, ALL_SIGNERS, CHAIR, ORGANISATION
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> SigningCA:
-    return SigningCA.create(tmp_path_factory.mktemp("ca") / "ca", organisation=ORGANISATION)
-
-
 def test_create_writes_private_key_0600_and_certificate(ca: SigningCA) -> None:
     key_mode = stat.S_IMODE((ca.directory / CA_KEY_FILE).stat().st_mode)
     assert key_mode == 0o600

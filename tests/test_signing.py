@@ -18,26 +18,9 @@ from pdf_fixtures import (
     CERTIFIER,
     CHAIR,
     ORGANISATION,
-    extract_pdf,
-    sign_in_turn,
 )
 
 PERSONNUMMER = re.compile(rb"\d{6,8}[-+]?\d{4}")
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> SigningCA:
-    return SigningCA.create(tmp_path_factory.mktemp("ca") / "ca", organisation=ORGANISATION)
-
-
-@pytest.fixture(scope="module")
-def unsigned() -> bytes:
-    return extract_pdf()
-
-
-@pytest.fixture(scope="module")
-def steps(ca: SigningCA, unsigned: bytes):
-    return sign_in_turn(unsigned, ca, ALL_SIGNERS)
 
 
 @pytest.fixture(scope="module")

@@ -21,24 +21,8 @@ from pdf_fixtures import (
     CERTIFIER,
     CHAIR,
     ORGANISATION,
-    extract_pdf,
     sign_in_turn,
 )
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> SigningCA:
-    return SigningCA.create(tmp_path_factory.mktemp("ca") / "ca", organisation=ORGANISATION)
-
-
-@pytest.fixture(scope="module")
-def unsigned() -> bytes:
-    return extract_pdf()
-
-
-@pytest.fixture(scope="module")
-def steps(ca: SigningCA, unsigned: bytes):
-    return sign_in_turn(unsigned, ca, ALL_SIGNERS)
 
 
 @pytest.fixture(scope="module")
