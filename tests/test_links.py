@@ -39,6 +39,7 @@ from workflow_helpers import (
     small_meeting,
     snapshot,
     start,
+    start_at_adjusters,
     trail,
 )
 
@@ -253,9 +254,7 @@ def test_the_certifier_cannot_sign_before_every_adjuster(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = small_meeting(sample_meeting, adjusters=2)
-    start(services, meeting)
-    sign_as(services, meeting.chair.email)
-    workflow.advance_meeting(services, meeting.meeting_id)
+    start_at_adjusters(services, meeting)
     sign_as(services, meeting.adjusters[1].email)
     token = _forge(services, meeting, meeting.signers(Role.CERTIFIER)[0])
     _refused(services, token, WorkflowError, 409)
@@ -265,9 +264,7 @@ def test_a_signer_cannot_sign_twice_with_a_second_link(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = small_meeting(sample_meeting, adjusters=2)
-    start(services, meeting)
-    sign_as(services, meeting.chair.email)
-    workflow.advance_meeting(services, meeting.meeting_id)
+    start_at_adjusters(services, meeting)
     sign_as(services, meeting.adjusters[0].email)
     token = _forge(services, meeting, meeting.signers(Role.ADJUSTER)[0])
     error = _refused(services, token, WorkflowError, 409)
@@ -301,9 +298,7 @@ def test_a_link_for_an_older_version_does_not_open(services: Services, started: 
 
 def test_tokens_are_stored_only_as_hashes(services: Services, sample_meeting: Meeting) -> None:
     meeting = small_meeting(sample_meeting, adjusters=2)
-    start(services, meeting)
-    sign_as(services, meeting.chair.email)
-    workflow.advance_meeting(services, meeting.meeting_id)
+    start_at_adjusters(services, meeting)
     tokens = [m.token for m in outbox(services)]
     assert len(tokens) == 3
     dump = dump_database(services)

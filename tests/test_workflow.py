@@ -36,6 +36,7 @@ from workflow_helpers import (
     sign_through,
     small_meeting,
     start,
+    start_at_adjusters,
     trail,
     trail_kinds,
 )
@@ -373,9 +374,7 @@ def test_two_adjusters_signing_at_the_same_moment_both_count(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = small_meeting(sample_meeting, adjusters=2)
-    start(services, meeting)
-    sign_as(services, meeting.chair.email)
-    workflow.advance_meeting(services, meeting.meeting_id)
+    start_at_adjusters(services, meeting)
     tokens = iter([newest_token(services, person.email) for person in meeting.adjusters])
     lock = threading.Lock()
 

@@ -105,6 +105,13 @@ def sign_as(services: Services, email: str) -> workflow.SigningReceipt:
     return workflow.sign_with_link(services, token)
 
 
+def start_at_adjusters(services: Services, meeting: Meeting) -> None:
+    """Record and advance the meeting, sign as the chair, notify the adjusters."""
+    start(services, meeting)
+    sign_as(services, meeting.chair.email)
+    workflow.advance_meeting(services, meeting.meeting_id)
+
+
 def start(services: Services, meeting: Meeting) -> workflow.AdvanceReport:
     """Record the meeting and advance it once (drafts, notifies the chair)."""
     workflow.record_meeting(services, meeting)
