@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from prefect import flow, task, unmapped
+from prefect import flow, task
 
 from justering import workflow
 from justering.config import load_settings
@@ -28,9 +28,15 @@ def services() -> workflow.Services:
     return workflow.open_services(load_settings())
 
 
-@task(name="draft-extract", retries=2, retry_delay_seconds=2)
-def draft_extract(meeting_id: str, paragraph: int) -> int:
-    return workflow.draft_extract(services(), meeting_id, paragraph)
+@task(name="draft-extracts", retries=2, retry_delay_seconds=2)
+def draft_extracts(meeting_id: str) -> list[int]:
+    """Draft every paragraph of the meeting. One task run for all of them keeps
+    Prefect's per-run cost off the per-extract path; a retry redrafts nothing
+    that was drafted (``draft_extract`` is idempotent)."""
+    return [
+        workflow.draft_extract(services(), meeting_id, paragraph)
+        for paragraph in workflow.paragraph_numbers(services(), meeting_id)
+    ]
 
 
 @task(
@@ -52,7 +58,6 @@ def advance_meeting(meeting_id: str) -> dict[str, Any]:
 @flow(name="meeting-ended", log_prints=True)
 def meeting_ended(meeting_id: str) -> dict[str, Any]:
     """A meeting recorded in the ledger: draft every extract, notify the chair."""
-    paragraphs = workflow.paragraph_numbers(services(), meeting_id)
-    drafts = draft_extract.map(unmapped(meeting_id), paragraphs)
-    drafts.result()
+    drafted = draft_extracts(meeting_id)
+    print(f"{len(drafted)} extracts drafted for {meeting_id}")
     return advance_meeting(meeting_id)
