@@ -55,6 +55,14 @@ __all__ = [
 BUNDLE_FORMAT = "justering-bundle/1"
 MANIFEST_NAME = "manifest.json"
 
+# What an archived extract's bundle holds, besides the manifest.
+EXTRACT_PDF = "extract.pdf"
+"""The certified PDF."""
+EXTRACT_TRAIL = "trail.json"
+"""Its signature trail (:func:`justering.trail.trail_to_json`)."""
+EXTRACT_CA = "ca.pem"
+"""The signing CA's certificate, for convenience only: verification never trusts it."""
+
 _MAX_KEY_BYTES = 1024  # S3's limit on a key
 _MAX_SLUG = 60
 _HASH_CHARS = 12

@@ -20,6 +20,9 @@ from urllib.request import url2pathname
 from cryptography import x509
 
 from justering.archive import (
+    EXTRACT_PDF,
+    EXTRACT_TRAIL,
+    MANIFEST_NAME,
     ArchiveStore,
     LocalArchive,
     S3Archive,
@@ -30,10 +33,6 @@ from justering.errors import ArchiveError, ConfigError, JusteringError, TrailErr
 from justering.roles import Role
 from justering.trail import EventKind, TrailEvent, chain_problems, trail_from_json
 from justering.validation import ExtractValidation, validate_extract
-
-PDF_NAME = "extract.pdf"
-TRAIL_NAME = "trail.json"
-MANIFEST_NAME = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -161,10 +160,10 @@ def verify_bundle(
     except ArchiveError as error:
         return Verification(target, (Check("checksums", False, error.diagnostics()),))
     checks = [Check("checksums", True, f"{len(bundle.files)} files match manifest.json")]
-    pdf = bundle.files.get(PDF_NAME)
-    trail_bytes = bundle.files.get(TRAIL_NAME)
+    pdf = bundle.files.get(EXTRACT_PDF)
+    trail_bytes = bundle.files.get(EXTRACT_TRAIL)
     if pdf is None or trail_bytes is None:
-        checks.append(Check("bundle", False, f"the bundle lacks {PDF_NAME} or {TRAIL_NAME}"))
+        checks.append(Check("bundle", False, f"the bundle lacks {EXTRACT_PDF} or {EXTRACT_TRAIL}"))
         return Verification(target, tuple(checks))
     try:
         events = trail_from_json(trail_bytes)
@@ -191,7 +190,7 @@ def _local_targets(path: Path) -> Iterator[tuple[str, Path | None, Path | None]]
     """(target, bundle directory or None, bare PDF or None) for a local path."""
     path = path.resolve()
     if path.is_file():
-        if path.parent.joinpath(MANIFEST_NAME).is_file() and path.name == PDF_NAME:
+        if path.parent.joinpath(MANIFEST_NAME).is_file() and path.name == EXTRACT_PDF:
             yield str(path), path.parent, None
         else:
             yield str(path), None, path

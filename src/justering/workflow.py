@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -21,7 +21,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from justering.archive import ArchiveStore, extract_prefix, open_archive, write_bundle
+from justering.archive import (
+    EXTRACT_CA,
+    EXTRACT_PDF,
+    EXTRACT_TRAIL,
+    ArchiveStore,
+    extract_prefix,
+    open_archive,
+    write_bundle,
+)
 from justering.config import Settings
 from justering.errors import LinkError, ManifestError, WorkflowError
 from justering.ledger import (
@@ -62,10 +70,6 @@ STAGE_OF: dict[Role, ExtractStatus] = {
     Role.CERTIFIER: ExtractStatus.AWAITING_CERTIFIER,
 }
 ROLE_OF_STAGE = {status: role for role, status in STAGE_OF.items()}
-
-PDF_NAME = "extract.pdf"
-TRAIL_NAME = "trail.json"
-CA_NAME = "ca.pem"
 
 
 @dataclass(frozen=True)
@@ -649,12 +653,12 @@ def archive_extract(services: Services, extract_id: int) -> str:
             + "; ".join(validation.problems)
         )
     files = {
-        PDF_NAME: pdf,
-        TRAIL_NAME: trail_to_json(trail),
-        CA_NAME: services.ca.export_pem().encode(),
+        EXTRACT_PDF: pdf,
+        EXTRACT_TRAIL: trail_to_json(trail),
+        EXTRACT_CA: services.ca.export_pem().encode(),
     }
     bundle = write_bundle(services.archive, prefix, files)
-    uri = services.archive.uri(f"{bundle.prefix}/{PDF_NAME}")
+    uri = services.archive.uri(f"{bundle.prefix}/{EXTRACT_PDF}")
     with services.ledger.transaction() as session:
         extract = lock_extract(session, extract_id)
         if extract.status == ExtractStatus.ARCHIVED.value and extract.archive_uri:
@@ -743,10 +747,6 @@ def meetings_needing_work(services: Services) -> tuple[str, ...]:
                 .order_by(MeetingRow.created_at)
             ).scalars()
         )
-
-
-AdvanceScheduler = Callable[[str], None]
-"""Asks orchestration to run :func:`advance_meeting` for a meeting soon."""
 
 
 def paragraph_numbers(services: Services, meeting_id: str) -> Sequence[int]:
