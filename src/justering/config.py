@@ -35,6 +35,16 @@ class Settings:
     justering_days: int = 14
     """Justering deadline after the meeting (Kommunallagen practice)."""
     prefect_api_url: str | None = None
+    tsa_url: str | None = None
+    """RFC 3161 time-stamping authority (``JUSTERING_TSA_URL``); None: no timestamps."""
+    archive_retention_mode: str = "COMPLIANCE"
+    """S3 Object Lock mode for archived objects where the bucket has Object Lock."""
+    archive_retention_days: int = 365 * 30
+    """How long S3 Object Lock keeps archived objects from deletion."""
+    appeal_weeks: int = 3
+    """Appeal period after the anslagstavla announcement (KL 13 kap. 5 §)."""
+    archivist_header: str | None = None
+    """Trust this request header (set by a reverse proxy) as the archivist's name."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -99,6 +109,8 @@ def load_settings(
         archive_url=_env(env, "JUSTERING_ARCHIVE_URL"),
         public_url=(_env(env, "JUSTERING_PUBLIC_URL") or "http://127.0.0.1:8040").rstrip("/"),
         prefect_api_url=_env(env, "PREFECT_API_URL"),
+        tsa_url=_env(env, "JUSTERING_TSA_URL"),
+        archivist_header=_env(env, "JUSTERING_ARCHIVIST_HEADER"),
         extra=table,
     )
     if "link_ttl_days" in table:
@@ -107,6 +119,16 @@ def load_settings(
     if "signer_certificate_days" in table:
         days = _positive_days(table["signer_certificate_days"], "signer_certificate_days")
         settings = replace(settings, signer_certificate_validity=dt.timedelta(days=days))
+    if "archive_retention_days" in table:
+        days = _positive_days(table["archive_retention_days"], "archive_retention_days")
+        settings = replace(settings, archive_retention_days=days)
+    if "archive_retention_mode" in table:
+        mode = str(table["archive_retention_mode"]).upper()
+        if mode not in ("COMPLIANCE", "GOVERNANCE"):
+            raise ConfigError(
+                f"archive_retention_mode: expected COMPLIANCE or GOVERNANCE, got {mode!r}"
+            )
+        settings = replace(settings, archive_retention_mode=mode)
     if "justering_days" in table:
         days = _positive_days(table["justering_days"], "justering_days")
         settings = replace(settings, justering_days=days)

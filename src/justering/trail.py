@@ -31,6 +31,10 @@ class EventKind(StrEnum):
     DECLINED = "declined"
     REDRAFTED = "redrafted"
     CERTIFIED = "certified"
+    ANNOUNCED = "announced"
+    """The justering was announced on the anslagstavla (KL 8 kap. 12 §)."""
+    TIMESTAMPED = "timestamped"
+    """Validation data and a document timestamp were added (PAdES B-LTA)."""
     ARCHIVED = "archived"
 
 
