@@ -164,14 +164,20 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     trust = list(args.trust) or ([home_ca] if home_ca.exists() else [])
     roots = load_trust_roots(trust)
     results = []
+    progress = args.json and sys.stderr.isatty()
     for result in verify_targets(args.targets, roots):
         results.append(result)
+        if progress:
+            bad = sum(1 for r in results if not r.ok)
+            print(f"\r  {len(results)} verifierade, {bad} ogiltiga", end="", file=sys.stderr)
         if not args.json:
             mark = "GILTIG (valid)" if result.ok else "OGILTIG (invalid)"
             print(f"{mark}: {result.target}")
             for check in result.checks:
                 print(f"  [{'ok' if check.ok else 'FEL'}] {check.name}: {check.detail}")
     all_ok = bool(results) and all(r.ok for r in results)
+    if progress:
+        print(file=sys.stderr)
     if args.json:
         print(json.dumps({"valid": all_ok, "results": [r.to_json() for r in results]}, indent=2))
     return EXIT_OK if all_ok else EXIT_INVALID
