@@ -9,6 +9,7 @@ from justering.pki import SigningCA
 from justering.rendering import render_extract
 from justering.roles import Person, Role, Signer
 from justering.signing import SignedExtract, sign_extract
+from justering.timestamps import Timestamper
 
 ORGANISATION = "Nacka kommun"
 CHAIR = Signer(Person("Mats Gerdau", "mats.gerdau@nacka.example"), Role.CHAIR)
@@ -26,13 +27,20 @@ def extract_pdf() -> bytes:
 
 
 def sign_in_turn(
-    pdf: bytes, ca: SigningCA, signers: tuple[Signer, ...], *, adjuster_count: int = 2
+    pdf: bytes,
+    ca: SigningCA,
+    signers: tuple[Signer, ...],
+    *,
+    adjuster_count: int = 2,
+    timestamper: Timestamper | None = None,
 ) -> list[SignedExtract]:
     """Each of ``signers`` signs in turn, each with a fresh credential from ``ca``."""
     results = []
     for signer in signers:
         credential = ca.issue(signer, organisation=ORGANISATION)
-        signed = sign_extract(pdf, credential, signer, adjuster_count=adjuster_count)
+        signed = sign_extract(
+            pdf, credential, signer, adjuster_count=adjuster_count, timestamper=timestamper
+        )
         results.append(signed)
         pdf = signed.pdf
     return results

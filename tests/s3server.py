@@ -5,7 +5,8 @@ Use the context manager directly, or re-export the fixtures from a conftest::
     from s3server import s3_bucket, s3_endpoint, s3_env  # noqa: F401
 
 ``s3_endpoint`` (session) starts one server; ``s3_env`` points the standard AWS
-environment at it for one test; ``s3_bucket`` also creates a fresh bucket there.
+environment at it for one test; ``s3_bucket`` also creates a fresh bucket there,
+``s3_locked_bucket`` a fresh one with Object Lock (and so versioning) enabled.
 """
 
 from __future__ import annotations
@@ -56,11 +57,21 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return s3_endpoint
 
 
-@pytest.fixture
-def s3_bucket(s3_env: str) -> str:
-    """A new, empty bucket on the test server (environment set as by ``s3_env``)."""
+def _new_bucket(*, object_lock: bool) -> str:
     import boto3
 
     name = f"test-{uuid.uuid4().hex[:16]}"
-    boto3.client("s3").create_bucket(Bucket=name)
+    boto3.client("s3").create_bucket(Bucket=name, ObjectLockEnabledForBucket=object_lock)
     return name
+
+
+@pytest.fixture
+def s3_bucket(s3_env: str) -> str:
+    """A new, empty bucket on the test server (environment set as by ``s3_env``)."""
+    return _new_bucket(object_lock=False)
+
+
+@pytest.fixture
+def s3_locked_bucket(s3_env: str) -> str:
+    """A new, empty bucket created with Object Lock enabled (S3 then turns on versioning)."""
+    return _new_bucket(object_lock=True)

@@ -7,7 +7,8 @@ write, and never replaced. A *bundle* is a set of files under one prefix,
 completed by a ``manifest.json`` written last.
 
 Keys are derived from the paragraph with :func:`extract_prefix`, which is safe
-for any diarienummer.
+for any diarienummer. On an S3 bucket with Object Lock, a :class:`RetentionPolicy`
+locks every object written (see docs/storage.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -26,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
@@ -36,6 +38,7 @@ from justering.errors import ArchiveError, ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import ObjectLockModeType
     from mypy_boto3_s3.type_defs import PutObjectOutputTypeDef, PutObjectRequestTypeDef
 
 __all__ = [
@@ -51,6 +54,8 @@ __all__ = [
     "read_bundle",
     "write_bundle",
 ]
+
+_log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "justering-bundle/1"
 MANIFEST_NAME = "manifest.json"
@@ -144,16 +149,35 @@ class StoredObject:
     size: int
 
 
+_RETENTION_MODES = ("COMPLIANCE", "GOVERNANCE")
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """S3 Object Lock retention for archived objects (not applied yet: a later issue adds it).
+    """S3 Object Lock retention for every object :class:`S3Archive` writes.
 
-    ``mode`` is Object Lock's ``GOVERNANCE`` or ``COMPLIANCE``; ``days`` counts
-    from the write.
+    ``mode`` is ``COMPLIANCE`` (nobody, not even the account root, can delete or
+    shorten it before the date) or ``GOVERNANCE`` (users with
+    ``s3:BypassGovernanceRetention`` can); ``days`` counts from each write.
+    ``ConfigError`` for anything else.
     """
 
-    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    mode: str
     days: int
+
+    def __post_init__(self) -> None:
+        if self.mode not in _RETENTION_MODES:
+            raise ConfigError(
+                f"Object Lock retention mode must be COMPLIANCE or GOVERNANCE, not {self.mode!r}"
+            )
+        if isinstance(self.days, bool) or not isinstance(self.days, int) or self.days < 1:
+            raise ConfigError(
+                f"Object Lock retention must be a whole number of days >= 1, not {self.days!r}"
+            )
+
+    def retain_until(self, now: dt.datetime) -> dt.datetime:
+        """The retain-until date of an object written at ``now`` (UTC, whole seconds)."""
+        return (now.astimezone(dt.UTC) + dt.timedelta(days=self.days)).replace(microsecond=0)
 
 
 class ArchiveStore(Protocol):
@@ -338,9 +362,11 @@ class S3Archive:
     replaced (falling back to head-then-put where the endpoint answers
     ``NotImplemented``), and compare the checksum S3 stored with our own.
 
-    ``retention`` is the seam for S3 Object Lock: a later issue applies it to
-    every write. Until then passing one raises ``ConfigError`` rather than
-    silently archiving without retention.
+    With ``retention``, the store asks once (at its first write) whether the
+    bucket has Object Lock. If it has, every write carries ``ObjectLockMode`` and
+    ``ObjectLockRetainUntilDate`` (now + days); if it has not, objects are written
+    without retention and a warning says so once. An identical re-write writes
+    nothing, so it neither creates a version nor extends the retention.
     """
 
     def __init__(
@@ -359,13 +385,42 @@ class S3Archive:
                 _check_key(prefix)
             except ArchiveError as error:
                 raise ConfigError(f"S3 archive prefix: {error}") from None
-        if retention is not None:
-            raise ConfigError("S3 archive: Object Lock retention is not supported yet")
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
         self.retention = retention
         self._client = client
         self._conditional_put = True
+        self._object_lock: bool | None = None  # unknown until the first write
+
+    def _bucket_has_object_lock(self) -> bool:
+        """Whether the bucket has Object Lock enabled; asked once, failures not cached."""
+        if self._object_lock is not None:
+            return self._object_lock
+        try:
+            configuration = self._client.get_object_lock_configuration(Bucket=self.bucket)
+            enabled = configuration["ObjectLockConfiguration"].get("ObjectLockEnabled")
+            self._object_lock = enabled == "Enabled"
+        except ClientError as error:
+            code, status = _error_code(error)
+            if code != "ObjectLockConfigurationNotFoundError" and status != 501:
+                raise ArchiveError(
+                    f"cannot read the Object Lock configuration of S3 bucket {self.bucket!r} "
+                    f"(the archive needs s3:GetBucketObjectLockConfiguration): {error}"
+                ) from error
+            self._object_lock = False
+        except BotoCoreError as error:
+            raise ArchiveError(
+                f"cannot read the Object Lock configuration of S3 bucket {self.bucket!r}: {error}"
+            ) from error
+        if not self._object_lock:
+            _log.warning(
+                "S3 bucket %r has no Object Lock: archived objects are written without "
+                "%s retention and can be deleted; see docs/storage.md to create a bucket "
+                "with Object Lock",
+                self.bucket,
+                self.retention.mode if self.retention else "any",
+            )
+        return self._object_lock
 
     def _full(self, key: str) -> str:
         return self.prefix + _check_key(key)
@@ -429,6 +484,11 @@ class S3Archive:
             "ChecksumAlgorithm": "SHA256",
             "ChecksumSHA256": checksum,
         }
+        if self.retention is not None and self._bucket_has_object_lock():
+            request["ObjectLockMode"] = cast("ObjectLockModeType", self.retention.mode)
+            request["ObjectLockRetainUntilDate"] = self.retention.retain_until(
+                dt.datetime.now(dt.UTC)
+            )
         response: PutObjectOutputTypeDef | None = None
         if self._conditional_put:
             conditional = request.copy()
@@ -480,11 +540,15 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return parts.netloc, unquote(parts.path).lstrip("/")
 
 
-def open_archive(url: str | None, *, default_dir: Path) -> ArchiveStore:
+def open_archive(
+    url: str | None, *, default_dir: Path, retention: RetentionPolicy | None = None
+) -> ArchiveStore:
     """The store at ``url``: ``None`` (``default_dir``), ``file:///path`` or ``s3://bucket/prefix``.
 
     An S3 store uses ``boto3.client("s3")``, so the standard AWS environment
-    applies (``AWS_ENDPOINT_URL``, the credentials chain, the region).
+    applies (``AWS_ENDPOINT_URL``, the credentials chain, the region), and applies
+    ``retention`` where the bucket has Object Lock. A folder store ignores
+    ``retention``: file modes are no lock.
     """
     if url is None:
         return LocalArchive(default_dir)
@@ -495,7 +559,7 @@ def open_archive(url: str | None, *, default_dir: Path) -> ArchiveStore:
         import boto3  # slow to import; only S3 users pay for it
 
         bucket, prefix = parse_s3_uri(url)
-        return S3Archive(bucket, prefix, boto3.client("s3"))
+        return S3Archive(bucket, prefix, boto3.client("s3"), retention=retention)
     raise ConfigError(
         f"archive URL {url!r} is not supported: use file:///absolute/path or s3://bucket/prefix"
     )

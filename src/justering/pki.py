@@ -35,6 +35,8 @@ DEFAULT_CERTIFICATE_VALIDITY = timedelta(days=365)
 """How long a signer certificate stays valid; see :meth:`SigningCA.issue`."""
 
 CA_VALIDITY = timedelta(days=20 * 365)
+CRL_VALIDITY = timedelta(days=1)
+"""How long a CRL of the signing CA says it is current (its next update)."""
 MAX_NAME_LENGTH = 64
 """X.509's upper bound for a CN or O (RFC 5280 ub-common-name), which
 ``cryptography`` applies to the UTF-8 bytes: "Å" counts twice."""
@@ -216,6 +218,32 @@ class SigningCA:
     def export_pem(self) -> str:
         """The CA certificate as PEM, for trust stores (NSS, Adobe, ``justering verify``)."""
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+    def crl(
+        self, now: datetime | None = None, *, validity: timedelta = CRL_VALIDITY
+    ) -> x509.CertificateRevocationList:
+        """A CRL of this CA, issued ``now``: empty, since a signer key is used once
+        and dropped, so there is never a certificate to revoke.
+
+        Archived with each extract (PAdES-LTA, ``justering.timestamps``) as the
+        proof that no signer certificate was revoked when the extract was sealed.
+        The short ``validity`` (next update) says that this statement holds for
+        that moment only; a validator uses it retroactively, under the document
+        timestamp that proves when it existed.
+        """
+        now = now or datetime.now(UTC)
+        return (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now - BACKDATE)
+            .next_update(now + validity)
+            .add_extension(x509.CRLNumber(int(now.timestamp() * 1000)), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
 
     def issue(
         self,

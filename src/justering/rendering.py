@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,7 +49,8 @@ PRODUCER = "justering"
 DOCUMENT_TYPE = "PROTOKOLLSUTDRAG"
 IMMEDIATE_NOTE = "Paragrafen är omedelbart justerad"
 
-_FAMILY = "DejaVu"
+FONT_FAMILY = "DejaVu"
+"""The font family :func:`add_fonts` registers, with styles ``""`` and ``"B"``."""
 _FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 _LATIN_RANGES = (
     (0x0020, 0x007E),  # Basic Latin
@@ -100,7 +101,7 @@ def render_extract(meeting: Meeting, paragraph: Paragraph, *, version: int = 1) 
 def extract_title(paragraph: Paragraph) -> str:
     """The document title: ``§ 94 KFKS 2012/577-001 <title>`` (no dnr when there is none)."""
     parts = (paragraph.label, paragraph.dnr, paragraph.title)
-    return _one_line(" ".join(part for part in parts if part))
+    return one_line(" ".join(part for part in parts if part))
 
 
 def unrenderable_characters(text: str) -> str:
@@ -111,6 +112,44 @@ def unrenderable_characters(text: str) -> str:
     return "".join(sorted(set(_normalize(text)) - _coverage(full=True) - {"\n", "\t"}))
 
 
+def add_fonts(document: FPDF, texts: Iterable[str]) -> None:
+    """Register the bundled DejaVu fonts in ``document`` as :data:`FONT_FAMILY`.
+
+    The Latin cut when it can draw every character of ``texts`` (what the
+    document will show), else the complete fonts. Draw text through
+    :func:`one_line` so that characters no font has become U+FFFD.
+    """
+    latin = _coverage(full=False) | {"\n", "\t"}
+    full = any(not set(_normalize(text)) <= latin for text in texts)
+    for style, path in _font_files(full).items():
+        document.add_font(FONT_FAMILY, style, path)
+        # fpdf2 subsets each font when it writes the PDF; recomputing every
+        # glyph's bounding box there costs more than the rest of the subsetting.
+        font = document.fonts[f"{FONT_FAMILY.lower()}{style}"]
+        assert isinstance(font, TTFFont)
+        font.ttfont.recalcBBoxes = False
+
+
+def number_pages(document: FPDF) -> None:
+    """Write "n (total)" at the top right of every page, once the total is known.
+
+    Call it after the last page. (fpdf2's page-total alias reserves a fixed
+    width, which would shift the number off the right margin, and would replace
+    "{nb}" in the text too.) The document must use :func:`add_fonts`.
+    """
+    last_page = document.page
+    total = len(document.pages)
+    right = layout.PAGE_WIDTH_MM - layout.MARGIN_RIGHT_MM
+    document.set_font(FONT_FAMILY, "", 10)
+    for number in range(1, total + 1):
+        document.page = number
+        # fpdf2 tracks whether the font was set for the document, not per page.
+        document.current_font_is_set_on_page = False
+        document.set_xy(right - _PAGE_NUMBER_WIDTH_MM, layout.MARGIN_TOP_MM)
+        document.cell(_PAGE_NUMBER_WIDTH_MM, 5, f"{number} ({total})", align="R")
+    document.page = last_page
+
+
 class _ExtractDocument(FPDF):
     """fpdf2 document with the extract's header and footer on every page."""
 
@@ -119,22 +158,16 @@ class _ExtractDocument(FPDF):
         self._meeting = meeting
         self._paragraph = paragraph
         self._version = version
-        for style, path in _font_files(_needs_full_fonts(meeting, paragraph)).items():
-            self.add_font(_FAMILY, style, path)
-            # fpdf2 subsets each font when it writes the PDF; recomputing every
-            # glyph's bounding box there costs more than the rest of the subsetting.
-            font = self.fonts[f"{_FAMILY.lower()}{style}"]
-            assert isinstance(font, TTFFont)
-            font.ttfont.recalcBBoxes = False
+        add_fonts(self, _extract_texts(meeting, paragraph))
         self.set_margins(layout.MARGIN_LEFT_MM, layout.MARGIN_TOP_MM, layout.MARGIN_RIGHT_MM)
         self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM)
         self.c_margin = 0  # text starts exactly at the margins and box edges given
-        self.alias_nb_pages("")  # no alias: page totals are written by _number_pages instead
+        self.alias_nb_pages("")  # no alias: page totals are written by number_pages instead
         self.set_lang("sv")
         self.set_title(extract_title(paragraph))
-        self.set_author(_one_line(meeting.municipality))
+        self.set_author(one_line(meeting.municipality))
         self.set_subject(
-            _one_line(f"Protokollsutdrag {meeting.body.name} {meeting.date.isoformat()}")
+            one_line(f"Protokollsutdrag {meeting.body.name} {meeting.date.isoformat()}")
         )
         self.set_creator(PRODUCER)
         self.set_producer(PRODUCER)
@@ -150,21 +183,21 @@ class _ExtractDocument(FPDF):
         left_width = _HEADER_COLUMN_MM - left - 2
         middle_width = right - _HEADER_COLUMN_MM - _PAGE_NUMBER_WIDTH_MM
 
-        self.set_font(_FAMILY, "B", 11)
-        self._text_at(left, top, left_width, 5, _one_line(meeting.municipality).upper())
+        self.set_font(FONT_FAMILY, "B", 11)
+        self._text_at(left, top, left_width, 5, one_line(meeting.municipality).upper())
         self._text_at(_HEADER_COLUMN_MM, top, middle_width, 5, DOCUMENT_TYPE)
         if self._version > 1:
-            self.set_font(_FAMILY, "B", 10)
+            self.set_font(FONT_FAMILY, "B", 10)
             version = f"Version {self._version}"
             self._text_at(
                 right - _PAGE_NUMBER_WIDTH_MM, top + 6, _PAGE_NUMBER_WIDTH_MM, 5, version, "R"
             )
 
-        self.set_font(_FAMILY, "", 10)
-        self._text_at(left, top + 6, left_width, 5, _one_line(meeting.body.name))
-        self._text_at(left, top + 11, left_width, 5, _one_line(meeting.place))
+        self.set_font(FONT_FAMILY, "", 10)
+        self._text_at(left, top + 6, left_width, 5, one_line(meeting.body.name))
+        self._text_at(left, top + 11, left_width, 5, one_line(meeting.place))
         self._text_at(_HEADER_COLUMN_MM, top + 11, middle_width, 5, meeting.date.isoformat())
-        self.set_font(_FAMILY, "", _CAPTION_SIZE_PT)
+        self.set_font(FONT_FAMILY, "", _CAPTION_SIZE_PT)
         self._text_at(_HEADER_COLUMN_MM, top + 7, middle_width, 4, "Sammanträdesdatum")
 
         self.set_line_width(0.3)
@@ -173,7 +206,7 @@ class _ExtractDocument(FPDF):
 
     def footer(self) -> None:
         self.set_line_width(0.3)
-        self.set_font(_FAMILY, "", _CAPTION_SIZE_PT)
+        self.set_font(FONT_FAMILY, "", _CAPTION_SIZE_PT)
         for role in layout.FOOTER_ROLES:
             box = layout.footer_box(role)
             caption_bottom = box.y + layout.FOOTER_CAPTION_MM
@@ -195,44 +228,20 @@ class _ExtractDocument(FPDF):
         self.add_page()
         self._write(_LABEL, paragraph.label)
         if paragraph.dnr:
-            self._write(_DNR, f"Dnr {_one_line(paragraph.dnr)}")
+            self._write(_DNR, f"Dnr {one_line(paragraph.dnr)}")
         if paragraph.immediate:
             self._write(_HEADING, IMMEDIATE_NOTE)
         self.ln(_SECTION_GAP_MM)
-        self._write(_TITLE, _one_line(paragraph.title))
+        self._write(_TITLE, one_line(paragraph.title))
         for section in paragraph.sections:
             self.ln(_SECTION_GAP_MM)
             if section.heading is not None and section.heading.strip():
                 if self.will_page_break(_HEADING[2] + 1 + _KEEP_WITH_HEADING * _TEXT[2]):
                     self.add_page()  # a heading never ends a page on its own
-                self._write(_HEADING, _one_line(section.heading))
+                self._write(_HEADING, one_line(section.heading))
                 self.ln(1)
             self._write_text(section.text)
-        self._number_pages()
-
-    def _number_pages(self) -> None:
-        """Write "n (total)" at the top right of every page, now that the total is known.
-
-        (fpdf2's page-total alias reserves a fixed width, which would shift the
-        number off the right margin, and would replace "{nb}" in the text too.)
-        """
-        last_page = self.page
-        total = len(self.pages)
-        right = layout.PAGE_WIDTH_MM - layout.MARGIN_RIGHT_MM
-        self.set_font(_FAMILY, "", 10)
-        for number in range(1, total + 1):
-            self.page = number
-            # fpdf2 tracks whether the font was set for the document, not per page.
-            self.current_font_is_set_on_page = False
-            self._text_at(
-                right - _PAGE_NUMBER_WIDTH_MM,
-                layout.MARGIN_TOP_MM,
-                _PAGE_NUMBER_WIDTH_MM,
-                5,
-                f"{number} ({total})",
-                "R",
-            )
-        self.page = last_page
+        number_pages(self)
 
     def _write_text(self, text: str) -> None:
         """Lines as they are; a run of blank lines becomes one paragraph gap."""
@@ -251,7 +260,7 @@ class _ExtractDocument(FPDF):
     def _write(self, font: tuple[str, float, float], text: str) -> None:
         """One logical line, wrapped at the margins; tabs go to the next tab stop."""
         style, size, line_height = font
-        self.set_font(_FAMILY, style, size)
+        self.set_font(FONT_FAMILY, style, size)
         if "\t" in text:
             if self._write_tabulated(text, line_height):
                 return
@@ -337,19 +346,19 @@ def _drawable(text: str) -> str:
     return "".join(char if char in covered or char in "\n\t" else "\ufffd" for char in text)
 
 
-def _one_line(text: str) -> str:
-    """Text for a single line (header, title, metadata): whitespace runs become one space."""
+def one_line(text: str) -> str:
+    """Text for a single line (header, title, metadata): whitespace runs become one
+    space, characters the fonts cannot draw become U+FFFD."""
     return " ".join(_drawable(text).split())
 
 
-def _needs_full_fonts(meeting: Meeting, paragraph: Paragraph) -> bool:
-    """Whether any text of the extract lies outside the Latin cut of the fonts."""
+def _extract_texts(meeting: Meeting, paragraph: Paragraph) -> list[str]:
+    """Every text of the extract that is drawn."""
     texts = [meeting.municipality, meeting.body.name, meeting.place, paragraph.title]
     texts += [paragraph.dnr or ""]
     for section in paragraph.sections:
         texts += [section.heading or "", section.text]
-    latin = _coverage(full=False) | {"\n", "\t"}
-    return any(not set(_normalize(text)) <= latin for text in texts)
+    return texts
 
 
 # -- fonts ----------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Each signature goes in a new field named after the signer's slot
 ``justering.layout`` reserves for the role. Signatures are PAdES baseline
 (``ETSI.CAdES.detached``, SHA-256) and are appended as incremental updates, so
 earlier signatures stay valid.
+
+With a TSA (``timestamper``, see ``justering.timestamps``) each signature also
+carries an RFC 3161 signature timestamp (PAdES B-T); a TSA that fails fails
+the signature with a :class:`~justering.timestamps.TimestampError`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from io import BytesIO
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from asn1crypto import cms
 from fontTools import subset
 from fontTools.ttLib import TTFont
 from fontTools.ttLib.scaleUpem import scale_upem
@@ -35,6 +40,12 @@ from justering import layout
 from justering.errors import SigningError
 from justering.pki import SignerCredential, common_name, role_from_certificate
 from justering.roles import Role, Signer
+from justering.timestamps import (
+    TIMESTAMP_BYTES_RESERVED,
+    Timestamper,
+    signature_timestamp_tokens,
+    timestamp_time,
+)
 
 STAMP_TIMEZONE = ZoneInfo("Europe/Stockholm")
 """The stamp shows the signing time as signers read clocks: Swedish local time."""
@@ -58,6 +69,8 @@ class SignedExtract:
     signed_at: datetime
     """The signing time written into the signature (UTC)."""
     certificate_fingerprint: str
+    timestamped_at: datetime | None = None
+    """The time of the signature's RFC 3161 timestamp (the TSA's clock), None without a TSA."""
 
 
 def field_name(signer: Signer) -> str:
@@ -72,12 +85,16 @@ def sign_extract(
     *,
     adjuster_count: int,
     location: str | None = None,
+    timestamper: Timestamper | None = None,
 ) -> SignedExtract:
     """Add ``signer``'s PAdES signature to ``pdf`` as an incremental update.
 
     ``adjuster_count`` (1 or 2) tells how the adjusters' footer box is shared.
     Raises :class:`SigningError` when the input is not a PDF, the slot is
     already signed, or the credential names someone else or is not valid now.
+    With ``timestamper`` the signature gets an RFC 3161 timestamp (PAdES B-T);
+    a TSA that fails raises :class:`~justering.timestamps.TimestampError` and
+    nothing is signed.
 
     Synchronous, like pyHanko's ``sign_pdf`` (it runs its own event loop): from
     async code, call it in a worker thread (``asyncio.to_thread``).
@@ -114,6 +131,7 @@ def sign_extract(
             name=signer.name,
         ),
         signer=credential.pyhanko_signer,
+        timestamper=timestamper,
         stamp_style=_stamp_style(STAMP_FONT_SIZE if count == 1 else SHARED_STAMP_FONT_SIZE),
         new_field_spec=fields.SigFieldSpec(
             sig_field_name=name, on_page=-1, box=box.to_pdf_points()
@@ -125,7 +143,8 @@ def sign_extract(
         "local_time": signed_at.astimezone(STAMP_TIMEZONE).strftime("%Y-%m-%d %H:%M"),
     }
     try:
-        output = asyncio.run(_sign(pdf_signer, writer, signed_at, text))
+        reserved = SIGNATURE_BYTES_RESERVED + (TIMESTAMP_BYTES_RESERVED if timestamper else 0)
+        output, contents = asyncio.run(_sign(pdf_signer, writer, signed_at, text, reserved))
     except (PdfError, ValueError) as error:
         raise SigningError(f"could not sign field {name}: {error}") from error
     return SignedExtract(
@@ -133,7 +152,16 @@ def sign_extract(
         field_name=name,
         signed_at=signed_at,
         certificate_fingerprint=credential.fingerprint,
+        timestamped_at=_timestamp_time(contents),
     )
+
+
+def _timestamp_time(contents: bytes) -> datetime | None:
+    """The time of the signature timestamp in the CMS ``contents``, if it has one."""
+    signer_info = cms.ContentInfo.load(contents)["content"]["signer_infos"][0]
+    for token in signature_timestamp_tokens(signer_info):
+        return timestamp_time(token)
+    return None
 
 
 def _open(pdf: bytes) -> IncrementalPdfFileWriter:
@@ -220,18 +248,20 @@ async def _sign(
     writer: IncrementalPdfFileWriter,
     signed_at: datetime,
     text: dict[str, str],
-) -> bytes:
+    bytes_reserved: int,
+) -> tuple[bytes, bytes]:
     """pyHanko's ``async_sign_pdf``, with the signing time chosen by us.
 
     The same time then goes into the signature dictionary (/M), the CMS
-    signing-time attribute, and the stamp.
+    signing-time attribute, and the stamp. Returns the signed PDF and the CMS
+    signature (DER).
     """
     session = pdf_signer.init_signing_session(writer)
     session.system_time = signed_at
     validation_info = await session.perform_presign_validation(writer)
     tbs = session.prepare_tbs_document(
         validation_info=validation_info,
-        bytes_reserved=SIGNATURE_BYTES_RESERVED,
+        bytes_reserved=bytes_reserved,
         appearance_text_params=text,
     )
     prepared, output = tbs.digest_tbs_document(output=BytesIO())
@@ -242,4 +272,4 @@ async def _sign(
     await post.post_signature_processing(output)
     output.seek(0)
     data: bytes = output.read()
-    return data
+    return data, post.sig_contents

@@ -26,6 +26,7 @@ from justering.archive import (
     EXTRACT_PDF,
     EXTRACT_TRAIL,
     ArchiveStore,
+    RetentionPolicy,
     extract_prefix,
     open_archive,
     write_bundle,
@@ -91,7 +92,13 @@ def open_services(settings: Settings) -> Services:
         ledger=Ledger(settings.database_url),
         ca=SigningCA.load(settings.ca_dir),
         notifier=OutboxNotifier(settings.outbox_dir),
-        archive=open_archive(settings.archive_url, default_dir=settings.archive_dir),
+        archive=open_archive(
+            settings.archive_url,
+            default_dir=settings.archive_dir,
+            retention=RetentionPolicy(
+                settings.archive_retention_mode, settings.archive_retention_days
+            ),
+        ),
     )
 
 
