@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from fpdf import FPDF
+from fpdf.fonts import TTFFont
 from pypdf import PdfReader
 
 from archived_meeting import ArchivedMeeting, archived_meeting_fixture  # noqa: F401
@@ -27,7 +28,12 @@ from justering.completion import ALL_CHECKS_PASSED, EVENT_NAMES, TITLE, render_c
 from justering.manifest import Body, Meeting
 from justering.roles import Person, Role
 from justering.trail import GENESIS_HASH, EventKind, TrailEvent, seal, trail_from_json
-from justering.validation import ExtractValidation, SignatureReport, validate_extract
+from justering.validation import (
+    DocumentTimestampReport,
+    ExtractValidation,
+    SignatureReport,
+    validate_extract,
+)
 from test_rendering import PT_PER_MM, page_texts, pdftotext, words
 
 ISSUED = dt.datetime(2026, 3, 2, 9, 15, 30, tzinfo=dt.UTC)
@@ -131,7 +137,14 @@ def event(
     )
 
 
-def report(name: str, role: Role, at: dt.datetime, *, trusted: bool = True) -> SignatureReport:
+def report(
+    name: str,
+    role: Role,
+    at: dt.datetime,
+    *,
+    trusted: bool = True,
+    timestamped_at: dt.datetime | None = None,
+) -> SignatureReport:
     return SignatureReport(
         field_name=f"Signatur-{role.value}-0",
         signer_name=name,
@@ -144,6 +157,8 @@ def report(name: str, role: Role, at: dt.datetime, *, trusted: bool = True) -> S
         covers_whole_file=True,
         modification_level="none",
         validated_at=at,
+        timestamped_at=timestamped_at,
+        timestamp_trusted=timestamped_at is not None,
     )
 
 
@@ -233,6 +248,36 @@ def test_signature_times_in_utc_and_swedish_time(tmp_path: Path) -> None:
     assert "2026-06-01 12:00:00 CEST (svensk tid)" in text
     assert "2026-01-15 23:30:00 UTC" in text
     assert "2026-01-16 00:30:00 CET (svensk tid)" in text
+
+
+def test_signature_timestamps_are_shown_when_there_are_some(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    stamped = at + dt.timedelta(seconds=2)
+    signatures = [
+        report("Anna Ek", Role.CHAIR, at, timestamped_at=stamped),
+        report("Bo Ek", Role.ADJUSTER, at),
+    ]
+    text = flat(pdftotext(built_inputs(signatures=signatures).render(), tmp_path))
+    assert (
+        "Tidsstämpel (RFC 3161): 2026-06-01 10:00:02 UTC, "
+        "2026-06-01 12:00:02 CEST (svensk tid), betrodd: ja"
+    ) in text
+    assert text.count("Tidsstämpel: ingen") == 1
+
+
+def test_document_timestamps_are_listed_when_there_are_some(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 6, 1, 10, 5, tzinfo=dt.UTC)
+    plain = built_inputs()
+    assert "Dokumenttidsstämplar" not in pdftotext(plain.render(), tmp_path)
+    timestamps = (DocumentTimestampReport("Arkivtidsstampel-1", at, False, at),)
+    lta = dataclasses.replace(
+        plain,
+        validation=dataclasses.replace(plain.validation, document_timestamps=timestamps),
+    )
+    text = flat(pdftotext(lta.render(), tmp_path))
+    assert "Dokumenttidsstämplar" in text
+    assert "Arkivtidsstampel-1 2026-06-01 10:05:00 UTC 2026-06-01 12:05:00 CEST" in text
+    assert "NEJ" in text  # not trusted
 
 
 def test_untrusted_signature_reads_no(tmp_path: Path) -> None:
@@ -400,7 +445,9 @@ def test_add_fonts_chooses_the_latin_cut_only_when_it_suffices() -> None:
     def embedded_paths(texts: list[str]) -> set[Path]:
         document = FPDF()
         rendering.add_fonts(document, texts)
-        return {Path(font.ttffile) for font in document.fonts.values()}
+        fonts = document.fonts.values()
+        assert all(isinstance(font, TTFFont) for font in fonts)
+        return {Path(font.ttffile) for font in fonts if isinstance(font, TTFFont)}
 
     latin = set(rendering._font_files(full=False).values())
     complete = set(rendering._font_files(full=True).values())

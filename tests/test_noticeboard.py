@@ -16,7 +16,7 @@ import pytest
 from dateutil.easter import easter
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event, update
+from sqlalchemy import event, insert, update
 from sqlalchemy.orm import Session
 
 from justering import workflow
@@ -24,6 +24,7 @@ from justering.errors import ConfigError, TrailError, WorkflowError
 from justering.ledger import (
     ExtractRow,
     MeetingRow,
+    TrailEventRow,
     append_event,
     lock_extract,
     utcnow,
@@ -302,11 +303,16 @@ def test_a_redrafted_extract_leaves_the_board(
 
 
 def _synthetic_extract(
-    session: Session, meeting: Meeting, paragraph: int, signed_at: dt.datetime
+    session: Session,
+    meeting: Meeting,
+    paragraph: int,
+    signed_at: dt.datetime,
+    extract_id: int | None = None,
 ) -> ExtractRow:
     """An extract whose chair and adjusters signed at ``signed_at``, recorded
     through the ledger without rendering or signing PDFs."""
     extract = ExtractRow(
+        id=extract_id,
         meeting_id=meeting.meeting_id,
         paragraph=paragraph,
         dnr=f"KS {paragraph}",
@@ -369,17 +375,64 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
+def _add_copies(
+    session: Session, extract: ExtractRow, announced: TrailEvent, paragraphs: range
+) -> None:
+    """More extracts of the same meeting, announced like ``extract``, inserted in
+    bulk (the chain does not matter for reading the board). Their ids follow
+    ``extract.id`` by paragraph."""
+    first_id = extract.id - 1
+    session.execute(
+        insert(ExtractRow),
+        [
+            {
+                "id": first_id + paragraph,
+                "meeting_id": extract.meeting_id,
+                "paragraph": paragraph,
+                "dnr": f"KS {paragraph}",
+                "title": f"Ärende {paragraph}",
+                "version": 1,
+                "status": extract.status,
+                "head_sha256": extract.head_sha256,
+                "updated_at": extract.updated_at,
+            }
+            for paragraph in paragraphs
+        ],
+    )
+    kinds = [EventKind.DRAFTED, EventKind.NOTIFIED, EventKind.VIEWED, EventKind.SIGNED]
+    kinds += [EventKind.NOTIFIED, EventKind.VIEWED, EventKind.SIGNED, EventKind.ANNOUNCED]
+    session.execute(
+        insert(TrailEventRow),
+        [
+            {
+                "extract_id": first_id + paragraph,
+                "extract_ref": f"{extract.meeting_id}/{paragraph}",
+                "seq": seq,
+                "kind": kind.value,
+                "at": announced.at,
+                "actor": "system",
+                "version": 1,
+                "detail": dict(announced.detail) if kind is EventKind.ANNOUNCED else {},
+                "prev_hash": "0" * 64,
+                "hash": "0" * 64,
+            }
+            for paragraph in paragraphs
+            for seq, kind in enumerate(kinds, start=1)
+        ],
+    )
+
+
 def test_current_notices_is_one_query_at_thousands_of_extracts(
     services: Services, sample_meeting: Meeting
 ) -> None:
-    """3,000 extracts, each with a drafted, two signed and an announced event,
-    announced over 300 days: the board is read in one statement, quickly."""
-    meetings, per_meeting = 100, 30
+    """5,000 extracts of 100 meetings, announced over 300 days, each with a
+    trail of 8 events: the board is read in one statement, quickly."""
+    meetings, per_meeting = 100, 50
     start_day = dt.date(2024, 1, 1)
-    expected = 0
     today = start_day + dt.timedelta(days=280)
+    expected = 0
+    manifest = meeting_to_dict(sample_meeting)
     with services.ledger.transaction() as session:
-        manifest = meeting_to_dict(sample_meeting)
         for m in range(meetings):
             meeting = replace(sample_meeting, meeting_id=f"bulk-{m}")
             session.add(
@@ -393,9 +446,9 @@ def test_current_notices_is_one_query_at_thousands_of_extracts(
             session.flush()
             announced_on = start_day + dt.timedelta(days=3 * m)
             at = dt.datetime.combine(announced_on, dt.time(12), tzinfo=SWEDISH_TIME)
-            for p in range(1, per_meeting + 1):
-                extract = _synthetic_extract(session, meeting, p, at)
-                announce(session, extract, meeting, now=at, appeal_weeks=3)
+            extract = _synthetic_extract(session, meeting, 1, at, extract_id=m * per_meeting + 1)
+            announced = announce(session, extract, meeting, now=at, appeal_weeks=3)
+            _add_copies(session, extract, announced, range(2, per_meeting + 1))
             if appeal_deadline(announced_on) >= today:
                 expected += per_meeting
     statements: list[str] = []
@@ -405,17 +458,20 @@ def test_current_notices_is_one_query_at_thousands_of_extracts(
 
     event.listen(services.ledger._read_engine, "before_cursor_execute", count)
     try:
-        began = time.perf_counter()
-        shown = _notices(services, today)
-        elapsed = time.perf_counter() - began
+        timings = []
+        for _ in range(3):
+            began = time.perf_counter()
+            shown = _notices(services, today)
+            timings.append(time.perf_counter() - began)
     finally:
         event.remove(services.ledger._read_engine, "before_cursor_execute", count)
     assert len(shown) == expected > 0
     assert all(n.appeal_deadline >= today for n in shown)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 1
-    print(f"current_notices over {meetings * per_meeting} extracts: {elapsed * 1000:.1f} ms")
-    assert elapsed < 1.0
+    assert len(selects) == 3  # one per call
+    shown_ms = ", ".join(f"{t * 1000:.1f}" for t in timings)
+    print(f"current_notices, {meetings * per_meeting} extracts, {len(shown)} shown: {shown_ms} ms")
+    assert min(timings) < 0.5
 
 
 # --- the page and the feed ----------------------------------------------------------------

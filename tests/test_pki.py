@@ -136,3 +136,16 @@ def test_names_longer_than_a_certificate_allows_are_refused(ca: SigningCA, tmp_p
     with pytest.raises(ConfigError, match=r"organisation 'Ö+' is longer than the 64"):
         SigningCA.create(tmp_path / "ca", organisation="Ö" * 33)
     assert not (tmp_path / "ca").exists()
+
+
+def test_crl_is_empty_signed_by_the_ca_and_short_lived(ca: SigningCA) -> None:
+    now = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+    crl = ca.crl(now)
+    assert crl.issuer == ca.certificate.subject
+    assert crl.is_signature_valid(ca.certificate.public_key())
+    assert len(crl) == 0
+    assert crl.last_update_utc <= now < crl.next_update_utc
+    assert crl.next_update_utc - now <= timedelta(days=1)
+    later = ca.crl(now + timedelta(hours=1))
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert later.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > number

@@ -67,6 +67,8 @@ EXTRACT_TRAIL = "trail.json"
 """Its signature trail (:func:`justering.trail.trail_to_json`)."""
 EXTRACT_CA = "ca.pem"
 """The signing CA's certificate, for convenience only: verification never trusts it."""
+EXTRACT_TSA_CA = "tsa-ca.pem"
+"""The TSA's root certificate, when signatures carry timestamps; likewise not trusted."""
 
 _MAX_KEY_BYTES = 1024  # S3's limit on a key
 _MAX_SLUG = 60

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -160,8 +161,15 @@ def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
     from justering.verification import load_trust_roots, verify_targets
 
-    home_ca = settings.ca_dir / "ca-cert.pem"
-    trust = list(args.trust) or ([home_ca] if home_ca.exists() else [])
+    home_roots = [settings.ca_dir / "ca-cert.pem"]
+    if settings.tsa_ca_file is not None:
+        home_roots.append(settings.tsa_ca_file)
+    trust = list(args.trust)
+    if not trust and home_roots[0].exists():
+        trust = [path for path in home_roots if path.exists()]
+    # pyHanko logs each failed check with a traceback; the checks below name them.
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
     roots = load_trust_roots(trust)
     results = []
     progress = args.json and sys.stderr.isatty()

@@ -29,7 +29,7 @@ from justering.rendering import FONT_FAMILY, PRODUCER, add_fonts, number_pages, 
 from justering.roles import Role
 from justering.signing import STAMP_TIMEZONE
 from justering.trail import EventKind, TrailEvent, chain_problems
-from justering.validation import ExtractValidation, SignatureReport
+from justering.validation import DocumentTimestampReport, ExtractValidation, SignatureReport
 
 TITLE = "Intyg om genomförd signering"
 SUBTITLE = "Certificate of completion"
@@ -63,6 +63,7 @@ _PROBLEM_FILL = (250, 228, 228)
 _SIGNATURE_COLUMNS = (50.0, 30.0, 56.0, 16.0, 18.0)
 _TRAIL_COLUMNS = (8.0, 31.0, 21.0, 36.0, 30.0, 22.0, 22.0)
 _FACT_COLUMNS = (48.0, 122.0)
+_DOCUMENT_TIMESTAMP_COLUMNS = (60.0, 86.0, 24.0)
 
 
 def render_completion(
@@ -90,6 +91,7 @@ def render_completion(
     document.write_title()
     document.write_facts(pdf_sha256)
     document.write_signatures(validation.signatures)
+    document.write_document_timestamps(validation.document_timestamps)
     document.write_trail(events)
     document.write_result(validation, chain_problems(events))
     document.write_how_to_verify()
@@ -107,6 +109,7 @@ def _shown_texts(
     """Every text from the inputs that the certificate draws (to choose the fonts)."""
     texts = [meeting.municipality, meeting.body.name, meeting.body.code, title, dnr or ""]
     texts += [signature.signer_name for signature in validation.signatures]
+    texts += [timestamp.field_name for timestamp in validation.document_timestamps]
     texts += list(validation.problems)
     for event in events:
         texts += [event.actor, event.role or "", *event.detail.keys(), *event.detail.values()]
@@ -135,6 +138,12 @@ def _role_name(role: str | None) -> str:
         return Role(role).swedish
     except ValueError:
         return one_line(role)
+
+
+def _timestamp_line(at: dt.datetime | None, trusted: bool) -> str:
+    if at is None:
+        return "Tidsstämpel: ingen; tiden ovan är signeringstjänstens egen (no RFC 3161 timestamp)"
+    return f"Tidsstämpel (RFC 3161): {_utc(at)}, {_swedish_time(at)}, betrodd: {_yes_no(trusted)}"
 
 
 def _yes_no(value: bool) -> str:
@@ -251,16 +260,38 @@ class _CompletionDocument(FPDF):
                 row.cell(signature.role.swedish if signature.role else "–")
                 row.cell(self._both_times(signature.signed_at) if signature.signed_at else "okänd")
                 row.cell(_yes_no(signature.intact and signature.valid))
-                row.cell(_yes_no(True))
-                fingerprint = table.row()
-                fingerprint.cell(
+                row.cell(_yes_no(signature.trusted))
+                evidence = table.row()
+                evidence.cell(
                     "Certifikatets SHA-256 (fingerprint): "
-                    + (signature.certificate_fingerprint or "–"),
+                    f"{signature.certificate_fingerprint or '–'}\n"
+                    + _timestamp_line(signature.timestamped_at, signature.timestamp_trusted),
                     colspan=len(_SIGNATURE_COLUMNS),
                     style=FontFace(color=_GREY),
                 )
         self._small("Giltig: underskriften är korrekt och dokumentet oförändrat (valid, intact). ")
         self._small("Betrodd: certifikatet leder till CA-certifikatet ca.pem (trusted).")
+        self.ln(4)
+
+    def write_document_timestamps(self, timestamps: Sequence[DocumentTimestampReport]) -> None:
+        """The PAdES-LTA document timestamps, when the PDF has any."""
+        if not timestamps:
+            return
+        self._heading(
+            "Dokumenttidsstämplar",
+            "Document timestamps (PAdES-LTA) over the signatures and their validation data",
+            rows=3,
+        )
+        with self._table(_DOCUMENT_TIMESTAMP_COLUMNS) as table:
+            heading = table.row()
+            for text in ("Fält", "Tid (UTC och svensk tid)", "Betrodd"):
+                heading.cell(text)
+            for timestamp in timestamps:
+                row = table.row()
+                row.cell(one_line(timestamp.field_name))
+                at = timestamp.timestamped_at
+                row.cell(self._both_times(at) if at else "okänd")
+                row.cell(_yes_no(timestamp.trusted))
         self.ln(4)
 
     def write_trail(self, events: Sequence[TrailEvent]) -> None:
@@ -369,7 +400,7 @@ class _CompletionDocument(FPDF):
         self._paragraph_text(
             "pdfsig prövar certifikaten mot dagens datum: när ett certifikat har gått ut visar "
             "den det som utgånget, också för en korrekt underskrift; justering verify prövar då "
-            "mot tidpunkten för underskriften."
+            "mot tidsstämpeln eller tidpunkten för underskriften."
         )
 
     # -- building blocks ---------------------------------------------------------------

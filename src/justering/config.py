@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from justering.errors import ConfigError
 
 DEFAULT_HOME = Path("~/.justering")
@@ -37,6 +39,8 @@ class Settings:
     prefect_api_url: str | None = None
     tsa_url: str | None = None
     """RFC 3161 time-stamping authority (``JUSTERING_TSA_URL``); None: no timestamps."""
+    tsa_ca_file: Path | None = None
+    """The TSA's trust root (PEM), ``JUSTERING_TSA_CA``; default ``HOME/tsa-ca.pem``."""
     archive_retention_mode: str = "COMPLIANCE"
     """S3 Object Lock mode for archived objects where the bucket has Object Lock."""
     archive_retention_days: int = 365 * 30
@@ -58,6 +62,21 @@ class Settings:
     @property
     def archive_dir(self) -> Path:
         return self.home / "archive"
+
+    def tsa_root(self) -> x509.Certificate | None:
+        """The TSA's trust root, if the file is there; required when a TSA is set."""
+        path = self.tsa_ca_file
+        if path is None or not path.is_file():
+            if self.tsa_url:
+                raise ConfigError(
+                    f"JUSTERING_TSA_URL is set but the TSA's trust root {path} is missing: "
+                    "save the TSA's root certificate (PEM) there or set JUSTERING_TSA_CA"
+                )
+            return None
+        try:
+            return x509.load_pem_x509_certificate(path.read_bytes())
+        except ValueError:
+            raise ConfigError(f"TSA trust root {path}: not a PEM certificate") from None
 
     @property
     def prefect_home(self) -> Path:
@@ -110,6 +129,7 @@ def load_settings(
         public_url=(_env(env, "JUSTERING_PUBLIC_URL") or "http://127.0.0.1:8040").rstrip("/"),
         prefect_api_url=_env(env, "PREFECT_API_URL"),
         tsa_url=_env(env, "JUSTERING_TSA_URL"),
+        tsa_ca_file=Path(_env(env, "JUSTERING_TSA_CA") or home_path / "tsa-ca.pem"),
         archivist_header=_env(env, "JUSTERING_ARCHIVIST_HEADER"),
         extra=table,
     )

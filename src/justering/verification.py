@@ -106,6 +106,10 @@ def verify_pdf(target: str, pdf: bytes, trust_roots: Sequence[x509.Certificate])
     )
 
 
+_FINAL_KINDS = (EventKind.CERTIFIED, EventKind.TIMESTAMPED)
+"""An archived trail ends with the certification, or with the long-term seal after it."""
+
+
 def _trail_checks(
     events: Sequence[TrailEvent], pdf: bytes, validation: ExtractValidation
 ) -> list[Check]:
@@ -118,12 +122,13 @@ def _trail_checks(
         return checks
     digest = hashlib.sha256(pdf).hexdigest()
     final = events[-1]
+    matches = final.document_sha256 == digest and final.kind in _FINAL_KINDS
     checks.append(
         Check(
             "trail matches PDF",
-            final.document_sha256 == digest and final.kind is EventKind.CERTIFIED,
-            "the trail ends with the certification of this very file"
-            if final.document_sha256 == digest and final.kind is EventKind.CERTIFIED
+            matches,
+            f"the trail ends with this very file ({final.kind.value})"
+            if matches
             else f"the trail's last event ({final.kind.value}) names document "
             f"{final.document_sha256}, the PDF is {digest}",
         )

@@ -38,7 +38,8 @@ _STYLE = """<style>
 main{max-width:72rem}
 table{border-collapse:collapse;width:100%;background:#fff}
 caption{text-align:left;font-weight:600;padding:.4rem 0}
-th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #e4e4e0;vertical-align:top}
+th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #e4e4e0;vertical-align:top;
+overflow-wrap:break-word}
 form.search{display:grid;grid-template-columns:repeat(auto-fill,minmax(11rem,1fr));gap:.75rem;
 align-items:end}
 label{display:block;font-weight:600;font-size:.95rem;margin-bottom:.2rem}
@@ -57,7 +58,7 @@ dl.facts dd{margin:0}
 @media (max-width:40rem){
 table.stack thead{position:absolute;left:-9999px}
 table.stack tr{display:block;border-bottom:2px solid #d0d0cc;padding:.4rem 0}
-table.stack td{display:block;border:0;padding:.1rem .25rem}
+table.stack td{display:block;border:0;padding:.1rem .25rem;overflow-wrap:anywhere}
 table.stack td[data-label]::before{content:attr(data-label) ": ";font-weight:600}
 dl.facts{grid-template-columns:1fr}
 }

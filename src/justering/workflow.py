@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,6 +27,7 @@ from justering.archive import (
     EXTRACT_CA,
     EXTRACT_PDF,
     EXTRACT_TRAIL,
+    EXTRACT_TSA_CA,
     ArchiveStore,
     RetentionPolicy,
     extract_prefix,
@@ -53,6 +56,7 @@ from justering.pki import SigningCA
 from justering.rendering import render_extract
 from justering.roles import Person, Role, Signer
 from justering.signing import SignedExtract, sign_extract
+from justering.timestamps import Timestamper, seal_long_term, timestamper_for
 from justering.trail import EventKind, trail_to_json
 from justering.validation import validate_extract
 
@@ -82,6 +86,14 @@ class Services:
     ca: SigningCA
     notifier: Notifier
     archive: ArchiveStore
+    timestamper: Timestamper | None = None
+    """With a TSA: every signature is timestamped and certified extracts are sealed."""
+    tsa_root: x509.Certificate | None = None
+
+    @property
+    def trust_roots(self) -> list[x509.Certificate]:
+        """What an archived extract is validated against: our CA and the TSA's root."""
+        return [self.ca.certificate, *([self.tsa_root] if self.tsa_root else [])]
 
 
 def open_services(settings: Settings) -> Services:
@@ -99,6 +111,8 @@ def open_services(settings: Settings) -> Services:
                 settings.archive_retention_mode, settings.archive_retention_days
             ),
         ),
+        timestamper=timestamper_for(settings.tsa_url),
+        tsa_root=settings.tsa_root(),
     )
 
 
@@ -579,6 +593,7 @@ def _sign_planned(services: Services, plan: _SigningPlan, item: _PlannedSignatur
         plan.signer,
         adjuster_count=len(plan.meeting.adjusters),
         location=plan.meeting.place,
+        timestamper=services.timestamper,
     )
 
 
@@ -608,6 +623,7 @@ def _record_signatures(
                 document_sha256=digest,
                 certificate_sha256=signature.certificate_fingerprint,
                 at=signature.signed_at,
+                detail=_timestamp_detail(signature),
             )
             extract.head_sha256 = digest
             extract.status = _next_status(session, extract, meeting).value
@@ -625,6 +641,12 @@ def _record_signatures(
         return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items))
 
 
+def _timestamp_detail(signature: SignedExtract) -> dict[str, str]:
+    if signature.timestamped_at is None:
+        return {}
+    return {"timestamped_at": signature.timestamped_at.astimezone(dt.UTC).isoformat()}
+
+
 def _request_work(session: Session, meeting_id: str) -> None:
     """Note that the meeting may move now (cleared by the next complete advance)."""
     session.execute(
@@ -638,25 +660,36 @@ def _request_work(session: Session, meeting_id: str) -> None:
 
 
 def archive_extract(services: Services, extract_id: int) -> str:
-    """Validate a certified extract's PDF, write its bundle (PDF, trail, CA
-    certificate, checksums) to the archive and record it; returns the PDF's URI.
-    Idempotent. An extract whose PDF does not validate is not archived."""
-    with services.ledger.transaction() as session:
-        extract = lock_extract(session, extract_id)
+    """Seal a certified extract for the long term (with a TSA), validate it, write
+    its bundle (PDF, trail, CA certificates, checksums) to the archive and record
+    it; returns the PDF's URI. Idempotent: a retry neither seals nor writes twice.
+    An extract whose PDF does not validate is not archived."""
+    with services.ledger.reading() as session:
+        extract = session.get(ExtractRow, extract_id)
+        if extract is None:
+            raise WorkflowError(f"no extract with id {extract_id}", status_code=404)
         if extract.status == ExtractStatus.ARCHIVED.value and extract.archive_uri:
             return extract.archive_uri
         if extract.status != ExtractStatus.CERTIFIED.value:
             raise WorkflowError(f"§ {extract.paragraph} is {extract.status}, not certified")
+        sealed = _last_event_kind(session, extract) == EventKind.TIMESTAMPED.value
+        head = extract.head_sha256
+        pdf = load_document(session, head)
+    if services.timestamper is not None and not sealed:
+        pdf = _seal(services, extract_id, head, pdf)
+    with services.ledger.reading() as session:
+        extract = session.get(ExtractRow, extract_id)
+        assert extract is not None
         meeting = load_meeting(session, extract.meeting_id)
-        pdf = load_document(session, extract.head_sha256)
         trail = trail_of(session, extract.id)
         prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
+        paragraph, head = extract.paragraph, extract.head_sha256
     validation = validate_extract(
-        pdf, [services.ca.certificate], expected_adjusters=len(meeting.adjusters)
+        pdf, services.trust_roots, expected_adjusters=len(meeting.adjusters)
     )
     if not validation.ok:
         raise WorkflowError(
-            f"§ {extract.paragraph} is not archived: its PDF does not validate: "
+            f"§ {paragraph} is not archived: its PDF does not validate: "
             + "; ".join(validation.problems)
         )
     files = {
@@ -664,12 +697,16 @@ def archive_extract(services: Services, extract_id: int) -> str:
         EXTRACT_TRAIL: trail_to_json(trail),
         EXTRACT_CA: services.ca.export_pem().encode(),
     }
+    if services.tsa_root is not None:
+        files[EXTRACT_TSA_CA] = services.tsa_root.public_bytes(serialization.Encoding.PEM)
     bundle = write_bundle(services.archive, prefix, files)
     uri = services.archive.uri(f"{bundle.prefix}/{EXTRACT_PDF}")
     with services.ledger.transaction() as session:
         extract = lock_extract(session, extract_id)
         if extract.status == ExtractStatus.ARCHIVED.value and extract.archive_uri:
             return extract.archive_uri
+        if extract.head_sha256 != head:
+            raise WorkflowError(f"§ {paragraph} changed while it was archived; retry")
         append_event(
             session,
             extract,
@@ -681,6 +718,33 @@ def archive_extract(services: Services, extract_id: int) -> str:
         extract.archive_uri = uri
         extract.updated_at = utcnow()
     return uri
+
+
+def _last_event_kind(session: Session, extract: ExtractRow) -> str:
+    return event_rows(session, extract.id)[-1].kind
+
+
+def _seal(services: Services, extract_id: int, head: str, pdf: bytes) -> bytes:
+    """Add validation data and a document timestamp (PAdES B-LTA) and record the
+    sealed document. A TSA or revocation source that fails raises, and the step is
+    retried; the trail's ``timestamped`` event keeps a retry from sealing twice."""
+    assert services.timestamper is not None
+    sealed = seal_long_term(pdf, services.ca, services.timestamper)
+    with services.ledger.transaction() as session:
+        extract = lock_extract(session, extract_id)
+        if extract.head_sha256 != head:
+            raise WorkflowError(f"§ {extract.paragraph} changed while it was sealed; retry")
+        digest = store_document(session, extract, sealed)
+        append_event(
+            session,
+            extract,
+            EventKind.TIMESTAMPED,
+            document_sha256=digest,
+            detail={"tsa": services.settings.tsa_url or ""},
+        )
+        extract.head_sha256 = digest
+        extract.updated_at = utcnow()
+    return sealed
 
 
 # --- where things stand -----------------------------------------------------------------
