@@ -9,9 +9,10 @@ import dataclasses
 import datetime as dt
 import json
 import re
-import shutil
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ from justering.audit import (
 )
 from justering.config import Settings
 from justering.errors import WorkflowError
-from justering.ledger import ExtractRow, Ledger, MeetingRow, TrailEventRow
+from justering.ledger import ExtractRow, MeetingRow, TrailEventRow
 from justering.manifest import Body, load_sample_meeting
 from justering.notifications import outbox_messages
 from justering.pki import SigningCA
@@ -53,11 +54,60 @@ def archived_services(archived_meeting: ArchivedMeeting) -> Iterator[Services]:
     services.ledger.dispose()
 
 
+@contextmanager
+def _fresh_database(backend: str, request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """A fresh ledger database: SQLite in ``folder``, or PostgreSQL (dropped after)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'ledger.db'}"
+        return
+    import psycopg
+
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    admin = admin_url.replace("postgresql+psycopg", "postgresql")
+    name = f"justering_audit_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The ledger's database: SQLite, and PostgreSQL when reachable."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def two_meetings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def ledger_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with _fresh_database(backend, request, tmp_path_factory.mktemp("ledger")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def bulk_ledger_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with _fresh_database(backend, request, tmp_path_factory.mktemp("bulk-ledger")) as url:
+        yield url
+
+
+def _settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
+    settings = sample_settings(tmp_path_factory.mktemp("audit") / "home")
+    return dataclasses.replace(settings, database_url=database_url)
+
+
+@pytest.fixture(scope="module")
+def two_meetings(tmp_path_factory: pytest.TempPathFactory, ledger_url: str) -> Iterator[Services]:
     """A home with the sample meeting drafted (nobody signed) and a second meeting
     of another body whose chair, Åsa Öberg, has signed every extract."""
-    settings = sample_settings(tmp_path_factory.mktemp("audit") / "home")
+    settings = _settings(tmp_path_factory, ledger_url)
     sample = load_sample_meeting()
     second = dataclasses.replace(
         sample,
@@ -224,22 +274,14 @@ def test_timeline_of_an_unknown_extract_is_a_404(archived_services: Services) ->
 
 
 @pytest.fixture
-def tampered(two_meetings: Services, tmp_path: Path) -> Iterator[Services]:
-    """A copy of the two-meetings ledger in which one recorded event was edited."""
-    source = Path(two_meetings.settings.database_url.removeprefix("sqlite:///"))
-    copy = tmp_path / "copy.db"
-    with two_meetings.ledger.reading() as session:  # consistent: nobody writes now
-        session.connection().exec_driver_sql("PRAGMA wal_checkpoint(FULL)")
-    shutil.copy(source, copy)
-    ledger = Ledger(f"sqlite:///{copy}")
-    with ledger.transaction() as session:
-        session.execute(
-            update(TrailEventRow)
-            .where(TrailEventRow.extract_ref == f"{SECOND_ID}/96", TrailEventRow.kind == "signed")
-            .values(actor="Någon Annan")
-        )
-    yield dataclasses.replace(two_meetings, ledger=ledger)
-    ledger.dispose()
+def tampered(two_meetings: Services) -> Iterator[Services]:
+    """The two meetings with the name in one recorded signature edited (undone after)."""
+    edited = (TrailEventRow.extract_ref == f"{SECOND_ID}/96", TrailEventRow.kind == "signed")
+    with two_meetings.ledger.transaction() as session:
+        session.execute(update(TrailEventRow).where(*edited).values(actor="Någon Annan"))
+    yield two_meetings
+    with two_meetings.ledger.transaction() as session:
+        session.execute(update(TrailEventRow).where(*edited).values(actor="Åsa Öberg"))
 
 
 def test_timeline_shows_an_edited_event_as_a_broken_chain(tampered: Services) -> None:
@@ -362,9 +404,9 @@ MEETINGS, PER_MEETING = 200, 25
 
 
 @pytest.fixture(scope="module")
-def bulk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def bulk(tmp_path_factory: pytest.TempPathFactory, bulk_ledger_url: str) -> Iterator[Services]:
     """5,000 extracts (200 meetings of 4 bodies), each with 5 trail events."""
-    settings: Settings = sample_settings(tmp_path_factory.mktemp("bulk") / "home")
+    settings = _settings(tmp_path_factory, bulk_ledger_url)
     settings.home.mkdir(parents=True)
     SigningCA.create(settings.ca_dir, organisation="Bulk kommun")
     services = workflow.open_services(settings)

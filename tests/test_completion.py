@@ -263,6 +263,9 @@ def test_signature_timestamps_are_shown_when_there_are_some(tmp_path: Path) -> N
         "2026-06-01 12:00:02 CEST (svensk tid), betrodd: ja"
     ) in text
     assert text.count("Tidsstämpel: ingen") == 1
+    # The bundle then has the TSA's CA certificate, which verification needs too.
+    assert "justering verify --trust ca.pem --trust tsa-ca.pem" in text
+    assert "tsa-ca.pem" not in pdftotext(built_inputs().render(), tmp_path)
 
 
 def test_document_timestamps_are_listed_when_there_are_some(tmp_path: Path) -> None:

@@ -370,6 +370,51 @@ def test_newest_first_then_by_meeting_and_paragraph(
     assert last_days == [(4, "2024-02-02"), (5, "2024-02-02"), (1, "2024-02-01")]
 
 
+def test_justered_on_is_the_last_justering_signature_in_swedish_time(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = small_meeting(sample_meeting, adjusters=2, meeting_id="late-adjuster")
+    workflow.record_meeting(services, meeting)
+    chair_at = dt.datetime(2024, 1, 8, 9, tzinfo=UTC)
+    last_at = dt.datetime(2024, 1, 9, 23, 30, tzinfo=UTC)  # 10 Jan 00:30 in Stockholm
+    with services.ledger.transaction() as session:
+        extract = _synthetic_extract(session, meeting, 1, chair_at)
+        # The second adjuster signs last; the certifier's event does not count.
+        session.execute(
+            update(TrailEventRow)
+            .where(TrailEventRow.extract_id == extract.id, TrailEventRow.slot == "adjuster-1")
+            .values(at=last_at)
+        )
+        append_event(session, extract, EventKind.CERTIFIED, slot="certifier-0", role="certifier")
+        event = announce(session, extract, meeting, now=last_at, appeal_weeks=3)
+    assert event.detail["justered_on"] == "2024-01-10"
+
+
+def test_a_new_version_needs_a_new_justering_and_announcement(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = small_meeting(sample_meeting, meeting_id="redrafted")
+    workflow.record_meeting(services, meeting)
+    signed_at = dt.datetime(2024, 1, 8, 9, tzinfo=UTC)
+    with services.ledger.transaction() as session:
+        extract = _synthetic_extract(session, meeting, 1, signed_at)
+        first = announce(session, extract, meeting, now=signed_at, appeal_weeks=3)
+        extract.version += 1
+        append_event(session, extract, EventKind.REDRAFTED)
+        with pytest.raises(WorkflowError, match="inte klar"):
+            announce(session, extract, meeting, now=signed_at, appeal_weeks=3)
+        for signer in meeting.signers(Role.CHAIR) + meeting.signers(Role.ADJUSTER):
+            append_event(session, extract, EventKind.SIGNED, slot=signer.slot, at=signed_at)
+        later = dt.datetime(2024, 1, 15, 9, tzinfo=UTC)
+        second = announce(session, extract, meeting, now=later, appeal_weeks=3)
+        extract_id = extract.id
+    assert (first.version, second.version) == (1, 2)
+    assert second.detail["announced_on"] == "2024-01-15"
+    assert chain_problems(trail(services, extract_id)) == []
+    [notice] = _notices(services, dt.date(2024, 1, 15))
+    assert (notice.version, notice.announced_on) == (2, dt.date(2024, 1, 15))
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -599,6 +644,41 @@ class TestPublicBoard:
         start(services, small_meeting(sample_meeting))  # drafted, not justered
         assert "Det finns inga anslag just nu." in client.get("/anslagstavla").text
         assert client.get("/anslagstavla/feed.json").json()["notices"] == []
+
+
+class TestBoardLayout:
+    @pytest.fixture
+    def database_url(self, sqlite_url: str) -> str:
+        return sqlite_url
+
+    def test_extracts_announced_together_share_one_card(
+        self, services: Services, sample_meeting: Meeting
+    ) -> None:
+        meeting = replace(sample_meeting, meeting_id="together")
+        other = replace(sample_meeting, meeting_id="apart", date=dt.date(2024, 1, 3))
+        signed_at = dt.datetime(2024, 1, 8, 9, tzinfo=UTC)
+        for m in (meeting, other):
+            workflow.record_meeting(services, m)
+        with services.ledger.transaction() as session:
+            for m, paragraph in ((meeting, 7), (meeting, 3), (other, 1)):
+                extract = _synthetic_extract(session, m, paragraph, signed_at)
+                announce(session, extract, m, now=signed_at, appeal_weeks=3)
+        app = FastAPI()
+        clock = Clock(dt.date(2024, 1, 8))
+        app.include_router(noticeboard_router(services, today=clock), prefix="/anslagstavla")
+        with TestClient(app) as client:
+            page = client.get("/anslagstavla").text
+            feed = client.get("/anslagstavla/feed.json")
+        cards = page.split("<article")[1:]
+        assert len(cards) == 2
+        assert "2024-01-03" in cards[0] and "<strong>§ 1</strong>" in cards[0]
+        assert cards[1].index("<strong>§ 3</strong>") < cards[1].index("<strong>§ 7</strong>")
+        assert [n["id"] for n in feed.json()["notices"]] == [
+            "apart/1@1",
+            "together/3@1",
+            "together/7@1",
+        ]
+        assert feed.headers["access-control-allow-origin"] == "*"
 
 
 def _assert_nothing_private(text: str, meeting: Meeting) -> None:

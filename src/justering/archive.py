@@ -67,6 +67,8 @@ EXTRACT_TRAIL = "trail.json"
 """Its signature trail (:func:`justering.trail.trail_to_json`)."""
 EXTRACT_CA = "ca.pem"
 """The signing CA's certificate, for convenience only: verification never trusts it."""
+EXTRACT_COMPLETION = "intyg.pdf"
+"""The human-readable certificate of completion (:mod:`justering.completion`)."""
 EXTRACT_TSA_CA = "tsa-ca.pem"
 """The TSA's root certificate, when signatures carry timestamps; likewise not trusted."""
 

@@ -94,7 +94,7 @@ def render_completion(
     document.write_document_timestamps(validation.document_timestamps)
     document.write_trail(events)
     document.write_result(validation, chain_problems(events))
-    document.write_how_to_verify()
+    document.write_how_to_verify(timestamped=_has_timestamps(validation))
     number_pages(document)
     return bytes(document.output())
 
@@ -138,6 +138,12 @@ def _role_name(role: str | None) -> str:
         return Role(role).swedish
     except ValueError:
         return one_line(role)
+
+
+def _has_timestamps(validation: ExtractValidation) -> bool:
+    return bool(validation.document_timestamps) or any(
+        signature.timestamped_at is not None for signature in validation.signatures
+    )
 
 
 def _timestamp_line(at: dt.datetime | None, trusted: bool) -> str:
@@ -367,20 +373,24 @@ class _CompletionDocument(FPDF):
                 )
         self.ln(4)
 
-    def write_how_to_verify(self) -> None:
+    def write_how_to_verify(self, *, timestamped: bool) -> None:
+        """The bundle's files and the commands that check them; ``timestamped``: the
+        bundle has the TSA's CA certificate too (``tsa-ca.pem``)."""
         self._heading("Så kontrollerar du själv", "How to verify independently", rows=6)
+        tsa = " tsa-ca.pem (tidsstämpeltjänstens CA-certifikat)," if timestamped else ""
         self._paragraph_text(
             "Intyget är en sammanfattning och är inte självt signerat; beviset är de signerade "
             "filerna. Paketet (the bundle) innehåller extract.pdf (det signerade utdraget), "
             "trail.json (händelseförloppet med hashkedja), ca.pem (CA-certifikatet som utfärdat "
-            "undertecknarnas certifikat), manifest.json (SHA-256 för varje fil) och detta intyg. "
-            "Jämför ca.pem med kommunens publicerade CA-certifikat."
+            f"undertecknarnas certifikat),{tsa} manifest.json (SHA-256 för varje fil) och detta "
+            "intyg. Jämför CA-certifikaten med de som kommunen har publicerat."
         )
+        trust = "--trust ca.pem --trust tsa-ca.pem" if timestamped else "--trust ca.pem"
         steps = [
             ("Kontrollsumman (checksum) ska vara SHA-256 ovan:", "sha256sum extract.pdf"),
             (
                 "Hela paketet: kontrollsummor, underskrifter, ordning och hashkedja:",
-                "justering verify --trust ca.pem <paketets mapp>",
+                f"justering verify {trust} <paketets mapp>",
             ),
             (
                 "Underskrifterna med poppler (pdfsig), med ca.pem som betrott certifikat:",

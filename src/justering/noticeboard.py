@@ -226,7 +226,15 @@ def current_notices(session: Session, *, today: dt.date) -> list[Notice]:
     """
     deadline = TrailEventRow.detail["appeal_deadline"].as_string()
     rows = session.execute(
-        select(TrailEventRow, ExtractRow)
+        select(
+            TrailEventRow.detail,
+            ExtractRow.meeting_id,
+            ExtractRow.paragraph,
+            ExtractRow.version,
+            ExtractRow.dnr,
+            ExtractRow.title,
+            ExtractRow.archive_uri,
+        )
         .join(ExtractRow, ExtractRow.id == TrailEventRow.extract_id)
         .where(
             TrailEventRow.kind == EventKind.ANNOUNCED.value,
@@ -234,32 +242,39 @@ def current_notices(session: Session, *, today: dt.date) -> list[Notice]:
             deadline >= today.isoformat(),
         )
     ).all()
-    notices = [_notice(event, extract) for event, extract in rows]
+    notices = [_notice(*row) for row in rows]
     notices.sort(key=lambda n: (n.meeting_id, n.paragraph))
     notices.sort(key=lambda n: (n.announced_on, n.meeting_date), reverse=True)
     return notices
 
 
-def _notice(event: TrailEventRow, extract: ExtractRow) -> Notice:
-    detail = event.detail
+def _notice(
+    detail: dict[str, str],
+    meeting_id: str,
+    paragraph: int,
+    version: int,
+    dnr: str | None,
+    title: str,
+    archive_uri: str | None,
+) -> Notice:
     try:
         return Notice(
-            extract=extract.ref,
-            version=extract.version,
-            meeting_id=extract.meeting_id,
+            extract=f"{meeting_id}/{paragraph}",
+            version=version,
+            meeting_id=meeting_id,
             municipality=detail["municipality"],
             body=detail["body"],
             meeting_date=dt.date.fromisoformat(detail["meeting_date"]),
-            paragraph=extract.paragraph,
-            dnr=extract.dnr,
-            title=extract.title,
+            paragraph=paragraph,
+            dnr=dnr,
+            title=title,
             justered_on=dt.date.fromisoformat(detail["justered_on"]),
             announced_on=dt.date.fromisoformat(detail["announced_on"]),
             appeal_deadline=dt.date.fromisoformat(detail["appeal_deadline"]),
             kept_at=detail["kept_at"],
-            archive_uri=extract.archive_uri,
+            archive_uri=archive_uri,
         )
     except (KeyError, ValueError) as error:
         raise TrailError(
-            f"the announcement of {extract.ref} (event {event.seq}) is malformed: {error!r}"
+            f"the announcement of {meeting_id}/{paragraph} is malformed: {error!r}"
         ) from None

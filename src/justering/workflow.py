@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from justering.archive import (
     EXTRACT_CA,
+    EXTRACT_COMPLETION,
     EXTRACT_PDF,
     EXTRACT_TRAIL,
     EXTRACT_TSA_CA,
@@ -34,6 +35,7 @@ from justering.archive import (
     open_archive,
     write_bundle,
 )
+from justering.completion import render_completion
 from justering.config import Settings
 from justering.errors import LinkError, ManifestError, WorkflowError
 from justering.ledger import (
@@ -684,6 +686,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
         trail = trail_of(session, extract.id)
         prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
         paragraph, head = extract.paragraph, extract.head_sha256
+        dnr, title = extract.dnr, extract.title
     validation = validate_extract(
         pdf, services.trust_roots, expected_adjusters=len(meeting.adjusters)
     )
@@ -696,6 +699,17 @@ def archive_extract(services: Services, extract_id: int) -> str:
         EXTRACT_PDF: pdf,
         EXTRACT_TRAIL: trail_to_json(trail),
         EXTRACT_CA: services.ca.export_pem().encode(),
+        # Issued at the last trail event, not the clock: a retry writes the same bytes.
+        EXTRACT_COMPLETION: render_completion(
+            meeting,
+            paragraph,
+            dnr,
+            title,
+            trail,
+            validation,
+            hashlib.sha256(pdf).hexdigest(),
+            issued_at=trail[-1].at,
+        ),
     }
     if services.tsa_root is not None:
         files[EXTRACT_TSA_CA] = services.tsa_root.public_bytes(serialization.Encoding.PEM)
