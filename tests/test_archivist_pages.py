@@ -309,7 +309,9 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(client: httpx.Clien
     assert "set-cookie" not in wrong.headers and "set-cookie" not in unknown.headers
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/arkiv/", "/s/x"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/arkiv/", "/s/x", "/arkiv/../s/x"]
+)
 def test_login_never_redirects_off_the_archive(client: httpx.Client, target: str) -> None:
     response = client.post(
         "/arkiv/logga-in", data={"anvandare": USER, "losenord": PASSWORD, "next": target}
@@ -333,6 +335,11 @@ def test_verify_needs_the_csrf_token_and_the_same_origin(client: httpx.Client) -
     token = _csrf(client)
     foreign = client.post(url, data={"csrf": token}, headers={"Origin": "https://evil.example"})
     assert foreign.status_code == 403
+    cross_site = client.post(url, data={"csrf": token}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross_site.status_code == 403
+    login = {"anvandare": USER, "losenord": PASSWORD}
+    null_origin = client.post("/arkiv/logga-in", data=login, headers={"Origin": "null"})
+    assert null_origin.status_code == 403 and "set-cookie" not in null_origin.headers
     response = client.post(url, data={"csrf": token})
     assert response.status_code == 200
     assert "Giltigt: alla kontroller godkända." in response.text

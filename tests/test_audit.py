@@ -9,6 +9,8 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from archived_meeting import (  # noqa: F401
 )
 from justering import workflow
 from justering.audit import (
+    STATUS_SWEDISH,
     AuditRow,
     FilterError,
     add_audit_arguments,
@@ -241,6 +244,22 @@ def test_limit(two_meetings: Services) -> None:
     assert _refs(find_extracts(two_meetings, limit=3)) == [(SECOND_ID, n) for n in (94, 95, 96)]
     with pytest.raises(FilterError, match="limit"):
         find_extracts(two_meetings, limit=0)
+
+
+def test_every_status_has_its_swedish_name_in_workflow_order() -> None:
+    assert list(STATUS_SWEDISH) == [status.value for status in ExtractStatus]
+
+
+def test_importing_the_audit_leaves_the_database_and_workflow_unloaded() -> None:
+    """The command line builds its parser with ``add_audit_arguments`` on every run."""
+    code = (
+        "import sys, justering.audit; "
+        "print([m for m in ('sqlalchemy', 'justering.workflow') if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_parse_date_names_the_field() -> None:

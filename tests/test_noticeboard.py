@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 from dateutil.easter import easter
@@ -158,9 +160,13 @@ def hostile_meeting(sample_meeting: Meeting) -> Meeting:
 @pytest.fixture
 def justered(services: Services, hostile_meeting: Meeting) -> int:
     """A one-paragraph meeting signed by its chair and its adjuster: awaiting the
-    certifier, its justering complete. The extract's id."""
+    certifier, its justering complete but, unlike in the workflow, not yet
+    announced, so that the tests call ``announce`` with the times they need.
+    The extract's id."""
     start_at_adjusters(services, hostile_meeting)
-    sign_as(services, hostile_meeting.adjusters[0].email)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(workflow, "announce", lambda *_args, **_kwargs: None)
+        sign_as(services, hostile_meeting.adjusters[0].email)
     [row] = extract_rows(services, hostile_meeting.meeting_id)
     assert row.status == ExtractStatus.AWAITING_CERTIFIER.value
     return row.id
@@ -536,7 +542,7 @@ FEED_KEYS = {
     "appeal_deadline",
     "taken_down_on",
     "kept_at",
-    "archive_uri",
+    "archived",
 }
 
 
@@ -595,6 +601,9 @@ class TestPublicBoard:
         assert "inom tre veckor" in page
         assert "http://" not in page and "https://" not in page  # nothing from elsewhere
         _assert_nothing_private(page, hostile_meeting)
+        [feed_link] = re.findall(r'<a href="([^"]+)">JSON</a>', page)
+        feed = client.get(urljoin(str(response.url), feed_link))
+        assert feed.json()["format"] == FEED_FORMAT
 
     def test_the_feed_has_the_documented_keys(
         self, client: TestClient, announced: int, hostile_meeting: Meeting
@@ -621,7 +630,7 @@ class TestPublicBoard:
             "appeal_deadline": "2030-01-31",
             "taken_down_on": "2030-02-01",
             "kept_at": "Nacka stadshus",
-            "archive_uri": None,
+            "archived": False,
         }
         dt.date.fromisoformat(item["justered_on"])
         _assert_nothing_private(response.text, hostile_meeting)
@@ -686,3 +695,22 @@ def _assert_nothing_private(text: str, meeting: Meeting) -> None:
     for person in (meeting.chair, *meeting.adjusters, meeting.certifier):
         assert person.email not in text
         assert person.name not in text
+
+
+def test_the_workflow_announces_when_the_last_adjuster_signs(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = small_meeting(sample_meeting, adjusters=2, meeting_id="announced-by-workflow")
+    start_at_adjusters(services, meeting)
+    sign_as(services, meeting.adjusters[0].email)
+    [row] = extract_rows(services, meeting.meeting_id)
+    assert EventKind.ANNOUNCED.value not in trail_kinds(services, row.id)
+    sign_as(services, meeting.adjusters[1].email)
+    events = trail(services, row.id)
+    assert events[-1].kind is EventKind.ANNOUNCED
+    assert events[-2].kind is EventKind.SIGNED
+    today = dt.datetime.now(SWEDISH_TIME).date()
+    assert events[-1].detail["announced_on"] == today.isoformat()
+    assert events[-1].detail["appeal_deadline"] == appeal_deadline(today).isoformat()
+    [notice] = _notices(services, today)
+    assert notice.paragraph == row.paragraph

@@ -8,6 +8,10 @@ query for the rows and one for their signatures. SQLite's ``lower()`` and
 SQL with ``_`` wildcards in their place and confirmed in Python with
 ``casefold``. ``justering audit`` (:func:`add_audit_arguments`,
 :func:`run_audit`) prints the results; docs/audit.md describes its JSON.
+
+Importing this module stays cheap (the command line builds its parser with
+:func:`add_audit_arguments` on every run): SQLAlchemy, the ledger and the
+workflow are imported by the functions that query.
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import ColumnElement, Row, Select, exists, func, or_, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from justering.errors import JusteringError, WorkflowError
-from justering.ledger import ExtractRow, MeetingRow, TrailEventRow, aware
 from justering.roles import Role
 from justering.trail import EventKind, TrailEvent, chain_problems
-from justering.workflow import ExtractStatus, Services
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Row, Select
+    from sqlalchemy.orm import Session
+
+    from justering.workflow import ExtractStatus, Services
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 10_000
@@ -36,13 +41,14 @@ EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 
 _SIGNATURE_KINDS = (EventKind.SIGNED.value, EventKind.CERTIFIED.value)
 
-STATUS_SWEDISH: dict[ExtractStatus, str] = {
-    ExtractStatus.AWAITING_CHAIR: "väntar på ordförande",
-    ExtractStatus.AWAITING_ADJUSTERS: "väntar på justerare",
-    ExtractStatus.AWAITING_CERTIFIER: "väntar på bestyrkande",
-    ExtractStatus.CERTIFIED: "bestyrkt",
-    ExtractStatus.ARCHIVED: "arkiverat",
+STATUS_SWEDISH: dict[str, str] = {
+    "awaiting_chair": "väntar på ordförande",
+    "awaiting_adjusters": "väntar på justerare",
+    "awaiting_certifier": "väntar på bestyrkande",
+    "certified": "bestyrkt",
+    "archived": "arkiverat",
 }
+"""Every ``ExtractStatus`` value (the keys, in workflow order) in Swedish."""
 
 EVENT_SWEDISH: dict[EventKind, str] = {
     EventKind.DRAFTED: "utkast skapat",
@@ -165,12 +171,13 @@ def parse_date(text: str, name: str = "date") -> dt.date:
         ) from None
 
 
-def parse_status(text: str) -> ExtractStatus:
-    try:
-        return ExtractStatus(text.strip().lower())
-    except ValueError:
-        choices = ", ".join(s.value for s in ExtractStatus)
-        raise FilterError(f"status: expected one of {choices}, got {text!r}") from None
+def parse_status(text: str) -> str:
+    """An ``ExtractStatus`` value, checked; ``FilterError`` listing them otherwise."""
+    value = text.strip().lower()
+    if value not in STATUS_SWEDISH:
+        choices = ", ".join(STATUS_SWEDISH)
+        raise FilterError(f"status: expected one of {choices}, got {text!r}")
+    return value
 
 
 def _check_limit(limit: int) -> int:
@@ -198,6 +205,8 @@ def _like_pattern(needle: str, *, substring: bool = True) -> str:
 
 
 def _matches(column: Any, needle: str, *, substring: bool = True) -> ColumnElement[bool]:
+    from sqlalchemy import func
+
     return func.lower(column).like(_like_pattern(needle, substring=substring), escape="\\")
 
 
@@ -207,12 +216,23 @@ def _folds(needle: str, *values: str | None) -> bool:
     return any(value is not None and folded in value.casefold() for value in values)
 
 
-_body_code = MeetingRow.manifest["body"]["code"].as_string()
-_body_name = MeetingRow.manifest["body"]["name"].as_string()
-_meeting_date = MeetingRow.manifest["date"].as_string()
+def _meeting_columns() -> tuple[ColumnElement[Any], ColumnElement[Any], ColumnElement[Any]]:
+    """The body's code and name and the meeting date (ISO), from the stored manifest."""
+    from justering.ledger import MeetingRow
+
+    manifest = MeetingRow.manifest
+    return (
+        manifest["body"]["code"].as_string(),
+        manifest["body"]["name"].as_string(),
+        manifest["date"].as_string(),
+    )
 
 
 def _signatures_of(session: Session, extract_ids: Sequence[int]) -> dict[int, list[AuditSignature]]:
+    from sqlalchemy import select
+
+    from justering.ledger import TrailEventRow, aware
+
     found: dict[int, list[AuditSignature]] = defaultdict(list)
     for start in range(0, len(extract_ids), 500):  # bound the IN list
         rows = session.execute(
@@ -243,7 +263,7 @@ def find_extracts(
     date_to: dt.date | None = None,
     dnr: str | None = None,
     signer: str | None = None,
-    status: ExtractStatus | str | None = None,
+    status: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> list[AuditRow]:
     """Extracts matching every filter given, newest meeting first, then by §.
@@ -251,24 +271,28 @@ def find_extracts(
     ``body``: the body's code, exact and case-insensitive; ``date_from`` /
     ``date_to``: the meeting date, inclusive; ``dnr``: a substring of the
     diarienummer; ``signer``: a substring of the name or e-mail of someone who
-    signed (any version); ``status``: an :class:`ExtractStatus` or its value.
+    signed (any version); ``status``: an ``ExtractStatus`` (or its value).
     Empty strings count as no filter. Raises ``FilterError`` for a bad status
     or limit.
     """
+    from sqlalchemy import exists, or_
+
+    from justering.ledger import ExtractRow, TrailEventRow
+
     _check_limit(limit)
     body, dnr, signer = (v.strip() if v else None for v in (body, dnr, signer))
-    wanted_status = parse_status(status) if isinstance(status, str) and status else status
+    body_code, _name, meeting_date = _meeting_columns()
     conditions: list[ColumnElement[bool]] = []
     if body:
-        conditions.append(_matches(_body_code, body, substring=False))
+        conditions.append(_matches(body_code, body, substring=False))
     if date_from is not None:
-        conditions.append(_meeting_date >= date_from.isoformat())
+        conditions.append(meeting_date >= date_from.isoformat())
     if date_to is not None:
-        conditions.append(_meeting_date <= date_to.isoformat())
+        conditions.append(meeting_date <= date_to.isoformat())
     if dnr:
         conditions.append(_matches(ExtractRow.dnr, dnr))
-    if isinstance(wanted_status, ExtractStatus):
-        conditions.append(ExtractRow.status == wanted_status.value)
+    if status:
+        conditions.append(ExtractRow.status == parse_status(status))
     if signer:
         conditions.append(
             exists().where(
@@ -310,13 +334,18 @@ def find_extracts(
 
 def _extract_query() -> Select[Any]:
     """The columns of an :class:`AuditRow`, newest meeting first, then by §."""
+    from sqlalchemy import select
+
+    from justering.ledger import ExtractRow, MeetingRow
+
+    body_code, body_name, meeting_date = _meeting_columns()
     return (
         select(
             ExtractRow.id,
             ExtractRow.meeting_id,
-            _body_code.label("body_code"),
-            _body_name.label("body_name"),
-            _meeting_date.label("meeting_date"),
+            body_code.label("body_code"),
+            body_name.label("body_name"),
+            meeting_date.label("meeting_date"),
             ExtractRow.paragraph,
             ExtractRow.dnr,
             ExtractRow.title,
@@ -325,11 +354,13 @@ def _extract_query() -> Select[Any]:
             ExtractRow.archive_uri,
         )
         .join(MeetingRow, MeetingRow.meeting_id == ExtractRow.meeting_id)
-        .order_by(_meeting_date.desc(), ExtractRow.meeting_id, ExtractRow.paragraph)
+        .order_by(meeting_date.desc(), ExtractRow.meeting_id, ExtractRow.paragraph)
     )
 
 
 def _audit_row(record: Row[Any], signatures: tuple[AuditSignature, ...]) -> AuditRow:
+    from justering.workflow import ExtractStatus
+
     return AuditRow(
         meeting_id=record.meeting_id,
         body_code=str(record.body_code),
@@ -348,6 +379,10 @@ def _audit_row(record: Row[Any], signatures: tuple[AuditSignature, ...]) -> Audi
 def extract_timeline(services: Services, meeting_id: str, paragraph: int) -> Timeline:
     """The extract's trail from the ledger and its chain check; ``WorkflowError``
     (404) if there is no such extract."""
+    from sqlalchemy import select
+
+    from justering.ledger import ExtractRow, TrailEventRow
+
     with services.ledger.reading() as session:
         record = session.execute(
             _extract_query().where(
@@ -381,7 +416,7 @@ def _date_argument(name: str) -> Any:
     return parse
 
 
-def _status_argument(text: str) -> ExtractStatus:
+def _status_argument(text: str) -> str:
     try:
         return parse_status(text)
     except FilterError as error:
@@ -420,7 +455,7 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "--status",
         type=_status_argument,
         metavar="STATUS",
-        help="one of " + ", ".join(s.value for s in ExtractStatus),
+        help="one of " + ", ".join(STATUS_SWEDISH),
     )
     parser.add_argument(
         "--limit",
@@ -466,7 +501,7 @@ def run_audit(args: argparse.Namespace, services: Services) -> int:
     return EXIT_OK
 
 
-def _local_minute(moment: dt.datetime) -> str:
+def _utc_minute(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -515,7 +550,7 @@ def describe_timeline(timeline: Timeline) -> str:
         who = event.actor + (f" <{event.actor_email}>" if event.actor_email else "")
         role = f", {role_swedish(event.role)}" if event.role else ""
         lines.append(
-            f"{event.seq:>3}  {_local_minute(event.at)}  {EVENT_SWEDISH[event.kind]:<14}"
+            f"{event.seq:>3}  {_utc_minute(event.at)}  {EVENT_SWEDISH[event.kind]:<14}"
             f"{who}{role} (v{event.version})"
         )
     lines.append("")

@@ -91,14 +91,14 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _positive_days(value: Any, name: str) -> int:
+def _positive_days(value: Any, name: str, unit: str = "days") -> int:
     try:
-        days = int(value)
+        count = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected a whole number of days, got {value!r}") from None
-    if days <= 0:
-        raise ConfigError(f"{name}: must be at least 1 day, got {days}")
-    return days
+        raise ConfigError(f"{name}: expected a whole number of {unit}, got {value!r}") from None
+    if count <= 0:
+        raise ConfigError(f"{name}: must be at least 1 {unit.rstrip('s')}, got {count}")
+    return count
 
 
 def load_settings(
@@ -149,6 +149,9 @@ def load_settings(
                 f"archive_retention_mode: expected COMPLIANCE or GOVERNANCE, got {mode!r}"
             )
         settings = replace(settings, archive_retention_mode=mode)
+    if "appeal_weeks" in table:
+        weeks = _positive_days(table["appeal_weeks"], "appeal_weeks", "weeks")
+        settings = replace(settings, appeal_weeks=weeks)
     if "justering_days" in table:
         days = _positive_days(table["justering_days"], "justering_days")
         settings = replace(settings, justering_days=days)

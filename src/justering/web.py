@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from justering import workflow
 from justering.errors import JusteringError, LinkError, ManifestError, WorkflowError
 from justering.manifest import MAX_MANIFEST_BYTES, parse_manifest_json
+from justering.web_noticeboard import noticeboard_router
 from justering.workflow import Services
 
 log = logging.getLogger("justering.web")
@@ -97,6 +98,8 @@ def _extract_label(paragraph: int, dnr: str | None, title: str) -> str:
 
 def create_app(services: Services, hooks: Hooks) -> FastAPI:
     app = FastAPI(title="justering", docs_url=None, redoc_url=None)
+
+    app.include_router(noticeboard_router(services), prefix="/anslagstavla")
 
     @app.get("/healthz")
     def health() -> dict[str, str]:

@@ -30,7 +30,7 @@ from justering.audit import (
 )
 from justering.errors import JusteringError, WorkflowError
 from justering.verification import Verification, verify_targets
-from justering.workflow import ExtractStatus, Services
+from justering.workflow import Services
 
 log = logging.getLogger("justering.web.archivist")
 
@@ -236,7 +236,13 @@ def _safe_next(request: Request, next_path: str) -> str:
     """``next_path`` if it is a page of the archive on this site, else the search page."""
     home = _path(request, "archivist_search")
     parts = urlsplit(next_path)
-    if parts.scheme or parts.netloc or not next_path.startswith(home) or "\\" in next_path:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not next_path.startswith(home)
+        or "\\" in next_path
+        or ".." in parts.path
+    ):
         return home
     return next_path
 
@@ -321,9 +327,9 @@ def _search_form(values: Mapping[str, str]) -> str:
         )
 
     options = "".join(
-        f'<option value="{s.value}"{" selected" if values.get("status") == s.value else ""}>'
-        f"{_e(STATUS_SWEDISH[s].capitalize())}</option>"
-        for s in ExtractStatus
+        f'<option value="{value}"{" selected" if values.get("status") == value else ""}>'
+        f"{_e(swedish.capitalize())}</option>"
+        for value, swedish in STATUS_SWEDISH.items()
     )
     return f"""<h1>Sök protokollsutdrag</h1>
 <form class="search card" method="get" role="search" aria-label="Sök utdrag">

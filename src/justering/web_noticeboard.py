@@ -26,7 +26,7 @@ feed, format ``justering-anslagstavla/1``::
           "appeal_deadline": "2014-09-11",   # last day an appeal can reach the court
           "taken_down_on": "2014-09-12",     # the notice leaves the board that day
           "kept_at": "Nacka stadshus",       # where the minutes are kept
-          "archive_uri": "s3://…/extract.pdf" # or null while not archived
+          "archived": true                   # the certified extract is in the archive
         }
       ]
     }
@@ -61,9 +61,11 @@ background:#f6f6f4;color:#1b1b1b;line-height:1.5}
 main{max-width:44rem;margin:0 auto;padding:1rem 1.25rem 3rem}
 h1{font-size:1.4rem;margin:.5rem 0 1rem}
 h2{font-size:1.15rem;margin:0 0 .5rem}
+h3{font-size:1rem;margin:.75rem 0 .25rem}
 .card{background:#fff;border:1px solid #d0d0cc;border-radius:.5rem;padding:1rem;margin:1rem 0}
 .muted{color:#4a4a48}
 ul.items{padding-left:1.2rem;margin:.25rem 0}
+ul.items li{margin:.35rem 0}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.75rem 0}
 dt{font-weight:600}dd{margin:0}
 @media (max-width:30rem){dl{grid-template-columns:1fr}dd{margin-bottom:.4rem}}
@@ -130,7 +132,7 @@ def _feed_item(notice: Notice) -> dict[str, Any]:
         "appeal_deadline": notice.appeal_deadline.isoformat(),
         "taken_down_on": notice.taken_down_on.isoformat(),
         "kept_at": notice.kept_at,
-        "archive_uri": notice.archive_uri,
+        "archived": notice.archive_uri is not None,
     }
 
 
@@ -151,11 +153,7 @@ def _page(today: dt.date, notices: list[Notice], appeal_weeks: int) -> str:
             f"<li><strong>§ {n.paragraph}</strong>"
             + (f" · {e(n.dnr)}" if n.dnr else "")
             + f"<br>{e(n.title)}"
-            + (
-                f'<br><span class="muted">Arkiverat: <code>{e(n.archive_uri)}</code></span>'
-                if n.archive_uri
-                else ""
-            )
+            + ('<br><span class="muted">Utdraget är arkiverat.</span>' if n.archive_uri else "")
             + "</li>"
             for n in items
         )
@@ -171,7 +169,7 @@ def _page(today: dt.date, notices: list[Notice], appeal_weeks: int) -> str:
 <dt>Anslaget tas ned</dt><dd>{first.taken_down_on.isoformat()}</dd>
 <dt>Förvaringsplats för protokollet</dt><dd>{e(first.kept_at)}, {e(first.municipality)}</dd>
 </dl>
-<p>Paragrafer:</p><ul class="items">{paragraphs}</ul>
+<h3>Paragrafer</h3><ul class="items">{paragraphs}</ul>
 </article>"""
         )
     listing = "".join(cards) or '<p class="card">Det finns inga anslag just nu.</p>'

@@ -53,6 +53,7 @@ from justering.ledger import (
 )
 from justering.links import claim_link, find_link, grants_of, issue_link
 from justering.manifest import Meeting, meeting_to_dict, parse_manifest
+from justering.noticeboard import announce
 from justering.notifications import ExtractLine, Notifier, OutboxNotifier, SigningRequest
 from justering.pki import SigningCA
 from justering.rendering import render_extract
@@ -630,6 +631,16 @@ def _record_signatures(
             extract.head_sha256 = digest
             extract.status = _next_status(session, extract, meeting).value
             extract.updated_at = utcnow()
+            if extract.status == ExtractStatus.AWAITING_CERTIFIER.value:
+                # The justering is complete: announce it on the anslagstavla, in the
+                # same transaction as the signature that completed it.
+                announce(
+                    session,
+                    extract,
+                    meeting,
+                    now=utcnow(),
+                    appeal_weeks=services.settings.appeal_weeks,
+                )
             items.append(
                 SignedItem(
                     paragraph=extract.paragraph,
