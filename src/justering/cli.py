@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from justering import __version__
+from justering.audit import add_audit_arguments
 from justering.config import Settings, load_settings
 from justering.errors import JusteringError
 
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--json", action="store_true")
 
+    audit = commands.add_parser("audit", help="find extracts and read their trail (read-only)")
+    add_audit_arguments(audit)
+
     ca = commands.add_parser("ca", help="the signing CA")
     ca_commands = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
     init = ca_commands.add_parser("init", help="create the signing CA")
@@ -66,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "meeting-ended": _meeting_ended,
             "serve": _serve,
             "verify": _verify,
+            "audit": _audit,
             "ca": _ca,
         }[args.command]
         return handler(args, settings)
@@ -189,6 +194,17 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"valid": all_ok, "results": [r.to_json() for r in results]}, indent=2))
     return EXIT_OK if all_ok else EXIT_INVALID
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from justering import workflow
+    from justering.audit import run_audit
+
+    services = workflow.open_services(settings)
+    try:
+        return run_audit(args, services)
+    finally:
+        services.ledger.dispose()
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

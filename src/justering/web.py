@@ -21,7 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from justering import workflow
 from justering.errors import JusteringError, LinkError, ManifestError, WorkflowError
 from justering.manifest import MAX_MANIFEST_BYTES, parse_manifest_json
+from justering.web_archivist import archivist_router
 from justering.web_noticeboard import noticeboard_router
+from justering.web_pages import PRIVATE_HEADERS, page
 from justering.workflow import Services
 
 log = logging.getLogger("justering.web")
@@ -37,58 +39,14 @@ class Hooks:
     """Move a meeting forward after a signature."""
 
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
-background:#f6f6f4;color:#1b1b1b;line-height:1.5}
-main{max-width:44rem;margin:0 auto;padding:1rem 1.25rem 3rem}
-h1{font-size:1.4rem;margin:.5rem 0 1rem}
-.card{background:#fff;border:1px solid #d0d0cc;border-radius:.5rem;padding:1rem;margin:1rem 0}
-ul.extracts{list-style:none;padding:0}
-ul.extracts li{padding:.6rem 0;border-bottom:1px solid #e4e4e0}
-.muted{color:#4a4a48}
-button{font-size:1.05rem;padding:.8rem 1.4rem;border-radius:.4rem;border:0;
-background:#00529b;color:#fff;cursor:pointer;min-height:44px}
-button:focus,a:focus{outline:3px solid #f5a623;outline-offset:2px}
-.error{border-left:6px solid #b00020}
-.ok{border-left:6px solid #1b7f3b}
-code{word-break:break-all}
-"""
-
-
-_PRIVATE = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
-"""Headers of everything behind a signer's link: not cached, the link not leaked."""
-
-
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    document = (
-        '<!doctype html><html lang="sv"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)} – justering</title><style>{_STYLE}</style></head>"
-        f"<body><main>{body}</main></body></html>"
-    )
-    return HTMLResponse(
-        document,
-        status_code=status_code,
-        headers={
-            **_PRIVATE,
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
-        },
-    )
-
-
-def _error_page(error: JusteringError, status_code: int) -> HTMLResponse:
+def _errorpage(error: JusteringError, status_code: int) -> HTMLResponse:
     body = (
         '<div class="card error"><h1>Det gick inte</h1>'
         f"<p>{html.escape(error.diagnostics())}</p>"
         "<p>Kontakta nämndens sekreterare om du behöver en ny länk. "
         "(Contact the secretary of the body if you need a new link.)</p></div>"
     )
-    return _page("Det gick inte", body, status_code)
+    return page("Det gick inte", body, status_code)
 
 
 def _extract_label(paragraph: int, dnr: str | None, title: str) -> str:
@@ -100,6 +58,7 @@ def create_app(services: Services, hooks: Hooks) -> FastAPI:
     app = FastAPI(title="justering", docs_url=None, redoc_url=None)
 
     app.include_router(noticeboard_router(services), prefix="/anslagstavla")
+    app.include_router(archivist_router(services), prefix="/arkiv")
 
     @app.get("/healthz")
     def health() -> dict[str, str]:
@@ -151,11 +110,11 @@ def create_app(services: Services, hooks: Hooks) -> FastAPI:
         )
 
     @app.get("/s/{token}", response_class=HTMLResponse)
-    def signer_page(token: str) -> HTMLResponse:
+    def signerpage(token: str) -> HTMLResponse:
         try:
             view = workflow.view_link(services, token)
         except LinkError as error:
-            return _error_page(error, error.status_code)
+            return _errorpage(error, error.status_code)
         meeting = view.meeting
         items = "".join(
             f"<li>{_extract_label(e.paragraph, e.dnr, e.title)}<br>"
@@ -177,19 +136,19 @@ utdrag, med ett certifikat utfärdat i ditt namn och din roll. Underskriften vis
 <button type="submit">Signera {len(view.extracts)} utdrag</button></form></div>
 <p class="muted">Länken gäller till {view.expires_at:%Y-%m-%d %H:%M} UTC
 och kan användas en gång.</p>"""
-        return _page("Signera protokollsutdrag", body)
+        return page("Signera protokollsutdrag", body)
 
     @app.get("/s/{token}/utdrag/{extract_id}.pdf")
     def signer_document(token: str, extract_id: int) -> Response:
         try:
             pdf = workflow.link_document(services, token, extract_id)
         except LinkError as error:
-            return _error_page(error, error.status_code)
+            return _errorpage(error, error.status_code)
         return Response(
             pdf,
             media_type="application/pdf",
             headers={
-                **_PRIVATE,
+                **PRIVATE_HEADERS,
                 "Content-Disposition": f'inline; filename="utdrag-{extract_id}.pdf"',
             },
         )
@@ -198,11 +157,11 @@ och kan användas en gång.</p>"""
     async def sign(token: str, request: Request) -> HTMLResponse:
         form = await request.form()
         if form.get("confirm") != "yes":
-            return _error_page(LinkError("Bekräftelsen saknas. (Missing confirmation.)"), 400)
+            return _errorpage(LinkError("Bekräftelsen saknas. (Missing confirmation.)"), 400)
         try:
             receipt = await run_in_threadpool(workflow.sign_with_link, services, token)
         except (LinkError, WorkflowError) as error:
-            return _error_page(error, error.status_code)
+            return _errorpage(error, error.status_code)
         await run_in_threadpool(_hand_over, hooks.schedule_advance, receipt.meeting_id)
         items = "".join(
             f"<li>{_extract_label(i.paragraph, i.dnr, i.title)}<br>"
@@ -215,7 +174,7 @@ och kan användas en gång.</p>"""
 {receipt.signed_at:%Y-%m-%d %H:%M} UTC. Kvitto: </p>
 <ul class="extracts">{items}</ul></div>
 <p class="muted">Nästa undertecknare meddelas automatiskt. Du kan stänga sidan.</p>"""
-        return _page("Signerat", body)
+        return page("Signerat", body)
 
     return app
 

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from justering import web
 from justering.archivists import SESSION_COOKIE, Sessions, open_sessions
 from justering.audit import (
     EVENT_SWEDISH,
@@ -30,11 +29,12 @@ from justering.audit import (
 )
 from justering.errors import JusteringError, WorkflowError
 from justering.verification import Verification, verify_targets
+from justering.web_pages import page
 from justering.workflow import Services
 
 log = logging.getLogger("justering.web.archivist")
 
-_STYLE = """<style>
+_STYLE = """
 main{max-width:72rem}
 table{border-collapse:collapse;width:100%;background:#fff}
 caption{text-align:left;font-weight:600;padding:.4rem 0}
@@ -62,7 +62,7 @@ table.stack td{display:block;border:0;padding:.1rem .25rem;overflow-wrap:anywher
 table.stack td[data-label]::before{content:attr(data-label) ": ";font-weight:600}
 dl.facts{grid-template-columns:1fr}
 }
-</style>"""
+"""
 
 CHECK_SWEDISH: Mapping[str, str] = {
     "checksums": "Kontrollsummor",
@@ -260,7 +260,7 @@ def _archive_page(title: str, body: str, status: int = 200) -> HTMLResponse:
     """The web app's page with the archive's styles. Its referrer policy is relaxed
     to ``same-origin`` (nothing secret is in these URLs) so that browsers send an
     ``Origin`` with the forms' POSTs instead of ``null``."""
-    response = web._page(title, _STYLE + body, status)
+    response = page(title, body, status, extra_style=_STYLE)
     response.headers["Referrer-Policy"] = "same-origin"
     return response
 
