@@ -353,3 +353,22 @@ def test_the_expiry_is_shown_in_utc_whatever_the_database_zone(
 
 def _settings(tmp_path: Path) -> Settings:
     return replace(load_settings(tmp_path / "home", environ={}), public_url="http://justering.test")
+
+
+def test_a_tsa_that_does_not_answer_leaves_the_link_usable(
+    services: Services, calls: Calls, signer_token: str
+) -> None:
+    from justering.timestamps import timestamper_for
+    from tsa_service import refused_url
+
+    with_tsa = replace(services, timestamper=timestamper_for(refused_url(), timeout=2))
+    app = create_app(with_tsa, Hooks(calls.recorded.append, calls.scheduled.append))
+    before = workflow.meeting_states(services, "hostile-title")
+    with TestClient(app) as client:
+        response = client.post(f"/s/{signer_token}", data={"confirm": "yes"})
+        assert response.status_code == 503
+        assert "Försök igen om en stund" in response.text
+        assert "inget har sparats" in response.text
+        assert client.get(f"/s/{signer_token}").status_code == 200
+    assert workflow.meeting_states(services, "hostile-title") == before
+    assert calls.scheduled == []

@@ -19,7 +19,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from justering import workflow
-from justering.errors import JusteringError, LinkError, ManifestError, WorkflowError
+from justering.errors import (
+    JusteringError,
+    LinkError,
+    ManifestError,
+    SigningError,
+    WorkflowError,
+)
 from justering.manifest import MAX_MANIFEST_BYTES, parse_manifest_json
 from justering.web_archivist import archivist_router
 from justering.web_noticeboard import noticeboard_router
@@ -39,7 +45,7 @@ class Hooks:
     """Move a meeting forward after a signature."""
 
 
-def _errorpage(error: JusteringError, status_code: int) -> HTMLResponse:
+def _error_page(error: JusteringError, status_code: int) -> HTMLResponse:
     body = (
         '<div class="card error"><h1>Det gick inte</h1>'
         f"<p>{html.escape(error.diagnostics())}</p>"
@@ -114,7 +120,7 @@ def create_app(services: Services, hooks: Hooks) -> FastAPI:
         try:
             view = workflow.view_link(services, token)
         except LinkError as error:
-            return _errorpage(error, error.status_code)
+            return _error_page(error, error.status_code)
         meeting = view.meeting
         items = "".join(
             f"<li>{_extract_label(e.paragraph, e.dnr, e.title)}<br>"
@@ -143,7 +149,7 @@ och kan användas en gång.</p>"""
         try:
             pdf = workflow.link_document(services, token, extract_id)
         except LinkError as error:
-            return _errorpage(error, error.status_code)
+            return _error_page(error, error.status_code)
         return Response(
             pdf,
             media_type="application/pdf",
@@ -157,11 +163,21 @@ och kan användas en gång.</p>"""
     async def sign(token: str, request: Request) -> HTMLResponse:
         form = await request.form()
         if form.get("confirm") != "yes":
-            return _errorpage(LinkError("Bekräftelsen saknas. (Missing confirmation.)"), 400)
+            return _error_page(LinkError("Bekräftelsen saknas. (Missing confirmation.)"), 400)
         try:
             receipt = await run_in_threadpool(workflow.sign_with_link, services, token)
         except (LinkError, WorkflowError) as error:
-            return _errorpage(error, error.status_code)
+            return _error_page(error, error.status_code)
+        except SigningError as error:  # e.g. the TSA did not answer: nothing was recorded
+            log.warning("signing failed: %s", error.diagnostics())
+            return _error_page(
+                SigningError(
+                    "Signeringen kunde inte göras just nu; inget har sparats och länken "
+                    "gäller fortfarande. Försök igen om en stund. (Signing failed for now; "
+                    "nothing was recorded and the link still works.)"
+                ),
+                503,
+            )
         await run_in_threadpool(_hand_over, hooks.schedule_advance, receipt.meeting_id)
         items = "".join(
             f"<li>{_extract_label(i.paragraph, i.dnr, i.title)}<br>"
