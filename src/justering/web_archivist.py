@@ -222,7 +222,7 @@ def archivist_router(services: Services, *, environ: Mapping[str, str] | None = 
 
 
 def _verify(services: Services, uri: str) -> list[Verification]:
-    return list(verify_targets([uri], trust_roots=[services.ca.certificate]))
+    return list(verify_targets([uri], trust_roots=services.trust_roots))
 
 
 # --- login -------------------------------------------------------------------------------
