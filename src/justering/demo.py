@@ -196,7 +196,8 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                 time.sleep(0.2)
     finally:
         stop_process(service)
-    trust = [SigningCA.load(settings.ca_dir).certificate]
+    tsa_root = settings.tsa_root()
+    trust = [SigningCA.load(settings.ca_dir).certificate, *([tsa_root] if tsa_root else [])]
     results: list[DemoExtract] = []
     for extract in extracts:
         verified = [r.ok for r in verify_targets([extract["archive_uri"]], trust)]
