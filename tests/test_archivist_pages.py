@@ -48,7 +48,6 @@ from justering.errors import ConfigError
 from justering.ledger import ExtractRow, Ledger
 from justering.verification import verify_targets
 from justering.web import Hooks, create_app
-from justering.web_archivist import archivist_router
 
 MEETING = "nacka-ksau-2014-08-19"
 USER, PASSWORD = "arkivarie", "rätt lösenord 42"
@@ -90,10 +89,8 @@ def accounts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _app(settings: Settings, accounts_file: Path) -> Any:
     services = workflow.open_services(settings)
-    app = create_app(services, Hooks(lambda _m: None, lambda _m: None))
-    router = archivist_router(services, environ={"JUSTERING_ARCHIVISTS": str(accounts_file)})
-    app.include_router(router, prefix="/arkiv")
-    return app
+    environ = {"JUSTERING_ARCHIVISTS": str(accounts_file)}
+    return create_app(services, Hooks(lambda _m: None, lambda _m: None), environ=environ)
 
 
 @pytest.fixture(scope="module")

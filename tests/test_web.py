@@ -372,3 +372,13 @@ def test_a_tsa_that_does_not_answer_leaves_the_link_usable(
         assert client.get(f"/s/{signer_token}").status_code == 200
     assert workflow.meeting_states(services, "hostile-title") == before
     assert calls.scheduled == []
+
+
+def test_the_app_serves_the_anslagstavla_and_guards_the_archive(client: TestClient) -> None:
+    board = client.get("/anslagstavla")
+    assert board.status_code == 200
+    assert "Anslagstavla" in board.text
+    assert client.get("/anslagstavla/feed.json").json()["notices"] == []
+    archive = client.get("/arkiv/", follow_redirects=False)
+    assert archive.status_code in (302, 303, 307)
+    assert "/arkiv/logga-in" in archive.headers["location"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +60,15 @@ def _extract_label(paragraph: int, dnr: str | None, title: str) -> str:
     return f"<strong>§ {paragraph}</strong>{dnr_part}<br>{html.escape(title)}"
 
 
-def create_app(services: Services, hooks: Hooks) -> FastAPI:
+def create_app(
+    services: Services, hooks: Hooks, *, environ: Mapping[str, str] | None = None
+) -> FastAPI:
+    """The whole web app. ``environ`` (default: the process's) is where the
+    archivists' accounts are configured."""
     app = FastAPI(title="justering", docs_url=None, redoc_url=None)
 
     app.include_router(noticeboard_router(services), prefix="/anslagstavla")
-    app.include_router(archivist_router(services), prefix="/arkiv")
+    app.include_router(archivist_router(services, environ=environ), prefix="/arkiv")
 
     @app.get("/healthz")
     def health() -> dict[str, str]:
