@@ -180,9 +180,9 @@ def test_search_timeline_and_verify(
     page.get_by_role("link", name=re.compile("Markanvisning genom anbud")).click()
     page.wait_for_url(f"{server}/arkiv/utdrag/{MEETING}/95")
     assert page.get_by_role("heading", level=1).inner_text() == "§ 95 · KFKS 2014/412-251"
-    assert page.get_by_text("Händelsekedjan är hel (11 händelser).").is_visible()
+    assert page.get_by_text("Händelsekedjan är hel (12 händelser).").is_visible()
     events = page.locator("table.stack tbody tr")
-    assert events.count() == 11
+    assert events.count() == 12
     assert "utkast skapat" in events.first.inner_text()
     assert "arkiverat" in events.last.inner_text()
     assert "Rolf Wasteson" in events.nth(6).inner_text()

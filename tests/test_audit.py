@@ -374,7 +374,7 @@ def test_cli_timeline(archived_services: Services, capsys: pytest.CaptureFixture
     )
     assert "Status: arkiverat, version 1" in out
     assert re.search(r"signerat\s+Rolf Wasteson <rolf.wasteson@nacka.example>, justerare", out)
-    assert "Händelsekedjan är hel (11 händelser)." in out
+    assert "Händelsekedjan är hel (12 händelser)." in out
     assert _audit(archived_services, "--meeting", SAMPLE_ID, "--paragraph", "97", "--json") == 0
     document = json.loads(capsys.readouterr().out)
     assert list(document) == ["extract", "chain_ok", "chain_problems", "events"]

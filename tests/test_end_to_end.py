@@ -148,6 +148,7 @@ def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
         assert {p.name for p in path.parent.iterdir()} == {
             "extract.pdf",
             "trail.json",
+            "intyg.pdf",
             "ca.pem",
             "manifest.json",
         }

@@ -579,12 +579,12 @@ def test_a_tampered_s3_object_is_caught(s3_meeting: S3Meeting, s3_env: str, tmp_
     source_key = source.removeprefix(f"s3://{s3_meeting.bucket}/")
     local = tmp_path / "bundle"
     local.mkdir()
-    for name in ("extract.pdf", "trail.json", "ca.pem", "manifest.json"):
+    for name in ("extract.pdf", "trail.json", "intyg.pdf", "ca.pem", "manifest.json"):
         body = client.get_object(Bucket=s3_meeting.bucket, Key=f"{source_key}/{name}")
         (local / name).write_bytes(body["Body"].read())
     pdf = (local / "extract.pdf").read_bytes()
     rewrite_file(local, "extract.pdf", flip_byte(pdf, inside_first_stream(pdf)))
-    for name in ("extract.pdf", "trail.json", "ca.pem", "manifest.json"):
+    for name in ("extract.pdf", "trail.json", "intyg.pdf", "ca.pem", "manifest.json"):
         client.put_object(
             Bucket=s3_meeting.bucket, Key=f"manipulerat/b/{name}", Body=(local / name).read_bytes()
         )

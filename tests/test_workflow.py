@@ -250,6 +250,7 @@ def test_the_full_path_to_the_archive(
     expected += [("notified", a.email) for a in adjusters]
     for index in order:
         expected += [("viewed", adjusters[index].email), ("signed", adjusters[index].email)]
+    expected += [("announced", None)]  # the justering is complete: on the anslagstavla
     expected += [("notified", cert), ("viewed", cert), ("certified", cert), ("archived", None)]
     assert [(e.kind.value, e.actor_email) for e in events] == expected
     signing = [e for e in events if e.kind.value in ("signed", "certified")]
@@ -311,6 +312,7 @@ def test_archive_to_s3(settings: Settings, sample_meeting: Meeting, s3_bucket: s
     assert sorted(o["Key"].removeprefix(bundle_dir + "/") for o in listed) == [
         "ca.pem",
         "extract.pdf",
+        "intyg.pdf",
         "manifest.json",
         "trail.json",
     ]
