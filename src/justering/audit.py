@@ -50,19 +50,6 @@ STATUS_SWEDISH: dict[str, str] = {
 }
 """Every ``ExtractStatus`` value (the keys, in workflow order) in Swedish."""
 
-EVENT_SWEDISH: dict[EventKind, str] = {
-    EventKind.DRAFTED: "utkast skapat",
-    EventKind.NOTIFIED: "underrättad",
-    EventKind.VIEWED: "läst",
-    EventKind.SIGNED: "signerat",
-    EventKind.DECLINED: "avböjt",
-    EventKind.REDRAFTED: "nytt utkast",
-    EventKind.CERTIFIED: "bestyrkt",
-    EventKind.ANNOUNCED: "anslaget",
-    EventKind.TIMESTAMPED: "tidsstämplat",
-    EventKind.ARCHIVED: "arkiverat",
-}
-
 
 class FilterError(JusteringError):
     """A filter value is malformed (a date, a status, a limit)."""
@@ -550,7 +537,7 @@ def describe_timeline(timeline: Timeline) -> str:
         who = event.actor + (f" <{event.actor_email}>" if event.actor_email else "")
         role = f", {role_swedish(event.role)}" if event.role else ""
         lines.append(
-            f"{event.seq:>3}  {_utc_minute(event.at)}  {EVENT_SWEDISH[event.kind]:<14}"
+            f"{event.seq:>3}  {_utc_minute(event.at)}  {event.kind.swedish:<14}"
             f"{who}{role} (v{event.version})"
         )
     lines.append("")

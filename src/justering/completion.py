@@ -28,7 +28,7 @@ from justering.manifest import Meeting
 from justering.rendering import FONT_FAMILY, PRODUCER, add_fonts, number_pages, one_line
 from justering.roles import Role
 from justering.signing import STAMP_TIMEZONE
-from justering.trail import EventKind, TrailEvent, chain_problems
+from justering.trail import TrailEvent, chain_problems
 from justering.validation import DocumentTimestampReport, ExtractValidation, SignatureReport
 
 TITLE = "Intyg om genomförd signering"
@@ -37,19 +37,6 @@ ALL_CHECKS_PASSED = "Alla kontroller godkända"
 SHORT_HASH_CHARS = 10
 """Hex digits shown of a shortened hash (followed by "…")."""
 
-EVENT_NAMES: dict[EventKind, str] = {
-    EventKind.DRAFTED: "utkast",
-    EventKind.NOTIFIED: "avisering",
-    EventKind.VIEWED: "visning",
-    EventKind.SIGNED: "signering",
-    EventKind.DECLINED: "avböjd",
-    EventKind.REDRAFTED: "nytt utkast",
-    EventKind.CERTIFIED: "bestyrkande",
-    EventKind.ANNOUNCED: "anslag",
-    EventKind.TIMESTAMPED: "tidsstämpling",
-    EventKind.ARCHIVED: "arkivering",
-}
-"""The Swedish name of each kind of trail event, as the timeline shows it."""
 
 _MARGIN_BOTTOM_MM = 20.0
 _FOOTER_Y_MM = layout.PAGE_HEIGHT_MM - 14.0
@@ -314,7 +301,7 @@ class _CompletionDocument(FPDF):
                 row = table.row()
                 row.cell(str(event.seq))
                 row.cell(f"{event.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}")
-                row.cell(EVENT_NAMES[event.kind])
+                row.cell(event.kind.swedish)
                 row.cell(one_line(event.actor) or "–")
                 row.cell(_role_name(event.role))
                 row.cell(_short(event.document_sha256))

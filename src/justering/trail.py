@@ -37,6 +37,25 @@ class EventKind(StrEnum):
     """Validation data and a document timestamp were added (PAdES B-LTA)."""
     ARCHIVED = "archived"
 
+    @property
+    def swedish(self) -> str:
+        """What the event is called in Swedish, as timelines show it."""
+        return _SWEDISH[self]
+
+
+_SWEDISH = {
+    EventKind.DRAFTED: "utkast skapat",
+    EventKind.NOTIFIED: "underrättad",
+    EventKind.VIEWED: "läst",
+    EventKind.SIGNED: "signerat",
+    EventKind.DECLINED: "avböjt",
+    EventKind.REDRAFTED: "nytt utkast",
+    EventKind.CERTIFIED: "bestyrkt",
+    EventKind.ANNOUNCED: "anslaget",
+    EventKind.TIMESTAMPED: "tidsstämplat",
+    EventKind.ARCHIVED: "arkiverat",
+}
+
 
 @dataclass(frozen=True)
 class TrailEvent:

@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 
 from justering.archivists import SESSION_COOKIE, Sessions, open_sessions
 from justering.audit import (
-    EVENT_SWEDISH,
     STATUS_SWEDISH,
     AuditRow,
     FilterError,
@@ -393,7 +392,7 @@ def _timeline(request: Request, timeline: Timeline, csrf: str) -> str:
         "<tr>"
         f'<td data-label="Nr">{event.seq}</td>'
         f'<td data-label="Tid (UTC)">{event.at:%Y-%m-%d %H:%M:%S}</td>'
-        f'<td data-label="Händelse">{_e(EVENT_SWEDISH[event.kind])}</td>'
+        f'<td data-label="Händelse">{_e(event.kind.swedish)}</td>'
         f'<td data-label="Vem">{_e(event.actor)}'
         + (f"<br><span class='muted'>{_e(event.actor_email)}</span>" if event.actor_email else "")
         + "</td>"
