@@ -120,7 +120,7 @@ def create_app(
         )
 
     @app.get("/s/{token}", response_class=HTMLResponse)
-    def signerpage(token: str) -> HTMLResponse:
+    def signer_page(token: str) -> HTMLResponse:
         try:
             view = workflow.view_link(services, token)
         except LinkError as error:
