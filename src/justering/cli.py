@@ -121,6 +121,10 @@ def _use_prefect(settings: Settings, stack: ExitStack) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from justering.service import run_service
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
     if "JUSTERING_PUBLIC_URL" not in os.environ:
         settings = settings.with_public_url(f"http://{args.host}:{args.port}")
         os.environ["JUSTERING_PUBLIC_URL"] = settings.public_url
