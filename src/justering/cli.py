@@ -124,6 +124,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call
 
     if "JUSTERING_PUBLIC_URL" not in os.environ:
         settings = settings.with_public_url(f"http://{args.host}:{args.port}")
