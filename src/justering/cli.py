@@ -121,10 +121,11 @@ def _use_prefect(settings: Settings, stack: ExitStack) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from justering.service import run_service
 
+    # Warnings from every library, and justering's own account of what it does.
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call
+    logging.getLogger("justering").setLevel(logging.INFO)
 
     if "JUSTERING_PUBLIC_URL" not in os.environ:
         settings = settings.with_public_url(f"http://{args.host}:{args.port}")
