@@ -97,6 +97,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
         asyncio.create_task(_reconcile(svc), name="reconciler"),
     ]
+    # Let Prefect's runner and task worker install their SIGTERM handlers first, so
+    # that uvicorn's (installed when it starts serving) win: SIGTERM then stops the
+    # web app gracefully and the finally clause below stops the rest.
+    await asyncio.sleep(0)
     log.info("justering serving on http://%s:%d (public %s)", host, port, settings.public_url)
     try:
         await server.serve()
