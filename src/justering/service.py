@@ -97,9 +97,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
         asyncio.create_task(_reconcile(svc), name="reconciler"),
     ]
-    # Let Prefect's runner and task worker install their SIGTERM handlers first, so
-    # that uvicorn's (installed when it starts serving) win: SIGTERM then stops the
-    # web app gracefully and the finally clause below stops the rest.
+    # Let Prefect's runner and task worker start (and install their SIGTERM handlers)
+    # before uvicorn starts serving; on SIGTERM the task worker then raises
+    # StopTaskWorker out of the loop, which run_service takes as the stop (observed:
+    # without this, uvicorn logged the stop as an error with a traceback).
     await asyncio.sleep(0)
     log.info("justering serving on http://%s:%d (public %s)", host, port, settings.public_url)
     try:
