@@ -326,3 +326,33 @@ def test_the_ledger_refuses_a_naive_time(ledger: Ledger) -> None:
         append_event(session, row, EventKind.DRAFTED, at=dt.datetime(2014, 8, 19, 14, 30))
     with ledger.transaction() as session:
         assert trail_of(session, extract_id) == ()
+
+
+def test_the_expected_head_catches_a_cut_tail() -> None:
+    events = build_chain()
+    assert chain_problems(events, expected_head=events[-1].hash) == []
+    cut = events[:-1]
+    assert chain_problems(cut) == []  # a chain alone cannot tell
+    [problem] = chain_problems(cut, expected_head=events[-1].hash)
+    assert "does not end where the ledger says" in problem
+
+
+def test_the_ledger_anchors_the_end_of_each_trail(services: Any, sample_meeting: Any) -> None:
+    from sqlalchemy import delete, select
+
+    from justering.audit import extract_timeline
+    from justering.ledger import TrailEventRow
+    from workflow_helpers import sign_as, small_meeting, start
+
+    meeting = small_meeting(sample_meeting)
+    start(services, meeting)
+    sign_as(services, meeting.chair.email)
+    timeline = extract_timeline(services, meeting.meeting_id, meeting.paragraphs[0].number)
+    assert timeline.chain_problems == ()
+    with services.ledger.transaction() as session:
+        last = session.execute(
+            select(TrailEventRow).order_by(TrailEventRow.id.desc()).limit(1)
+        ).scalar_one()
+        session.execute(delete(TrailEventRow).where(TrailEventRow.id == last.id))
+    timeline = extract_timeline(services, meeting.meeting_id, meeting.paragraphs[0].number)
+    assert any("does not end where the ledger says" in p for p in timeline.chain_problems)

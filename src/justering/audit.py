@@ -387,7 +387,10 @@ def extract_timeline(services: Services, meeting_id: str, paragraph: int) -> Tim
             ).scalars()
         )
         signatures = tuple(_signatures_of(session, [record.id]).get(record.id, ()))
-    return Timeline(_audit_row(record, signatures), events, tuple(chain_problems(events)))
+        extract = session.get(ExtractRow, record.id)
+        head = extract.trail_head if extract is not None else None
+    problems = chain_problems(events, expected_head=head)
+    return Timeline(_audit_row(record, signatures), events, tuple(problems))
 
 
 # --- the command line ------------------------------------------------------------------

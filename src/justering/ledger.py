@@ -74,6 +74,9 @@ class ExtractRow(Base):
     """The newest document of the current version (each signature makes a new one)."""
     archive_uri: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    trail_head: Mapped[str | None] = mapped_column(String(64))
+    """The hash of the extract's last trail event: anchors the chain's end, so that
+    events cut from the end of the trail are noticed (a chain alone cannot tell)."""
 
     @property
     def ref(self) -> str:
@@ -327,6 +330,7 @@ def append_event(
             hash=sealed.hash,
         )
     )
+    extract.trail_head = sealed.hash
     session.flush()
     return sealed
 

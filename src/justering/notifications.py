@@ -1,23 +1,29 @@
 """Notifications to signers: what they say and how they are delivered.
 
-The default transport writes each message as an RFC 5322 ``.eml`` file to the
-outbox folder; an SMTP transport plugs in behind the same :class:`Notifier`
-protocol.
+Each message is plain text with an HTML alternative. The default transport
+writes it as an RFC 5322 ``.eml`` file to the outbox folder;
+:class:`SmtpNotifier` sends it to an SMTP server instead (``JUSTERING_SMTP_URL``).
+:func:`notifier_for` chooses between them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
 import re
+import smtplib
+import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
+from justering.errors import ConfigError, JusteringError
 from justering.roles import Role
 
 SENDER = "justering <noreply@justering.invalid>"
@@ -59,27 +65,94 @@ class SigningRequest:
             f"{self.body_name} {self.meeting_date.isoformat()}"
         )
 
+    def _greeting(self) -> str:
+        return f"Hej {self.to_name},"
+
+    def _meeting(self) -> str:
+        return (
+            f"{self.body_name}, {self.municipality}, sammanträdde {self.meeting_date.isoformat()}."
+        )
+
+    def _waiting(self) -> str:
+        return f"Följande protokollsutdrag väntar på din signatur som {self.role.swedish.lower()}:"
+
+    def _deadline(self) -> str:
+        return f"Sista dag för justering: {self.deadline.isoformat()}."
+
+    def _expiry(self) -> str:
+        return (
+            "Länken är personlig, kan användas en gång och gäller till "
+            f"{self.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC."
+        )
+
     def text(self) -> str:
         lines = [
-            f"Hej {self.to_name},",
+            self._greeting(),
             "",
-            f"{self.body_name}, {self.municipality}, sammanträdde {self.meeting_date.isoformat()}.",
-            f"Följande protokollsutdrag väntar på din signatur som {self.role.swedish.lower()}:",
+            self._meeting(),
+            self._waiting(),
             "",
             *(f"  {extract.describe()}" for extract in self.extracts),
             "",
             "Öppna länken för att läsa utdragen och signera:",
             self.link,
             "",
-            f"Sista dag för justering: {self.deadline.isoformat()}.",
-            f"Länken är personlig, kan användas en gång och gäller till "
-            f"{self.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC.",
-            "Vidarebefordra den inte.",
+            self._deadline(),
+            self._expiry(),
+            _DO_NOT_FORWARD,
             "",
-            "(English: extracts from the meeting above are waiting for your signature; "
-            "open the link to read and sign them.)",
+            f"({_ENGLISH})",
         ]
         return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        """The same message as :meth:`text`, as a self-contained HTML page (inline styles)."""
+        e = html.escape
+        link = e(self.link)
+        items = "\n".join(_extract_item(extract) for extract in self.extracts)
+        return f"""<!DOCTYPE html>
+<html lang="sv">
+<head><meta charset="utf-8"><title>{e(self.subject())}</title></head>
+<body style="{_BODY_STYLE}">
+<p>{e(self._greeting())}</p>
+<p>{e(self._meeting())}<br>{e(self._waiting())}</p>
+<ul style="padding-left:1.2em">
+{items}
+</ul>
+<p style="margin:1.5em 0"><a href="{link}" style="{_BUTTON_STYLE}">Läs och signera</a></p>
+<p style="font-size:90%;color:#444">Fungerar inte knappen? Öppna länken:<br>
+<a href="{link}" style="color:#0b4f8a;word-break:break-all">{link}</a></p>
+<p><strong>{e(self._deadline())}</strong></p>
+<p>{e(self._expiry())} <strong>{_DO_NOT_FORWARD}</strong></p>
+<p lang="en" style="font-size:85%;color:#666">({_ENGLISH})</p>
+</body>
+</html>
+"""
+
+
+_DO_NOT_FORWARD = "Vidarebefordra den inte."
+_ENGLISH = (
+    "English: extracts from the meeting above are waiting for your signature; "
+    "open the link to read and sign them."
+)
+_BODY_STYLE = (
+    "margin:0;padding:1em;max-width:40em;font-family:Arial,Helvetica,sans-serif;"
+    "font-size:15px;line-height:1.5;color:#1a1a1a;background:#ffffff"
+)
+_BUTTON_STYLE = (
+    "display:inline-block;padding:0.7em 1.4em;background:#0b4f8a;color:#ffffff;"
+    "font-weight:bold;text-decoration:none;border-radius:4px"
+)
+
+
+def _extract_item(extract: ExtractLine) -> str:
+    dnr = f' <span style="color:#555">{html.escape(extract.dnr)}</span>' if extract.dnr else ""
+    flag = (
+        ' <strong style="color:#a4000f">(omedelbart justerad)</strong>' if extract.immediate else ""
+    )
+    return (
+        f"<li><strong>§ {extract.paragraph}</strong>{dnr} {html.escape(extract.title)}{flag}</li>"
+    )
 
 
 class Notifier(Protocol):
@@ -113,13 +186,16 @@ class OutboxNotifier:
 
 
 def build_message(request: SigningRequest, sender: str = SENDER) -> EmailMessage:
+    """The message for ``request``: multipart/alternative, plain text first, then HTML."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = f"{request.to_name} <{request.to_email}>"
     message["Subject"] = request.subject()
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-    message["Message-ID"] = make_msgid(domain="justering.invalid")
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "justering.invalid"
+    message["Message-ID"] = make_msgid(domain=domain)
     message.set_content(request.text())
+    message.add_alternative(request.html(), subtype="html")
     return message
 
 
@@ -128,3 +204,160 @@ def outbox_messages(directory: Path) -> Sequence[Path]:
     if not directory.is_dir():
         return []
     return sorted(directory.glob("*.eml"))
+
+
+class NotificationError(JusteringError):
+    """A message could not be delivered (server down, login or recipient refused).
+
+    Raised inside the workflow's transaction, so nothing is recorded as notified
+    and the next run (or a Prefect retry) tries again.
+    """
+
+
+_DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where and how to reach the SMTP server, parsed from ``JUSTERING_SMTP_URL``."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    """``smtps://``: TLS from the first byte; ``smtp://``: STARTTLS where offered."""
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, url: str, environ: Mapping[str, str] | None = None) -> SmtpServer:
+        """Parse ``smtp[s]://[user[:password]@]host[:port]``.
+
+        Credentials in the URL are percent-decoded; where absent they come from
+        ``JUSTERING_SMTP_USER`` / ``JUSTERING_SMTP_PASSWORD`` in ``environ``.
+        """
+        env = os.environ if environ is None else environ
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise ConfigError(
+                f"JUSTERING_SMTP_URL: expected smtp://host[:port] or smtps://host[:port], "
+                f"got scheme {parts.scheme!r}"
+            )
+        try:
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError:
+            raise ConfigError(f"JUSTERING_SMTP_URL: bad port in {parts.netloc!r}") from None
+        if not parts.hostname:
+            raise ConfigError("JUSTERING_SMTP_URL: no host name")
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        username = username or env.get("JUSTERING_SMTP_USER") or None
+        password = password or env.get("JUSTERING_SMTP_PASSWORD") or None
+        if password and not username:
+            raise ConfigError(
+                "JUSTERING_SMTP_PASSWORD is set but no user: put it in the URL "
+                "(smtp://user@host) or set JUSTERING_SMTP_USER"
+            )
+        return cls(parts.hostname, port, scheme == "smtps", username, password)
+
+
+class SmtpNotifier:
+    """Sends each message to an SMTP server: one connection per message.
+
+    ``smtps://`` uses implicit TLS; ``smtp://`` upgrades with STARTTLS whenever the
+    server offers it. Credentials are never sent over an unencrypted connection.
+    ``ssl_context`` defaults to the system's trust store with host name checks.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        sender: str,
+        timeout: float = 30,
+        environ: Mapping[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.server = SmtpServer.parse(url, environ)
+        address = parseaddr(sender)[1]
+        if "@" not in address or address.endswith(".invalid"):
+            raise ConfigError(
+                f"JUSTERING_MAIL_FROM: sending over SMTP needs a real sender address, "
+                f"got {sender!r} (e.g. 'Justering <justering@kommun.se>')"
+            )
+        self.sender = sender
+        self.timeout = timeout
+        self.ssl_context = ssl_context or ssl.create_default_context()
+
+    def send(self, request: SigningRequest) -> str:
+        message = build_message(request, sender=self.sender)
+        where = f"SMTP server {self.server.address}"
+        try:
+            with self._connect() as client:
+                self._secure_and_login(client)
+                client.send_message(message)
+        except smtplib.SMTPAuthenticationError as error:
+            raise NotificationError(
+                f"{where} refused the login as {self.server.username!r}: {_reply(error)}"
+            ) from None
+        except smtplib.SMTPRecipientsRefused as error:
+            reasons = "; ".join(f"{to}: {_reply(r)}" for to, r in error.recipients.items())
+            raise NotificationError(f"{where} refused the recipient ({reasons})") from None
+        except smtplib.SMTPSenderRefused as error:
+            raise NotificationError(
+                f"{where} refused the sender {self.sender!r}: {_reply(error)}"
+            ) from None
+        except smtplib.SMTPResponseException as error:
+            raise NotificationError(f"{where}: {_reply(error)}") from None
+        except (smtplib.SMTPException, OSError) as error:
+            cause = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise NotificationError(f"{where}: {cause or type(error).__name__}") from None
+        return str(message["Message-ID"])
+
+    def _connect(self) -> smtplib.SMTP:
+        host, port = self.server.host, self.server.port
+        if self.server.implicit_tls:
+            return smtplib.SMTP_SSL(host, port, timeout=self.timeout, context=self.ssl_context)
+        return smtplib.SMTP(host, port, timeout=self.timeout)
+
+    def _secure_and_login(self, client: smtplib.SMTP) -> None:
+        client.ehlo()
+        if not self.server.implicit_tls:
+            if client.has_extn("starttls"):
+                client.starttls(context=self.ssl_context)
+                client.ehlo()
+            elif self.server.username:
+                raise ConfigError(
+                    f"SMTP server {self.server.address} does not offer STARTTLS: refusing to "
+                    "send the SMTP password unencrypted (use smtps:// or a server with STARTTLS)"
+                )
+        if self.server.username and self.server.password:
+            client.login(self.server.username, self.server.password)
+
+
+def _reply(error: smtplib.SMTPResponseException | tuple[int, bytes]) -> str:
+    """An SMTP reply as ``code text``."""
+    code, text = (
+        (error.smtp_code, error.smtp_error)
+        if isinstance(error, smtplib.SMTPResponseException)
+        else error
+    )
+    decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {decoded}".strip()
+
+
+def notifier_for(
+    smtp_url: str | None,
+    *,
+    outbox: Path,
+    sender: str,
+    environ: Mapping[str, str] | None = None,
+) -> Notifier:
+    """SMTP when ``smtp_url`` is set, otherwise the outbox folder."""
+    if smtp_url:
+        return SmtpNotifier(smtp_url, sender=sender, environ=environ)
+    return OutboxNotifier(outbox)

@@ -109,8 +109,9 @@ def seal(event: TrailEvent) -> TrailEvent:
     return replace(event, hash=event.computed_hash())
 
 
-def chain_problems(events: Sequence[TrailEvent]) -> list[str]:
-    """What is wrong with a trail's chain; empty when it holds."""
+def chain_problems(events: Sequence[TrailEvent], *, expected_head: str | None = None) -> list[str]:
+    """What is wrong with a trail's chain; empty when it holds. ``expected_head``,
+    the hash the last event must have (the ledger keeps it), catches a cut tail."""
     problems: list[str] = []
     if not events:
         return ["the trail has no events"]
@@ -127,6 +128,11 @@ def chain_problems(events: Sequence[TrailEvent]) -> list[str]:
         if event.computed_hash() != event.hash:
             problems.append(f"{where} was altered: its hash does not match its content")
         previous = event.hash
+    if expected_head is not None and previous != expected_head:
+        problems.append(
+            "the trail does not end where the ledger says it does "
+            "(events were removed from its end, or added without the ledger)"
+        )
     return problems
 
 
