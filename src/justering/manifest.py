@@ -20,6 +20,7 @@ from typing import Any
 from justering.errors import ManifestError, ProtocolTextError
 from justering.protocol import (
     MAX_PROTOCOL_TEXT_BYTES,
+    MAX_TITLE_LENGTH,
     Paragraph,
     declares_immediate,
     parse_protocol_text,
@@ -44,7 +45,7 @@ _FIELDS = frozenset(
     | set(_TEXT_SOURCES)
 )
 _PARAGRAPH_FIELDS = frozenset({"number", "dnr", "title", "text", "immediate"})
-_MAX_LINE = 500
+_MAX_LINE = MAX_TITLE_LENGTH
 _NOT_IN_A_LINE = frozenset({"Cc", "Cs", "Zl", "Zp"})
 """Unicode categories refused in one-line fields: controls (tab too), line separators."""
 

@@ -22,6 +22,9 @@ from justering.roles import Role
 MAX_PROTOCOL_TEXT_BYTES = 5 * 1024 * 1024
 """Largest text export accepted (UTF-8 bytes); a whole protocol is far smaller."""
 
+MAX_TITLE_LENGTH = 500
+"""Longest paragraph title accepted (characters); also the manifest's limit for one-line fields."""
+
 SECTION_HEADINGS: tuple[str, ...] = (
     "Sammanfattning",
     "Förslag till beslut",
@@ -117,7 +120,8 @@ def parse_protocol_text(text: str) -> tuple[Paragraph, ...]:
     """Split a text export into paragraphs. Raises ``ProtocolTextError``.
 
     Line numbers in errors are 1-based lines of ``text``. The diarienummer is
-    kept without a leading ``Dnr`` label.
+    kept without a leading ``Dnr`` label; in it and in the title, runs of
+    whitespace (tabs too) are one space, as in the manifest's one-line fields.
     """
     lines = _clean_lines(text)
     starts = [i for i, (_, line) in enumerate(lines) if _PARAGRAPH_START.fullmatch(line.strip())]
@@ -182,7 +186,7 @@ def declares_immediate(sections: Iterable[Section]) -> bool:
 def _clean_lines(text: str) -> list[tuple[int, str]]:
     """Validate and normalise ``text``; return (1-based line number, line) pairs.
 
-    Lines are NFC, without trailing whitespace; footer lines and the
+    Lines are NFC, without byte order marks and trailing whitespace; footer lines and the
     whitespace-only lines next to them are dropped.
     """
     size = len(text.encode("utf-8", errors="surrogatepass"))
@@ -190,7 +194,9 @@ def _clean_lines(text: str) -> list[tuple[int, str]]:
         raise ProtocolTextError(
             1, f"the text is {size} bytes; the limit is {MAX_PROTOCOL_TEXT_BYTES} bytes"
         )
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    # U+FEFF is a byte order mark (at the start, or where files were joined), never text;
+    # dropping only the first would make parse_sections(sections_to_text(...)) drift.
+    text = text.replace("\ufeff", "").replace("\r\n", "\n").replace("\r", "\n")
     raw = unicodedata.normalize("NFC", text).split("\n")
     for number, line in enumerate(raw, start=1):
         for char in line:
@@ -230,11 +236,16 @@ def _parse_paragraph(lines: Sequence[tuple[int, str]]) -> Paragraph:
     if position < len(rest):
         dnr_match = _DNR.fullmatch(rest[position][1].strip())
         if dnr_match:
-            dnr = dnr_match.group("dnr")
+            dnr = " ".join(dnr_match.group("dnr").split())
             position = _skip_blank(rest, position + 1)
-    if position >= len(rest) or rest[position][1] in _HEADINGS:
+    # One line as the manifest's one-line fields: whitespace runs (tabs too) as one space.
+    title = "" if position >= len(rest) else " ".join(rest[position][1].split())
+    if title in _HEADINGS or not title:
         raise ProtocolTextError(line_no, f"§ {number} has no title")
-    title = rest[position][1].strip()
+    if len(title) > MAX_TITLE_LENGTH:
+        raise ProtocolTextError(
+            rest[position][0], f"the title is longer than {MAX_TITLE_LENGTH} characters"
+        )
     sections = _sections(rest[position + 1 :])
     return Paragraph(number, dnr, title, sections, declares_immediate(sections))
 
