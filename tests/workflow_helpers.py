@@ -76,7 +76,9 @@ def outbox(services: Services) -> list[Message]:
     messages = []
     for path in outbox_messages(services.settings.outbox_dir):
         email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        text = email.get_content()
+        body = email.get_body(preferencelist=("plain",))
+        assert body is not None, f"no text part in {path.name}"
+        text = body.get_content()
         found = link.search(text)
         assert found, f"no link in {path.name}"
         messages.append(

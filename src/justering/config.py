@@ -49,6 +49,11 @@ class Settings:
     """Appeal period after the anslagstavla announcement (KL 13 kap. 5 §)."""
     archivist_header: str | None = None
     """Trust this request header (set by a reverse proxy) as the archivist's name."""
+    smtp_url: str | None = None
+    """``smtp://`` / ``smtps://`` server for notifications (``JUSTERING_SMTP_URL``);
+    None: messages go to the outbox folder."""
+    mail_from: str = "justering <noreply@justering.invalid>"
+    """Sender of notifications (``JUSTERING_MAIL_FROM``); SMTP needs a real address."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,6 +136,8 @@ def load_settings(
         tsa_url=_env(env, "JUSTERING_TSA_URL"),
         tsa_ca_file=Path(_env(env, "JUSTERING_TSA_CA") or home_path / "tsa-ca.pem"),
         archivist_header=_env(env, "JUSTERING_ARCHIVIST_HEADER"),
+        smtp_url=_env(env, "JUSTERING_SMTP_URL"),
+        mail_from=_env(env, "JUSTERING_MAIL_FROM") or "justering <noreply@justering.invalid>",
         extra=table,
     )
     if "link_ttl_days" in table:

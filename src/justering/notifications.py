@@ -168,12 +168,13 @@ def _safe_name(text: str) -> str:
 class OutboxNotifier:
     """Writes each message as an ``.eml`` file into ``directory`` (atomically)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, sender: str = SENDER) -> None:
         self.directory = directory
+        self.sender = sender
 
     def send(self, request: SigningRequest) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
-        message = build_message(request)
+        message = build_message(request, sender=self.sender)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{request.role.value}-{_safe_name(request.to_email)}.eml"
         handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
@@ -257,6 +258,11 @@ class SmtpServer:
         password = unquote(parts.password) if parts.password is not None else None
         username = username or env.get("JUSTERING_SMTP_USER") or None
         password = password or env.get("JUSTERING_SMTP_PASSWORD") or None
+        if not f"{username or ''}{password or ''}".isascii():
+            raise ConfigError(
+                "JUSTERING_SMTP_URL: the SMTP user name and password must be ASCII "
+                "(Python's smtplib sends them as ASCII)"
+            )
         if password and not username:
             raise ConfigError(
                 "JUSTERING_SMTP_PASSWORD is set but no user: put it in the URL "
@@ -360,4 +366,4 @@ def notifier_for(
     """SMTP when ``smtp_url`` is set, otherwise the outbox folder."""
     if smtp_url:
         return SmtpNotifier(smtp_url, sender=sender, environ=environ)
-    return OutboxNotifier(outbox)
+    return OutboxNotifier(outbox, sender=sender)

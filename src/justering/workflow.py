@@ -54,7 +54,7 @@ from justering.ledger import (
 from justering.links import claim_link, find_link, grants_of, issue_link
 from justering.manifest import Meeting, meeting_to_dict, parse_manifest
 from justering.noticeboard import announce
-from justering.notifications import ExtractLine, Notifier, OutboxNotifier, SigningRequest
+from justering.notifications import ExtractLine, Notifier, SigningRequest, notifier_for
 from justering.pki import SigningCA
 from justering.rendering import render_extract
 from justering.roles import Person, Role, Signer
@@ -106,7 +106,9 @@ def open_services(settings: Settings) -> Services:
         settings=settings,
         ledger=Ledger(settings.database_url),
         ca=SigningCA.load(settings.ca_dir),
-        notifier=OutboxNotifier(settings.outbox_dir),
+        notifier=notifier_for(
+            settings.smtp_url, outbox=settings.outbox_dir, sender=settings.mail_from
+        ),
         archive=open_archive(
             settings.archive_url,
             default_dir=settings.archive_dir,
