@@ -366,9 +366,7 @@ def _audit_row(record: Row[Any], signatures: tuple[AuditSignature, ...]) -> Audi
 def extract_timeline(services: Services, meeting_id: str, paragraph: int) -> Timeline:
     """The extract's trail from the ledger and its chain check; ``WorkflowError``
     (404) if there is no such extract."""
-    from sqlalchemy import select
-
-    from justering.ledger import ExtractRow, TrailEventRow
+    from justering.ledger import ExtractRow, trail_of
 
     with services.ledger.reading() as session:
         record = session.execute(
@@ -378,14 +376,7 @@ def extract_timeline(services: Services, meeting_id: str, paragraph: int) -> Tim
         ).one_or_none()
         if record is None:
             raise WorkflowError(f"no extract § {paragraph} of meeting {meeting_id!r}", 404)
-        events = tuple(
-            row.to_event()
-            for row in session.execute(
-                select(TrailEventRow)
-                .where(TrailEventRow.extract_id == record.id)
-                .order_by(TrailEventRow.seq)
-            ).scalars()
-        )
+        events = trail_of(session, record.id)
         signatures = tuple(_signatures_of(session, [record.id]).get(record.id, ()))
         extract = session.get(ExtractRow, record.id)
         head = extract.trail_head if extract is not None else None

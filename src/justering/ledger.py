@@ -289,12 +289,7 @@ def append_event(
     """Append an event to the extract's chain. The caller holds the extract's lock."""
     if at is not None and at.tzinfo is None:
         raise TrailError("trail times must be timezone-aware")
-    last = session.execute(
-        select(TrailEventRow)
-        .where(TrailEventRow.extract_id == extract.id)
-        .order_by(TrailEventRow.seq.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    last = last_event(session, extract.id)
     sealed = seal(
         TrailEvent(
             extract=extract.ref,
@@ -336,12 +331,17 @@ def append_event(
 
 
 def trail_of(session: Session, extract_id: int) -> tuple[TrailEvent, ...]:
-    rows = session.execute(
+    return tuple(row.to_event() for row in event_rows(session, extract_id))
+
+
+def last_event(session: Session, extract_id: int) -> TrailEventRow | None:
+    """The extract's newest trail event, without reading the others."""
+    return session.execute(
         select(TrailEventRow)
         .where(TrailEventRow.extract_id == extract_id)
-        .order_by(TrailEventRow.seq)
-    ).scalars()
-    return tuple(row.to_event() for row in rows)
+        .order_by(TrailEventRow.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def event_rows(session: Session, extract_id: int) -> list[TrailEventRow]:

@@ -45,6 +45,7 @@ from justering.ledger import (
     append_event,
     aware,
     event_rows,
+    last_event,
     load_document,
     lock_extract,
     store_document,
@@ -247,22 +248,21 @@ class AdvanceReport:
     remaining: int = 0
 
 
-def _notified_slots(session: Session, extract: ExtractRow) -> set[str]:
+_SIGNATURE_KINDS = frozenset({EventKind.SIGNED.value, EventKind.CERTIFIED.value})
+_NOTIFIED_OR_SIGNED = _SIGNATURE_KINDS | {EventKind.NOTIFIED.value}
+
+
+def _slots_with(session: Session, extract: ExtractRow, kinds: frozenset[str]) -> set[str]:
+    """The signer slots with an event of ``kinds`` on the extract's current version."""
     return {
         row.slot
         for row in event_rows(session, extract.id)
-        if row.kind == EventKind.NOTIFIED.value and row.version == extract.version and row.slot
+        if row.kind in kinds and row.version == extract.version and row.slot
     }
 
 
 def _signed_slots(session: Session, extract: ExtractRow) -> set[str]:
-    return {
-        row.slot
-        for row in event_rows(session, extract.id)
-        if row.kind in (EventKind.SIGNED.value, EventKind.CERTIFIED.value)
-        and row.version == extract.version
-        and row.slot
-    }
+    return _slots_with(session, extract, _SIGNATURE_KINDS)
 
 
 def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
@@ -333,7 +333,7 @@ def _notify_due(services: Services, meeting: Meeting) -> tuple[str, ...]:
             role = ROLE_OF_STAGE.get(ExtractStatus(extract.status))
             if role is None:
                 continue
-            done = _notified_slots(session, extract) | _signed_slots(session, extract)
+            done = _slots_with(session, extract, _NOTIFIED_OR_SIGNED)
             for signer in meeting.signers(role):
                 if signer.slot not in done:
                     due[signer].append(extract)
@@ -433,8 +433,8 @@ def view_link(services: Services, token: str) -> LinkView:
             extract = lock_extract(session, grant.extract_id)
             _check_version(extract, grant.version)
             extracts.append(_pending(extract))
-            last = event_rows(session, extract.id)[-1]
-            if last.kind == EventKind.VIEWED.value and last.slot == signer.slot:
+            last = last_event(session, extract.id)
+            if last and last.kind == EventKind.VIEWED.value and last.slot == signer.slot:
                 continue  # a reload: the trail already says this signer has it open
             append_event(
                 session,
@@ -687,7 +687,8 @@ def archive_extract(services: Services, extract_id: int) -> str:
             return extract.archive_uri
         if extract.status != ExtractStatus.CERTIFIED.value:
             raise WorkflowError(f"§ {extract.paragraph} is {extract.status}, not certified")
-        sealed = _last_event_kind(session, extract) == EventKind.TIMESTAMPED.value
+        last = last_event(session, extract.id)
+        sealed = last is not None and last.kind == EventKind.TIMESTAMPED.value
         head = extract.head_sha256
         pdf = load_document(session, head)
     if services.timestamper is not None and not sealed:
@@ -745,10 +746,6 @@ def archive_extract(services: Services, extract_id: int) -> str:
         extract.archive_uri = uri
         extract.updated_at = utcnow()
     return uri
-
-
-def _last_event_kind(session: Session, extract: ExtractRow) -> str:
-    return event_rows(session, extract.id)[-1].kind
 
 
 def _seal(services: Services, extract_id: int, head: str, pdf: bytes) -> bytes:
