@@ -149,3 +149,11 @@ def test_crl_is_empty_signed_by_the_ca_and_short_lived(ca: SigningCA) -> None:
     later = ca.crl(now + timedelta(hours=1))
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     assert later.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > number
+
+
+def test_load_or_create_creates_once_then_loads(tmp_path) -> None:
+    first, created = SigningCA.load_or_create(tmp_path / "ca", organisation=ORGANISATION)
+    assert created
+    again, created_again = SigningCA.load_or_create(tmp_path / "ca", organisation="Annan")
+    assert not created_again
+    assert again.fingerprint == first.fingerprint

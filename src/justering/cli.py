@@ -97,8 +97,8 @@ def ensure_ca(settings: Settings, organisation: str = DEFAULT_CA_ORGANISATION) -
     """Embedded defaults: create a local CA the first time one is needed."""
     from justering.pki import SigningCA
 
-    if not (settings.ca_dir / "ca-cert.pem").exists():
-        ca = SigningCA.create(settings.ca_dir, organisation=organisation)
+    ca, created = SigningCA.load_or_create(settings.ca_dir, organisation=organisation)
+    if created:
         print(f"justering: created a local signing CA ({ca.fingerprint[:16]}…)", file=sys.stderr)
 
 
@@ -170,14 +170,9 @@ def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    from justering.verification import load_trust_roots, verify_targets
+    from justering.verification import home_trust_paths, load_trust_roots, verify_targets
 
-    home_roots = [settings.ca_dir / "ca-cert.pem"]
-    if settings.tsa_ca_file is not None:
-        home_roots.append(settings.tsa_ca_file)
-    trust = list(args.trust)
-    if not trust and home_roots[0].exists():
-        trust = [path for path in home_roots if path.exists()]
+    trust = list(args.trust) or home_trust_paths(settings)
     # pyHanko logs each failed check with a traceback; the checks below name them.
     logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)

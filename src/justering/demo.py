@@ -29,7 +29,7 @@ from justering.manifest import Meeting, load_manifest, load_sample_meeting, meet
 from justering.notifications import outbox_messages
 from justering.pki import SigningCA
 from justering.prefect_server import free_port, stop_process, wait_until_healthy
-from justering.verification import verify_targets
+from justering.verification import home_trust_paths, load_trust_roots, verify_targets
 
 TIMEOUT_SECONDS = 300.0
 LINK = re.compile(r"https?://[^\s<>\"]+/s/[A-Za-z0-9_-]+")
@@ -158,8 +158,7 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
     started = time.monotonic()
     meeting: Meeting = load_manifest(manifest) if manifest else load_sample_meeting()
     settings.home.mkdir(parents=True, exist_ok=True)
-    if not (settings.ca_dir / "ca-cert.pem").exists():
-        SigningCA.create(settings.ca_dir, organisation=meeting.municipality)
+    SigningCA.load_or_create(settings.ca_dir, organisation=meeting.municipality)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     show = _Progress(progress)
@@ -196,8 +195,7 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                 time.sleep(0.2)
     finally:
         stop_process(service)
-    tsa_root = settings.tsa_root()
-    trust = [SigningCA.load(settings.ca_dir).certificate, *([tsa_root] if tsa_root else [])]
+    trust = load_trust_roots(home_trust_paths(settings))
     results: list[DemoExtract] = []
     for extract in extracts:
         verified = [r.ok for r in verify_targets([extract["archive_uri"]], trust)]

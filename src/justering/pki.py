@@ -189,6 +189,13 @@ class SigningCA:
         return cls(directory, key, certificate)
 
     @classmethod
+    def load_or_create(cls, directory: Path, *, organisation: str) -> tuple[SigningCA, bool]:
+        """The CA in ``directory``, created first if there is none; and whether it was."""
+        if (Path(directory) / CA_CERT_FILE).exists():
+            return cls.load(directory), False
+        return cls.create(directory, organisation=organisation), True
+
+    @classmethod
     def load(cls, directory: Path) -> SigningCA:
         """Load the CA kept in ``directory``."""
         directory = Path(directory)

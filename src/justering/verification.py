@@ -29,7 +29,9 @@ from justering.archive import (
     parse_s3_uri,
     read_bundle,
 )
+from justering.config import Settings
 from justering.errors import ArchiveError, ConfigError, JusteringError, TrailError
+from justering.pki import CA_CERT_FILE
 from justering.roles import Role
 from justering.trail import EventKind, TrailEvent, chain_problems, trail_from_json
 from justering.validation import ExtractValidation, validate_extract
@@ -64,6 +66,16 @@ class Verification:
             "signers": [{"name": n, "role": r} for n, r in self.signers],
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
         }
+
+
+def home_trust_paths(settings: Settings) -> list[Path]:
+    """The trust roots a home provides: its signing CA and, next to it, the TSA's
+    root when there is one. None without the CA (the caller must give ``--trust``)."""
+    ca_file = settings.ca_dir / CA_CERT_FILE
+    if not ca_file.exists():
+        return []
+    tsa_file = settings.tsa_ca_file
+    return [ca_file, *([tsa_file] if tsa_file is not None and tsa_file.exists() else [])]
 
 
 def load_trust_roots(paths: Sequence[Path]) -> list[x509.Certificate]:
