@@ -45,6 +45,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from justering.noticeboard import SWEDISH_TIME, Notice, current_notices
+from justering.web_pages import document
 from justering.workflow import Services
 
 FEED_FORMAT = "justering-anslagstavla/1"
@@ -56,22 +57,15 @@ _HEADERS = {
 }
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
-background:#f6f6f4;color:#1b1b1b;line-height:1.5}
-main{max-width:44rem;margin:0 auto;padding:1rem 1.25rem 3rem}
-h1{font-size:1.4rem;margin:.5rem 0 1rem}
 h2{font-size:1.15rem;margin:0 0 .5rem}
 h3{font-size:1rem;margin:.75rem 0 .25rem}
-.card{background:#fff;border:1px solid #d0d0cc;border-radius:.5rem;padding:1rem;margin:1rem 0}
-.muted{color:#4a4a48}
 ul.items{padding-left:1.2rem;margin:.25rem 0}
 ul.items li{margin:.35rem 0}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.75rem 0}
 dt{font-weight:600}dd{margin:0}
 @media (max-width:30rem){dl{grid-template-columns:1fr}dd{margin-bottom:.4rem}}
-a:focus{outline:3px solid #f5a623;outline-offset:2px}
-code{word-break:break-all}
 """
+"""What the notice board adds to the shared style of :mod:`justering.web_pages`."""
 
 
 def _swedish_today() -> dt.date:
@@ -174,11 +168,8 @@ def _page(today: dt.date, notices: list[Notice], appeal_weeks: int) -> str:
         )
     listing = "".join(cards) or '<p class="card">Det finns inga anslag just nu.</p>'
     weeks = "tre veckor" if appeal_weeks == 3 else f"{appeal_weeks} veckor"
-    return (
-        '<!doctype html><html lang="sv"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        '<link rel="alternate" type="application/json" href="anslagstavla/feed.json">'
-        f"<title>Anslagstavla</title><style>{_STYLE}</style></head><body><main>"
+    return document(
+        "Anslagstavla",
         "<h1>Anslagstavla</h1>"
         '<p class="muted">Tillkännagivanden om justerade protokoll '
         "(kommunallagen 8 kap. 12 §). Den som är medlem i kommunen kan överklaga "
@@ -188,5 +179,7 @@ def _page(today: dt.date, notices: list[Notice], appeal_weeks: int) -> str:
         f'<p class="muted">Anslag per {today.isoformat()}.</p>'
         f"{listing}"
         '<p class="muted">Samma uppgifter som <a href="anslagstavla/feed.json">JSON</a>.'
-        "</p></main></body></html>"
+        "</p>",
+        extra_style=_STYLE,
+        head='<link rel="alternate" type="application/json" href="anslagstavla/feed.json">',
     )

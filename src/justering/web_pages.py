@@ -32,16 +32,21 @@ PRIVATE_HEADERS = {
 """Headers of everything behind a signer's link: not cached, the link not leaked."""
 
 
-def page(title: str, body: str, status_code: int = 200, *, extra_style: str = "") -> HTMLResponse:
-    """A whole page; ``extra_style`` is CSS added after the shared style."""
-    document = (
+def document(title: str, body: str, *, extra_style: str = "", head: str = "") -> str:
+    """A whole HTML document with the shared style; ``extra_style`` is CSS added
+    after it, ``head`` more elements for the head."""
+    return (
         '<!doctype html><html lang="sv"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)} – justering</title><style>{STYLE}{extra_style}</style></head>"
+        f"{head}<title>{html.escape(title)}</title><style>{STYLE}{extra_style}</style></head>"
         f"<body><main>{body}</main></body></html>"
     )
+
+
+def page(title: str, body: str, status_code: int = 200, *, extra_style: str = "") -> HTMLResponse:
+    """A private page (behind a link or a login): not cached, no referrer."""
     return HTMLResponse(
-        document,
+        document(f"{title} – justering", body, extra_style=extra_style),
         status_code=status_code,
         headers={
             **PRIVATE_HEADERS,
