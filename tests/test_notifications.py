@@ -3,12 +3,8 @@ import email
 import email.policy
 from pathlib import Path
 
-from justering.notifications import (
-    ExtractLine,
-    OutboxNotifier,
-    SigningRequest,
-    outbox_messages,
-)
+from justering.messages import ExtractLine, SigningRequest
+from justering.notifications import OutboxNotifier, outbox_messages
 from justering.roles import Role
 
 
@@ -45,7 +41,12 @@ def test_message_names_everything_a_signer_needs() -> None:
     assert "§ 96  Information om mottagandet" in text
     assert "§ 97  KFKS 2014/233-311  Yttrande över väg 222  (omedelbart justerad)" in text
     assert request.subject() == (
-        "Att signera som ordförande: 3 protokollsutdrag, Kommunstyrelsens arbetsutskott 2014-08-19"
+        "Omedelbar justering – Att signera som ordförande: 3 protokollsutdrag, "
+        "Kommunstyrelsens arbetsutskott 2014-08-19"
+    )
+    ordinary = _request(extracts=(ExtractLine(94, None, "Styrning"),))
+    assert ordinary.subject() == (
+        "Att signera som ordförande: protokollsutdrag, Kommunstyrelsens arbetsutskott 2014-08-19"
     )
 
 

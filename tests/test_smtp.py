@@ -28,11 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from justering.errors import ConfigError
+from justering.messages import ExtractLine, SigningRequest
 from justering.notifications import (
-    ExtractLine,
     NotificationError,
     OutboxNotifier,
-    SigningRequest,
     SmtpNotifier,
     SmtpServer,
     build_message,
@@ -201,7 +200,8 @@ def test_message_arrives_with_text_and_html_in_utf8(serve: Serve, tls: Tls) -> N
     assert message["From"] == SENDER
     assert message["To"] == "Åsa Öberg <asa.oberg@nacka.example>"
     assert message["Subject"] == (
-        "Att signera som justerare: 2 protokollsutdrag, Kommunstyrelsens arbetsutskott 2014-08-19"
+        "Omedelbar justering – Att signera som justerare: 2 protokollsutdrag, "
+        "Kommunstyrelsens arbetsutskott 2014-08-19"
     )
     assert message.get_content_type() == "multipart/alternative"
     plain, rich = message.iter_parts()

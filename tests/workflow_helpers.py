@@ -70,9 +70,10 @@ class Message:
     token: str
 
 
-def outbox(services: Services) -> list[Message]:
-    """Every message delivered so far, oldest first."""
-    link = re.compile(re.escape(services.settings.public_url) + r"/s/([A-Za-z0-9_-]+)")
+def outbox(services: Services, kind: str = "s") -> list[Message]:
+    """The messages delivered so far with a link of ``kind`` (``s``: signing requests,
+    ``r``: redraft links to the secretary), oldest first."""
+    link = re.compile(re.escape(services.settings.public_url) + f"/{kind}/" + r"([A-Za-z0-9_-]+)")
     messages = []
     for path in outbox_messages(services.settings.outbox_dir):
         email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
@@ -80,7 +81,8 @@ def outbox(services: Services) -> list[Message]:
         assert body is not None, f"no text part in {path.name}"
         text = body.get_content()
         found = link.search(text)
-        assert found, f"no link in {path.name}"
+        if not found:
+            continue
         messages.append(
             Message(
                 name=path.name,
@@ -91,6 +93,20 @@ def outbox(services: Services) -> list[Message]:
             )
         )
     return messages
+
+
+def mails(services: Services, kind: str) -> list[str]:
+    """The plain text of every delivered message of ``kind`` (its outbox file tag:
+    ``receipt``, ``declined``, ``overdue``, ``reminder-chair`` …), oldest first."""
+    texts = []
+    for path in outbox_messages(services.settings.outbox_dir):
+        if f"-{kind}-" not in path.name:
+            continue
+        email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        body = email.get_body(preferencelist=("plain",))
+        assert body is not None, f"no text part in {path.name}"
+        texts.append(str(body.get_content()))
+    return texts
 
 
 def newest_token(services: Services, email: str) -> str:

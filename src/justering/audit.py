@@ -47,6 +47,7 @@ STATUS_SWEDISH: dict[str, str] = {
     "awaiting_certifier": "väntar på bestyrkande",
     "certified": "bestyrkt",
     "archived": "arkiverat",
+    "declined": "avböjt, åter hos sekreteraren",
 }
 """Every ``ExtractStatus`` value (the keys, in workflow order) in Swedish."""
 

@@ -17,8 +17,22 @@ from typing import Any
 from cryptography import x509
 
 from justering.errors import ConfigError
+from justering.roles import Person
 
 DEFAULT_HOME = Path("~/.justering")
+
+
+@dataclass(frozen=True)
+class BodyRules:
+    """Rules that may differ between a municipality's bodies (``[bodies.CODE]`` in the
+    config file); a body without a table follows the ``[justering]`` defaults."""
+
+    justering_days: int = 14
+    """Justering deadline after the meeting (Kommunallagen practice)."""
+    reminder_days: tuple[int, ...] = (3, 1)
+    """Days before the deadline on which signers who have not signed are reminded."""
+    secretary: Person | None = None
+    """Who hears about declined and overdue extracts; None: the meeting's certifier."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +68,15 @@ class Settings:
     None: messages go to the outbox folder."""
     mail_from: str = "justering <noreply@justering.invalid>"
     """Sender of notifications (``JUSTERING_MAIL_FROM``); SMTP needs a real address."""
+    reminder_days: tuple[int, ...] = (3, 1)
+    """Days before the deadline on which signers who have not signed are reminded."""
+    bodies: Mapping[str, BodyRules] = field(default_factory=dict)
+    """Per-body rules by body code (``[bodies.KSAU]``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def body_rules(self, body_code: str) -> BodyRules:
+        """The rules for one body: its own table, else the defaults."""
+        return self.bodies.get(body_code) or BodyRules(self.justering_days, self.reminder_days)
 
     @property
     def ca_dir(self) -> Path:
@@ -118,10 +140,12 @@ def load_settings(
     env = os.environ if environ is None else environ
     home_path = Path(home or _env(env, "JUSTERING_HOME") or DEFAULT_HOME).expanduser().resolve()
     table: dict[str, Any] = {}
+    bodies: dict[str, Any] = {}
     config_file = _env(env, "JUSTERING_CONFIG")
     if config_file:
         try:
-            table = tomllib.loads(Path(config_file).read_text("utf-8")).get("justering", {})
+            document = tomllib.loads(Path(config_file).read_text("utf-8"))
+            table, bodies = document.get("justering", {}), document.get("bodies", {})
         except OSError as error:
             raise ConfigError(f"JUSTERING_CONFIG {config_file}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
@@ -162,4 +186,48 @@ def load_settings(
     if "justering_days" in table:
         days = _positive_days(table["justering_days"], "justering_days")
         settings = replace(settings, justering_days=days)
-    return settings
+    if "reminder_days" in table:
+        settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
+    return replace(settings, bodies=_body_rules(bodies, settings))
+
+
+def _reminder_days(value: Any, where: str) -> tuple[int, ...]:
+    name = f"{where}reminder_days"
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        raise ConfigError(f"{name}: expected a list of whole days >= 0, e.g. [3, 1]; got {value!r}")
+    return tuple(sorted(set(value), reverse=True))
+
+
+_BODY_KEYS = frozenset({"justering_days", "reminder_days", "secretary_name", "secretary_email"})
+
+
+def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
+    """``[bodies.CODE]`` tables: justering_days, reminder_days, secretary_name/_email."""
+    if not isinstance(bodies, dict):
+        raise ConfigError("bodies: expected tables such as [bodies.KSAU]")
+    rules: dict[str, BodyRules] = {}
+    for code, table in bodies.items():
+        where = f"bodies.{code}."
+        if not isinstance(table, dict):
+            raise ConfigError(f"bodies.{code}: expected a table")
+        unknown = sorted(set(table) - _BODY_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}{unknown[0]}: unknown setting (known: {sorted(_BODY_KEYS)})")
+        days = settings.justering_days
+        if "justering_days" in table:
+            days = _positive_days(table["justering_days"], f"{where}justering_days")
+        reminders = settings.reminder_days
+        if "reminder_days" in table:
+            reminders = _reminder_days(table["reminder_days"], where)
+        secretary = None
+        name, email = table.get("secretary_name"), table.get("secretary_email")
+        if name is not None or email is not None:
+            if not (isinstance(name, str) and name.strip() and isinstance(email, str)):
+                raise ConfigError(f"{where}secretary_name and secretary_email: set both, as text")
+            if "@" not in email or any(c.isspace() for c in email):
+                raise ConfigError(f"{where}secretary_email: not an e-mail address: {email!r}")
+            secretary = Person(name.strip(), email)
+        rules[str(code)] = BodyRules(days, reminders, secretary)
+    return rules

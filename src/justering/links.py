@@ -18,10 +18,14 @@ from sqlalchemy.orm import Session
 
 from justering.errors import LinkError
 from justering.ledger import ExtractRow, LinkGrantRow, LinkTokenRow, aware, utcnow
-from justering.roles import Signer
+from justering.roles import Person, Signer
 
 TOKEN_BYTES = 32
 """256 bits of randomness, URL-safe base64 encoded."""
+
+SECRETARY = "secretary"
+"""The ``role`` of a secretary's link: it opens the redraft page of a declined
+extract, and is refused wherever a signer's link is expected (and vice versa)."""
 
 
 def hash_token(token: str) -> str:
@@ -49,27 +53,10 @@ def issue_link(
     now: dt.datetime | None = None,
 ) -> IssuedLink:
     """Create a link for ``signer`` to sign the current version of ``extracts``."""
-    if not extracts:
-        raise ValueError("a link must grant at least one extract")
     moment = now or utcnow()
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    digest = hash_token(token)
-    session.add(
-        LinkTokenRow(
-            token_hash=digest,
-            meeting_id=meeting_id,
-            role=signer.role.value,
-            slot=signer.slot,
-            signer_name=signer.name,
-            signer_email=signer.email,
-            created_at=moment,
-            expires_at=moment + ttl,
-        )
+    token = _issue(
+        session, meeting_id, signer.role.value, signer.slot, signer.person, extracts, moment, ttl
     )
-    session.flush()
-    for extract in extracts:
-        session.add(LinkGrantRow(token_hash=digest, extract_id=extract.id, version=extract.version))
-    session.flush()
     return IssuedLink(
         token=token,
         signer=signer,
@@ -79,22 +66,81 @@ def issue_link(
     )
 
 
+@dataclass(frozen=True)
+class SecretaryLink:
+    """A fresh link to the redraft page of one extract version."""
+
+    token: str
+    expires_at: dt.datetime
+
+
+def issue_secretary_link(
+    session: Session,
+    *,
+    meeting_id: str,
+    secretary: Person,
+    extract: ExtractRow,
+    ttl: dt.timedelta,
+    now: dt.datetime | None = None,
+) -> SecretaryLink:
+    """Create a link for the secretary to redraft the current version of ``extract``."""
+    moment = now or utcnow()
+    token = _issue(session, meeting_id, SECRETARY, SECRETARY, secretary, [extract], moment, ttl)
+    return SecretaryLink(token, moment + ttl)
+
+
+def _issue(
+    session: Session,
+    meeting_id: str,
+    role: str,
+    slot: str,
+    person: Person,
+    extracts: Sequence[ExtractRow],
+    moment: dt.datetime,
+    ttl: dt.timedelta,
+) -> str:
+    if not extracts:
+        raise ValueError("a link must grant at least one extract")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    digest = hash_token(token)
+    session.add(
+        LinkTokenRow(
+            token_hash=digest,
+            meeting_id=meeting_id,
+            role=role,
+            slot=slot,
+            signer_name=person.name,
+            signer_email=person.email,
+            created_at=moment,
+            expires_at=moment + ttl,
+        )
+    )
+    session.flush()
+    for extract in extracts:
+        session.add(LinkGrantRow(token_hash=digest, extract_id=extract.id, version=extract.version))
+    session.flush()
+    return token
+
+
 def _looks_like_token(token: str) -> bool:
     return 20 <= len(token) <= 100 and all(c.isalnum() or c in "-_" for c in token)
 
 
-def find_link(session: Session, token: str, *, now: dt.datetime | None = None) -> LinkTokenRow:
-    """The link behind ``token`` if it can still be used; else ``LinkError`` saying why."""
+def find_link(
+    session: Session, token: str, *, now: dt.datetime | None = None, secretary: bool = False
+) -> LinkTokenRow:
+    """The link behind ``token`` if it can still be used; else ``LinkError`` saying why.
+    A signer's link by default; with ``secretary`` a secretary's link."""
     if not _looks_like_token(token):
         raise LinkError("Länken är ogiltig. (The link is not valid.)", status_code=404)
     row = session.get(LinkTokenRow, hash_token(token))
-    if row is None:
+    if row is None or (row.role == SECRETARY) != secretary:
         raise LinkError("Länken är ogiltig. (The link is not valid.)", status_code=404)
     moment = now or utcnow()
     if row.revoked_at is not None:
         raise LinkError(
-            "Länken har återkallats eftersom underlaget har ändrats. "
-            "(The link was revoked because the document changed.)",
+            "Länken har återkallats: utdraget har avböjts eller ändrats sedan den skickades. "
+            "(The link was revoked: the extract was declined or changed since it was sent.)",
             status_code=410,
         )
     if row.used_at is not None:

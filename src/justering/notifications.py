@@ -1,4 +1,4 @@
-"""Notifications to signers: what they say and how they are delivered.
+"""Notifications: how messages (:mod:`justering.messages`) are delivered.
 
 Each message is plain text with an HTML alternative. The default transport
 writes it as an RFC 5322 ``.eml`` file to the outbox folder;
@@ -9,7 +9,6 @@ writes it as an RFC 5322 ``.eml`` file to the outbox folder;
 from __future__ import annotations
 
 import datetime as dt
-import html
 import os
 import re
 import smtplib
@@ -24,140 +23,14 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from justering.errors import ConfigError, JusteringError
-from justering.roles import Role
+from justering.messages import Message
 
 SENDER = "justering <noreply@justering.invalid>"
 
 
-@dataclass(frozen=True)
-class ExtractLine:
-    paragraph: int
-    dnr: str | None
-    title: str
-    immediate: bool = False
-
-    def describe(self) -> str:
-        dnr = f"  {self.dnr}" if self.dnr else ""
-        flag = "  (omedelbart justerad)" if self.immediate else ""
-        return f"§ {self.paragraph}{dnr}  {self.title}{flag}"
-
-
-@dataclass(frozen=True)
-class SigningRequest:
-    """Asks one signer to sign the extracts behind one link."""
-
-    to_name: str
-    to_email: str
-    role: Role
-    municipality: str
-    body_name: str
-    meeting_date: dt.date
-    link: str
-    expires_at: dt.datetime
-    deadline: dt.date
-    extracts: tuple[ExtractLine, ...]
-
-    def subject(self) -> str:
-        count = len(self.extracts)
-        noun = "protokollsutdrag" if count == 1 else f"{count} protokollsutdrag"
-        return (
-            f"Att signera som {self.role.swedish.lower()}: {noun}, "
-            f"{self.body_name} {self.meeting_date.isoformat()}"
-        )
-
-    def _greeting(self) -> str:
-        return f"Hej {self.to_name},"
-
-    def _meeting(self) -> str:
-        return (
-            f"{self.body_name}, {self.municipality}, sammanträdde {self.meeting_date.isoformat()}."
-        )
-
-    def _waiting(self) -> str:
-        return f"Följande protokollsutdrag väntar på din signatur som {self.role.swedish.lower()}:"
-
-    def _deadline(self) -> str:
-        return f"Sista dag för justering: {self.deadline.isoformat()}."
-
-    def _expiry(self) -> str:
-        return (
-            "Länken är personlig, kan användas en gång och gäller till "
-            f"{self.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC."
-        )
-
-    def text(self) -> str:
-        lines = [
-            self._greeting(),
-            "",
-            self._meeting(),
-            self._waiting(),
-            "",
-            *(f"  {extract.describe()}" for extract in self.extracts),
-            "",
-            "Öppna länken för att läsa utdragen och signera:",
-            self.link,
-            "",
-            self._deadline(),
-            self._expiry(),
-            _DO_NOT_FORWARD,
-            "",
-            f"({_ENGLISH})",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def html(self) -> str:
-        """The same message as :meth:`text`, as a self-contained HTML page (inline styles)."""
-        e = html.escape
-        link = e(self.link)
-        items = "\n".join(_extract_item(extract) for extract in self.extracts)
-        return f"""<!DOCTYPE html>
-<html lang="sv">
-<head><meta charset="utf-8"><title>{e(self.subject())}</title></head>
-<body style="{_BODY_STYLE}">
-<p>{e(self._greeting())}</p>
-<p>{e(self._meeting())}<br>{e(self._waiting())}</p>
-<ul style="padding-left:1.2em">
-{items}
-</ul>
-<p style="margin:1.5em 0"><a href="{link}" style="{_BUTTON_STYLE}">Läs och signera</a></p>
-<p style="font-size:90%;color:#444">Fungerar inte knappen? Öppna länken:<br>
-<a href="{link}" style="color:#0b4f8a;word-break:break-all">{link}</a></p>
-<p><strong>{e(self._deadline())}</strong></p>
-<p>{e(self._expiry())} <strong>{_DO_NOT_FORWARD}</strong></p>
-<p lang="en" style="font-size:85%;color:#666">({_ENGLISH})</p>
-</body>
-</html>
-"""
-
-
-_DO_NOT_FORWARD = "Vidarebefordra den inte."
-_ENGLISH = (
-    "English: extracts from the meeting above are waiting for your signature; "
-    "open the link to read and sign them."
-)
-_BODY_STYLE = (
-    "margin:0;padding:1em;max-width:40em;font-family:Arial,Helvetica,sans-serif;"
-    "font-size:15px;line-height:1.5;color:#1a1a1a;background:#ffffff"
-)
-_BUTTON_STYLE = (
-    "display:inline-block;padding:0.7em 1.4em;background:#0b4f8a;color:#ffffff;"
-    "font-weight:bold;text-decoration:none;border-radius:4px"
-)
-
-
-def _extract_item(extract: ExtractLine) -> str:
-    dnr = f' <span style="color:#555">{html.escape(extract.dnr)}</span>' if extract.dnr else ""
-    flag = (
-        ' <strong style="color:#a4000f">(omedelbart justerad)</strong>' if extract.immediate else ""
-    )
-    return (
-        f"<li><strong>§ {extract.paragraph}</strong>{dnr} {html.escape(extract.title)}{flag}</li>"
-    )
-
-
 class Notifier(Protocol):
-    def send(self, request: SigningRequest) -> str:
-        """Deliver ``request``; returns an identifier of the delivered message."""
+    def send(self, message: Message) -> str:
+        """Deliver ``message``; returns an identifier of the delivered message."""
         ...
 
 
@@ -172,22 +45,22 @@ class OutboxNotifier:
         self.directory = directory
         self.sender = sender
 
-    def send(self, request: SigningRequest) -> str:
+    def send(self, message: Message) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
-        message = build_message(request, sender=self.sender)
+        mail = build_message(message, sender=self.sender)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-        name = f"{stamp}-{request.role.value}-{_safe_name(request.to_email)}.eml"
+        name = f"{stamp}-{message.kind}-{_safe_name(message.to_email)}.eml"
         handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         with os.fdopen(handle, "wb") as stream:
-            stream.write(message.as_bytes())
+            stream.write(mail.as_bytes())
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, self.directory / name)
-        return str(message["Message-ID"])
+        return str(mail["Message-ID"])
 
 
-def build_message(request: SigningRequest, sender: str = SENDER) -> EmailMessage:
-    """The message for ``request``: multipart/alternative, plain text first, then HTML."""
+def build_message(request: Message, sender: str = SENDER) -> EmailMessage:
+    """The e-mail for ``request``: multipart/alternative, plain text first, then HTML."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = f"{request.to_name} <{request.to_email}>"
@@ -299,7 +172,7 @@ class SmtpNotifier:
         self.timeout = timeout
         self.ssl_context = ssl_context or ssl.create_default_context()
 
-    def send(self, request: SigningRequest) -> str:
+    def send(self, request: Message) -> str:
         message = build_message(request, sender=self.sender)
         where = f"SMTP server {self.server.address}"
         try:

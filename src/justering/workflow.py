@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -41,6 +42,8 @@ from justering.errors import LinkError, ManifestError, WorkflowError
 from justering.ledger import (
     ExtractRow,
     Ledger,
+    LinkGrantRow,
+    LinkTokenRow,
     MeetingRow,
     append_event,
     aware,
@@ -54,8 +57,15 @@ from justering.ledger import (
 )
 from justering.links import claim_link, find_link, grants_of, issue_link
 from justering.manifest import Meeting, meeting_to_dict, parse_manifest
+from justering.messages import (
+    ExtractLine,
+    SignedLine,
+    SigningReceiptMail,
+    SigningRequest,
+    immediate_first,
+)
 from justering.noticeboard import announce
-from justering.notifications import ExtractLine, Notifier, SigningRequest, notifier_for
+from justering.notifications import NotificationError, Notifier, notifier_for
 from justering.pki import SigningCA
 from justering.rendering import render_extract
 from justering.roles import Person, Role, Signer
@@ -64,6 +74,8 @@ from justering.timestamps import Timestamper, seal_long_term, timestamper_for
 from justering.trail import EventKind, trail_to_json
 from justering.validation import validate_extract
 
+log = logging.getLogger("justering.workflow")
+
 
 class ExtractStatus(StrEnum):
     AWAITING_CHAIR = "awaiting_chair"
@@ -71,6 +83,8 @@ class ExtractStatus(StrEnum):
     AWAITING_CERTIFIER = "awaiting_certifier"
     CERTIFIED = "certified"
     ARCHIVED = "archived"
+    DECLINED = "declined"
+    """Declined by a signer: back with the secretary until it is redrafted."""
 
 
 STAGE_OF: dict[Role, ExtractStatus] = {
@@ -232,7 +246,14 @@ def draft_extract(services: Services, meeting_id: str, paragraph_number: int) ->
 
 
 def deadline_of(meeting: Meeting, settings: Settings) -> dt.date:
-    return meeting.date + dt.timedelta(days=settings.justering_days)
+    """The last day of the justering: the body's ``justering_days`` after the meeting."""
+    return meeting.date + dt.timedelta(days=settings.body_rules(meeting.body.code).justering_days)
+
+
+def secretary_of(meeting: Meeting, settings: Settings) -> Person:
+    """Who hears about declined and overdue extracts: the body's configured secretary,
+    else the meeting's certifier (the secretary or registrar who certifies extracts)."""
+    return settings.body_rules(meeting.body.code).secretary or meeting.certifier
 
 
 # --- notifying the signers whose turn it is -------------------------------------------
@@ -337,48 +358,84 @@ def _notify_due(services: Services, meeting: Meeting) -> tuple[str, ...]:
             for signer in meeting.signers(role):
                 if signer.slot not in done:
                     due[signer].append(extract)
-        immediate = {p.number for p in meeting.paragraphs if p.immediate}
         for signer, waiting in due.items():
-            link = issue_link(
-                session,
-                meeting_id=meeting.meeting_id,
-                signer=signer,
-                extracts=waiting,
-                ttl=services.settings.link_ttl,
-            )
-            request = SigningRequest(
-                to_name=signer.name,
-                to_email=signer.email,
-                role=signer.role,
-                municipality=meeting.municipality,
-                body_name=meeting.body.name,
-                meeting_date=meeting.date,
-                link=f"{services.settings.public_url}/s/{link.token}",
-                expires_at=link.expires_at,
-                deadline=deadline_of(meeting, services.settings),
-                extracts=tuple(
-                    ExtractLine(e.paragraph, e.dnr, e.title, e.paragraph in immediate)
-                    for e in sorted(waiting, key=lambda e: (e.paragraph not in immediate,))
-                ),
-            )
-            message_id = services.notifier.send(request)
-            for extract in waiting:
-                append_event(
-                    session,
-                    extract,
-                    EventKind.NOTIFIED,
-                    actor=signer.name,
-                    actor_email=signer.email,
-                    role=signer.role.value,
-                    slot=signer.slot,
-                    document_sha256=extract.head_sha256,
-                    detail={"message_id": message_id},
-                )
+            request_signatures(session, services, meeting, signer, waiting)
             sent.append(f"{signer.slot}:{signer.email}")
     return tuple(sent)
 
 
+def request_signatures(
+    session: Session,
+    services: Services,
+    meeting: Meeting,
+    signer: Signer,
+    extracts: Sequence[ExtractRow],
+    *,
+    days_left: int | None = None,
+) -> str:
+    """Issue ``signer`` one link for ``extracts``, send the message (a reminder when
+    ``days_left`` is given) and record it on each extract's trail; the message id.
+    Inside the caller's transaction: a failed send rolls the link and events back."""
+    link = issue_link(
+        session,
+        meeting_id=meeting.meeting_id,
+        signer=signer,
+        extracts=extracts,
+        ttl=services.settings.link_ttl,
+    )
+    immediate = {p.number for p in meeting.paragraphs if p.immediate}
+    request = SigningRequest(
+        to_name=signer.name,
+        to_email=signer.email,
+        role=signer.role,
+        municipality=meeting.municipality,
+        body_name=meeting.body.name,
+        meeting_date=meeting.date,
+        link=f"{services.settings.public_url}/s/{link.token}",
+        expires_at=link.expires_at,
+        deadline=deadline_of(meeting, services.settings),
+        extracts=immediate_first(
+            [ExtractLine(e.paragraph, e.dnr, e.title, e.paragraph in immediate) for e in extracts]
+        ),
+        days_left=days_left,
+    )
+    message_id = services.notifier.send(request)
+    detail = {"message_id": message_id}
+    if days_left is not None:
+        detail["reminder_days_left"] = str(days_left)
+    for extract in extracts:
+        append_event(
+            session,
+            extract,
+            EventKind.NOTIFIED,
+            actor=signer.name,
+            actor_email=signer.email,
+            role=signer.role.value,
+            slot=signer.slot,
+            document_sha256=extract.head_sha256,
+            detail=detail,
+        )
+    return message_id
+
+
 # --- what a link shows and what signing does ------------------------------------------
+
+
+class GrantState(StrEnum):
+    """Where one extract a link grants stands, for the link's signer."""
+
+    PENDING = "pending"
+    """The signer's turn: it can be signed or declined now."""
+    SIGNED = "signed"
+    """Signed by this signer (on the version the link grants)."""
+    DECLINED = "declined"
+    """Declined (by this or another signer): it goes back to the secretary."""
+    REPLACED = "replaced"
+    """Redrafted since the link was sent; the new version gets a new link."""
+    NOT_YOUR_TURN = "not_your_turn"
+
+
+_DONE = frozenset({GrantState.SIGNED, GrantState.DECLINED, GrantState.REPLACED})
 
 
 @dataclass(frozen=True)
@@ -390,16 +447,23 @@ class PendingExtract:
     version: int
     status: ExtractStatus
     document_sha256: str
+    state: GrantState = GrantState.PENDING
+    immediate: bool = False
 
 
 @dataclass(frozen=True)
 class LinkView:
-    """What a signer sees behind a link."""
+    """What a signer sees behind a link: the extracts it grants, those under
+    omedelbar justering first."""
 
     signer: Signer
     meeting: Meeting
     expires_at: dt.datetime
     extracts: tuple[PendingExtract, ...]
+
+    @property
+    def pending(self) -> tuple[PendingExtract, ...]:
+        return tuple(e for e in self.extracts if e.state is GrantState.PENDING)
 
 
 def _signer_of(meeting: Meeting, role: Role, slot: str, name: str, email: str) -> Signer:
@@ -409,7 +473,29 @@ def _signer_of(meeting: Meeting, role: Role, slot: str, name: str, email: str) -
     return Signer(Person(name, email), role)
 
 
-def _pending(extract: ExtractRow) -> PendingExtract:
+def link_signer(session: Session, token: str) -> tuple[LinkTokenRow, Meeting, Signer]:
+    """A usable signer link (not a secretary's), its meeting and its signer."""
+    link = find_link(session, token)
+    meeting = load_meeting(session, link.meeting_id)
+    signer = _signer_of(meeting, Role(link.role), link.slot, link.signer_name, link.signer_email)
+    return link, meeting, signer
+
+
+def grant_state(session: Session, extract: ExtractRow, version: int, signer: Signer) -> GrantState:
+    events = [row for row in event_rows(session, extract.id) if row.version == version]
+    if any(row.kind in _SIGNATURE_KINDS and row.slot == signer.slot for row in events):
+        return GrantState.SIGNED
+    if any(row.kind == EventKind.DECLINED.value for row in events):
+        return GrantState.DECLINED
+    if extract.version != version:
+        return GrantState.REPLACED
+    if ExtractStatus(extract.status) is not STAGE_OF[signer.role]:
+        return GrantState.NOT_YOUR_TURN
+    return GrantState.PENDING
+
+
+def _pending(extract: ExtractRow, state: GrantState, meeting: Meeting) -> PendingExtract:
+    immediate = any(p.immediate for p in meeting.paragraphs if p.number == extract.paragraph)
     return PendingExtract(
         extract_id=extract.id,
         paragraph=extract.paragraph,
@@ -418,21 +504,22 @@ def _pending(extract: ExtractRow) -> PendingExtract:
         version=extract.version,
         status=ExtractStatus(extract.status),
         document_sha256=extract.head_sha256,
+        state=state,
+        immediate=immediate,
     )
 
 
 def view_link(services: Services, token: str) -> LinkView:
-    """Check a link and record that its signer viewed the extracts."""
+    """Check a link and record that its signer viewed the extracts waiting for them."""
     with services.ledger.transaction() as session:
-        link = find_link(session, token)
-        meeting = load_meeting(session, link.meeting_id)
-        role = Role(link.role)
-        signer = _signer_of(meeting, role, link.slot, link.signer_name, link.signer_email)
+        link, meeting, signer = link_signer(session, token)
         extracts = []
         for grant in grants_of(session, link.token_hash):
             extract = lock_extract(session, grant.extract_id)
-            _check_version(extract, grant.version)
-            extracts.append(_pending(extract))
+            state = grant_state(session, extract, grant.version, signer)
+            extracts.append(_pending(extract, state, meeting))
+            if state is not GrantState.PENDING:
+                continue
             last = last_event(session, extract.id)
             if last and last.kind == EventKind.VIEWED.value and last.slot == signer.slot:
                 continue  # a reload: the trail already says this signer has it open
@@ -442,10 +529,16 @@ def view_link(services: Services, token: str) -> LinkView:
                 EventKind.VIEWED,
                 actor=signer.name,
                 actor_email=signer.email,
-                role=role.value,
+                role=signer.role.value,
                 slot=signer.slot,
                 document_sha256=extract.head_sha256,
             )
+        if all(e.state in _DONE for e in extracts):
+            # Nothing waits for this signer any more: say why (changed, declined, signed).
+            grant = grants_of(session, link.token_hash)[0]
+            extract = lock_extract(session, grant.extract_id)
+            check_turn(session, extract, grant.version, signer)
+        extracts.sort(key=lambda e: (not e.immediate, e.paragraph))
         return LinkView(signer, meeting, aware(link.expires_at), tuple(extracts))
 
 
@@ -453,15 +546,33 @@ def link_document(services: Services, token: str, extract_id: int) -> bytes:
     """The current PDF of one extract the link grants (for reading before signing)."""
     with services.ledger.reading() as session:
         link = find_link(session, token)
-        grant = next(
-            (g for g in grants_of(session, link.token_hash) if g.extract_id == extract_id), None
-        )
-        if grant is None:
-            raise LinkError("Länken gäller inte det utdraget. (Not granted.)", status_code=404)
+        grant = grant_for(session, link, extract_id)
         extract = session.get(ExtractRow, extract_id)
         assert extract is not None
         _check_version(extract, grant.version)
         return load_document(session, extract.head_sha256)
+
+
+def grant_for(session: Session, link: LinkTokenRow, extract_id: int) -> LinkGrantRow:
+    grant = next(
+        (g for g in grants_of(session, link.token_hash) if g.extract_id == extract_id), None
+    )
+    if grant is None:
+        raise LinkError("Länken gäller inte det utdraget. (Not granted.)", status_code=404)
+    return grant
+
+
+def close_if_done(session: Session, link: LinkTokenRow, signer: Signer) -> int:
+    """Mark the link used once nothing it grants waits for its signer any more; how
+    many extracts still wait."""
+    waiting = 0
+    for grant in grants_of(session, link.token_hash):
+        extract = session.get(ExtractRow, grant.extract_id)
+        assert extract is not None
+        waiting += grant_state(session, extract, grant.version, signer) is GrantState.PENDING
+    if not waiting:
+        claim_link(session, link)
+    return waiting
 
 
 @dataclass(frozen=True)
@@ -479,6 +590,8 @@ class SigningReceipt:
     meeting_id: str
     signed_at: dt.datetime
     items: tuple[SignedItem, ...] = field(default_factory=tuple)
+    remaining: int = 0
+    """Extracts the link still grants that wait for this signer (a subset was signed)."""
 
 
 def _next_status(session: Session, extract: ExtractRow, meeting: Meeting) -> ExtractStatus:
@@ -515,12 +628,17 @@ class _ExtractMoved(Exception):
     """An extract changed between planning and committing (another adjuster signed)."""
 
 
-def sign_with_link(services: Services, token: str) -> SigningReceipt:
-    """Sign every extract the link grants, as the link's signer, all or nothing.
+def sign_with_link(
+    services: Services, token: str, extract_ids: Collection[int] | None = None
+) -> SigningReceipt:
+    """Sign, as the link's signer, the chosen extracts among those the link grants
+    (``None``: every one waiting for them), all or nothing; each gets its own
+    signature. The link is used up once nothing it grants waits for its signer.
 
     Refuses (and changes nothing) when the link is unknown, used, expired or
-    revoked, when an extract has a newer version than the link was issued for,
-    or when it is not this role's turn on an extract.
+    revoked, when a chosen extract is not granted, has a newer version than the
+    link was issued for, is already signed or declined, or when it is not this
+    role's turn on it.
 
     The signatures are made outside any database lock; the short transaction
     that records them claims the link and checks that no extract moved in the
@@ -528,12 +646,14 @@ def sign_with_link(services: Services, token: str) -> SigningReceipt:
     done again on the newer document).
     """
     for _attempt in range(MAX_SIGNING_ATTEMPTS):
-        plan = _plan_signing(services, token)
+        plan = _plan_signing(services, token, extract_ids)
         signed = [_sign_planned(services, plan, item) for item in plan.items]
         try:
-            return _record_signatures(services, token, plan, signed)
+            receipt = _record_signatures(services, token, plan, signed)
         except _ExtractMoved:
             continue
+        _send_receipt(services, plan.meeting, receipt)
+        return receipt
     raise WorkflowError(
         "Utdragen ändrades under signeringen; försök igen. "
         "(The extracts changed while signing; try again.)"
@@ -551,9 +671,15 @@ def _check_version(extract: ExtractRow, version: int) -> None:
         )
 
 
-def _check_turn(session: Session, extract: ExtractRow, version: int, signer: Signer) -> None:
+def check_turn(session: Session, extract: ExtractRow, version: int, signer: Signer) -> None:
     _check_version(extract, version)
     where = f"§ {extract.paragraph}"
+    if extract.status == ExtractStatus.DECLINED.value:
+        raise WorkflowError(
+            f"{where} har avböjts och har gått tillbaka till sekreteraren för rättelse. "
+            f"({where} was declined and is back with the secretary.)",
+            status_code=409,
+        )
     if ExtractStatus(extract.status) is not STAGE_OF[signer.role]:
         raise WorkflowError(
             f"{where}: det är inte {signer.role.swedish.lower()}s tur att signera "
@@ -563,18 +689,32 @@ def _check_turn(session: Session, extract: ExtractRow, version: int, signer: Sig
         raise WorkflowError(f"{where} är redan signerad av {signer.name}.")
 
 
-def _plan_signing(services: Services, token: str) -> _SigningPlan:
+def _plan_signing(
+    services: Services, token: str, extract_ids: Collection[int] | None
+) -> _SigningPlan:
     with services.ledger.reading() as session:
-        link = find_link(session, token)
-        meeting = load_meeting(session, link.meeting_id)
-        signer = _signer_of(
-            meeting, Role(link.role), link.slot, link.signer_name, link.signer_email
-        )
+        link, meeting, signer = link_signer(session, token)
+        grants = grants_of(session, link.token_hash)
+        if extract_ids is None:
+            chosen = []
+            for grant in grants:
+                extract = session.get(ExtractRow, grant.extract_id)
+                assert extract is not None
+                if grant_state(session, extract, grant.version, signer) is GrantState.PENDING:
+                    chosen.append(grant)
+            # Nothing waits: try them all, so that the refusal says why.
+            chosen = chosen or grants
+        else:
+            chosen = [grant_for(session, link, extract_id) for extract_id in set(extract_ids)]
+        if not chosen:
+            raise WorkflowError(
+                "Inget utdrag valt att signera. (No extract chosen to sign.)", status_code=400
+            )
         items = []
-        for grant in grants_of(session, link.token_hash):
+        for grant in sorted(chosen, key=lambda g: g.extract_id):
             extract = session.get(ExtractRow, grant.extract_id)
             assert extract is not None
-            _check_turn(session, extract, grant.version, signer)
+            check_turn(session, extract, grant.version, signer)
             items.append(
                 _PlannedSignature(
                     extract.id,
@@ -609,13 +749,12 @@ def _record_signatures(
     kind = EventKind.CERTIFIED if signer.role is Role.CERTIFIER else EventKind.SIGNED
     with services.ledger.transaction() as session:
         link = find_link(session, token)
-        claim_link(session, link)
         items: list[SignedItem] = []
         for item, signature in zip(plan.items, signed, strict=True):
             extract = lock_extract(session, item.extract_id)
             if extract.head_sha256 != item.head_sha256:
                 raise _ExtractMoved
-            _check_turn(session, extract, item.version, signer)
+            check_turn(session, extract, item.version, signer)
             digest = store_document(session, extract, signature.pdf)
             append_event(
                 session,
@@ -652,8 +791,35 @@ def _record_signatures(
                     certificate_sha256=signature.certificate_fingerprint,
                 )
             )
-        _request_work(session, meeting.meeting_id)
-        return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items))
+        remaining = close_if_done(session, link, signer)
+        request_work(session, meeting.meeting_id)
+        return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items), remaining)
+
+
+def _send_receipt(services: Services, meeting: Meeting, receipt: SigningReceipt) -> None:
+    """E-mail the signer what they signed. The signatures are already recorded, so a
+    delivery failure is logged, not raised: the receipt page shows the same."""
+    immediate = {p.number for p in meeting.paragraphs if p.immediate}
+    mail = SigningReceiptMail(
+        to_name=receipt.signer.name,
+        to_email=receipt.signer.email,
+        role=receipt.signer.role,
+        municipality=meeting.municipality,
+        body_name=meeting.body.name,
+        meeting_date=meeting.date,
+        signed_at=receipt.signed_at,
+        items=tuple(
+            SignedLine(
+                ExtractLine(i.paragraph, i.dnr, i.title, i.paragraph in immediate),
+                i.document_sha256,
+            )
+            for i in receipt.items
+        ),
+    )
+    try:
+        services.notifier.send(mail)
+    except NotificationError as error:
+        log.warning("receipt to %s not sent: %s", receipt.signer.email, error.diagnostics())
 
 
 def _timestamp_detail(signature: SignedExtract) -> dict[str, str]:
@@ -662,7 +828,7 @@ def _timestamp_detail(signature: SignedExtract) -> dict[str, str]:
     return {"timestamped_at": signature.timestamped_at.astimezone(dt.UTC).isoformat()}
 
 
-def _request_work(session: Session, meeting_id: str) -> None:
+def request_work(session: Session, meeting_id: str) -> None:
     """Note that the meeting may move now (cleared by the next complete advance)."""
     session.execute(
         update(MeetingRow)
