@@ -18,13 +18,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from justering import workflow
+from justering.archivists import session_key
 from justering.config import Settings, load_settings
 from justering.ledger import ExtractRow
 from justering.links import issue_link
 from justering.manifest import MAX_MANIFEST_BYTES, Meeting, load_sample_meeting, meeting_to_dict
 from justering.pki import SigningCA
 from justering.roles import Role
+from justering.signer_client import SIGN_FORM, read_forms
 from justering.web import Hooks, create_app
+from justering.web_signer import form_token
 from justering.workflow import Services
 from workflow_helpers import SHORT_PARAGRAPH, newest_token, outbox, small_meeting
 
@@ -210,7 +213,7 @@ def test_meeting_status(client: TestClient, services: Services, sample_meeting: 
     assert extract["status"] == "awaiting_chair"
     assert extract["version"] == 1 and extract["archive_uri"] is None
     assert re.fullmatch(r"[0-9a-f]{64}", extract["sha256"])
-    client.post(f"/s/{newest_token(services, meeting.chair.email)}", data={"confirm": "yes"})
+    sign_on_page(client, newest_token(services, meeting.chair.email))
     [extract] = client.get(f"/api/meetings/{meeting.meeting_id}").json()["extracts"]
     assert extract["status"] == "awaiting_adjusters"
 
@@ -234,17 +237,23 @@ def test_the_signer_page_shows_who_signs_what_escaped(
     assert '<html lang="sv">' in page
     assert "Signera som ordförande" in page
     assert f"Hej {sample_meeting.chair.name}!" in page
-    assert f"<strong>§ {SHORT_PARAGRAPH}</strong>" in page
+    assert f">§ {SHORT_PARAGRAPH} · KS 2014/1 &lt;b&gt;</h2>" in page
     assert html.escape(HOSTILE_TITLE) in page
     assert "KS 2014/1 &lt;b&gt;" in page
     assert "<script" not in page and "<b>" not in page
-    assert "Signera 1 utdrag" in page
+    assert "Signera markerade utdrag" in page
     _assert_security_headers(response)
 
 
 def test_the_pdf_behind_the_link(client: TestClient, signer_token: str) -> None:
     page = client.get(f"/s/{signer_token}").text
     [href] = re.findall(r'href="(/s/[^"]+\.pdf)"', page)
+    images = re.findall(r'<img src="(/s/[^"]+\.png\?w=\d+)"', page)
+    assert images
+    for src in images:
+        image = client.get(src)
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert client.get(images[0].replace("w=1000", "w=123")).status_code == 400
     response = client.get(href)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/pdf"
@@ -254,13 +263,39 @@ def test_the_pdf_behind_the_link(client: TestClient, signer_token: str) -> None:
     assert client.get(re.sub(r"/\d+\.pdf$", "/999999.pdf", href)).status_code == 404
 
 
-def test_signing_needs_the_confirmation(
+def sign_on_page(client: TestClient, token: str, **changes: str) -> Any:
+    """Submit the signing form as the page offers it (``changes`` replace fields)."""
+    forms = read_forms(client.get(f"/s/{token}").text)
+    data: dict[str, Any] = {}
+    for name, value in forms.fields[SIGN_FORM]:
+        data.setdefault(name, []).append(value)
+    data.update(changes)
+    return client.post(forms.actions[SIGN_FORM], data=data)
+
+
+def test_signing_needs_the_form_token_and_a_choice(
     client: TestClient, calls: Calls, signer_token: str
 ) -> None:
-    for data in ({}, {"confirm": "no"}):
-        response = client.post(f"/s/{signer_token}", data=data)
-        assert response.status_code == 400
-        assert "Bekräftelsen saknas" in response.text
+    for changes in ({"csrf": ""}, {"csrf": "0" * 64}):
+        response = sign_on_page(client, signer_token, **changes)
+        assert response.status_code == 403
+        assert "Formuläret kom inte från den här sidan" in response.text
+    cross_site = sign_on_page(client, signer_token)
+    assert cross_site.status_code == 200  # the genuine form works …
+    assert calls.scheduled == ["hostile-title"]
+
+
+def test_a_foreign_site_cannot_post_the_form(
+    client: TestClient, calls: Calls, signer_token: str
+) -> None:
+    forms = read_forms(client.get(f"/s/{signer_token}").text)
+    data = dict(forms.fields[SIGN_FORM])
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        response = client.post(f"/s/{signer_token}", data=data, headers=headers)
+        assert response.status_code == 403
+    assert {k: v for k, v in data.items() if k != "extract"} == {"csrf": data["csrf"]}
+    nothing = client.post(f"/s/{signer_token}", data={"csrf": data["csrf"]})
+    assert nothing.status_code == 400 and "Markera minst ett utdrag" in nothing.text
     assert calls.scheduled == []
     assert client.get(f"/s/{signer_token}").status_code == 200
 
@@ -268,7 +303,8 @@ def test_signing_needs_the_confirmation(
 def test_signing_shows_the_receipt_and_the_link_is_then_used(
     client: TestClient, calls: Calls, services: Services, signer_token: str
 ) -> None:
-    response = client.post(f"/s/{signer_token}", data={"confirm": "yes"})
+    forms = read_forms(client.get(f"/s/{signer_token}").text)
+    response = sign_on_page(client, signer_token)
     assert response.status_code == 200
     page = response.text
     assert "Klart – du har signerat" in page
@@ -280,7 +316,7 @@ def test_signing_shows_the_receipt_and_the_link_is_then_used(
     assert calls.scheduled == ["hostile-title"]
     _assert_security_headers(response)
 
-    again = client.post(f"/s/{signer_token}", data={"confirm": "yes"})
+    again = client.post(f"/s/{signer_token}", data=dict(forms.fields[SIGN_FORM]))
     assert again.status_code == 410
     assert "Länken har redan använts" in again.text
     assert "Kontakta nämndens sekreterare" in again.text
@@ -291,10 +327,15 @@ def test_signing_shows_the_receipt_and_the_link_is_then_used(
 
 
 @pytest.mark.parametrize("token", ["A" * 43, "nope", "x" * 200])
-def test_an_unknown_link_is_not_found(client: TestClient, token: str) -> None:
+def test_an_unknown_link_is_not_found(
+    client: TestClient, services: Services, token: str
+) -> None:
+    key = session_key(services.settings.home)
+    forged = client.post(f"/s/{token}", data={"csrf": "x", "extract": "1"})
+    assert forged.status_code == 403
     for response in (
         client.get(f"/s/{token}"),
-        client.post(f"/s/{token}", data={"confirm": "yes"}),
+        client.post(f"/s/{token}", data={"csrf": form_token(key, token), "extract": "1"}),
         client.get(f"/s/{token}/utdrag/1.pdf"),
     ):
         assert response.status_code == 404
@@ -315,7 +356,12 @@ def test_an_out_of_turn_link_gets_a_conflict_page(
             extracts=extracts,
             ttl=dt.timedelta(days=1),
         ).token
-    response = client.post(f"/s/{token}", data={"confirm": "yes"})
+    page = client.get(f"/s/{token}")
+    assert page.status_code == 200 and "Inte din tur ännu" in page.text
+    assert SIGN_FORM not in read_forms(page.text).actions
+    [extract] = extracts
+    csrf = form_token(session_key(services.settings.home), token)
+    response = client.post(f"/s/{token}", data={"csrf": csrf, "extract": extract.id})
     assert response.status_code == 409
     assert "tur att signera" in response.text
     assert calls.scheduled == []
@@ -346,7 +392,7 @@ def test_the_expiry_is_shown_in_utc_whatever_the_database_zone(
         [notice] = [m.text for m in outbox(services)]
     finally:
         services.ledger.dispose()
-    [shown] = re.findall(r"Länken gäller till (\S+ \S+) UTC", page)
+    [shown] = re.findall(r"gäller till\s+(\S+ \S+) UTC", page)
     [told] = re.findall(r"gäller till\s+(\S+ \S+) UTC", notice)
     assert shown == told
 
@@ -365,7 +411,7 @@ def test_a_tsa_that_does_not_answer_leaves_the_link_usable(
     app = create_app(with_tsa, Hooks(calls.recorded.append, calls.scheduled.append))
     before = workflow.meeting_states(services, "hostile-title")
     with TestClient(app) as client:
-        response = client.post(f"/s/{signer_token}", data={"confirm": "yes"})
+        response = sign_on_page(client, signer_token)
         assert response.status_code == 503
         assert "Försök igen om en stund" in response.text
         assert "inget har sparats" in response.text

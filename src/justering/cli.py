@@ -43,6 +43,26 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8040)
 
+    redraft = commands.add_parser(
+        "redraft", help="send corrected text for an extract: version N+1, signing restarts"
+    )
+    redraft.add_argument("meeting_id")
+    redraft.add_argument("paragraph", type=int, help="the § number")
+    what = redraft.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--text", type=Path, metavar="FILE", help="the corrected paragraph text ('-': stdin)"
+    )
+    what.add_argument("--show", action="store_true", help="print the current text and comments")
+    redraft.add_argument("--title", help="a corrected title (default: unchanged)")
+    redraft.add_argument("--by", help="who redrafts (default: the body's secretary)")
+
+    mailbox = commands.add_parser(
+        "mailbox", help="a local SMTP server that keeps what justering sends (for trying it out)"
+    )
+    mailbox.add_argument("--host", default="127.0.0.1")
+    mailbox.add_argument("--port", type=int, default=1025)
+    mailbox.add_argument("--folder", type=Path, help="where mails are kept (default: HOME/mailbox)")
+
     verify = commands.add_parser("verify", help="verify certified extracts")
     verify.add_argument("targets", nargs="+", metavar="TARGET", help="PDF, bundle, folder, s3://")
     verify.add_argument(
@@ -72,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "verify": _verify,
             "audit": _audit,
             "ca": _ca,
+            "redraft": _redraft,
+            "mailbox": _mailbox,
         }[args.command]
         return handler(args, settings)
     except JusteringError as error:
@@ -167,6 +189,44 @@ def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     print(f"meeting {meeting.meeting_id} started: {len(meeting.paragraphs)} extracts")
     return EXIT_OK
+
+
+def _redraft(args: argparse.Namespace, settings: Settings) -> int:
+    from justering import redraft, workflow
+
+    services = workflow.open_services(settings)
+    try:
+        if args.show:
+            header, text = redraft.describe_current(services, args.meeting_id, args.paragraph)
+            print(header, end="", file=sys.stderr)  # the text alone on stdout, to edit
+            print(text, end="")
+            return EXIT_OK
+        source: Path = args.text
+        try:
+            text = sys.stdin.read() if str(source) == "-" else source.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"justering: --text {source}: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        meeting = workflow.get_meeting(services, args.meeting_id)
+        actor = args.by or workflow.secretary_of(meeting, settings).name
+        result = redraft.redraft_extract(
+            services, args.meeting_id, args.paragraph, text=text, title=args.title, actor=actor
+        )
+    finally:
+        services.ledger.dispose()
+    print(
+        f"§ {result.paragraph} of {result.meeting_id} is now version {result.version} "
+        f"(SHA-256 {result.document_sha256}); signing restarts from the chair, "
+        "whose new link `justering serve` sends"
+    )
+    return EXIT_OK
+
+
+def _mailbox(args: argparse.Namespace, settings: Settings) -> int:
+    from justering.mail_sink import run_mailbox
+
+    folder = args.folder or settings.home / "mailbox"
+    return run_mailbox(folder, args.host, args.port, out=sys.stdout)
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:

@@ -29,6 +29,7 @@ from justering.manifest import Meeting, load_manifest, load_sample_meeting, meet
 from justering.notifications import outbox_messages
 from justering.pki import SigningCA
 from justering.prefect_server import free_port, stop_process, wait_until_healthy
+from justering.signer_client import sign_everything
 from justering.verification import home_trust_paths, load_trust_roots, verify_targets
 
 TIMEOUT_SECONDS = 300.0
@@ -123,20 +124,6 @@ def _link_in(path: Path) -> str | None:
     return match.group(0) if match else None
 
 
-def _act_as_signer(client: httpx.Client, link: str) -> bool:
-    """Open the link like a signer, read the page and press Sign. False if the
-    link was already used (an earlier demo in the same home)."""
-    page = client.get(link)
-    if page.status_code == 410:
-        return False
-    if page.status_code != 200 or "Signera" not in page.text:
-        raise ConfigError(f"signer page {link} answered {page.status_code}: {page.text[:300]}")
-    signed = client.post(link, data={"confirm": "yes"})
-    if signed.status_code != 200:
-        raise ConfigError(f"signing at {link} answered {signed.status_code}: {signed.text[:300]}")
-    return True
-
-
 def _start_service(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -180,7 +167,7 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                         continue
                     followed.add(path)
                     link = _link_in(path)
-                    if link and link.startswith(base) and _act_as_signer(client, link):
+                    if link and link.startswith(base) and sign_everything(client, link):
                         signatures += 1
                 state = client.get(f"/api/meetings/{meeting.meeting_id}").json()
                 extracts = state.get("extracts", [])

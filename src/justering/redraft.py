@@ -268,6 +268,36 @@ def view_redraft(services: Services, token: str) -> RedraftView:
         )
 
 
+def describe_current(
+    services: Services, meeting_id: str, paragraph_number: int
+) -> tuple[str, str]:
+    """What ``justering redraft --show`` prints: a header (status, title, the
+    declines' comments) and the current text, ready to edit and send back."""
+    with services.ledger.reading() as session:
+        meeting = load_meeting(session, meeting_id)
+        extract = session.execute(
+            select(ExtractRow).where(
+                ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
+            )
+        ).scalar_one_or_none()
+        if extract is None:
+            raise WorkflowError(f"§ {paragraph_number} of {meeting_id} is not drafted", 404)
+        title, text = current_text(session, meeting, extract)
+        comments = [
+            f"# {row.actor} ({aware(row.at):%Y-%m-%d %H:%M} UTC): "
+            + row.detail.get("comment", "").replace("\n", "\n#   ")
+            for row in event_rows(session, extract.id)
+            if row.kind == EventKind.DECLINED.value and row.version == extract.version
+        ]
+        header = [
+            f"# § {extract.paragraph} {extract.dnr or ''} — version {extract.version}, "
+            f"status {extract.status}",
+            f"# title: {title}",
+            *comments,
+        ]
+    return "\n".join(header) + "\n", text.rstrip("\n") + "\n"
+
+
 def _check_redraftable(extract: ExtractRow, version: int | None) -> None:
     where = f"§ {extract.paragraph}"
     if version is not None and extract.version != version:
@@ -286,6 +316,7 @@ def _check_redraftable(extract: ExtractRow, version: int | None) -> None:
 
 @dataclass(frozen=True)
 class RedraftResult:
+    meeting_id: str
     extract_id: int
     paragraph: int
     version: int
@@ -351,7 +382,9 @@ def redraft_extract(
             claim_link(session, used)
         _revoke_dead_links(session, meeting, extract.id, version)
         request_work(session, meeting_id)
-        return RedraftResult(extract.id, extract.paragraph, extract.version, extract.head_sha256)
+        return RedraftResult(
+            meeting_id, extract.id, extract.paragraph, extract.version, extract.head_sha256
+        )
 
 
 def _corrected_paragraph(meeting: Meeting, number: int, title: str, text: str) -> Paragraph:

@@ -28,7 +28,7 @@ from justering.audit import (
 )
 from justering.errors import JusteringError, WorkflowError
 from justering.verification import Verification, verify_targets
-from justering.web_pages import page
+from justering.web_pages import page, same_origin
 from justering.workflow import Services
 
 log = logging.getLogger("justering.web.archivist")
@@ -119,7 +119,7 @@ def archivist_router(services: Services, *, environ: Mapping[str, str] | None = 
     async def login(request: Request) -> Response:
         if proxy_header:
             return _proxy_only(request)
-        if not _same_origin(request):
+        if not same_origin(request):
             return _plain_page("Förbjudet", "Formuläret kom från en annan webbplats.", 403)
         form = await request.form()
         user, password = str(form.get("anvandare", "")), str(form.get("losenord", ""))
@@ -198,7 +198,7 @@ def archivist_router(services: Services, *, environ: Mapping[str, str] | None = 
         if user is None:
             return to_login(request)
         form = await request.form()
-        if not _same_origin(request) or not sessions.csrf_ok(user, str(form.get("csrf", ""))):
+        if not same_origin(request) or not sessions.csrf_ok(user, str(form.get("csrf", ""))):
             return page(request, user, "Förbjudet", _card("Formuläret har gått ut.", False), 403)
         try:
             found = await run_in_threadpool(extract_timeline, services, meeting_id, paragraph)
@@ -244,15 +244,6 @@ def _safe_next(request: Request, next_path: str) -> str:
     ):
         return home
     return next_path
-
-
-def _same_origin(request: Request) -> bool:
-    """A POST comes from this site, as far as the browser says (``Sec-Fetch-Site``,
-    ``Origin``); the CSRF token is the check that does not depend on the browser."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
 
 
 def _archive_page(title: str, body: str, status: int = 200) -> HTMLResponse:

@@ -4,7 +4,9 @@ at phone width, with nothing fetched from a third party."""
 from __future__ import annotations
 
 import html
+from urllib.parse import urlsplit
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 STYLE = """
@@ -54,3 +56,12 @@ def page(title: str, body: str, status_code: int = 200, *, extra_style: str = ""
             "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
         },
     )
+
+
+def same_origin(request: Request) -> bool:
+    """A POST comes from this site, as far as the browser says (``Sec-Fetch-Site``,
+    ``Origin``); the CSRF token is the check that does not depend on the browser."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")

@@ -300,12 +300,16 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
                 select(ExtractRow.paragraph).where(ExtractRow.meeting_id == meeting_id)
             ).scalars()
         )
-    drafted = tuple(
-        draft_extract(services, meeting_id, paragraph.number)
-        for paragraph in meeting.paragraphs
-        if paragraph.number not in existing
+    missing = [p for p in meeting.paragraphs if p.number not in existing]
+    urgent = [p for p in missing if p.immediate]
+    drafted = tuple(draft_extract(services, meeting_id, p.number) for p in urgent)
+    notified: tuple[str, ...] = ()
+    if urgent:  # omedelbar justering: its signers hear at once, before the rest is drafted
+        notified = _notify_due(services, meeting)
+    drafted += tuple(
+        draft_extract(services, meeting_id, p.number) for p in missing if not p.immediate
     )
-    notified = _notify_due(services, meeting)
+    notified += _notify_due(services, meeting)
     archived: list[str] = []
     with services.ledger.reading() as session:
         certified = list(
