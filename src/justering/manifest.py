@@ -195,14 +195,15 @@ def _check_printable(meeting: Meeting, text_source: str) -> None:
         ("certifier.name", meeting.certifier.name),
     ]
     for field, text in fields:
-        _refuse_unprintable(field, text, "")
+        refuse_unprintable(field, text, "")
     for index, paragraph in enumerate(meeting.paragraphs):
         field = f"paragraphs[{index}]" if text_source == "paragraphs" else text_source
         text = f"{paragraph.dnr or ''}\n{paragraph.title}\n{paragraph.text}"
-        _refuse_unprintable(field, text, f"§ {paragraph.number}: ")
+        refuse_unprintable(field, text, f"§ {paragraph.number}: ")
 
 
-def _refuse_unprintable(field: str, text: str, where: str) -> None:
+def refuse_unprintable(field: str, text: str, where: str = "") -> None:
+    """Refuse text the extract's fonts cannot show, naming the field and characters."""
     missing = unrenderable_characters(text)
     if missing:
         shown = ", ".join(f"'{c}' (U+{ord(c):04X})" for c in missing[:5])

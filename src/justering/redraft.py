@@ -31,7 +31,7 @@ from justering.ledger import (
     utcnow,
 )
 from justering.links import SECRETARY, claim_link, find_link, grants_of, issue_secretary_link
-from justering.manifest import Meeting, meeting_to_dict, parse_manifest
+from justering.manifest import Meeting, meeting_to_dict, parse_manifest, refuse_unprintable
 from justering.messages import DeclineNotice, ExtractLine
 from justering.protocol import Paragraph
 from justering.rendering import render_extract
@@ -268,9 +268,7 @@ def view_redraft(services: Services, token: str) -> RedraftView:
         )
 
 
-def describe_current(
-    services: Services, meeting_id: str, paragraph_number: int
-) -> tuple[str, str]:
+def describe_current(services: Services, meeting_id: str, paragraph_number: int) -> tuple[str, str]:
     """What ``justering redraft --show`` prints: a header (status, title, the
     declines' comments) and the current text, ready to edit and send back."""
     with services.ledger.reading() as session:
@@ -390,6 +388,8 @@ def redraft_extract(
 def _corrected_paragraph(meeting: Meeting, number: int, title: str, text: str) -> Paragraph:
     """The paragraph with corrected title and text, validated exactly as a manifest's
     paragraph is (so the PDF can show every character)."""
+    refuse_unprintable("title", title)
+    refuse_unprintable("text", text)
     manifest = meeting_to_dict(meeting)
     index = next(i for i, p in enumerate(manifest["paragraphs"]) if p["number"] == number)
     manifest["paragraphs"][index] = {

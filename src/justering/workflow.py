@@ -684,13 +684,15 @@ def check_turn(session: Session, extract: ExtractRow, version: int, signer: Sign
             f"({where} was declined and is back with the secretary.)",
             status_code=409,
         )
+    if signer.slot in _signed_slots(session, extract):
+        raise WorkflowError(
+            f"{where} är redan signerad av {signer.name}. ({where} is already signed.)"
+        )
     if ExtractStatus(extract.status) is not STAGE_OF[signer.role]:
         raise WorkflowError(
             f"{where}: det är inte {signer.role.swedish.lower()}s tur att signera "
             f"(status {extract.status}). (Not this role's turn.)"
         )
-    if signer.slot in _signed_slots(session, extract):
-        raise WorkflowError(f"{where} är redan signerad av {signer.name}.")
 
 
 def _plan_signing(
