@@ -360,19 +360,19 @@ def test_the_body_secretary_from_config_hears_of_declines(
 # --- omedelbar justering ----------------------------------------------------------------------
 
 
-def test_immediate_paragraphs_are_notified_first_and_listed_first(
+def test_immediate_paragraphs_are_flagged_and_listed_first(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = small_meeting(sample_meeting, paragraphs=(94, SHORT_PARAGRAPH, IMMEDIATE_PARAGRAPH))
     report = start(services, meeting)
-    chair = [m for m in outbox(services) if m.to == meeting.chair.email]
-    # One message for the immediate paragraph at once, then one for the rest.
-    assert len(chair) == 2 and len(report.notified) == 2
-    assert "Omedelbar justering" in chair[0].subject
-    assert f"§ {IMMEDIATE_PARAGRAPH}" in chair[0].text and "§ 94" not in chair[0].text
-    view = workflow.view_link(services, chair[0].token)
-    assert [e.paragraph for e in view.extracts] == [IMMEDIATE_PARAGRAPH]
-    assert view.extracts[0].immediate
+    assert report.drafted[0] == _ids(services, meeting)[IMMEDIATE_PARAGRAPH]
+    [chair] = [m for m in outbox(services) if m.to == meeting.chair.email]
+    assert chair.subject.startswith("Omedelbar justering – ")
+    listed = re.findall(r"^  § (\d+)", chair.text, flags=re.MULTILINE)
+    assert listed == [str(IMMEDIATE_PARAGRAPH), "94", str(SHORT_PARAGRAPH)]
+    view = workflow.view_link(services, chair.token)
+    assert [e.paragraph for e in view.extracts] == [IMMEDIATE_PARAGRAPH, 94, SHORT_PARAGRAPH]
+    assert [e.immediate for e in view.extracts] == [True, False, False]
 
 
 # --- the command line -----------------------------------------------------------------------------

@@ -11,11 +11,15 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from justering import __version__
 from justering.audit import add_audit_arguments
 from justering.config import Settings, load_settings
 from justering.errors import JusteringError
+
+if TYPE_CHECKING:
+    from justering.manifest import Meeting
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 DEFAULT_CA_ORGANISATION = "justering"
@@ -38,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
 
     ended = commands.add_parser("meeting-ended", help="start the pipeline for a meeting")
     ended.add_argument("manifest", type=Path)
+    ended.add_argument(
+        "--url",
+        help="post it to a running `justering serve` at this address, as a meeting system would",
+    )
 
     serve = commands.add_parser("serve", help="the web app and the flow runners")
     serve.add_argument("--host", default="127.0.0.1")
@@ -164,6 +172,8 @@ def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
     from justering.manifest import load_manifest
 
     meeting = load_manifest(args.manifest)
+    if args.url:
+        return _post_meeting(args.url, meeting)
     ensure_ca(settings, meeting.municipality)
     services = workflow.open_services(settings)
     if not workflow.record_meeting(services, meeting):
@@ -227,6 +237,25 @@ def _mailbox(args: argparse.Namespace, settings: Settings) -> int:
 
     folder = args.folder or settings.home / "mailbox"
     return run_mailbox(folder, args.host, args.port, out=sys.stdout)
+
+
+def _post_meeting(url: str, meeting: Meeting) -> int:
+    import httpx
+
+    from justering.manifest import meeting_to_dict
+
+    endpoint = f"{url.rstrip('/')}/api/meetings"
+    try:
+        answer = httpx.post(endpoint, json=meeting_to_dict(meeting), timeout=60)
+    except httpx.HTTPError as error:
+        print(f"justering: could not reach {endpoint}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    if answer.status_code not in (200, 202):
+        print(f"justering: {endpoint} refused the meeting: {answer.text}", file=sys.stderr)
+        return EXIT_ERROR
+    started = "started" if answer.json().get("created") else "was already started"
+    print(f"meeting {meeting.meeting_id} {started} at {url}: {len(meeting.paragraphs)} extracts")
+    return EXIT_OK
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:

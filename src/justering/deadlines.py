@@ -178,8 +178,8 @@ def _waiting_extracts(session: Session, meeting_id: str, *, lock: bool) -> list[
         .order_by(ExtractRow.id)
     )
     if lock:
-        # NOWAIT: holding the meeting's lock, never wait for an extract's (a signature
-        # being recorded holds it and then asks for the meeting's: a deadlock).
+        # NOWAIT: a reminder pass never queues behind a signature being recorded;
+        # the meeting is simply left to the next pass.
         query = query.with_for_update(nowait=True)
     return list(session.execute(query).scalars())
 

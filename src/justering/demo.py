@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -114,7 +115,8 @@ class _Progress:
             self.last = line
 
 
-def _link_in(path: Path) -> str | None:
+def link_in(path: Path) -> str | None:
+    """The signer link in an outbox message, if it has one."""
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     body = message.get_body(preferencelist=("plain", "html"))
@@ -124,15 +126,27 @@ def _link_in(path: Path) -> str | None:
     return match.group(0) if match else None
 
 
-def _start_service(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+def start_service(
+    settings: Settings,
+    port: int,
+    *,
+    environ: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``justering serve`` on loopback ``port`` for ``settings.home``, logging to
+    ``HOME/serve.log``, with ``environ`` (default: this process's) plus the home and
+    public URL; ``command`` replaces ``python -m justering`` (e.g. to run it profiled)."""
     env = {
-        **os.environ,
+        **(os.environ if environ is None else environ),
         "JUSTERING_HOME": str(settings.home),
         "JUSTERING_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     log = (settings.home / "serve.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "justering", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            *(command or (sys.executable, "-m", "justering")),
+            *("serve", "--host", "127.0.0.1", "--port", str(port)),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -149,7 +163,7 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     show = _Progress(progress)
-    service = _start_service(settings, port)
+    service = start_service(settings, port)
     signatures = 0
     try:
         wait_until_healthy(f"{base}/healthz", service, 120)
@@ -166,7 +180,7 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                     if path in followed:
                         continue
                     followed.add(path)
-                    link = _link_in(path)
+                    link = link_in(path)
                     if link and link.startswith(base) and sign_everything(client, link):
                         signatures += 1
                 state = client.get(f"/api/meetings/{meeting.meeting_id}").json()

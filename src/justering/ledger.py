@@ -234,6 +234,15 @@ class Ledger:
         self._read_engine.dispose()
 
 
+def lock_meeting(session: Session, meeting_id: str) -> None:
+    """Lock the meeting's row for this transaction. Every transaction that writes
+    more than one extract of a meeting, or the meeting and an extract, takes this
+    lock first and the extracts' after it: one order, so no deadlock."""
+    session.execute(
+        select(MeetingRow.meeting_id).where(MeetingRow.meeting_id == meeting_id).with_for_update()
+    )
+
+
 def lock_extract(session: Session, extract_id: int) -> ExtractRow:
     """The extract row, locked for this transaction."""
     row = session.execute(

@@ -27,6 +27,7 @@ from justering.ledger import (
     aware,
     event_rows,
     lock_extract,
+    lock_meeting,
     store_document,
     utcnow,
 )
@@ -104,6 +105,7 @@ def decline_with_link(
     text = clean_comment(comment)
     with services.ledger.transaction() as session:
         link, meeting, signer = link_signer(session, token)
+        lock_meeting(session, meeting.meeting_id)  # before the extract: one lock order
         grant = grant_for(session, link, extract_id)
         extract = lock_extract(session, extract_id)
         check_turn(session, extract, grant.version, signer)
@@ -357,6 +359,7 @@ def redraft_extract(
     paragraph = _corrected_paragraph(meeting, paragraph_number, new_title, text)
     pdf = render_extract(meeting, paragraph, version=version + 1)
     with services.ledger.transaction() as session:
+        lock_meeting(session, meeting_id)
         extract = lock_extract(session, extract_id)
         _check_redraftable(extract, version)
         previous = extract.head_sha256

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from justering import workflow
+from justering import deadlines, workflow
 from justering.config import Settings
 from justering.manifest import load_sample_meeting
 from justering.pki import SigningCA
@@ -25,7 +25,9 @@ from justering.web import Hooks, create_app
 
 log = logging.getLogger("justering.service")
 
-RECONCILE_SECONDS = 60.0
+RECONCILE_SECONDS = 15.0
+REMINDER_SECONDS = 15 * 60.0
+"""Reminders are due per day; a pass every quarter of an hour sends them promptly."""
 DEPLOYMENT = "meeting-ended/justering"
 
 
@@ -54,6 +56,21 @@ async def _reconcile(services: workflow.Services) -> None:
         except Exception:  # a reconcile pass must never stop the service
             log.exception("reconcile pass failed")
         await asyncio.sleep(RECONCILE_SECONDS)
+
+
+async def _remind(services: workflow.Services) -> None:
+    """At start and then periodically, remind signers as the justering deadline
+    nears and tell the secretary once it has passed (``justering.deadlines``)."""
+    while True:
+        try:
+            report = await asyncio.to_thread(deadlines.send_due_reminders, services)
+            if report.reminded or report.escalated:
+                log.info("reminded %s; overdue notices for %s", report.reminded, report.escalated)
+            if report.failed:
+                log.warning("reminders for %s failed; retried next pass", report.failed)
+        except Exception:  # a reminder pass must never stop the service
+            log.exception("reminder pass failed")
+        await asyncio.sleep(REMINDER_SECONDS)
 
 
 def warm_up() -> None:
@@ -96,6 +113,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         asyncio.create_task(runner.start(), name="prefect-runner"),
         asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
         asyncio.create_task(_reconcile(svc), name="reconciler"),
+        asyncio.create_task(_remind(svc), name="reminders"),
     ]
     # Let Prefect's runner and task worker start (and install their SIGTERM handlers)
     # before uvicorn starts serving; on SIGTERM the task worker then raises

@@ -74,7 +74,6 @@ border:2px solid #6b6b68;border-radius:.3rem}
 textarea.text{min-height:20rem;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.95rem}
 input[type=text]{width:100%;box-sizing:border-box;font:inherit;padding:.5rem;
 border:2px solid #6b6b68;border-radius:.3rem}
-textarea:focus,input:focus,summary:focus{outline:3px solid #f5a623;outline-offset:2px}
 button.secondary{background:#fff;color:#8a1c00;border:2px solid #8a1c00}
 blockquote{margin:.5rem 0;padding:.5rem 1rem;border-left:4px solid #6b6b68;background:#f0f0ee;
 white-space:pre-wrap}
@@ -108,7 +107,7 @@ def signer_router(
         """The POSTed form if it comes from this site with this link's CSRF token."""
         form = await request.form()
         sent = str(form.get("csrf", ""))
-        if not same_origin(request) or not hmac.compare_digest(sent, csrf(token)):
+        if not _from_this_site(request) or not hmac.compare_digest(sent, csrf(token)):
             return _error_page(
                 LinkError(
                     "Formuläret kom inte från den här sidan. Öppna länken i e-postmeddelandet "
@@ -243,6 +242,17 @@ def signer_router(
         return page("Ny version skickad", body, extra_style=EXTRA_STYLE)
 
     return router
+
+
+def _from_this_site(request: Request) -> bool:
+    """A POST comes from this site. The pages behind a link send no referrer (the
+    link is a secret), and with that policy browsers send ``Origin: null`` with the
+    pages' own form POSTs; then the browser's ``Sec-Fetch-Site: same-origin``, which
+    no page can set or forge, vouches for the origin instead."""
+    if same_origin(request):
+        return True
+    headers = request.headers
+    return headers.get("origin") == "null" and headers.get("sec-fetch-site") == "same-origin"
 
 
 async def _run(call: Callable[[], _T]) -> _T | HTMLResponse:

@@ -51,6 +51,7 @@ from justering.ledger import (
     last_event,
     load_document,
     lock_extract,
+    lock_meeting,
     store_document,
     trail_of,
     utcnow,
@@ -300,16 +301,14 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
                 select(ExtractRow.paragraph).where(ExtractRow.meeting_id == meeting_id)
             ).scalars()
         )
-    missing = [p for p in meeting.paragraphs if p.number not in existing]
-    urgent = [p for p in missing if p.immediate]
-    drafted = tuple(draft_extract(services, meeting_id, p.number) for p in urgent)
-    notified: tuple[str, ...] = ()
-    if urgent:  # omedelbar justering: its signers hear at once, before the rest is drafted
-        notified = _notify_due(services, meeting)
-    drafted += tuple(
-        draft_extract(services, meeting_id, p.number) for p in missing if not p.immediate
+    # Paragraphs under omedelbar justering first; every signer whose turn it is then
+    # hears at once, in one message that lists (and flags) those paragraphs first.
+    missing = sorted(
+        (p for p in meeting.paragraphs if p.number not in existing),
+        key=lambda p: (not p.immediate, p.number),
     )
-    notified += _notify_due(services, meeting)
+    drafted = tuple(draft_extract(services, meeting_id, p.number) for p in missing)
+    notified = _notify_due(services, meeting)
     archived: list[str] = []
     with services.ledger.reading() as session:
         certified = list(
@@ -342,7 +341,8 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
 def _notify_due(services: Services, meeting: Meeting) -> tuple[str, ...]:
     sent: list[str] = []
     with services.ledger.transaction() as session:
-        # Taking the meeting row's write lock serialises concurrent advances.
+        # The meeting's lock serialises concurrent advances (and orders the locks).
+        lock_meeting(session, meeting.meeting_id)
         session.execute(
             update(MeetingRow)
             .where(MeetingRow.meeting_id == meeting.meeting_id)
@@ -754,6 +754,7 @@ def _record_signatures(
     signer, meeting = plan.signer, plan.meeting
     kind = EventKind.CERTIFIED if signer.role is Role.CERTIFIER else EventKind.SIGNED
     with services.ledger.transaction() as session:
+        lock_meeting(session, meeting.meeting_id)  # before the extracts: one lock order
         link = find_link(session, token)
         items: list[SignedItem] = []
         for item, signature in zip(plan.items, signed, strict=True):
