@@ -5,6 +5,7 @@ import pytest
 
 from justering.config import load_settings
 from justering.errors import ConfigError
+from justering.roles import Person
 
 
 def test_embedded_defaults_live_under_the_home(tmp_path: Path) -> None:
@@ -58,6 +59,27 @@ def test_the_shipped_config_file_is_the_defaults(tmp_path: Path) -> None:
     assert configured.link_ttl == defaults.link_ttl
     assert configured.signer_certificate_validity == defaults.signer_certificate_validity
     assert configured.justering_days == defaults.justering_days
+    assert configured.reminder_days == defaults.reminder_days == (3, 1)
+    assert configured.bodies == defaults.bodies == {}
+
+
+def test_bodies_have_their_own_rules(tmp_path: Path) -> None:
+    config = tmp_path / "j.toml"
+    config.write_text(
+        "[justering]\njustering_days = 12\nreminder_days = [1, 5]\n"
+        "[bodies.KSAU]\njustering_days = 7\nsecretary_name = 'Kim R'\n"
+        "secretary_email = 'kim@kommun.example'\n"
+        "[bodies.BN]\nreminder_days = [2]\n"
+    )
+    settings = load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(config)})
+    assert settings.reminder_days == (5, 1)
+    ksau = settings.body_rules("KSAU")
+    assert (ksau.justering_days, ksau.reminder_days) == (7, (5, 1))
+    assert ksau.secretary == Person("Kim R", "kim@kommun.example")
+    bn = settings.body_rules("BN")
+    assert (bn.justering_days, bn.reminder_days, bn.secretary) == (12, (2,), None)
+    other = settings.body_rules("KF")
+    assert (other.justering_days, other.reminder_days, other.secretary) == (12, (5, 1), None)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +88,12 @@ def test_the_shipped_config_file_is_the_defaults(tmp_path: Path) -> None:
         ("[justering]\nlink_ttl_days = 0\n", "link_ttl_days: must be at least 1 day"),
         ("[justering]\njustering_days = 'x'\n", "justering_days: expected a whole number"),
         ("[justering\n", "JUSTERING_CONFIG"),
+        ("[justering]\nreminder_days = 3\n", "reminder_days: expected a list"),
+        ("[bodies.KS]\nreminder_days = [-1]\n", r"bodies\.KS\.reminder_days"),
+        ("[bodies.KS]\njustering_dagar = 3\n", r"bodies\.KS\.justering_dagar: unknown"),
+        ("[bodies.KS]\nsecretary_name = 'A'\n", "set both"),
+        ("[bodies.KS]\nsecretary_name = 'A'\nsecretary_email = 'a'\n", "not an e-mail"),
+        ("[bodies.KS]\njustering_days = 0\n", r"bodies\.KS\.justering_days"),
     ],
 )
 def test_bad_config_is_refused_naming_the_setting(

@@ -133,9 +133,10 @@ def _html_of(block: _Block) -> str:
     if isinstance(block, _Button):
         link = e(block.link)
         return (
-            f'<p style="margin:1.5em 0"><a href="{link}" style="{_BUTTON_STYLE}">'
+            f"<p>{e(block.lead)}</p>\n"
+            f'<p style="margin:1em 0 1.5em"><a href="{link}" style="{_BUTTON_STYLE}">'
             f"{e(block.label)}</a></p>\n"
-            f'<p style="font-size:90%;color:#444">Fungerar inte knappen? Öppna länken:<br>\n'
+            f'<p style="font-size:90%;color:#444">Fungerar inte knappen? Kopiera länken:<br>\n'
             f'<a href="{link}" style="color:#0b4f8a;word-break:break-all">{link}</a></p>'
         )
     if isinstance(block, _Quote):
