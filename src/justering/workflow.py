@@ -38,7 +38,7 @@ from justering.archive import (
 )
 from justering.completion import render_completion
 from justering.config import Settings
-from justering.errors import LinkError, ManifestError, WorkflowError
+from justering.errors import LinkError, ManifestError, TrailError, WorkflowError
 from justering.ledger import (
     ExtractRow,
     Ledger,
@@ -554,7 +554,7 @@ def link_document(services: Services, token: str, extract_id: int) -> bytes:
         extract = session.get(ExtractRow, extract_id)
         assert extract is not None
         _check_version(extract, grant.version)
-        return load_document(session, extract.head_sha256)
+        return _stored_document(session, extract)
 
 
 def grant_for(session: Session, link: LinkTokenRow, extract_id: int) -> LinkGrantRow:
@@ -619,6 +619,7 @@ class _PlannedSignature:
     version: int
     head_sha256: str
     document: bytes
+    paragraph: int
 
 
 @dataclass(frozen=True)
@@ -726,13 +727,51 @@ def _plan_signing(
                     extract.id,
                     grant.version,
                     extract.head_sha256,
-                    load_document(session, extract.head_sha256),
+                    _stored_document(session, extract),
+                    extract.paragraph,
                 )
             )
         return _SigningPlan(meeting, signer, tuple(items))
 
 
+def _stored_document(session: Session, extract: ExtractRow) -> bytes:
+    try:
+        return load_document(session, extract.head_sha256)
+    except TrailError as error:
+        log.error("§ %s of %s: %s", extract.paragraph, extract.meeting_id, error.diagnostics())
+        raise _tampered(extract.paragraph) from None
+
+
+def _tampered(paragraph: int) -> WorkflowError:
+    where = f"§ {paragraph}"
+    return WorkflowError(
+        f"{where} signeras inte: dokumentet har ändrats efter att det sparades eller "
+        "signerades. Kontakta nämndens sekreterare. "
+        f"({where} was altered after it was stored or signed; it is not signed.)",
+        status_code=409,
+    )
+
+
+def _check_earlier_signatures(
+    services: Services, plan: _SigningPlan, item: _PlannedSignature
+) -> None:
+    """Refuse to sign a document whose earlier signatures no longer validate (a PDF
+    altered after the chair signed, even with its hash rewritten in the ledger)."""
+    if plan.signer.role is Role.CHAIR:
+        return  # the chair signs the unsigned draft, checked by its hash
+    report = validate_extract(
+        item.document,
+        services.trust_roots,
+        expected_adjusters=len(plan.meeting.adjusters),
+        complete=False,
+    )
+    if not report.ok or not report.signatures:
+        log.error("§ %s: earlier signatures do not validate: %s", item.paragraph, report.problems)
+        raise _tampered(item.paragraph)
+
+
 def _sign_planned(services: Services, plan: _SigningPlan, item: _PlannedSignature) -> SignedExtract:
+    _check_earlier_signatures(services, plan, item)
     credential = services.ca.issue(
         plan.signer,
         organisation=plan.meeting.municipality,
