@@ -155,9 +155,13 @@ def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
 
 
 def test_the_signers_were_notified_once_per_stage(demo: DemoRun) -> None:
-    """One message per signer, each granting every extract: the demo followed them."""
-    messages = sorted((demo.home / "outbox").glob("*.eml"))
+    """One message per signer, each granting every extract: the demo followed them;
+    and one receipt per signer."""
+    outbox = sorted((demo.home / "outbox").glob("*.eml"))
+    receipts = [m for m in outbox if "-receipt-" in m.name]
+    messages = [m for m in outbox if "-receipt-" not in m.name]
     assert len(messages) == len(SIGNERS), messages
+    assert len(receipts) == len(SIGNERS), receipts
     text = "\n".join(m.read_text(encoding="utf-8", errors="replace") for m in messages)
     assert len(re.findall(r"/s/[A-Za-z0-9_-]+", text)) >= len(SIGNERS)
 

@@ -64,7 +64,7 @@ T = TypeVar("T")
 SENDER = "Justering <justering@nacka.example>"
 DESKTOP = Viewport("desktop", 1280, 900)
 PHONE = Viewport("phone", 390, 844, mobile=True)
-SCREENSHOT_HEIGHT = 2400
+SCREENSHOT_HEIGHT = 3000
 """Screenshots stop here (CSS pixels): the page images would make them very tall."""
 CONTACT = "Kontakta nämndens sekreterare"
 MIN_FOCUS_CONTRAST = 3.0
@@ -243,6 +243,12 @@ def assert_accessible(page: Any, what: str) -> None:
     assert violations == [], f"{what}: {violations}"  # nothing lesser either, so far
 
 
+def screenshot(tab: Tab, name: str, tmp_path: Path) -> None:
+    """``name``-desktop or ``name``-phone, without the focus left by the last click."""
+    tab.page.evaluate("document.activeElement && document.activeElement.blur()")
+    save_screenshot(tab.page, f"{name}-{tab.viewport.name}", tmp_path, max_height=SCREENSHOT_HEIGHT)
+
+
 def fits_the_screen(page: Any) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], "the page scrolls sideways"
@@ -255,7 +261,7 @@ def extract_card(page: Any, paragraph: Paragraph) -> Any:
 
 
 def open_and_check_pages(page: Any, card: Any) -> int:
-    """Open the card's "Läs utdraget" and wait until every page image has loaded;
+    """Open the card's "Läs § N" and wait until every page image has loaded;
     how many there are."""
     card.locator("details.pages > summary").click()
     images = card.locator("details.pages img")
@@ -322,11 +328,13 @@ def test_chair_reads_signs_a_subset_then_the_rest_and_the_link_is_used_up(
         assert flag.count() == int(paragraph.immediate)
         assert paragraph.title in card.inner_text()
     fits_the_screen(page)
+    for element in page.locator("time, .nowrap").all():  # dates never break at a hyphen
+        assert element.evaluate("e => e.getClientRects().length") == 1, element.inner_text()
 
     # read: the page images of each extract, and its PDF
     first = extract_card(page, order[0])
     pages = {order[0].number: open_and_check_pages(page, first)}
-    save_screenshot(page, f"signer-{tab.viewport.name}", tmp_path, max_height=SCREENSHOT_HEIGHT)
+    screenshot(tab, "signer", tmp_path)
     for paragraph in order[1:]:
         pages[paragraph.number] = open_and_check_pages(page, extract_card(page, paragraph))
     assert_accessible(page, "signer page")
@@ -358,7 +366,7 @@ def test_chair_reads_signs_a_subset_then_the_rest_and_the_link_is_used_up(
     fits_the_screen(page)
     assert_accessible(page, "receipt page")
     if tab.phone:
-        save_screenshot(page, "receipt-phone", tmp_path)
+        screenshot(tab, "receipt", tmp_path)
 
     receipt = newest_mail(site, meeting.chair.email, "Kvitto: du har signerat 2 protokollsutdrag")
     text = plain_text(receipt)
@@ -392,7 +400,7 @@ def test_chair_reads_signs_a_subset_then_the_rest_and_the_link_is_used_up(
     fits_the_screen(page)
     assert_accessible(page, "used-link page")
     if tab.phone:
-        save_screenshot(page, "used-link-phone", tmp_path)
+        screenshot(tab, "used-link", tmp_path)
 
 
 # --- an adjuster declines; the secretary redrafts ------------------------------------------
@@ -450,7 +458,7 @@ def test_adjuster_declines_with_a_comment_and_the_secretary_redrafts(
     fits_the_screen(page)
     assert_accessible(page, "decline confirmation")
     if tab.phone:
-        save_screenshot(page, "decline-phone", tmp_path)
+        screenshot(tab, "decline", tmp_path)
 
     # the secretary's notice, and the redraft page behind its link
     notice = newest_mail(site, secretary.email, f"Avböjt: § {declined.number} behöver ändras")
@@ -470,7 +478,7 @@ def test_adjuster_declines_with_a_comment_and_the_secretary_redrafts(
     fits_the_screen(page)
     assert_accessible(page, "redraft page")
     if not tab.phone:
-        save_screenshot(page, "redraft-desktop", tmp_path, max_height=SCREENSHOT_HEIGHT)
+        screenshot(tab, "redraft", tmp_path)
     field_.fill(current.replace(wrong, right))
     response = submit(page, page.get_by_role("button", name="Skicka rättad version"))
     assert response.status == 200
@@ -554,6 +562,8 @@ def test_unusable_links_say_what_happened_and_whom_to_contact(
         assert alert.get_by_role("heading", level=1).inner_text() == "Det gick inte"
         text = alert.inner_text()
         assert what in text and CONTACT in text and "ny länk" in text, url
+        english = [e.inner_text() for e in alert.locator('[lang="en"]').all()]
+        assert english[0].startswith("(The link") and english[1].startswith("(Questions?")
         fits_the_screen(page)
     assert_accessible(page, "error page")
 
@@ -600,7 +610,7 @@ def test_the_keyboard_reaches_everything_in_order_with_a_visible_focus(
     expected = []
     for paragraph in signing_order(meeting):
         expected += [
-            "summary Läs utdraget (1 sida)",
+            f"summary Läs § {paragraph.number} (1 sida)",
             f"a Ladda ned PDF (§ {paragraph.number})",
             f"input:checkbox Signera § {paragraph.number}",
             f"summary Avböj § {paragraph.number} …",
@@ -637,18 +647,20 @@ def test_the_keyboard_reaches_everything_in_order_with_a_visible_focus(
 
 
 def _attacker(action: str, fields: dict[str, str]) -> FastAPI:
-    """Another site (another origin) with a form that posts to a signer's link."""
+    """Another site (another origin) with a form that posts to a signer's link;
+    at ``/tyst`` the page sends no referrer, so the browser says ``Origin: null``."""
     app = FastAPI()
     inputs = "".join(f'<input type="hidden" name="{k}" value="{v}">' for k, v in fields.items())
 
-    @app.get("/")
-    def lure() -> HTMLResponse:
+    def lure(head: str) -> HTMLResponse:
         return HTMLResponse(
-            f'<!doctype html><html lang="sv"><title>Vinst</title><body>'
+            f'<!doctype html><html lang="sv"><head>{head}<title>Vinst</title></head><body>'
             f'<form method="post" action="{action}">{inputs}'
             "<button>Hämta din vinst</button></form></body></html>"
         )
 
+    app.get("/")(lambda: lure(""))
+    app.get("/tyst")(lambda: lure('<meta name="referrer" content="no-referrer">'))
     return app
 
 
@@ -664,11 +676,14 @@ def test_posts_from_another_origin_are_refused(tab: Tab, site: Site) -> None:
     # a real cross-origin form post in the browser, even with the right token
     with serve_app(_attacker(link, fields)) as evil:
         assert urlsplit(evil).port != urlsplit(site.base_url).port
-        page.goto(evil)
-        response = submit(page, page.get_by_role("button", name="Hämta din vinst"))
-    assert response.status == 403
-    assert response.request.all_headers().get("origin") == evil
-    assert "Formuläret kom inte från den här sidan" in page.get_by_role("alert").inner_text()
+        for lure, origin in (("/", evil), ("/tyst", "null")):
+            page.goto(evil + lure)
+            response = submit(page, page.get_by_role("button", name="Hämta din vinst"))
+            assert response.status == 403
+            sent = response.request.all_headers()
+            assert (sent.get("origin"), sent.get("sec-fetch-site")) == (origin, "same-site")
+            alert = page.get_by_role("alert").inner_text()
+            assert "Formuläret kom inte från den här sidan" in alert
     assert_accessible(page, "refused post")
 
     # a foreign Origin header, a missing token, a token of another link
@@ -687,7 +702,27 @@ def test_posts_from_another_origin_are_refused(tab: Tab, site: Site) -> None:
     # nothing happened: the extract still waits, and the page's own form signs it
     states = in_thread(workflow.meeting_states, site.services, meeting.meeting_id)
     assert [s.status for s in states] == [workflow.ExtractStatus.AWAITING_CHAIR]
+    # the page's own form: no referrer, so Origin null, but Sec-Fetch-Site same-origin
     page.goto(link)
     response = submit(page, page.get_by_role("button", name="Signera markerade utdrag"))
     assert response.status == 200
+    sent = response.request.all_headers()
+    assert (sent.get("origin"), sent.get("sec-fetch-site")) == ("null", "same-origin")
     assert page.get_by_role("heading", level=1).inner_text() == "Klart – du har signerat"
+
+
+# --- the checker itself ----------------------------------------------------------------------
+
+
+def test_axe_finds_what_it_should(browser: Any) -> None:
+    """The accessibility check is not vacuous: on a page with an unlabelled field,
+    an image without alt text and grey-on-grey text, axe reports all three."""
+    with open_tab(browser, DESKTOP) as tab:
+        tab.page.set_content(
+            '<!doctype html><html lang="sv"><title>Fel</title><body><main>'
+            '<input type="text"><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">'
+            '<p style="color:#bbb;background:#ccc">Otydlig text</p></main></body></html>'
+        )
+        found = {v["id"]: v["impact"] for v in run_axe(tab.page)}
+    assert {"label", "image-alt", "color-contrast"} <= set(found)
+    assert {found["label"], found["image-alt"], found["color-contrast"]} <= {"serious", "critical"}

@@ -20,8 +20,8 @@ ul.extracts li{padding:.6rem 0;border-bottom:1px solid #e4e4e0}
 .muted{color:#4a4a48}
 button{font-size:1.05rem;padding:.8rem 1.4rem;border-radius:.4rem;border:0;
 background:#00529b;color:#fff;cursor:pointer;min-height:44px}
-a:focus,button:focus,input:focus,select:focus,textarea:focus,summary:focus{
-outline:3px solid #a35200;outline-offset:2px}
+:is(a,button,input,select,textarea,summary):focus-visible{outline:3px solid #a35200;
+outline-offset:2px}
 .error{border-left:6px solid #b00020}
 .ok{border-left:6px solid #1b7f3b}
 code{word-break:break-all}

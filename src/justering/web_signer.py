@@ -12,10 +12,12 @@ from a third party (``web_pages``).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import html
 import logging
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,6 +28,7 @@ from starlette.datastructures import FormData
 
 from justering import redraft, workflow
 from justering.archivists import session_key
+from justering.audit import STATUS_SWEDISH
 from justering.errors import (
     JusteringError,
     LinkError,
@@ -59,7 +62,8 @@ _STATE_TEXT = {
 }
 
 EXTRA_STYLE = """
-.extract h2{font-size:1.15rem;margin:0 0 .25rem}
+.card>h2{font-size:1.15rem;margin:0 0 .5rem}
+.extract h2{margin:0 0 .25rem}
 .flag{display:inline-block;background:#8a1c00;color:#fff;font-size:.85rem;font-weight:600;
 padding:.1rem .5rem;border-radius:.25rem;margin:.25rem 0}
 .pages img{display:block;width:100%;height:auto;border:1px solid #c8c8c4;margin:.5rem 0;
@@ -78,6 +82,7 @@ button.secondary{background:#fff;color:#8a1c00;border:2px solid #8a1c00}
 blockquote{margin:.5rem 0;padding:.5rem 1rem;border-left:4px solid #6b6b68;background:#f0f0ee;
 white-space:pre-wrap}
 a{color:#00437f}
+time,.nowrap{white-space:nowrap}
 """
 
 
@@ -283,6 +288,26 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
+_ENGLISH_AFTER = re.compile(r"^(?P<swedish>.*?)\s*(?P<english>\([ -~]*\))\s*$", re.DOTALL)
+
+
+def _bilingual(message: str) -> str:
+    """A message "Svenska. (English.)" as HTML, its English marked as English
+    (``lang="en"``) so that a screen reader switches voice (WCAG 3.1.2)."""
+    found = _ENGLISH_AFTER.match(message)
+    if found is None or not found["swedish"]:
+        return _e(message)
+    return f'{_e(found["swedish"])} <span lang="en">{_e(found["english"])}</span>'
+
+
+def _time(moment: dt.date | dt.datetime) -> str:
+    """A date, or a UTC time to the minute, that never wraps inside."""
+    if isinstance(moment, dt.datetime):
+        utc = moment.astimezone(dt.UTC)
+        return f'<time datetime="{utc:%Y-%m-%dT%H:%MZ}">{utc:%Y-%m-%d %H:%M} UTC</time>'
+    return f'<time datetime="{moment.isoformat()}">{moment.isoformat()}</time>'
+
+
 def _error_page(
     error: JusteringError, status_code: int | None = None, *, back: str | None = None
 ) -> HTMLResponse:
@@ -290,9 +315,10 @@ def _error_page(
     again = f'<p><a href="{_e(back)}">Tillbaka till utdragen</a></p>' if back else ""
     body = (
         '<div class="card error" role="alert"><h1>Det gick inte</h1>'
-        f"<p>{_e(error.diagnostics())}</p>{again}"
+        f"<p>{_bilingual(error.diagnostics())}</p>{again}"
         "<p>Frågor? Kontakta nämndens sekreterare, som kan skicka en ny länk. "
-        "(Questions? Contact the secretary of the body, who can send a new link.)</p></div>"
+        '<span lang="en">(Questions? Contact the secretary of the body, who can send a new '
+        "link.)</span></p></div>"
     )
     return page("Det gick inte", body, code, extra_style=EXTRA_STYLE)
 
@@ -326,7 +352,7 @@ def _extract_card(
         noun = "sida" if pages == 1 else "sidor"
         reading = (
             f'<details class="pages"{" open" if open_pages else ""}>'
-            f"<summary>Läs utdraget ({pages} {noun})</summary>{_images(token, e, pages)}"
+            f"<summary>Läs § {e.paragraph} ({pages} {noun})</summary>{_images(token, e, pages)}"
             "</details>"
             f'<p><a href="{pdf}" download>Ladda ned PDF (§ {e.paragraph})</a></p>'
         )
@@ -392,13 +418,14 @@ certifikat utfärdat i ditt namn och din roll. Underskriften visar att du
     return f"""
 <h1>Signera som {_e(signer.role.swedish.lower())}</h1>
 <p class="muted">{_e(meeting.body.name)}, {_e(meeting.municipality)},
-sammanträde {meeting.date.isoformat()}, {_e(meeting.place)}</p>
-<div class="card">{intro}<p><strong>Sista dag för justering: {deadline.isoformat()}</strong></p>
+sammanträde {_time(meeting.date)}, {_e(meeting.place)}</p>
+<div class="card">{intro}<p><strong>Sista dag för justering: {_time(deadline)}</strong></p>
 </div>
 {cards}
 {action}
-<p class="muted">Länken är personlig och gäller till {view.expires_at:%Y-%m-%d %H:%M} UTC.
-Är du inte {_e(signer.name)}, eller har du frågor? Kontakta sekreteraren
+<p class="muted">Länken är personlig och <span class="nowrap">gäller till
+{view.expires_at:%Y-%m-%d %H:%M} UTC</span>. Är du inte {_e(signer.name)}, eller har du
+frågor? Kontakta sekreteraren
 {_e(secretary.name)}, <a href="mailto:{_e(secretary.email)}">{_e(secretary.email)}</a>.</p>"""
 
 
@@ -418,7 +445,7 @@ def _receipt_body(receipt: workflow.SigningReceipt, token: str) -> str:
     return f"""
 <div class="card ok" role="status"><h1>Klart – du har signerat</h1>
 <p>{_e(receipt.signer.name)}, {_e(receipt.signer.role.swedish.lower())},
-{receipt.signed_at:%Y-%m-%d %H:%M} UTC. Kvitto:</p>
+{_time(receipt.signed_at)}. Kvitto:</p>
 <ul class="extracts">{items}</ul>
 <p>Ett kvitto har också skickats till {_e(receipt.signer.email)}.</p>{more}</div>
 <p class="muted">Nästa undertecknare meddelas automatiskt. Du kan stänga sidan.</p>"""
@@ -444,20 +471,19 @@ def _redraft_body(
     title: str | None = None,
 ) -> str:
     declines = "".join(
-        f"<p><strong>{_e(who)}</strong>, {when:%Y-%m-%d %H:%M} UTC:</p>"
-        f"<blockquote>{_e(comment)}</blockquote>"
+        f"<p><strong>{_e(who)}</strong>, {_time(when)}:</p><blockquote>{_e(comment)}</blockquote>"
         for who, comment, when in view.declines
     )
     problem = (
-        f'<div class="card error" role="alert"><p>{_e(error.diagnostics())}</p></div>'
+        f'<div class="card error" role="alert"><p>{_bilingual(error.diagnostics())}</p></div>'
         if error
         else ""
     )
     dnr = f" · {_e(view.dnr)}" if view.dnr else ""
     return f"""
 <h1>Rätta § {view.paragraph}{dnr}</h1>
-<p class="muted">{_e(view.meeting.body.name)}, sammanträde {view.meeting.date.isoformat()}.
-Version {view.version}, nu: {_e(view.status.value)}.</p>
+<p class="muted">{_e(view.meeting.body.name)}, sammanträde {_time(view.meeting.date)}.
+Version {view.version}, nu: {_e(STATUS_SWEDISH.get(view.status.value, view.status.value))}.</p>
 <div class="card"><h2>Kommentarer</h2>{declines or "<p>Inga.</p>"}</div>
 {problem}
 <form method="post" action="/r/{_e(token)}" class="card">
@@ -474,5 +500,5 @@ Version {view.version}, nu: {_e(view.status.value)}.</p>
 <p>När du skickar skapas version {view.version + 1}. Alla underskrifter görs om, med
 början hos ordföranden.</p>
 <button type="submit">Skicka rättad version</button></form>
-<p class="muted">Länken gäller till {view.expires_at:%Y-%m-%d %H:%M} UTC och kan användas
-en gång.</p>"""
+<p class="muted">Länken <span class="nowrap">gäller till {view.expires_at:%Y-%m-%d %H:%M} UTC</span>
+och kan användas en gång.</p>"""
