@@ -319,7 +319,8 @@ def test_signing_shows_the_receipt_and_the_link_is_then_used(
     again = client.post(f"/s/{signer_token}", data=dict(forms.fields[SIGN_FORM]))
     assert again.status_code == 410
     assert "Länken har redan använts" in again.text
-    assert "Kontakta nämndens sekreterare" in again.text
+    assert "Kontakta nämndens sekreterare Lena Sekreterare" in again.text
+    assert 'href="mailto:lena.sekreterare@nacka.example"' in again.text
     _assert_security_headers(again)
     assert client.get(f"/s/{signer_token}").status_code == 410
     assert calls.scheduled == ["hostile-title"]

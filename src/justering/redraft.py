@@ -92,6 +92,8 @@ class DeclineReceipt:
     version: int
     comment: str
     secretary: Person
+    remaining: int = 0
+    """Extracts the link still offers this signer."""
 
 
 def decline_with_link(
@@ -122,7 +124,7 @@ def decline_with_link(
         )
         extract.status = ExtractStatus.DECLINED.value
         extract.updated_at = utcnow()
-        close_if_done(session, link, signer)
+        remaining = close_if_done(session, link, signer)
         _revoke_dead_links(session, meeting, extract.id, extract.version)
         secretary = secretary_of(meeting, services.settings)
         _tell_secretary(session, services, meeting, extract, signer, text, secretary)
@@ -135,6 +137,7 @@ def decline_with_link(
             extract.version,
             text,
             secretary,
+            remaining,
         )
 
 

@@ -44,7 +44,7 @@ align-items:end}
 label{display:block;font-weight:600;font-size:.95rem;margin-bottom:.2rem}
 input,select{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box;min-height:44px;
 border:1px solid #767672;border-radius:.3rem;background:#fff;color:#1b1b1b}
-input:focus,select:focus,button:focus-visible{outline:3px solid #f5a623;outline-offset:2px}
+input:focus,select:focus,button:focus-visible{outline:3px solid #a35200;outline-offset:2px}
 header.top{display:flex;justify-content:space-between;align-items:center;flex-wrap:wrap;
 gap:.5rem;border-bottom:1px solid #d0d0cc;padding-bottom:.5rem}
 header.top form{margin:0}

@@ -38,7 +38,7 @@ from justering.errors import (
     WorkflowError,
 )
 from justering.page_images import DEFAULT_WIDTH_PX, PageImageCache, PageImageError
-from justering.roles import Role
+from justering.roles import Person, Role
 from justering.web_pages import PRIVATE_HEADERS, page, same_origin
 from justering.workflow import GrantState, LinkView, PendingExtract, Services
 
@@ -108,11 +108,25 @@ def signer_router(
     def csrf(token: str) -> str:
         return form_token(key, token)
 
+    def refused(error: JusteringError, token: str) -> HTMLResponse:
+        """The error page, naming whom to contact when the token is a link at all."""
+        return _error_page(error, contact=workflow.link_contact(services, token))
+
+    async def run(token: str, call: Callable[[], _T]) -> _T | HTMLResponse:
+        """Run a workflow step in the thread pool; its refusals become error pages."""
+        try:
+            return await run_in_threadpool(call)
+        except (LinkError, WorkflowError) as error:
+            return await run_in_threadpool(refused, error, token)
+        except SigningError as error:  # e.g. the TSA did not answer: nothing was recorded
+            log.warning("signing failed: %s", error.diagnostics())
+            return _error_page(_SIGNING_FAILED, status_code=503)
+
     async def checked_form(request: Request, token: str) -> FormData | HTMLResponse:
         """The POSTed form if it comes from this site with this link's CSRF token."""
         form = await request.form()
         sent = str(form.get("csrf", ""))
-        if not _from_this_site(request) or not hmac.compare_digest(sent, csrf(token)):
+        if not same_origin(request) or not hmac.compare_digest(sent, csrf(token)):
             return _error_page(
                 LinkError(
                     "Formuläret kom inte från den här sidan. Öppna länken i e-postmeddelandet "
@@ -132,7 +146,7 @@ def signer_router(
                 if e.state is not GrantState.REPLACED
             }
         except (LinkError, WorkflowError) as error:
-            return _error_page(error)
+            return refused(error, token)
         return page(
             f"Signera som {view.signer.role.swedish.lower()}",
             _signer_body(services, view, token, csrf(token), counts),
@@ -144,7 +158,7 @@ def signer_router(
         try:
             pdf = workflow.link_document(services, token, extract_id)
         except LinkError as error:
-            return _error_page(error)
+            return refused(error, token)
         return Response(
             pdf,
             media_type="application/pdf",
@@ -186,7 +200,7 @@ def signer_router(
                 ),
                 back=f"/s/{token}",
             )
-        receipt = await _run(lambda: workflow.sign_with_link(services, token, chosen))
+        receipt = await run(token, lambda: workflow.sign_with_link(services, token, chosen))
         if isinstance(receipt, HTMLResponse):
             return receipt
         await run_in_threadpool(schedule_advance, receipt.meeting_id)
@@ -201,8 +215,8 @@ def signer_router(
         if not extract_text.isdigit():
             return _error_page(WorkflowError("Utdraget saknas. (No extract.)", 400))
         comment = str(form.get("comment", ""))
-        receipt = await _run(
-            lambda: redraft.decline_with_link(services, token, int(extract_text), comment)
+        receipt = await run(
+            token, lambda: redraft.decline_with_link(services, token, int(extract_text), comment)
         )
         if isinstance(receipt, HTMLResponse):
             return receipt
@@ -213,7 +227,7 @@ def signer_router(
         try:
             view = redraft.view_redraft(services, token)
         except (LinkError, WorkflowError) as error:
-            return _error_page(error)
+            return refused(error, token)
         return page(
             f"Rätta § {view.paragraph}",
             _redraft_body(view, token, csrf(token)),
@@ -235,7 +249,7 @@ def signer_router(
             body = _redraft_body(view, token, csrf(token), error=error, text=text, title=title)
             return page(f"Rätta § {view.paragraph}", body, 422, extra_style=EXTRA_STYLE)
         except (LinkError, WorkflowError) as error:
-            return _error_page(error)
+            return refused(error, token)
         await run_in_threadpool(schedule_advance, result.meeting_id)
         body = (
             f'<div class="card ok"><h1>Ny version skickad</h1>'
@@ -249,33 +263,11 @@ def signer_router(
     return router
 
 
-def _from_this_site(request: Request) -> bool:
-    """A POST comes from this site. The pages behind a link send no referrer (the
-    link is a secret), and with that policy browsers send ``Origin: null`` with the
-    pages' own form POSTs; then the browser's ``Sec-Fetch-Site: same-origin``, which
-    no page can set or forge, vouches for the origin instead."""
-    if same_origin(request):
-        return True
-    headers = request.headers
-    return headers.get("origin") == "null" and headers.get("sec-fetch-site") == "same-origin"
-
-
-async def _run(call: Callable[[], _T]) -> _T | HTMLResponse:
-    """Run a workflow step in the thread pool; its refusals become error pages."""
-    try:
-        return await run_in_threadpool(call)
-    except (LinkError, WorkflowError) as error:
-        return _error_page(error)
-    except SigningError as error:  # e.g. the TSA did not answer: nothing was recorded
-        log.warning("signing failed: %s", error.diagnostics())
-        return _error_page(
-            SigningError(
-                "Signeringen kunde inte göras just nu; inget har sparats och länken "
-                "gäller fortfarande. Försök igen om en stund. (Signing failed for now; "
-                "nothing was recorded and the link still works.)"
-            ),
-            status_code=503,
-        )
+_SIGNING_FAILED = SigningError(
+    "Signeringen kunde inte göras just nu; inget har sparats och länken "
+    "gäller fortfarande. Försök igen om en stund. (Signing failed for now; "
+    "nothing was recorded and the link still works.)"
+)
 
 
 def _page_count(services: Services, cache: PageImageCache, token: str, e: PendingExtract) -> int:
@@ -309,14 +301,24 @@ def _time(moment: dt.date | dt.datetime) -> str:
 
 
 def _error_page(
-    error: JusteringError, status_code: int | None = None, *, back: str | None = None
+    error: JusteringError,
+    status_code: int | None = None,
+    *,
+    back: str | None = None,
+    contact: Person | None = None,
 ) -> HTMLResponse:
     code = status_code or int(getattr(error, "status_code", 400))
     again = f'<p><a href="{_e(back)}">Tillbaka till utdragen</a></p>' if back else ""
+    who = "nämndens sekreterare"
+    if contact is not None:
+        who = (
+            f"nämndens sekreterare {_e(contact.name)}, "
+            f'<a href="mailto:{_e(contact.email)}">{_e(contact.email)}</a>,'
+        )
     body = (
         '<div class="card error" role="alert"><h1>Det gick inte</h1>'
         f"<p>{_bilingual(error.diagnostics())}</p>{again}"
-        "<p>Frågor? Kontakta nämndens sekreterare, som kan skicka en ny länk. "
+        f"<p>Frågor? Kontakta {who} som kan skicka en ny länk. "
         '<span lang="en">(Questions? Contact the secretary of the body, who can send a new '
         "link.)</span></p></div>"
     )
@@ -452,13 +454,18 @@ def _receipt_body(receipt: workflow.SigningReceipt, token: str) -> str:
 
 
 def _declined_body(receipt: redraft.DeclineReceipt, token: str) -> str:
+    back = ""
+    if receipt.remaining:
+        back = (
+            f'<p><a href="/s/{_e(token)}">Tillbaka till de {receipt.remaining} utdrag som '
+            "väntar på dig</a></p>"
+        )
     return f"""
 <div class="card ok" role="status"><h1>Du har avböjt § {receipt.paragraph}</h1>
 <p>{_e(receipt.title)}</p>
 <p>Din kommentar har skickats till sekreteraren {_e(receipt.secretary.name)}:</p>
 <blockquote>{_e(receipt.comment)}</blockquote>
-<p>När texten är rättad får du en ny länk till den nya versionen.</p>
-<p><a href="/s/{_e(token)}">Tillbaka till utdragen</a></p></div>"""
+<p>När texten är rättad får du en ny länk till den nya versionen.</p>{back}</div>"""
 
 
 def _redraft_body(

@@ -56,7 +56,7 @@ from justering.ledger import (
     trail_of,
     utcnow,
 )
-from justering.links import claim_link, find_link, grants_of, issue_link
+from justering.links import claim_link, find_link, grants_of, hash_token, issue_link
 from justering.manifest import Meeting, meeting_to_dict, parse_manifest
 from justering.messages import (
     ExtractLine,
@@ -546,6 +546,17 @@ def view_link(services: Services, token: str) -> LinkView:
         return LinkView(signer, meeting, aware(link.expires_at), tuple(extracts))
 
 
+def link_contact(services: Services, token: str) -> Person | None:
+    """Whom the holder of ``token`` should contact (the body's secretary), whatever
+    state the link is in: an expired or used link's page names them. None for a token
+    that is no link at all."""
+    with services.ledger.reading() as session:
+        row = session.get(LinkTokenRow, hash_token(token)) if len(token) <= 100 else None
+        if row is None:
+            return None
+        return secretary_of(load_meeting(session, row.meeting_id), services.settings)
+
+
 def link_document(services: Services, token: str, extract_id: int) -> bytes:
     """The current PDF of one extract the link grants (for reading before signing)."""
     with services.ledger.reading() as session:
@@ -839,6 +850,8 @@ def _record_signatures(
             )
         remaining = close_if_done(session, link, signer)
         request_work(session, meeting.meeting_id)
+        immediate = {p.number for p in meeting.paragraphs if p.immediate}
+        items.sort(key=lambda i: (i.paragraph not in immediate, i.paragraph))
         return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items), remaining)
 
 
