@@ -42,6 +42,7 @@ from justering.workflow import (
     ExtractStatus,
     GrantState,
     Services,
+    append_signer_event,
     check_turn,
     close_if_done,
     grant_for,
@@ -111,17 +112,7 @@ def decline_with_link(
         grant = grant_for(session, link, extract_id)
         extract = lock_extract(session, extract_id)
         check_turn(session, extract, grant.version, signer)
-        append_event(
-            session,
-            extract,
-            EventKind.DECLINED,
-            actor=signer.name,
-            actor_email=signer.email,
-            role=signer.role.value,
-            slot=signer.slot,
-            document_sha256=extract.head_sha256,
-            detail={"comment": text},
-        )
+        append_signer_event(session, extract, EventKind.DECLINED, signer, detail={"comment": text})
         extract.status = ExtractStatus.DECLINED.value
         extract.updated_at = utcnow()
         remaining = close_if_done(session, link, signer)
@@ -228,6 +219,17 @@ class RedraftView:
     expires_at: dt.datetime
 
 
+def _drafted(session: Session, meeting_id: str, paragraph_number: int) -> ExtractRow:
+    row = session.execute(
+        select(ExtractRow).where(
+            ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise WorkflowError(f"§ {paragraph_number} of {meeting_id} is not drafted", 404)
+    return row
+
+
 def current_text(session: Session, meeting: Meeting, extract: ExtractRow) -> tuple[str, str]:
     """The (title, text) the extract's current version was drafted from."""
     for row in reversed(event_rows(session, extract.id)):
@@ -278,13 +280,7 @@ def describe_current(services: Services, meeting_id: str, paragraph_number: int)
     declines' comments) and the current text, ready to edit and send back."""
     with services.ledger.reading() as session:
         meeting = load_meeting(session, meeting_id)
-        extract = session.execute(
-            select(ExtractRow).where(
-                ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
-            )
-        ).scalar_one_or_none()
-        if extract is None:
-            raise WorkflowError(f"§ {paragraph_number} of {meeting_id} is not drafted", 404)
+        extract = _drafted(session, meeting_id, paragraph_number)
         title, text = current_text(session, meeting, extract)
         comments = [
             f"# {row.actor} ({aware(row.at):%Y-%m-%d %H:%M} UTC): "
@@ -348,13 +344,7 @@ def redraft_extract(
     up in the same transaction."""
     with services.ledger.reading() as session:
         meeting = load_meeting(session, meeting_id)
-        row = session.execute(
-            select(ExtractRow).where(
-                ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
-            )
-        ).scalar_one_or_none()
-        if row is None:
-            raise WorkflowError(f"§ {paragraph_number} of {meeting_id} is not drafted", 404)
+        row = _drafted(session, meeting_id, paragraph_number)
         _check_redraftable(row, expected_version)
         old_title, _ = current_text(session, meeting, row)
         extract_id, version = row.id, row.version

@@ -274,6 +274,34 @@ _SIGNATURE_KINDS = frozenset({EventKind.SIGNED.value, EventKind.CERTIFIED.value}
 _NOTIFIED_OR_SIGNED = _SIGNATURE_KINDS | {EventKind.NOTIFIED.value}
 
 
+def append_signer_event(
+    session: Session,
+    extract: ExtractRow,
+    kind: EventKind,
+    signer: Signer,
+    *,
+    document_sha256: str | None = None,
+    certificate_sha256: str | None = None,
+    at: dt.datetime | None = None,
+    detail: dict[str, str] | None = None,
+) -> None:
+    """Append an event done by (or to) ``signer`` on the extract's current document
+    (or ``document_sha256``)."""
+    append_event(
+        session,
+        extract,
+        kind,
+        actor=signer.name,
+        actor_email=signer.email,
+        role=signer.role.value,
+        slot=signer.slot,
+        document_sha256=document_sha256 or extract.head_sha256,
+        certificate_sha256=certificate_sha256,
+        at=at,
+        detail=detail,
+    )
+
+
 def _slots_with(session: Session, extract: ExtractRow, kinds: frozenset[str]) -> set[str]:
     """The signer slots with an event of ``kinds`` on the extract's current version."""
     return {
@@ -408,17 +436,7 @@ def request_signatures(
     if days_left is not None:
         detail["reminder_days_left"] = str(days_left)
     for extract in extracts:
-        append_event(
-            session,
-            extract,
-            EventKind.NOTIFIED,
-            actor=signer.name,
-            actor_email=signer.email,
-            role=signer.role.value,
-            slot=signer.slot,
-            document_sha256=extract.head_sha256,
-            detail=detail,
-        )
+        append_signer_event(session, extract, EventKind.NOTIFIED, signer, detail=detail)
     return message_id
 
 
@@ -527,16 +545,7 @@ def view_link(services: Services, token: str) -> LinkView:
             last = last_event(session, extract.id)
             if last and last.kind == EventKind.VIEWED.value and last.slot == signer.slot:
                 continue  # a reload: the trail already says this signer has it open
-            append_event(
-                session,
-                extract,
-                EventKind.VIEWED,
-                actor=signer.name,
-                actor_email=signer.email,
-                role=signer.role.value,
-                slot=signer.slot,
-                document_sha256=extract.head_sha256,
-            )
+            append_signer_event(session, extract, EventKind.VIEWED, signer)
         if all(e.state in _DONE for e in extracts):
             # Nothing waits for this signer any more: say why (changed, declined, signed).
             grant = grants_of(session, link.token_hash)[0]
@@ -813,14 +822,11 @@ def _record_signatures(
                 raise _ExtractMoved
             check_turn(session, extract, item.version, signer)
             digest = store_document(session, extract, signature.pdf)
-            append_event(
+            append_signer_event(
                 session,
                 extract,
                 kind,
-                actor=signer.name,
-                actor_email=signer.email,
-                role=signer.role.value,
-                slot=signer.slot,
+                signer,
                 document_sha256=digest,
                 certificate_sha256=signature.certificate_fingerprint,
                 at=signature.signed_at,
