@@ -28,7 +28,7 @@ measures side by side:
   subprocesses. ``verify_ratio_vs_pdfsig`` is justering's time over pdfsig's.
 * **peak RSS**: the peak resident set (``VmHWM``) of every justering process —
   ``serve``, the flow-run processes it starts, the ``verify`` subprocess — sampled
-  from ``/proc`` every 0.1 s. The Prefect server, this harness and pdfsig are
+  from ``/proc`` every 0.2 s. The Prefect server, this harness and pdfsig are
   reported beside it, not in it.
 
 Targets (issues 3 and 5) are reported, never asserted: ``ratio_vs_floor`` ≤ 2 at
@@ -87,7 +87,7 @@ TARGET_PEAK_RSS_MB = 500.0
 
 POLL_SECONDS = 0.05
 """How often the signers look at the outbox (and the archive, when they wait for it)."""
-RSS_INTERVAL_SECONDS = 0.1
+RSS_INTERVAL_SECONDS = 0.2
 PAGE_CHARACTERS = 1500
 """About one rendered page of paragraph text: generated paragraphs stop near it."""
 WAIT_SECONDS = 300.0
@@ -117,9 +117,19 @@ def _about_a_page(sections: Sequence[Section]) -> tuple[Section, ...]:
     return tuple(kept)
 
 
-def bench_paragraphs(count: int, sample: Meeting | None = None) -> list[dict[str, Any]]:
-    """``count`` manifest paragraphs (§ 1 …) of about one page each, cycling through
-    the sample's paragraphs with their own numbers and diarienummer."""
+def bench_paragraphs(
+    count: int,
+    *,
+    first: int = 1,
+    series: int = 100,
+    year: int = 2014,
+    sample: Meeting | None = None,
+) -> list[dict[str, Any]]:
+    """``count`` manifest paragraphs (§ ``first`` …) of about one page each, cycling
+    through the sample's paragraphs, each with its own diarienummer
+    ``KFKS YEAR/SERIES-§``. (The archive keys extracts by body, date, diarienummer
+    and §, so meetings of one body on one day need different § numbers, and runs
+    in one home different series.)"""
     if count < 1:
         raise ConfigError(f"--extracts: expected at least 1, got {count}")
     bases = (sample or load_sample_meeting()).paragraphs
@@ -134,8 +144,8 @@ def bench_paragraphs(count: int, sample: Meeting | None = None) -> list[dict[str
         )
         paragraphs.append(
             {
-                "number": index + 1,
-                "dnr": f"KFKS 2014/{100 + index}-{214 + index % 7}",
+                "number": first + index,
+                "dnr": f"KFKS {year}/{series}-{first + index}",
                 "title": base.title,
                 "text": text,
                 "immediate": False,
@@ -151,11 +161,19 @@ def _tagged(person: Person, tag: str) -> Person:
 
 
 def bench_meeting(
-    meeting_id: str, paragraphs: int, *, adjusters: int = 1, tag: str, date: dt.date
+    meeting_id: str,
+    paragraphs: int,
+    *,
+    first: int = 1,
+    series: int = 100,
+    adjusters: int = 1,
+    tag: str,
+    date: dt.date,
 ) -> Meeting:
     """A meeting like the sample's (Nacka KSAU), held on ``date``, with ``paragraphs``
-    generated paragraphs, one or two adjusters, and signers addressed uniquely by
-    ``tag`` (so that every message in the outbox names its meeting)."""
+    generated paragraphs from § ``first`` (see :func:`bench_paragraphs`), one or two
+    adjusters, and signers addressed uniquely by ``tag`` (so that every message in
+    the outbox names its meeting)."""
     sample = load_sample_meeting()
     second = Person("Christina Ståldal", "christina.staldal@nacka.example")
     people = [*sample.adjusters, second][:adjusters]
@@ -169,7 +187,9 @@ def bench_meeting(
             certifier=_tagged(sample.certifier, tag),
         )
     )
-    document["paragraphs"] = bench_paragraphs(paragraphs, sample)
+    document["paragraphs"] = bench_paragraphs(
+        paragraphs, first=first, series=series, year=date.year, sample=sample
+    )
     return parse_manifest(document)
 
 
@@ -295,12 +315,12 @@ class _Outbox:
             kind = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
             if kind not in {role.value for role in Role}:
                 continue  # a receipt, a reminder, a notice to the secretary
-            owner = self.signers.get(_recipient(path))
+            recipient = _recipient(path)
+            owner = self.signers.get(recipient)
             if owner is None:
                 continue
             meeting_id, role = owner
-            notice = Notice(meeting_id, role, outbox_time(path), "", link_in(path), path)
-            new.append(replace(notice, email=_recipient(path)))
+            new.append(Notice(meeting_id, role, outbox_time(path), recipient, link_in(path), path))
         self.notices.extend(new)
         return new
 
@@ -365,12 +385,6 @@ def status_kb(status: str, name: str) -> int | None:
     return None
 
 
-def parent_pid(stat: str) -> int:
-    """The parent's pid from a ``/proc/PID/stat`` text (the command name in
-    parentheses may itself hold spaces and parentheses)."""
-    return int(stat[stat.rindex(")") + 1 :].split()[1])
-
-
 def process_label(cmdline: Sequence[str]) -> str:
     """What a process is, from its command line: ``serve``, ``verify``, ``flow-run``,
     ``prefect-server`` or the program's name."""
@@ -393,29 +407,38 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _process_parents(proc: Path) -> dict[int, int]:
-    parents = {}
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            stat = _read(entry / "stat")
-            if stat:
-                parents[int(entry.name)] = parent_pid(stat)
-    return parents
+def child_pids(pid: int, proc: Path = Path("/proc")) -> list[int]:
+    """The children of ``pid`` (from ``/proc/PID/task/*/children``; [] once it is gone)."""
+    try:
+        tasks = list((proc / str(pid) / "task").iterdir())
+    except OSError:
+        return []
+    children: list[int] = []
+    for task in tasks:
+        text = _read(task / "children")
+        if text:
+            children.extend(int(word) for word in text.split())
+    return children
 
 
-def descendants(parents: Mapping[int, int], roots: Iterable[int]) -> set[int]:
-    """``roots`` and every process below them, given each process's parent."""
-    children: dict[int, list[int]] = {}
-    for pid, parent in parents.items():
-        children.setdefault(parent, []).append(pid)
+def process_tree(roots: Iterable[int], proc: Path = Path("/proc")) -> set[int]:
+    """``roots`` that still run and every process below them."""
     found: set[int] = set()
-    waiting = [root for root in roots if root in parents]
+    waiting = [root for root in roots if (proc / str(root)).exists()]
     while waiting:
         pid = waiting.pop()
         if pid not in found:
             found.add(pid)
-            waiting.extend(children.get(pid, ()))
+            waiting.extend(child_pids(pid, proc))
     return found
+
+
+def _cmdline(process: Path) -> list[str]:
+    try:
+        raw = (process / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [word.decode(errors="replace") for word in raw.split(b"\0") if word]
 
 
 @dataclass
@@ -446,12 +469,11 @@ class RssSampler:
             self.roots.setdefault(group, set()).add(pid)
 
     def sample(self) -> None:
-        parents = _process_parents(self.proc)
         with self._lock:
             roots = {group: set(pids) for group, pids in self.roots.items()}
         for group, pids in roots.items():
             total = 0
-            for pid in descendants(parents, pids):
+            for pid in process_tree(pids, self.proc):
                 status = _read(self.proc / str(pid) / "status")
                 if status is None:
                     continue
@@ -459,8 +481,7 @@ class RssSampler:
                 if rss is None or hwm is None:
                     continue  # a zombie
                 if pid not in self.peaks:
-                    raw = (self.proc / str(pid) / "cmdline").read_bytes() if rss else b""
-                    label = process_label([w.decode(errors="replace") for w in raw.split(b"\0")])
+                    label = process_label(_cmdline(self.proc / str(pid)))
                     owner = "prefect" if label == "prefect-server" else group
                     self.peaks[pid] = _Peak(label, owner)
                 peak = self.peaks[pid]
@@ -679,6 +700,8 @@ class BenchReport:
     """Click → next message in the pipeline run (each click signs all N extracts)."""
     signer_reaction_s: float
     """The bench's own delay: from each message being sent to its link being opened."""
+    stages: Mapping[str, Sequence[float]]
+    """The pipeline run's trail events: first and last, seconds after the POST."""
     verify: VerifyTimes
     peak_rss_mb: float
     rss_by_process_mb: Mapping[str, float]
@@ -742,6 +765,7 @@ class BenchReport:
                 "latency_max_s": round(max(self.latencies), 3),
                 "bulk_latencies_s": [round(x, 3) for x in self.bulk_latencies],
                 "signer_reaction_s": round(self.signer_reaction_s, 3),
+                "stages_s": {k: list(v) for k, v in self.stages.items()},
                 "verify": {
                     "files": verify.files,
                     "justering_s": round(verify.justering_s, 3),
@@ -794,7 +818,9 @@ class BenchReport:
         ]  # fmt: skip
         lines = [
             f"justering bench: {self.extracts} extracts, "
-            f"{self.machine.get('cpu_count')} CPUs, Python {self.machine.get('python')}",
+            f"{self.machine.get('cpu_count')} CPUs, Python {self.machine.get('python')}, "
+            f"load average {self.machine.get('load_average_before')} before, "
+            f"{self.machine.get('load_average_after')} after",
             f"{'':34}{'measured':>12}  {'target':<12}",
         ]
         lines += [f"{a:34}{b:>12}  {c:<12}{d}" for a, b, c, d in rows]
@@ -803,6 +829,8 @@ class BenchReport:
             "",
             f"pipeline: {self.pipeline_seconds:.1f} s from POST to all archived "
             f"(the signers' own reaction {self.signer_reaction_s:.2f} s of it)",
+            "stages (first–last, s after the POST): "
+            + ", ".join(f"{k} {a:.1f}–{b:.1f}" for k, (a, b) in self.stages.items()),
             f"latency: {len(self.latencies)} clicks in {self.latency_meetings} small meetings; "
             "in the pipeline run (each click signs every extract): "
             + ", ".join(f"{x:.1f} s" for x in self.bulk_latencies),
@@ -879,20 +907,50 @@ def _archived_at(settings: Settings, meeting_id: str) -> float:
     return aware(last).timestamp()
 
 
+def stage_times(settings: Settings, meeting_id: str, since: float) -> dict[str, list[float]]:
+    """From the ledger: for each kind of trail event of the meeting (and role, where
+    it has one), seconds after ``since`` (epoch) of its first and last occurrence,
+    in order: where the pipeline's time went, stage by stage."""
+    ledger = Ledger(settings.database_url)
+    try:
+        with ledger.reading() as session:
+            rows = session.execute(
+                select(
+                    TrailEventRow.kind,
+                    TrailEventRow.role,
+                    func.min(TrailEventRow.at),
+                    func.max(TrailEventRow.at),
+                )
+                .join(ExtractRow, ExtractRow.id == TrailEventRow.extract_id)
+                .where(ExtractRow.meeting_id == meeting_id)
+                .group_by(TrailEventRow.kind, TrailEventRow.role)
+            ).all()
+    finally:
+        ledger.dispose()
+    stages = sorted(
+        (aware(first).timestamp() - since, aware(last).timestamp() - since, kind, role)
+        for kind, role, first, last in rows
+    )
+    return {
+        f"{kind} {role}" if role else kind: [round(first, 2), round(last, 2)]
+        for first, last, kind, role in stages
+    }
+
+
 def _run_pipeline(
     service: _Service, outbox: _Outbox, meeting: Meeting, progress: bool
-) -> tuple[float, list[Click], float]:
+) -> tuple[float, list[Click], float, dict[str, list[float]]]:
     """Post ``meeting`` and sign every message as it comes, until all is archived:
     (seconds from the POST to the last archived event, the clicks, the bench's
-    total reaction delay)."""
+    total reaction delay, :func:`stage_times`)."""
     outbox.expect(meeting)
     clicks: list[Click] = []
     reaction = 0.0
     posted = time.time()
     service.post(meeting)
-    deadline = time.monotonic() + WAIT_SECONDS + 2 * len(meeting.paragraphs)
+    deadline = time.monotonic() + WAIT_SECONDS + 10 * len(meeting.paragraphs)
     next_look = time.monotonic()
-    shown = ""
+    shown: tuple[set[str], float] = (set(), 0.0)
     while True:
         for notice in outbox.poll():
             if notice.meeting_id != meeting.meeting_id:
@@ -903,10 +961,10 @@ def _run_pipeline(
                 clicks.append(click)
         if time.monotonic() >= next_look:
             statuses = service.statuses(meeting.meeting_id)
-            line = " ".join(f"{s} {statuses.count(s)}" for s in sorted(set(statuses)))
-            if line != shown:
+            if set(statuses) != shown[0] or time.monotonic() > shown[1] + 10:
+                line = " ".join(f"{s} {statuses.count(s)}" for s in sorted(set(statuses)))
                 _say(progress, f"  {line}")
-                shown = line
+                shown = (set(statuses), time.monotonic())
             if len(statuses) == len(meeting.paragraphs) and set(statuses) == {"archived"}:
                 break
             next_look = time.monotonic() + 0.25
@@ -915,14 +973,15 @@ def _run_pipeline(
                 f"bench: the pipeline did not finish; see {service.settings.home / 'serve.log'}"
             )
         time.sleep(POLL_SECONDS)
-    return _archived_at(service.settings, meeting.meeting_id) - posted, clicks, reaction
+    stages = stage_times(service.settings, meeting.meeting_id, posted)
+    return _archived_at(service.settings, meeting.meeting_id) - posted, clicks, reaction, stages
 
 
 def _wait_quiet(service_pid: int, timeout: float = 60.0) -> None:
     """Wait until ``serve`` has no child processes (its flow runs have ended)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if descendants(_process_parents(Path("/proc")), [service_pid]) <= {service_pid}:
+        if process_tree([service_pid]) <= {service_pid}:
             return
         time.sleep(0.2)
 
@@ -974,22 +1033,21 @@ def _prefect_server_pids(api_url: str | None) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            words = [
-                w.decode(errors="replace") for w in (entry / "cmdline").read_bytes().split(b"\0")
-            ]
-        except OSError:
-            continue
+        words = _cmdline(entry)
         if process_label(words) == "prefect-server" and str(port) in words:
             found.append(int(entry.name))
     return found
 
 
-def _serve_command() -> list[str] | None:
-    """``serve`` under cProfile when :data:`PROFILE_ENV` names a folder."""
-    if not os.environ.get(PROFILE_ENV):
-        return None
-    return [sys.executable, "-c", "from justering.bench import profiled_main; profiled_main()"]
+def _serve_command() -> tuple[list[str] | None, dict[str, str]]:
+    """How to start ``serve``: its command (None: the usual one; under cProfile when
+    :data:`PROFILE_ENV` names a folder) and its environment (embedded defaults)."""
+    environ = _clean_environment()
+    folder = os.environ.get(PROFILE_ENV)
+    if not folder:
+        return None, environ
+    command = [sys.executable, "-c", "from justering.bench import profiled_main; profiled_main()"]
+    return command, {**environ, PROFILE_ENV: str(Path(folder).resolve())}
 
 
 def profiled_main() -> None:
@@ -1047,17 +1105,24 @@ def run_bench(
     ca, _ = SigningCA.load_or_create(bench.ca_dir, organisation="Nacka kommun")
     run = uuid.uuid4().hex[:8]
     today = dt.date.today()
-    main = bench_meeting(f"bench-{run}-n{extracts}", extracts, tag=f"{run}-n", date=today)
-    small = [
-        bench_meeting(
-            f"bench-{run}-l{index:02d}",
-            1 + index % 2,
-            adjusters=1 + (index // 2) % 2,
-            tag=f"{run}-l{index:02d}",
-            date=today,
+    series = 100_000 + int(run, 16) % 900_000
+    main = bench_meeting(
+        f"bench-{run}-n{extracts}", extracts, series=series, tag=f"{run}-n", date=today
+    )
+    small = []
+    for index in range(latency_meetings):
+        small.append(
+            bench_meeting(
+                f"bench-{run}-l{index:02d}",
+                1 + index % 2,
+                first=extracts + 1 + 2 * index,
+                series=series,
+                adjusters=1 + (index // 2) % 2,
+                tag=f"{run}-l{index:02d}",
+                date=today,
+            )
         )
-        for index in range(latency_meetings)
-    ]
+    load_before = round(os.getloadavg()[0], 2)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     bench = bench.with_public_url(base)
@@ -1066,14 +1131,17 @@ def run_bench(
         sampler.watch("prefect", pid)
     outbox = _Outbox(bench.outbox_dir)
     with sampler.running():
-        process = start_service(bench, port, environ=_clean_environment(), command=_serve_command())
+        command, environ = _serve_command()
+        process = start_service(bench, port, environ=environ, command=command)
         sampler.watch("justering", process.pid)
         try:
             wait_until_healthy(f"{base}/healthz", process, 120)
             with httpx.Client(base_url=base, timeout=WAIT_SECONDS) as client:
                 service = _Service(bench, client, base)
                 _say(progress, f"pipeline: {extracts} extracts through {base}")
-                seconds, bulk_clicks, reaction = _run_pipeline(service, outbox, main, progress)
+                seconds, bulk_clicks, reaction, stages = _run_pipeline(
+                    service, outbox, main, progress
+                )
                 _say(progress, f"pipeline: {seconds:.1f} s; latency: {latency_meetings} meetings")
                 clicks = _run_latency(service, outbox, small, process.pid, progress)
         finally:
@@ -1095,6 +1163,7 @@ def run_bench(
         latency_meetings=latency_meetings,
         bulk_latencies=tuple(bulk),
         signer_reaction_s=reaction,
+        stages=stages,
         verify=verify,
         peak_rss_mb=justering_peak or 0.0,
         rss_by_process_mb=sampler.by_label_mb("justering"),
@@ -1106,6 +1175,8 @@ def run_bench(
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(terse=True),
+            "load_average_before": load_before,
+            "load_average_after": round(os.getloadavg()[0], 2),
         },
     )
 

@@ -66,8 +66,12 @@ def _prefect_executable() -> str:
 
 
 @contextmanager
-def local_prefect_server(prefect_home: Path, log_file: Path) -> Iterator[str]:
-    """Start ``prefect server start`` on a free loopback port; yields its API URL."""
+def local_prefect_server(
+    prefect_home: Path, log_file: Path, *, database_url: str | None = None
+) -> Iterator[str]:
+    """Start ``prefect server start`` on a free loopback port; yields its API URL.
+    Its database is SQLite under ``prefect_home``, or ``database_url`` (e.g.
+    ``postgresql+asyncpg://…``, as in a scale-out deployment)."""
     prefect_home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
@@ -79,6 +83,8 @@ def local_prefect_server(prefect_home: Path, log_file: Path) -> Iterator[str]:
         "PREFECT_SERVER_API_PORT": str(port),
     }
     env.pop("PREFECT_API_URL", None)
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             [_prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

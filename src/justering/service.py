@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
 
 from justering import deadlines, workflow
 from justering.config import Settings
+from justering.errors import ConfigError
 from justering.manifest import load_sample_meeting
 from justering.pki import SigningCA
 from justering.rendering import render_extract
@@ -26,6 +29,7 @@ from justering.web import Hooks, create_app
 log = logging.getLogger("justering.service")
 
 RECONCILE_SECONDS = 15.0
+"""The reconciler's period unless ``JUSTERING_RECONCILE_SECONDS`` says otherwise."""
 REMINDER_SECONDS = 15 * 60.0
 """Reminders are due per day; a pass every quarter of an hour sends them promptly."""
 DEPLOYMENT = "meeting-ended/justering"
@@ -44,10 +48,25 @@ def schedule_advance(meeting_id: str) -> None:
     advance_meeting.delay(meeting_id)
 
 
-async def _reconcile(services: workflow.Services) -> None:
-    """At start and then periodically, nudge every meeting with work recorded since
-    its last complete advance: after a restart or a failed hand-over to Prefect this
-    resumes whatever was in flight (the ledger knows)."""
+def reconcile_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """The reconciler's period: ``JUSTERING_RECONCILE_SECONDS`` (seconds, > 0), else
+    :data:`RECONCILE_SECONDS`."""
+    text = (os.environ if environ is None else environ).get("JUSTERING_RECONCILE_SECONDS", "")
+    if not text.strip():
+        return RECONCILE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigError(f"JUSTERING_RECONCILE_SECONDS: expected seconds > 0, got {text!r}")
+    return seconds
+
+
+async def _reconcile(services: workflow.Services, period: float) -> None:
+    """At start and then every ``period`` seconds, nudge every meeting with work
+    recorded since its last complete advance: after a restart or a failed hand-over
+    to Prefect this resumes whatever was in flight (the ledger knows)."""
     while True:
         try:
             meetings = await asyncio.to_thread(workflow.meetings_needing_work, services)
@@ -55,7 +74,7 @@ async def _reconcile(services: workflow.Services) -> None:
                 await asyncio.to_thread(schedule_advance, meeting_id)
         except Exception:  # a reconcile pass must never stop the service
             log.exception("reconcile pass failed")
-        await asyncio.sleep(RECONCILE_SECONDS)
+        await asyncio.sleep(period)
 
 
 async def _remind(services: workflow.Services) -> None:
@@ -96,6 +115,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
     from justering_flows.pipeline import advance_meeting, meeting_ended, services
 
+    period = reconcile_seconds()
     svc = services()
     await asyncio.to_thread(warm_up)
     app = create_app(
@@ -112,7 +132,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     background = [
         asyncio.create_task(runner.start(), name="prefect-runner"),
         asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
-        asyncio.create_task(_reconcile(svc), name="reconciler"),
+        asyncio.create_task(_reconcile(svc, period), name="reconciler"),
         asyncio.create_task(_remind(svc), name="reminders"),
     ]
     # Let Prefect's runner and task worker start (and install their SIGTERM handlers)

@@ -262,9 +262,9 @@ def verify_targets(
     for target in targets:
         if target.startswith("s3://"):
             if client is None:
-                import boto3
+                from justering.archive import S3ClientSettings
 
-                client = boto3.client("s3")
+                client = S3ClientSettings().client()
             try:
                 for name, store, prefix in _s3_targets(target, client):
                     yield verify_bundle(name, store, prefix, trust_roots)
