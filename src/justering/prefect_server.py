@@ -84,7 +84,7 @@ def local_prefect_server(
     }
     env.pop("PREFECT_API_URL", None)
     if database_url:
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             [_prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

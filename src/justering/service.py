@@ -92,6 +92,25 @@ async def _remind(services: workflow.Services) -> None:
         await asyncio.sleep(REMINDER_SECONDS)
 
 
+def warn_unless_parameters_are_shared(settings: Settings) -> None:
+    """With a Prefect server of its own (``PREFECT_API_URL``) there may be other serve
+    processes. ``advance_meeting.delay()`` stores the task's parameters where the task
+    worker that picks it up reads them: by default this process's own folder, which
+    another process's worker cannot read (it then drops the task run, and the meeting
+    waits for a reconciler pass). Say so, once, at start."""
+    from prefect.settings import get_current_settings
+
+    if (
+        settings.prefect_api_url
+        and not get_current_settings().tasks.scheduling.default_storage_block
+    ):
+        log.warning(
+            "PREFECT_TASKS_SCHEDULING_DEFAULT_STORAGE_BLOCK is not set: advances scheduled "
+            "by this process can only run in this process. With several `justering serve` "
+            "processes, point it at storage they all share (docs/deploy.md)."
+        )
+
+
 def warm_up() -> None:
     """Render and sign a throwaway extract, so that the first signer of the day does
     not wait for fonts and pyHanko to load (about half a second per process). The
@@ -116,6 +135,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from justering_flows.pipeline import advance_meeting, meeting_ended, services
 
     period = reconcile_seconds()
+    warn_unless_parameters_are_shared(settings)
     svc = services()
     await asyncio.to_thread(warm_up)
     app = create_app(
