@@ -32,11 +32,8 @@ def services() -> workflow.Services:
 def draft_extracts(meeting_id: str) -> list[int]:
     """Draft every paragraph of the meeting. One task run for all of them keeps
     Prefect's per-run cost off the per-extract path; a retry redrafts nothing
-    that was drafted (``draft_extract`` is idempotent)."""
-    return [
-        workflow.draft_extract(services(), meeting_id, paragraph)
-        for paragraph in workflow.paragraph_numbers(services(), meeting_id)
-    ]
+    that was drafted, and a process already drafting the meeting is left to it."""
+    return list(workflow.draft_meeting(services(), meeting_id) or ())
 
 
 @task(
@@ -52,6 +49,7 @@ def advance_meeting(meeting_id: str) -> dict[str, Any]:
         "notified": list(report.notified),
         "archived": list(report.archived),
         "remaining": report.remaining,
+        "complete": report.complete,
     }
 
 

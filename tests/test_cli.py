@@ -278,3 +278,21 @@ def test_meeting_ended_reads_the_protocol_text_beside_the_manifest(
     done = run_cli(tmp_path / "home2", "meeting-ended", str(moved))
     assert done.returncode == 2
     assert "manifest field 'protocol_text'" in done.stderr
+
+
+def test_no_ca_is_made_up_for_a_shared_ledger(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from justering.cli import ensure_ca
+    from justering.config import load_settings
+    from justering.errors import ConfigError
+
+    settings = replace(
+        load_settings(tmp_path / "home", environ={}),
+        database_url="postgresql+psycopg://postgres@127.0.0.1/justering",
+    )
+    with pytest.raises(ConfigError, match="every process must use the same CA"):
+        ensure_ca(settings)
+    assert not settings.ca_dir.exists()
+    ensure_ca(replace(settings, database_url=f"sqlite:///{tmp_path / 'l.db'}"))
+    ensure_ca(settings)  # now there is one: fine

@@ -144,8 +144,7 @@ def in_thread(call: Callable[..., T], *args: Any) -> T:
 
 def _pipeline(services: Services, meeting_id: str) -> None:
     """What the ``meeting-ended`` flow does: draft every extract, then advance."""
-    for number in workflow.paragraph_numbers(services, meeting_id):
-        workflow.draft_extract(services, meeting_id, number)
+    workflow.draft_meeting(services, meeting_id)
     workflow.advance_meeting(services, meeting_id)
 
 

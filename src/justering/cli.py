@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from justering import __version__
 from justering.audit import add_audit_arguments
 from justering.config import Settings, load_settings
-from justering.errors import JusteringError
+from justering.errors import ConfigError, JusteringError
 
 if TYPE_CHECKING:
     from justering.manifest import Meeting
@@ -124,9 +124,20 @@ def _ca(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def ensure_ca(settings: Settings, organisation: str = DEFAULT_CA_ORGANISATION) -> None:
-    """Embedded defaults: create a local CA the first time one is needed."""
-    from justering.pki import SigningCA
+    """Embedded defaults: create a local CA the first time one is needed. With a
+    shared ledger (not SQLite) every process must sign with the same CA, so none is
+    made up here: it is created once (`justering ca init`) and copied."""
+    from justering.pki import CA_CERT_FILE, SigningCA
 
+    if not settings.database_url.startswith("sqlite") and not (
+        settings.ca_dir / CA_CERT_FILE
+    ).exists():
+        raise ConfigError(
+            f"no signing CA in {settings.ca_dir}: with a shared ledger "
+            f"({settings.database_url.split('://')[0]}) every process must use the same CA; "
+            "create it once with `justering ca init` and copy that folder to each "
+            "machine (docs/deploy.md)"
+        )
     ca, created = SigningCA.load_or_create(settings.ca_dir, organisation=organisation)
     if created:
         print(f"justering: created a local signing CA ({ca.fingerprint[:16]}…)", file=sys.stderr)

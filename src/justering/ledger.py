@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import secrets
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,11 +27,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     select,
+    text,
+    update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -157,6 +163,18 @@ class LinkGrantRow(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
+class LeaseRow(Base):
+    """Who is doing a piece of work that must not be done twice at once (drafting a
+    meeting, archiving an extract), until when. A holder that dies lets its lease run
+    out, and the work passes to whoever asks next."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 def aware(moment: dt.datetime) -> dt.datetime:
     """A stored time in UTC: SQLite hands back naive datetimes (stored as UTC),
     PostgreSQL aware ones in the session's time zone."""
@@ -202,7 +220,11 @@ class Ledger:
                 self.engine = create_engine(database_url, pool_pre_ping=True, pool_size=10)
                 # A reader sees one snapshot, as SQLite's deferred BEGIN gives in WAL mode.
                 self._read_engine = self.engine.execution_options(isolation_level="REPEATABLE READ")
-            Base.metadata.create_all(self.engine)
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # Processes starting together on an empty database: one at a time.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(7411)"))
+                Base.metadata.create_all(connection)
         except OperationalError as error:
             raise ConfigError(
                 f"cannot open the ledger database {database_url}: {error.orig}"
@@ -361,3 +383,62 @@ def event_rows(session: Session, extract_id: int) -> list[TrailEventRow]:
             .order_by(TrailEventRow.seq)
         ).scalars()
     )
+
+
+# --- leases ---------------------------------------------------------------------------------
+
+
+LEASE_TTL = dt.timedelta(seconds=30)
+"""How long a lease lasts unless renewed: a holder that dies delays its work this long."""
+
+
+class WorkLease:
+    """A lease taken for a ``with`` block (``held`` says whether it was got) and
+    released after it; :meth:`renew` extends it during long work."""
+
+    def __init__(self, ledger: Ledger, name: str, ttl: dt.timedelta = LEASE_TTL) -> None:
+        self.ledger, self.name, self.ttl = ledger, name, ttl
+        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(6)}"
+        self.held = False
+
+    def __enter__(self) -> WorkLease:
+        self.held = take_lease(self.ledger, self.name, self.holder, self.ttl)
+        return self
+
+    def renew(self) -> None:
+        if self.held:
+            take_lease(self.ledger, self.name, self.holder, self.ttl)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.held:
+            release_lease(self.ledger, self.name, self.holder)
+
+
+def take_lease(ledger: Ledger, name: str, holder: str, ttl: dt.timedelta) -> bool:
+    """Take (or renew, for the same holder) the lease ``name`` for ``ttl``; False if
+    another holder has it and it has not run out. Atomic: of concurrent takers one wins."""
+    now = utcnow()
+    with ledger.transaction() as session:
+        taken = session.execute(
+            update(LeaseRow)
+            .where(
+                LeaseRow.name == name,
+                (LeaseRow.holder == holder) | (LeaseRow.expires_at < now),
+            )
+            .values(holder=holder, expires_at=now + ttl)
+        )
+        if taken.rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        if session.get(LeaseRow, name) is not None:
+            return False
+    try:
+        with ledger.transaction() as session:
+            session.add(LeaseRow(name=name, holder=holder, expires_at=now + ttl))
+    except IntegrityError:  # taken by another at the same moment
+        return False
+    return True
+
+
+def release_lease(ledger: Ledger, name: str, holder: str) -> None:
+    with ledger.transaction() as session:
+        session.execute(delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder))

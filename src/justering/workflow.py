@@ -45,6 +45,7 @@ from justering.ledger import (
     LinkGrantRow,
     LinkTokenRow,
     MeetingRow,
+    WorkLease,
     append_event,
     aware,
     event_rows,
@@ -268,6 +269,8 @@ class AdvanceReport:
     notified: tuple[str, ...] = ()
     archived: tuple[str, ...] = ()
     remaining: int = 0
+    complete: bool = True
+    """False when another process held part of the work (the meeting stays marked)."""
 
 
 _SIGNATURE_KINDS = frozenset({EventKind.SIGNED.value, EventKind.CERTIFIED.value})
@@ -318,26 +321,20 @@ def _signed_slots(session: Session, extract: ExtractRow) -> set[str]:
 def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     """Bring a meeting forward as far as the ledger allows: draft what is missing,
     notify every signer whose turn has come and who has not been notified yet,
-    archive what is certified. Safe to run any number of times, concurrently."""
+    archive what is certified. Safe to run any number of times, concurrently: work
+    another process is doing (drafting this meeting, archiving an extract) is left to
+    it, and the meeting stays marked as needing work until an advance did it all."""
     meeting = get_meeting(services, meeting_id)
     with services.ledger.reading() as session:
         requested = session.execute(
             select(MeetingRow.work_requested).where(MeetingRow.meeting_id == meeting_id)
         ).scalar_one()
-        existing = set(
-            session.execute(
-                select(ExtractRow.paragraph).where(ExtractRow.meeting_id == meeting_id)
-            ).scalars()
-        )
-    # Paragraphs under omedelbar justering first; every signer whose turn it is then
-    # hears at once, in one message that lists (and flags) those paragraphs first.
-    missing = sorted(
-        (p for p in meeting.paragraphs if p.number not in existing),
-        key=lambda p: (not p.immediate, p.number),
-    )
-    drafted = tuple(draft_extract(services, meeting_id, p.number) for p in missing)
+    drafted = draft_meeting(services, meeting_id)
+    if drafted is None:  # another process is drafting; it notifies when it is done
+        return AdvanceReport(complete=False, remaining=len(meeting.paragraphs))
     notified = _notify_due(services, meeting)
     archived: list[str] = []
+    complete = True
     with services.ledger.reading() as session:
         certified = list(
             session.execute(
@@ -348,7 +345,11 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
             ).scalars()
         )
     for extract_id in certified:
-        archived.append(archive_extract(services, extract_id))
+        with WorkLease(services.ledger, f"archive:{extract_id}") as lease:
+            if lease.held:
+                archived.append(archive_extract(services, extract_id))
+            else:
+                complete = False  # another process is archiving it
     with services.ledger.transaction() as session:
         remaining = len(
             session.execute(
@@ -358,42 +359,83 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
                 )
             ).all()
         )
-        session.execute(
-            update(MeetingRow)
-            .where(MeetingRow.meeting_id == meeting_id, MeetingRow.work_done < requested)
-            .values(work_done=requested)
+        if complete:
+            session.execute(
+                update(MeetingRow)
+                .where(MeetingRow.meeting_id == meeting_id, MeetingRow.work_done < requested)
+                .values(work_done=requested)
+            )
+    return AdvanceReport(drafted, notified, tuple(archived), remaining, complete)
+
+
+def draft_meeting(services: Services, meeting_id: str) -> tuple[int, ...] | None:
+    """Draft every paragraph of the meeting not drafted yet, those under omedelbar
+    justering first; the new extracts' ids. None if another process is drafting the
+    meeting now (a lease in the ledger): the work is not done twice."""
+    meeting = get_meeting(services, meeting_id)
+    with services.ledger.reading() as session:
+        existing = set(
+            session.execute(
+                select(ExtractRow.paragraph).where(ExtractRow.meeting_id == meeting_id)
+            ).scalars()
         )
-    return AdvanceReport(drafted, notified, tuple(archived), remaining)
+    missing = sorted(
+        (p for p in meeting.paragraphs if p.number not in existing),
+        key=lambda p: (not p.immediate, p.number),
+    )
+    if not missing:
+        return ()
+    with WorkLease(services.ledger, f"draft:{meeting_id}") as lease:
+        if not lease.held:
+            return None
+        drafted = []
+        for paragraph in missing:
+            drafted.append(draft_extract(services, meeting_id, paragraph.number))
+            lease.renew()
+        return tuple(drafted)
 
 
 def _notify_due(services: Services, meeting: Meeting) -> tuple[str, ...]:
+    """One message to every signer whose turn has come on some extract and who has
+    not been notified for it. Each signer's link, message and events are one short
+    transaction under the meeting's lock (which serialises concurrent advances), so
+    a link is committed the moment after its message leaves, not after everyone's."""
+    with services.ledger.reading() as session:
+        signers = list(_due(session, meeting))
     sent: list[str] = []
-    with services.ledger.transaction() as session:
-        # The meeting's lock serialises concurrent advances (and orders the locks).
-        lock_meeting(session, meeting.meeting_id)
-        session.execute(
-            update(MeetingRow)
-            .where(MeetingRow.meeting_id == meeting.meeting_id)
-            .values(advanced_at=utcnow())
-        )
-        extracts = session.execute(
-            select(ExtractRow)
-            .where(ExtractRow.meeting_id == meeting.meeting_id)
-            .order_by(ExtractRow.paragraph)
-        ).scalars()
-        due: dict[Signer, list[ExtractRow]] = defaultdict(list)
-        for extract in extracts:
-            role = ROLE_OF_STAGE.get(ExtractStatus(extract.status))
-            if role is None:
-                continue
-            done = _slots_with(session, extract, _NOTIFIED_OR_SIGNED)
-            for signer in meeting.signers(role):
-                if signer.slot not in done:
-                    due[signer].append(extract)
-        for signer, waiting in due.items():
+    for signer in signers:
+        with services.ledger.transaction() as session:
+            lock_meeting(session, meeting.meeting_id)
+            waiting = _due(session, meeting).get(signer)
+            if not waiting:
+                continue  # notified by a concurrent advance meanwhile
             request_signatures(session, services, meeting, signer, waiting)
-            sent.append(f"{signer.slot}:{signer.email}")
+            session.execute(
+                update(MeetingRow)
+                .where(MeetingRow.meeting_id == meeting.meeting_id)
+                .values(advanced_at=utcnow())
+            )
+        sent.append(f"{signer.slot}:{signer.email}")
     return tuple(sent)
+
+
+def _due(session: Session, meeting: Meeting) -> dict[Signer, list[ExtractRow]]:
+    """For each signer whose turn has come, the extracts they were not notified of."""
+    extracts = session.execute(
+        select(ExtractRow)
+        .where(ExtractRow.meeting_id == meeting.meeting_id)
+        .order_by(ExtractRow.paragraph)
+    ).scalars()
+    due: dict[Signer, list[ExtractRow]] = defaultdict(list)
+    for extract in extracts:
+        role = ROLE_OF_STAGE.get(ExtractStatus(extract.status))
+        if role is None:
+            continue
+        done = _slots_with(session, extract, _NOTIFIED_OR_SIGNED)
+        for signer in meeting.signers(role):
+            if signer.slot not in done:
+                due[signer].append(extract)
+    return due
 
 
 def request_signatures(
@@ -1073,7 +1115,3 @@ def meetings_needing_work(services: Services) -> tuple[str, ...]:
                 .order_by(MeetingRow.created_at)
             ).scalars()
         )
-
-
-def paragraph_numbers(services: Services, meeting_id: str) -> Sequence[int]:
-    return [p.number for p in get_meeting(services, meeting_id).paragraphs]
