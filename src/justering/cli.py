@@ -71,6 +71,25 @@ def _parser() -> argparse.ArgumentParser:
     mailbox.add_argument("--port", type=int, default=1025)
     mailbox.add_argument("--folder", type=Path, help="where mails are kept (default: HOME/mailbox)")
 
+    bench = commands.add_parser(
+        "bench", help="measure the pipeline against the raw library floor, latency, verify, RSS"
+    )
+    bench.add_argument(
+        "--extracts",
+        type=int,
+        default=100,
+        metavar="N",
+        help="extracts in the measured meeting (default: 100)",
+    )
+    bench.add_argument(
+        "--latency-meetings",
+        type=int,
+        default=20,
+        metavar="M",
+        help="small meetings the click-to-message latency is measured on (default: 20)",
+    )
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     verify = commands.add_parser("verify", help="verify certified extracts")
     verify.add_argument("targets", nargs="+", metavar="TARGET", help="PDF, bundle, folder, s3://")
     verify.add_argument(
@@ -101,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "audit": _audit,
             "ca": _ca,
             "redraft": _redraft,
+            "bench": _bench,
             "mailbox": _mailbox,
         }[args.command]
         return handler(args, settings)
@@ -129,9 +149,10 @@ def ensure_ca(settings: Settings, organisation: str = DEFAULT_CA_ORGANISATION) -
     made up here: it is created once (`justering ca init`) and copied."""
     from justering.pki import CA_CERT_FILE, SigningCA
 
-    if not settings.database_url.startswith("sqlite") and not (
-        settings.ca_dir / CA_CERT_FILE
-    ).exists():
+    if (
+        not settings.database_url.startswith("sqlite")
+        and not (settings.ca_dir / CA_CERT_FILE).exists()
+    ):
         raise ConfigError(
             f"no signing CA in {settings.ca_dir}: with a shared ledger "
             f"({settings.database_url.split('://')[0]}) every process must use the same CA; "
@@ -241,6 +262,29 @@ def _redraft(args: argparse.Namespace, settings: Settings) -> int:
         "whose new link `justering serve` sends"
     )
     return EXIT_OK
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    import tempfile
+
+    from justering.bench import run_bench
+
+    if args.extracts < 1 or args.latency_meetings < 1:
+        print("justering: --extracts and --latency-meetings must be at least 1", file=sys.stderr)
+        return EXIT_ERROR
+    with ExitStack() as stack:
+        if args.home is None:  # a fresh home, removed afterwards
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="justering-bench-"))
+            settings = load_settings(Path(folder))
+        _use_prefect(settings, stack)
+        report = run_bench(
+            settings,
+            args.extracts,
+            progress=not args.json,
+            latency_meetings=args.latency_meetings,
+        )
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.describe())
+    return EXIT_OK if report.targets_met else EXIT_INVALID
 
 
 def _mailbox(args: argparse.Namespace, settings: Settings) -> int:
