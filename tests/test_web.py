@@ -82,10 +82,14 @@ def _hostile_meeting(sample_meeting: Meeting) -> Meeting:
 
 
 @pytest.fixture
-def signer_token(client: TestClient, services: Services, sample_meeting: Meeting) -> str:
+def signer_token(
+    client: TestClient, services: Services, sample_meeting: Meeting, calls: Calls
+) -> str:
     """The chair's link for a one-paragraph meeting whose title and dnr hold HTML."""
     meeting = _hostile_meeting(sample_meeting)
     assert client.post("/api/meetings", json=meeting_to_dict(meeting)).status_code == 202
+    assert calls.scheduled == [meeting.meeting_id]  # drafting starts at once
+    calls.scheduled.clear()
     workflow.advance_meeting(services, meeting.meeting_id)
     return newest_token(services, meeting.chair.email)
 
@@ -114,7 +118,7 @@ def test_posting_a_manifest_with_inline_text_starts_the_meeting_once(
     assert again.status_code == 200
     assert again.json() == {"meeting_id": sample_meeting.meeting_id, "created": False}
     assert calls.recorded == [sample_meeting.meeting_id]
-    assert calls.scheduled == []
+    assert calls.scheduled == [sample_meeting.meeting_id]  # once, for the new meeting
 
 
 def test_posting_a_manifest_with_paragraphs(

@@ -75,7 +75,11 @@ def create_app(
         except ManifestError as error:
             return _api_error(error, 409)
         if created:
+            # The flow run is the meeting's record in Prefect; its process takes seconds
+            # to start, so the task worker starts drafting at once (a lease in the ledger
+            # keeps the two from drafting the same meeting twice).
             await run_in_threadpool(_hand_over, hooks.meeting_recorded, meeting.meeting_id)
+            await run_in_threadpool(_hand_over, hooks.schedule_advance, meeting.meeting_id)
         return JSONResponse(
             {"meeting_id": meeting.meeting_id, "created": created},
             status_code=202 if created else 200,
