@@ -49,6 +49,11 @@ _BANNER_FILL = (232, 243, 232)
 _PROBLEM_FILL = (250, 228, 228)
 _SIGNATURE_COLUMNS = (50.0, 30.0, 56.0, 16.0, 18.0)
 _TRAIL_COLUMNS = (8.0, 31.0, 21.0, 36.0, 30.0, 22.0, 22.0)
+_TRAIL_ROW_MM = 5.6
+_CELL_PADDING_MM = 1.2
+_DETAIL_CHARS = 300
+"""Longer detail values (a redraft's whole corrected text) are shortened in the
+certificate; trail.json beside it has them whole."""
 _FACT_COLUMNS = (48.0, 122.0)
 _DOCUMENT_TIMESTAMP_COLUMNS = (60.0, 86.0, 24.0)
 
@@ -116,6 +121,10 @@ def _short(digest: str | None) -> str:
     if not digest:
         return "–"
     return digest if len(digest) <= SHORT_HASH_CHARS else f"{digest[:SHORT_HASH_CHARS]}…"
+
+
+def _abridged(text: str) -> str:
+    return text if len(text) <= _DETAIL_CHARS else f"{text[:_DETAIL_CHARS]}… (trail.json)"
 
 
 def _role_name(role: str | None) -> str:
@@ -292,30 +301,35 @@ class _CompletionDocument(FPDF):
         if not events:
             self._paragraph_text("Händelseförloppet är tomt (the trail has no events).")
             return
-        columns = ("Nr", "Tid (UTC)", "Händelse", "Aktör", "Roll", "Dokument", "Hash")
-        with self._table(_TRAIL_COLUMNS) as table:
-            heading = table.row()
-            for text in columns:
-                heading.cell(text)
-            for event in events:
-                row = table.row()
-                row.cell(str(event.seq))
-                row.cell(f"{event.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}")
-                row.cell(event.kind.swedish)
-                row.cell(one_line(event.actor) or "–")
-                row.cell(_role_name(event.role))
-                row.cell(_short(event.document_sha256))
-                row.cell(_short(event.hash))
-                if event.detail:
-                    details = "; ".join(
-                        f"{one_line(key)}: {one_line(value)}"
-                        for key, value in sorted(event.detail.items())
-                    )
-                    detail_row = table.row()
-                    detail_row.cell("")
-                    detail_row.cell(
-                        details, colspan=len(_TRAIL_COLUMNS) - 1, style=FontFace(color=_GREY)
-                    )
+        # Laid out with plain cells, not fpdf2's table(): one line per event, values
+        # shortened to fit, so that no cell is measured and wrapped twice (the trail is
+        # the longest part of the certificate, written once for every archived extract).
+        heading = ("Nr", "Tid (UTC)", "Händelse", "Aktör", "Roll", "Dokument", "Hash")
+        self._trail_row(heading, bold=True)
+        for event in events:
+            if self.will_page_break(_TRAIL_ROW_MM):
+                self.add_page()
+                self._trail_row(heading, bold=True)
+            self._trail_row(
+                (
+                    str(event.seq),
+                    f"{event.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}",
+                    event.kind.swedish,
+                    one_line(event.actor) or "–",
+                    _role_name(event.role),
+                    _short(event.document_sha256),
+                    _short(event.hash),
+                )
+            )
+            details = [
+                f"{one_line(key)}: {_abridged(one_line(value))}"
+                for key, value in sorted(event.detail.items())
+            ]
+            actor = one_line(event.actor)
+            if not self._fits(actor, _TRAIL_COLUMNS[3]):  # shortened in its cell: whole here
+                details.insert(0, f"aktör: {actor}")
+            if details:
+                self._trail_detail("; ".join(details))
         self.ln(2)
         self.set_font(FONT_FAMILY, "B", _TEXT_SIZE_PT)
         self.cell(
@@ -418,6 +432,47 @@ class _CompletionDocument(FPDF):
 
     def _both_times(self, moment: dt.datetime) -> str:
         return f"{_utc(moment)}\n{_swedish_time(moment)}"
+
+    def _trail_row(self, texts: Sequence[str], *, bold: bool = False) -> None:
+        self.set_font(FONT_FAMILY, "B" if bold else "", _TABLE_SIZE_PT)
+        self.set_draw_color(*_RULE_GREY)
+        self.set_line_width(0.2)
+        self.set_fill_color(*_HEADING_FILL)
+        self.c_margin = _CELL_PADDING_MM
+        for text, width in zip(texts, _TRAIL_COLUMNS, strict=True):
+            self.cell(width, _TRAIL_ROW_MM, self._fitted(text, width), border="B", fill=bold)
+        self.c_margin = 0
+        self.ln(_TRAIL_ROW_MM)
+
+    def _trail_detail(self, text: str) -> None:
+        """An event's details, under its row, from the second column on, in grey."""
+        self.set_font(FONT_FAMILY, "", _TABLE_SIZE_PT)
+        self.set_text_color(*_GREY)
+        self.c_margin = _CELL_PADDING_MM
+        self.set_x(self.l_margin + _TRAIL_COLUMNS[0])
+        self.multi_cell(
+            sum(_TRAIL_COLUMNS[1:]),
+            _TABLE_SIZE_PT * 0.48,
+            text,
+            border="B",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        self.c_margin = 0
+        self.set_text_color(0)
+
+    def _fits(self, text: str, width: float) -> bool:
+        self.set_font(FONT_FAMILY, "", _TABLE_SIZE_PT)
+        return bool(self.get_string_width(text) <= width - 2 * _CELL_PADDING_MM)
+
+    def _fitted(self, text: str, width: float) -> str:
+        """``text``, shortened with "…" to fit a cell ``width`` mm wide."""
+        room = width - 2 * _CELL_PADDING_MM
+        if self.get_string_width(text) <= room:
+            return text
+        while text and self.get_string_width(text + "…") > room:
+            text = text[:-1]
+        return text + "…"
 
     def _table(
         self, columns: Sequence[float], *, headings: bool = True, borders: str = "HORIZONTAL_LINES"
