@@ -111,6 +111,14 @@ def warn_unless_parameters_are_shared(settings: Settings) -> None:
         )
 
 
+def archive_workers() -> int:
+    """Worker processes for archiving: ``JUSTERING_ARCHIVE_WORKERS``, else one per core."""
+    value = os.environ.get("JUSTERING_ARCHIVE_WORKERS", "")
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    return max(1, os.cpu_count() or 1)
+
+
 def warm_up() -> None:
     """Render and sign a throwaway extract, so that the first signer of the day does
     not wait for fonts and pyHanko to load (about half a second per process). The
@@ -137,6 +145,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     period = reconcile_seconds()
     warn_unless_parameters_are_shared(settings)
     svc = services()
+    workflow.start_archive_workers(settings, archive_workers())
     await asyncio.to_thread(warm_up)
     app = create_app(
         svc, Hooks(meeting_recorded=trigger_meeting, schedule_advance=schedule_advance)
@@ -167,6 +176,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         for job in background:
             job.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        workflow.stop_archive_workers()
 
 
 def run_service(settings: Settings, *, host: str, port: int) -> None:

@@ -13,8 +13,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import multiprocessing
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -344,12 +346,15 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
                 )
             ).scalars()
         )
-    for extract_id in certified:
-        with WorkLease(services.ledger, f"archive:{extract_id}") as lease:
-            if lease.held:
-                archived.append(archive_extract(services, extract_id))
-            else:
-                complete = False  # another process is archiving it
+    if _archive_pool is not None and len(certified) > 1:
+        outcomes = list(_archive_pool.map(_archive_in_worker, certified))
+    else:
+        outcomes = [archive_if_free(services, extract_id) for extract_id in certified]
+    for uri in outcomes:
+        if uri is None:
+            complete = False  # another process is archiving it
+        else:
+            archived.append(uri)
     with services.ledger.transaction() as session:
         remaining = len(
             session.execute(
@@ -366,6 +371,48 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
                 .values(work_done=requested)
             )
     return AdvanceReport(drafted, notified, tuple(archived), remaining, complete)
+
+
+def archive_if_free(services: Services, extract_id: int) -> str | None:
+    """Archive the extract unless another process is archiving it (its lease); the
+    PDF's URI, or None."""
+    with WorkLease(services.ledger, f"archive:{extract_id}") as lease:
+        return archive_extract(services, extract_id) if lease.held else None
+
+
+# Archiving (validation, the certificate of completion, the writes) is the longest
+# step of a meeting and runs after the certifier's one request: `serve` spreads it
+# over worker processes, one per core, so that it is not bound to one core.
+_archive_pool: Executor | None = None
+_worker_services: Services | None = None
+
+
+def start_archive_workers(settings: Settings, count: int) -> Executor:
+    """Archive in ``count`` worker processes from now on (each with its own
+    services); the caller shuts the pool down when it stops."""
+    global _archive_pool
+    context = multiprocessing.get_context("spawn")  # the parent has threads: no fork
+    _archive_pool = ProcessPoolExecutor(
+        count, mp_context=context, initializer=_start_worker, initargs=(settings,)
+    )
+    return _archive_pool
+
+
+def stop_archive_workers() -> None:
+    global _archive_pool
+    pool, _archive_pool = _archive_pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_worker(settings: Settings) -> None:
+    global _worker_services
+    _worker_services = open_services(settings)
+
+
+def _archive_in_worker(extract_id: int) -> str | None:
+    assert _worker_services is not None, "not in an archive worker"
+    return archive_if_free(_worker_services, extract_id)
 
 
 def draft_meeting(services: Services, meeting_id: str) -> tuple[int, ...] | None:
