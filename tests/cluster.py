@@ -414,7 +414,7 @@ class Cluster:
                 self.early_clicks += 1
                 assert time.monotonic() < deadline, f"{link} stayed unknown (404)"
                 time.sleep(0.2)
-            return sign_everything(client, link)
+            return sign_everything(client, link) is not None
 
     def wait_for(
         self, what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.05

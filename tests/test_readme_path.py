@@ -85,7 +85,7 @@ def test_a_new_user_takes_the_sample_meeting_to_the_archive_by_e_mail(
                 followed.add(path)
                 for link in parse_received(path).links:
                     if link.startswith(f"{base}/s/"):
-                        assert sign_everything(client, link)
+                        assert sign_everything(client, link) is not None
             state = client.get(f"{base}/api/meetings/{meeting.meeting_id}").json()
             extracts = state.get("extracts", [])
             if extracts and all(e["status"] == "archived" for e in extracts):

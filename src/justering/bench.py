@@ -77,7 +77,7 @@ from justering.prefect_server import free_port, stop_process, wait_until_healthy
 from justering.protocol import Section, declares_immediate
 from justering.rendering import render_extract
 from justering.roles import Person, Role
-from justering.signer_client import SIGN_FORM, read_forms
+from justering.signer_client import sign_everything
 from justering.signing import sign_extract
 from justering.trail import EventKind
 from justering.validation import validate_extract
@@ -340,39 +340,14 @@ class _Outbox:
             time.sleep(POLL_SECONDS)
 
 
-def _form_data(fields: Sequence[tuple[str, str]]) -> dict[str, str | list[str]]:
-    data: dict[str, str | list[str]] = {}
-    for name, value in fields:
-        existing = data.get(name)
-        if existing is None:
-            data[name] = value
-        else:
-            data[name] = [*(existing if isinstance(existing, list) else [existing]), value]
-    return data
-
-
 def sign_through_page(client: httpx.Client, notice: Notice) -> Click | None:
-    """Act as the signer of ``notice``: open the link's page, then submit its signing
-    form (every extract it offers). The click's time is taken just before the POST.
-    None if the link was already used."""
+    """Act as the signer of ``notice`` through the real page and form (every extract
+    it offers); the click's time is taken just before the POST. None if the link was
+    already used."""
     if notice.link is None:
         raise ConfigError(f"bench: {notice.path.name} has no signer link")
-    page = client.get(notice.link)
-    if page.status_code == 410:
-        return None
-    if page.status_code != 200:
-        raise ConfigError(f"bench: {notice.link} answered {page.status_code}: {page.text[:300]}")
-    forms = read_forms(page.text)
-    if SIGN_FORM not in forms.actions:
-        raise ConfigError(f"bench: {notice.link} has no signing form: {page.text[:300]}")
-    action = httpx.URL(notice.link).join(forms.actions[SIGN_FORM])
-    at = time.time()
-    signed = client.post(action, data=_form_data(forms.fields[SIGN_FORM]))
-    if signed.status_code != 200:
-        raise ConfigError(
-            f"bench: signing at {notice.link} answered {signed.status_code}: {signed.text[:300]}"
-        )
-    return Click(notice.meeting_id, notice.role, at)
+    signed = sign_everything(client, notice.link)
+    return None if signed is None else Click(notice.meeting_id, notice.role, signed.posted_at)
 
 
 # --- resident memory ----------------------------------------------------------------------

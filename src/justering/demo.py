@@ -181,7 +181,7 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                         continue
                     followed.add(path)
                     link = link_in(path)
-                    if link and link.startswith(base) and sign_everything(client, link):
+                    if link and link.startswith(base) and sign_everything(client, link) is not None:
                         signatures += 1
                 state = client.get(f"/api/meetings/{meeting.meeting_id}").json()
                 extracts = state.get("extracts", [])

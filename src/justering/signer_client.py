@@ -5,6 +5,7 @@ the same pages and checks (CSRF token, same origin) as a person.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -61,22 +62,31 @@ def read_forms(page: str) -> PageForms:
     return reader.forms
 
 
-def sign_everything(client: httpx.Client, link: str) -> bool:
+@dataclass(frozen=True)
+class Signed:
+    """A signing form submitted and accepted."""
+
+    posted_at: float
+    """``time.time()`` just before the POST: the signer's click."""
+
+
+def sign_everything(client: httpx.Client, link: str) -> Signed | None:
     """Open a signer's link and sign every extract it offers, with the page's own
-    form. False if the link was already used (410); raises on anything else."""
+    form. None if the link was already used (410); raises on anything else."""
     page = client.get(link)
     if page.status_code == 410:
-        return False
+        return None
     if page.status_code != 200:
         raise ConfigError(f"signer page {link} answered {page.status_code}: {page.text[:300]}")
     forms = read_forms(page.text)
     if SIGN_FORM not in forms.actions:
         raise ConfigError(f"signer page {link} has no signing form: {page.text[:300]}")
     action = httpx.URL(link).join(forms.actions[SIGN_FORM])
+    posted_at = time.time()
     signed = client.post(action, data=_as_data(forms.fields[SIGN_FORM]))
     if signed.status_code != 200:
         raise ConfigError(f"signing at {link} answered {signed.status_code}: {signed.text[:300]}")
-    return True
+    return Signed(posted_at)
 
 
 def _as_data(fields: list[tuple[str, str]]) -> dict[str, str | list[str]]:
