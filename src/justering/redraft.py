@@ -36,7 +36,7 @@ from justering.manifest import Meeting, meeting_to_dict, parse_manifest, refuse_
 from justering.messages import DeclineNotice, ExtractLine
 from justering.protocol import Paragraph
 from justering.rendering import render_extract
-from justering.roles import Person, Role, Signer
+from justering.roles import Person, Signer
 from justering.trail import EventKind
 from justering.workflow import (
     ExtractStatus,
@@ -51,6 +51,7 @@ from justering.workflow import (
     load_meeting,
     request_work,
     secretary_of,
+    signer_of,
 )
 
 MAX_COMMENT_LENGTH = 2000
@@ -185,10 +186,7 @@ def _revoke_dead_links(session: Session, meeting: Meeting, extract_id: int, vers
         if link.role == SECRETARY:
             link.revoked_at = now
             continue
-        signer = next(
-            (s for s in meeting.signers(Role(link.role)) if s.slot == link.slot),
-            Signer(Person(link.signer_name, link.signer_email), Role(link.role)),
-        )
+        signer = signer_of(meeting, link)
         alive = False
         for grant in grants_of(session, link.token_hash):
             extract = session.get(ExtractRow, grant.extract_id)

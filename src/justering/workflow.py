@@ -577,19 +577,20 @@ class LinkView:
         return tuple(e for e in self.extracts if e.state is GrantState.PENDING)
 
 
-def _signer_of(meeting: Meeting, role: Role, slot: str, name: str, email: str) -> Signer:
+def signer_of(meeting: Meeting, link: LinkTokenRow) -> Signer:
+    """The signer a (signer's) link was issued to."""
+    role = Role(link.role)
     for signer in meeting.signers(role):
-        if signer.slot == slot:
+        if signer.slot == link.slot:
             return signer
-    return Signer(Person(name, email), role)
+    return Signer(Person(link.signer_name, link.signer_email), role)
 
 
 def link_signer(session: Session, token: str) -> tuple[LinkTokenRow, Meeting, Signer]:
     """A usable signer link (not a secretary's), its meeting and its signer."""
     link = find_link(session, token)
     meeting = load_meeting(session, link.meeting_id)
-    signer = _signer_of(meeting, Role(link.role), link.slot, link.signer_name, link.signer_email)
-    return link, meeting, signer
+    return link, meeting, signer_of(meeting, link)
 
 
 def grant_state(session: Session, extract: ExtractRow, version: int, signer: Signer) -> GrantState:
