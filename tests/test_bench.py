@@ -220,12 +220,23 @@ def family() -> Iterator[subprocess.Popen[bytes]]:
     """A shell with two children."""
     process = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30 & wait"])
     deadline = time.monotonic() + 10
-    while len(process_tree([process.pid])) < 3 and time.monotonic() < deadline:
+    while not _children_started(process.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     yield process
     for pid in process_tree([process.pid]) - {process.pid}:
         os.kill(pid, 15)
     process.wait(timeout=10)
+
+
+def _children_started(pid: int) -> bool:
+    """Both children forked and running ``sleep`` (a forked child that has not yet
+    exec'd still shows the shell's command line)."""
+    children = process_tree([pid]) - {pid}
+    try:
+        started = [Path(f"/proc/{c}/cmdline").read_bytes().startswith(b"sleep") for c in children]
+    except OSError:
+        return False
+    return len(started) == 2 and all(started)
 
 
 def test_the_process_tree_holds_the_root_and_its_children(
