@@ -25,8 +25,8 @@ system-packages:
 	@sh scripts/install-system-packages.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src flows tests
-	$(BIN)/ruff format --check src flows tests
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -31,13 +31,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from justering import workflow
 from justering.config import Settings, load_settings
-from justering.ledger import load_document
-from justering.manifest import Meeting, load_sample_meeting
-from justering.notifications import outbox_messages
-from justering.pki import SigningCA
-from justering.trail import GENESIS_HASH, TrailEvent, seal, trail_from_json, trail_to_json
+from justering.ledger.schema import load_document
+from justering.mail.delivery import outbox_messages
+from justering.model.manifest import Meeting, load_sample_meeting
+from justering.model.trail import GENESIS_HASH, TrailEvent, seal, trail_from_json, trail_to_json
+from justering.pades.ca import SigningCA
+from justering.workflow import core as workflow
 
 _LINK = re.compile(r"/s/([A-Za-z0-9_-]+)")
 MAX_ROUNDS = 8

@@ -7,7 +7,7 @@ machine's PostgreSQL and moto's S3 server standing in for the real ones:
   with a storage block for background-task parameters that every process shares;
 - the ledger on PostgreSQL (another fresh database), shared by every process;
 - the archive in an S3 bucket with Object Lock (so versioned), on moto's server;
-- one SMTP server (:class:`justering.mail_sink.MailSink`) that receives every
+- one SMTP server (:class:`justering.devtools.mail_sink.MailSink`) that receives every
   process's e-mail, so that the test reads all signers' mailboxes in one place;
 - N ``justering serve`` processes (web app + flow runner + task worker +
   reconciler), each with its own home, as if on its own machine. The homes hold
@@ -50,13 +50,17 @@ import psycopg
 from sqlalchemy import select
 
 from archived_meeting import clean_environment
-from justering.archivists import KEY_FILE, session_key
-from justering.ledger import ExtractRow, Ledger, TrailEventRow
-from justering.mail_sink import MailSink, ReceivedMail
-from justering.manifest import Meeting, load_sample_meeting, meeting_to_dict
-from justering.pki import SigningCA
-from justering.prefect_server import free_port, local_prefect_server, wait_until_healthy
-from justering.signer_client import sign_everything
+from justering.devtools.mail_sink import MailSink, ReceivedMail
+from justering.devtools.signer_client import sign_everything
+from justering.ledger.schema import ExtractRow, Ledger, TrailEventRow
+from justering.model.manifest import Meeting, load_sample_meeting, meeting_to_dict
+from justering.orchestration.prefect_server import (
+    free_port,
+    local_prefect_server,
+    wait_until_healthy,
+)
+from justering.pades.ca import SigningCA
+from justering.web.auth import KEY_FILE, session_key
 from s3server import AWS_TEST_ENV
 from workflow_helpers import SECOND_ADJUSTER
 

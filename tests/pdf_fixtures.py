@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from justering.manifest import load_sample_meeting
-from justering.pki import SigningCA
-from justering.rendering import render_extract
-from justering.roles import Person, Role, Signer
-from justering.signing import SignedExtract, sign_extract
-from justering.timestamps import Timestamper
+from justering.documents.rendering import render_extract
+from justering.model.manifest import load_sample_meeting
+from justering.model.roles import Person, Role, Signer
+from justering.pades.ca import SigningCA
+from justering.pades.sign import SignedExtract, sign_extract
+from justering.pades.timestamps import Timestamper
 
 ORGANISATION = "Nacka kommun"
 CHAIR = Signer(Person("Mats Gerdau", "mats.gerdau@nacka.example"), Role.CHAIR)

@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import select
 
 from browser import serve_app
-from justering import workflow
-from justering.archivists import session_key
-from justering.ledger import DocumentRow, ExtractRow, load_document
-from justering.manifest import Meeting
-from justering.signer_client import SIGN_FORM, read_forms
-from justering.trail import EventKind
-from justering.web import Hooks, create_app
-from justering.web_signer import form_token
-from justering.workflow import Services
+from justering.devtools.signer_client import SIGN_FORM, read_forms
+from justering.ledger.schema import DocumentRow, ExtractRow, load_document
+from justering.model.manifest import Meeting
+from justering.model.trail import EventKind
+from justering.web.app import Hooks, create_app
+from justering.web.auth import session_key
+from justering.web.signer import form_token
+from justering.workflow import core as workflow
+from justering.workflow.core import Services
 from workflow_helpers import (
     extract_rows,
     newest_token,

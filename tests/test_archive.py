@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from justering.archive import (
+from justering.archive.store import (
     LocalArchive,
     RetentionPolicy,
     S3Archive,
@@ -643,13 +643,13 @@ def test_a_bucket_without_object_lock_archives_without_retention_and_warns_once(
     client = boto3.client("s3")
     lookups = count_lock_lookups(client)
     store = S3Archive(s3_bucket, "", client, retention=RetentionPolicy("COMPLIANCE", 30))
-    with caplog.at_level(logging.WARNING, logger="justering.archive"):
+    with caplog.at_level(logging.WARNING, logger="justering.archive.store"):
         written = write_bundle(store, "p", FILES)
         store.put("q.txt", b"q", content_type="text/plain")
     assert read_bundle(store, "p") == written
     for key in store.list(""):
         assert lock_of(client, s3_bucket, key) == (None, None)
-    warnings = [r for r in caplog.records if r.name == "justering.archive"]
+    warnings = [r for r in caplog.records if r.name == "justering.archive.store"]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert f"S3 bucket {s3_bucket!r} has no Object Lock" in warnings[0].getMessage()
     assert "COMPLIANCE" in warnings[0].getMessage()

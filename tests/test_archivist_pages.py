@@ -1,7 +1,7 @@
 """The archivists' pages (/arkiv) in a real browser against a real server, and
 their login rules over plain HTTP.
 
-The server runs ``justering.web.create_app`` with the archivist router mounted,
+The server runs ``justering.web.app.create_app`` with the archivist router mounted,
 on a copy of the archived sample meeting in which § 97's PDF was altered (its
 checksum rewritten, so only the signature check can catch it).
 """
@@ -33,8 +33,12 @@ from archived_meeting import (  # noqa: F401
     rewrite_file,
 )
 from browser import browser_page_fixture, save_screenshot, serve_app  # noqa: F401
-from justering import workflow
-from justering.archivists import (
+from justering.archive.verify import verify_targets
+from justering.config import Settings
+from justering.errors import ConfigError
+from justering.ledger.schema import ExtractRow, Ledger
+from justering.web.app import Hooks, create_app
+from justering.web.auth import (
     KEY_FILE,
     SESSION_COOKIE,
     Accounts,
@@ -43,11 +47,7 @@ from justering.archivists import (
     load_accounts,
     session_key,
 )
-from justering.config import Settings
-from justering.errors import ConfigError
-from justering.ledger import ExtractRow, Ledger
-from justering.verification import verify_targets
-from justering.web import Hooks, create_app
+from justering.workflow import core as workflow
 
 MEETING = "nacka-ksau-2014-08-19"
 USER, PASSWORD = "arkivarie", "rätt lösenord 42"
@@ -464,7 +464,7 @@ def test_malformed_accounts_are_refused(tmp_path: Path, content: str, message: s
 
 def test_the_hash_helper_prints_a_toml_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "justering.archivists", "hash", "Åsa Öberg"],
+        [sys.executable, "-m", "justering.web.auth", "hash", "Åsa Öberg"],
         input="hemligt lösen\n",
         capture_output=True,
         text=True,
@@ -475,6 +475,6 @@ def test_the_hash_helper_prints_a_toml_line(tmp_path: Path) -> None:
     assert user == "Åsa Öberg"
     assert Accounts({user: stored}).authenticate(user, "hemligt lösen")
     usage = subprocess.run(
-        [sys.executable, "-m", "justering.archivists"], capture_output=True, text=True
+        [sys.executable, "-m", "justering.web.auth"], capture_output=True, text=True
     )
     assert usage.returncode == 2 and "usage:" in usage.stderr

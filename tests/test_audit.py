@@ -25,8 +25,16 @@ from archived_meeting import (  # noqa: F401
     archived_meeting_fixture,
     sample_settings,
 )
-from justering import workflow
-from justering.audit import (
+from justering.config import Settings
+from justering.errors import WorkflowError
+from justering.ledger.schema import ExtractRow, MeetingRow, TrailEventRow
+from justering.mail.delivery import outbox_messages
+from justering.model.manifest import Body, load_sample_meeting
+from justering.model.roles import Person
+from justering.model.trail import EventKind
+from justering.pades.ca import SigningCA
+from justering.workflow import core as workflow
+from justering.workflow.audit import (
     STATUS_SWEDISH,
     AuditRow,
     FilterError,
@@ -36,15 +44,7 @@ from justering.audit import (
     parse_date,
     run_audit,
 )
-from justering.config import Settings
-from justering.errors import WorkflowError
-from justering.ledger import ExtractRow, MeetingRow, TrailEventRow
-from justering.manifest import Body, load_sample_meeting
-from justering.notifications import outbox_messages
-from justering.pki import SigningCA
-from justering.roles import Person
-from justering.trail import EventKind
-from justering.workflow import ExtractStatus, Services
+from justering.workflow.core import ExtractStatus, Services
 
 SAMPLE_ID = "nacka-ksau-2014-08-19"
 SECOND_ID = "bun-2015-03-02"
@@ -253,8 +253,8 @@ def test_every_status_has_its_swedish_name_in_workflow_order() -> None:
 def test_importing_the_audit_leaves_the_database_and_workflow_unloaded() -> None:
     """The command line builds its parser with ``add_audit_arguments`` on every run."""
     code = (
-        "import sys, justering.audit; "
-        "print([m for m in ('sqlalchemy', 'justering.workflow') if m in sys.modules])"
+        "import sys, justering.workflow.audit; "
+        "print([m for m in ('sqlalchemy', 'justering.workflow.core') if m in sys.modules])"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

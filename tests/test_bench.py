@@ -24,8 +24,9 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from justering import bench
-from justering.bench import (
+from justering.config import load_settings
+from justering.devtools import bench
+from justering.devtools.bench import (
     Click,
     Notice,
     RssSampler,
@@ -38,16 +39,15 @@ from justering.bench import (
     run_floor,
     status_kb,
 )
-from justering.config import load_settings
-from justering.ledger import ExtractRow, Ledger
-from justering.manifest import load_sample_meeting, meeting_to_dict, parse_manifest
-from justering.messages import SigningReceiptMail, SigningRequest
-from justering.notifications import OutboxNotifier
-from justering.pki import SigningCA
-from justering.prefect_server import local_prefect_server, prefect_environment
-from justering.rendering import render_extract
-from justering.roles import Role
-from justering.validation import validate_extract
+from justering.documents.rendering import render_extract
+from justering.ledger.schema import ExtractRow, Ledger
+from justering.mail.delivery import OutboxNotifier
+from justering.mail.messages import SigningReceiptMail, SigningRequest
+from justering.model.manifest import load_sample_meeting, meeting_to_dict, parse_manifest
+from justering.model.roles import Role
+from justering.orchestration.prefect_server import local_prefect_server, prefect_environment
+from justering.pades.ca import SigningCA
+from justering.pades.validate import validate_extract
 
 TODAY = dt.date.today()
 

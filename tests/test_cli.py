@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from archived_meeting import clean_environment, run_cli
-from justering.cli import main
-from justering.ledger import Ledger, MeetingRow
+from justering.cli.main import main
+from justering.ledger.schema import Ledger, MeetingRow
 
 SAMPLE_MEETING_ID = "nacka-ksau-2014-08-19"
 
@@ -283,7 +283,7 @@ def test_meeting_ended_reads_the_protocol_text_beside_the_manifest(
 def test_no_ca_is_made_up_for_a_shared_ledger(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from justering.cli import ensure_ca
+    from justering.cli.main import ensure_ca
     from justering.config import load_settings
     from justering.errors import ConfigError
 

@@ -23,12 +23,12 @@ from fpdf.fonts import TTFFont
 from pypdf import PdfReader
 
 from archived_meeting import ArchivedMeeting, archived_meeting_fixture  # noqa: F401
-from justering import layout, rendering
-from justering.completion import ALL_CHECKS_PASSED, TITLE, render_completion
-from justering.manifest import Body, Meeting
-from justering.roles import Person, Role
-from justering.trail import GENESIS_HASH, EventKind, TrailEvent, seal, trail_from_json
-from justering.validation import (
+from justering.archive.intyg import ALL_CHECKS_PASSED, TITLE, render_completion
+from justering.documents import layout, rendering
+from justering.model.manifest import Body, Meeting
+from justering.model.roles import Person, Role
+from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, seal, trail_from_json
+from justering.pades.validate import (
     DocumentTimestampReport,
     ExtractValidation,
     SignatureReport,

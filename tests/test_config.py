@@ -5,7 +5,7 @@ import pytest
 
 from justering.config import load_settings
 from justering.errors import ConfigError
-from justering.roles import Person
+from justering.model.roles import Person
 
 
 def test_embedded_defaults_live_under_the_home(tmp_path: Path) -> None:

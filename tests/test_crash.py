@@ -34,8 +34,8 @@ import httpx
 import pytest
 
 from cluster import Cluster, big_meeting, start_cluster
-from justering.mail_sink import ReceivedMail
-from justering.manifest import Meeting
+from justering.devtools.mail_sink import ReceivedMail
+from justering.model.manifest import Meeting
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 

@@ -18,17 +18,17 @@ from email.parser import BytesParser
 import pytest
 from sqlalchemy import func, select
 
-from justering import workflow
 from justering.config import BodyRules
-from justering.deadlines import DeadlineReport, due_offset, local_today, send_due_reminders
-from justering.ledger import LinkTokenRow, lock_extract
-from justering.manifest import Meeting
-from justering.messages import Message
-from justering.notifications import NotificationError, Notifier, outbox_messages
-from justering.redraft import decline_with_link
-from justering.roles import Person, Role
-from justering.trail import EventKind, TrailEvent
-from justering.workflow import ExtractStatus, Services, deadline_of
+from justering.ledger.schema import LinkTokenRow, lock_extract
+from justering.mail.delivery import NotificationError, Notifier, outbox_messages
+from justering.mail.messages import Message
+from justering.model.manifest import Meeting
+from justering.model.roles import Person, Role
+from justering.model.trail import EventKind, TrailEvent
+from justering.workflow import core as workflow
+from justering.workflow.core import ExtractStatus, Services, deadline_of
+from justering.workflow.deadlines import DeadlineReport, due_offset, local_today, send_due_reminders
+from justering.workflow.redraft import decline_with_link
 from workflow_helpers import (
     SHORT_PARAGRAPH,
     extract_rows,

@@ -23,7 +23,7 @@ import boto3
 import pytest
 
 from archived_meeting import clean_environment, flip_byte, inside_first_stream, run_cli
-from justering.manifest import load_sample_meeting
+from justering.model.manifest import load_sample_meeting
 from s3server import AWS_TEST_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from justering import workflow
-from justering.notifications import outbox_messages
-from justering.workflow import ExtractStatus
+from justering.mail.delivery import outbox_messages
+from justering.workflow import core as workflow
+from justering.workflow.core import ExtractStatus
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def flow_services(
 def test_meeting_ended_drafts_every_extract_and_notifies_the_chair_once(
     flow_services: workflow.Services, sample_meeting: workflow.Meeting
 ) -> None:
-    from justering_flows.pipeline import meeting_ended
+    from justering.orchestration.flows import meeting_ended
 
     assert workflow.record_meeting(flow_services, sample_meeting)
     report = meeting_ended(sample_meeting.meeting_id)

@@ -15,14 +15,15 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from justering.documents.rendering import unrenderable_characters
 from justering.errors import ManifestError, ProtocolTextError
-from justering.manifest import (
+from justering.model.manifest import (
     Meeting,
     meeting_to_dict,
     parse_manifest,
     parse_manifest_json,
 )
-from justering.protocol import (
+from justering.model.minutes import (
     SECTION_HEADINGS,
     Paragraph,
     Section,
@@ -30,8 +31,7 @@ from justering.protocol import (
     parse_sections,
     sections_to_text,
 )
-from justering.rendering import unrenderable_characters
-from justering.roles import Role
+from justering.model.roles import Role
 
 FAST = settings(max_examples=150, deadline=None)
 FEW = settings(max_examples=60, deadline=None)

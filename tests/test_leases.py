@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from justering import workflow
-from justering.ledger import LeaseRow, WorkLease, release_lease, take_lease, utcnow
-from justering.manifest import Meeting
-from justering.workflow import ExtractStatus, Services
+from justering.ledger.schema import LeaseRow, WorkLease, release_lease, take_lease, utcnow
+from justering.model.manifest import Meeting
+from justering.workflow import core as workflow
+from justering.workflow.core import ExtractStatus, Services
 from workflow_helpers import run_in_threads, sign_as, small_meeting, start
 
 TTL = dt.timedelta(seconds=30)

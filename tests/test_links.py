@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from justering import workflow
 from justering.errors import LinkError, WorkflowError
-from justering.ledger import (
+from justering.ledger.links import claim_link, find_link, hash_token, issue_link
+from justering.ledger.schema import (
     ExtractRow,
     LinkGrantRow,
     LinkTokenRow,
@@ -21,12 +21,12 @@ from justering.ledger import (
     load_document,
     utcnow,
 )
-from justering.links import claim_link, find_link, hash_token, issue_link
-from justering.manifest import Meeting
-from justering.roles import Role, Signer
-from justering.signing import sign_extract
-from justering.trail import EventKind
-from justering.workflow import Services
+from justering.model.manifest import Meeting
+from justering.model.roles import Role, Signer
+from justering.model.trail import EventKind
+from justering.pades.sign import sign_extract
+from justering.workflow import core as workflow
+from justering.workflow.core import Services
 from workflow_helpers import (
     IMMEDIATE_PARAGRAPH,
     SHORT_PARAGRAPH,

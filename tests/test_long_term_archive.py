@@ -13,15 +13,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from archived_meeting import ArchivedMeeting, archive_sample_meeting, run_cli
-from justering import workflow
-from justering.archive import EXTRACT_TSA_CA
+from justering.archive.store import EXTRACT_TSA_CA
+from justering.archive.verify import verify_targets
 from justering.config import Settings, load_settings
-from justering.ledger import trail_of
-from justering.manifest import load_sample_meeting
-from justering.timestamps import TimestampError
-from justering.trail import EventKind, trail_from_json
-from justering.validation import validate_extract
-from justering.verification import verify_targets
+from justering.ledger.schema import trail_of
+from justering.model.manifest import load_sample_meeting
+from justering.model.trail import EventKind, trail_from_json
+from justering.pades.timestamps import TimestampError
+from justering.pades.validate import validate_extract
+from justering.workflow import core as workflow
 from tsa_service import TsaService, start_tsa_service
 from workflow_helpers import small_meeting
 

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from justering.errors import ConfigError
-from justering.mail_sink import (
+from justering.devtools.mail_sink import (
     MAX_MESSAGE_BYTES,
     MailSink,
     ReceivedMail,
@@ -35,9 +34,10 @@ from justering.mail_sink import (
     run_mailbox,
     summary_line,
 )
-from justering.messages import ExtractLine, SigningRequest
-from justering.notifications import OutboxNotifier, SmtpNotifier, build_message
-from justering.roles import Role
+from justering.errors import ConfigError
+from justering.mail.delivery import OutboxNotifier, SmtpNotifier, build_message
+from justering.mail.messages import ExtractLine, SigningRequest
+from justering.model.roles import Role
 
 SENDER = "Justering Nacka <justering@nacka.example>"
 LONG_LINK = (
@@ -417,7 +417,7 @@ def test_run_mailbox_stops_cleanly_on_signal(tmp_path: Path, stop_signal: signal
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from justering.mail_sink import run_mailbox\n"
+        "from justering.devtools.mail_sink import run_mailbox\n"
         "sys.exit(run_mailbox(Path(sys.argv[1]), '127.0.0.1', 0, out=sys.stdout))\n"
     )
     errors = tmp_path / "stderr.txt"

@@ -18,7 +18,7 @@ import pytest
 
 import justering
 from justering.errors import ManifestError
-from justering.manifest import (
+from justering.model.manifest import (
     MAX_MANIFEST_BYTES,
     Body,
     Meeting,
@@ -28,8 +28,8 @@ from justering.manifest import (
     parse_manifest,
     parse_manifest_json,
 )
-from justering.protocol import MAX_PROTOCOL_TEXT_BYTES, Section
-from justering.roles import Person, Role, Signer
+from justering.model.minutes import MAX_PROTOCOL_TEXT_BYTES, Section
+from justering.model.roles import Person, Role, Signer
 
 DATA = Path(__file__).parent / "data" / "protocols"
 PROTOCOL = "§ 5\nKS 2014/12\nTitel\nBeslut\nJa.\n"
@@ -150,7 +150,7 @@ def test_sample_meeting_loads_from_a_zipped_package(tmp_path: Path) -> None:
             if path.is_file() and "__pycache__" not in path.parts:
                 zipped.write(path, Path("justering") / path.relative_to(package))
     code = (
-        "import justering, justering.manifest as m; "
+        "import justering, justering.model.manifest as m; "
         f"assert justering.__file__.startswith({str(archive)!r}), justering.__file__; "
         "print(len(m.load_sample_meeting().paragraphs))"
     )
@@ -461,7 +461,7 @@ def test_oversized_manifest_document_is_refused() -> None:
 def test_text_the_fonts_cannot_show_is_refused_naming_field_and_character(
     path: tuple[str | int, ...], value: str, field: str, shown: str
 ) -> None:
-    from justering.manifest import load_sample_meeting
+    from justering.model.manifest import load_sample_meeting
 
     data = meeting_to_dict(load_sample_meeting())
     target: Any = data

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from justering.messages import (
+from justering.mail.messages import (
     DeclineNotice,
     ExtractLine,
     Message,
@@ -20,7 +20,7 @@ from justering.messages import (
     SigningRequest,
     immediate_first,
 )
-from justering.roles import Role
+from justering.model.roles import Role
 
 DATE = dt.date(2014, 8, 19)
 LINES = (

@@ -21,9 +21,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, insert, update
 from sqlalchemy.orm import Session
 
-from justering import workflow
 from justering.errors import ConfigError, TrailError, WorkflowError
-from justering.ledger import (
+from justering.ledger.schema import (
     ExtractRow,
     MeetingRow,
     TrailEventRow,
@@ -31,12 +30,13 @@ from justering.ledger import (
     lock_extract,
     utcnow,
 )
-from justering.manifest import Meeting, meeting_to_dict
-from justering.noticeboard import SWEDISH_TIME, announce, appeal_deadline, current_notices
-from justering.roles import Role
-from justering.trail import EventKind, TrailEvent, chain_problems
-from justering.web_noticeboard import FEED_FORMAT, noticeboard_router
-from justering.workflow import ExtractStatus, Services
+from justering.model.manifest import Meeting, meeting_to_dict
+from justering.model.roles import Role
+from justering.model.trail import EventKind, TrailEvent, chain_problems
+from justering.web.noticeboard import FEED_FORMAT, noticeboard_router
+from justering.workflow import core as workflow
+from justering.workflow.core import ExtractStatus, Services
+from justering.workflow.noticeboard import SWEDISH_TIME, announce, appeal_deadline, current_notices
 from workflow_helpers import (
     SHORT_PARAGRAPH,
     extract_rows,

@@ -3,9 +3,9 @@ import email
 import email.policy
 from pathlib import Path
 
-from justering.messages import ExtractLine, SigningRequest
-from justering.notifications import OutboxNotifier, outbox_messages
-from justering.roles import Role
+from justering.mail.delivery import OutboxNotifier, outbox_messages
+from justering.mail.messages import ExtractLine, SigningRequest
+from justering.model.roles import Role
 
 
 def _request(**changes: object) -> SigningRequest:

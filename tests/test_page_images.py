@@ -13,8 +13,8 @@ import pytest
 from PIL import Image, ImageChops
 from pypdf import PdfReader
 
-from justering.layout import PAGE_HEIGHT_MM, PAGE_WIDTH_MM, Box, footer_box, stamp_box
-from justering.page_images import (
+from justering.documents.layout import PAGE_HEIGHT_MM, PAGE_WIDTH_MM, Box, footer_box, stamp_box
+from justering.documents.page_images import (
     DEFAULT_WIDTH_PX,
     MAX_WIDTH_PX,
     MIN_WIDTH_PX,
@@ -24,7 +24,7 @@ from justering.page_images import (
     page_count,
     render_page,
 )
-from justering.roles import Role
+from justering.model.roles import Role
 
 
 def decode(png: bytes) -> Image.Image:

@@ -7,14 +7,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from justering.errors import ConfigError, SigningError
-from justering.pki import (
+from justering.model.roles import Person, Role, Signer
+from justering.pades.ca import (
     CA_CERT_FILE,
     CA_KEY_FILE,
     SigningCA,
     common_name,
     role_from_certificate,
 )
-from justering.roles import Person, Role, Signer
 from pdf_fixtures import ADJUSTER_0, ALL_SIGNERS, CHAIR, ORGANISATION
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from justering.errors import ProtocolTextError
-from justering.protocol import (
+from justering.model.minutes import (
     MAX_PROTOCOL_TEXT_BYTES,
     SECTION_HEADINGS,
     Paragraph,

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from archived_meeting import clean_environment, run_cli
-from justering.mail_sink import parse_received
-from justering.manifest import load_sample_meeting
-from justering.prefect_server import free_port, stop_process, wait_until_healthy
-from justering.signer_client import sign_everything
+from justering.devtools.mail_sink import parse_received
+from justering.devtools.signer_client import sign_everything
+from justering.model.manifest import load_sample_meeting
+from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

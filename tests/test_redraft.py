@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from justering import redraft, workflow
-from justering.cli import main
+from justering.cli.main import main
 from justering.config import BodyRules
 from justering.errors import LinkError, ManifestError, WorkflowError
-from justering.ledger import load_document
-from justering.manifest import Meeting
-from justering.roles import Person
-from justering.validation import validate_extract
-from justering.workflow import ExtractStatus, GrantState, Services
+from justering.ledger.schema import load_document
+from justering.model.manifest import Meeting
+from justering.model.roles import Person
+from justering.pades.validate import validate_extract
+from justering.workflow import core as workflow
+from justering.workflow import redraft
+from justering.workflow.core import ExtractStatus, GrantState, Services
 from workflow_helpers import (
     IMMEDIATE_PARAGRAPH,
     SHORT_PARAGRAPH,

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from justering import layout, rendering
-from justering.manifest import Body, Meeting
-from justering.protocol import Paragraph, Section
-from justering.rendering import extract_title, render_extract, unrenderable_characters
-from justering.roles import Person, Role
+from justering.documents import layout, rendering
+from justering.documents.rendering import extract_title, render_extract, unrenderable_characters
+from justering.model.manifest import Body, Meeting
+from justering.model.minutes import Paragraph, Section
+from justering.model.roles import Person, Role
 
 SEED = Path("/work/shared/seeds/000_2ffe380440a0af3e.txt")
 SEED_HEADINGS = (

@@ -28,9 +28,9 @@ import pytest
 from cluster import PARAMETER_BLOCK, Cluster, big_meeting, moto_requests, start_cluster
 from justering.config import Settings
 from justering.errors import ConfigError
-from justering.ledger import Ledger
-from justering.roles import Role
-from justering.service import (
+from justering.ledger.schema import Ledger
+from justering.model.roles import Role
+from justering.orchestration.serve import (
     RECONCILE_SECONDS,
     reconcile_seconds,
     warn_unless_parameters_are_shared,

@@ -1,7 +1,7 @@
 """The signer's and the secretary's pages in a real browser.
 
 Debian's Chromium, driven by Playwright, at a desktop and at a phone viewport,
-against the real app (``justering.web.create_app``) served by uvicorn on
+against the real app (``justering.web.app.create_app``) served by uvicorn on
 loopback. The app's notifier speaks real SMTP to a :class:`MailSink`; every test
 opens the links from the e-mails the sink received, as a person would, and
 ``schedule_advance`` runs ``workflow.advance_meeting`` for real, so the next
@@ -47,16 +47,16 @@ from browser import (
     save_screenshot,
     serve_app,
 )
-from justering import workflow
-from justering.ledger import ExtractRow
-from justering.links import issue_link
-from justering.mail_sink import MailSink, ReceivedMail
-from justering.manifest import Meeting, load_sample_meeting
-from justering.notifications import SmtpNotifier
-from justering.protocol import Paragraph
-from justering.roles import Role
-from justering.web import Hooks, create_app
-from justering.workflow import Services
+from justering.devtools.mail_sink import MailSink, ReceivedMail
+from justering.ledger.links import issue_link
+from justering.ledger.schema import ExtractRow
+from justering.mail.delivery import SmtpNotifier
+from justering.model.manifest import Meeting, load_sample_meeting
+from justering.model.minutes import Paragraph
+from justering.model.roles import Role
+from justering.web.app import Hooks, create_app
+from justering.workflow import core as workflow
+from justering.workflow.core import Services
 from workflow_helpers import small_meeting
 
 T = TypeVar("T")

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from justering.documents.layout import MM_PER_POINT, stamp_box
 from justering.errors import SigningError
-from justering.layout import MM_PER_POINT, stamp_box
-from justering.pki import SigningCA
-from justering.roles import Person, Role, Signer
-from justering.signing import field_name, sign_extract
+from justering.model.roles import Person, Role, Signer
+from justering.pades.ca import SigningCA
+from justering.pades.sign import field_name, sign_extract
 from pdf_fixtures import (
     ADJUSTER_1,
     ALL_SIGNERS,

@@ -28,8 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from justering.errors import ConfigError
-from justering.messages import ExtractLine, SigningRequest
-from justering.notifications import (
+from justering.mail.delivery import (
     NotificationError,
     OutboxNotifier,
     SmtpNotifier,
@@ -37,7 +36,8 @@ from justering.notifications import (
     build_message,
     notifier_for,
 )
-from justering.roles import Role
+from justering.mail.messages import ExtractLine, SigningRequest
+from justering.model.roles import Role
 
 SENDER = "Justering Nacka <justering@nacka.example>"
 USER = "justering"

@@ -21,8 +21,7 @@ import boto3
 import pytest
 
 from fault_proxy import Fault, FaultProxy, Rule, fault_proxy
-from justering import workflow
-from justering.archive import (
+from justering.archive.store import (
     DEFAULT_S3_CONNECT_TIMEOUT,
     DEFAULT_S3_MAX_ATTEMPTS,
     DEFAULT_S3_READ_TIMEOUT,
@@ -34,11 +33,12 @@ from justering.archive import (
     extract_prefix,
     open_archive,
 )
+from justering.archive.verify import verify_targets
 from justering.errors import ArchiveError, ConfigError
-from justering.manifest import Meeting
-from justering.roles import Role
-from justering.verification import verify_targets
-from justering.workflow import ExtractStatus, Services
+from justering.model.manifest import Meeting
+from justering.model.roles import Role
+from justering.workflow import core as workflow
+from justering.workflow.core import ExtractStatus, Services
 from workflow_helpers import extract_rows, sign_as, small_meeting, start
 
 if TYPE_CHECKING:

@@ -16,15 +16,15 @@ from pyhanko.pdf_utils.generic import NameObject, pdf_string
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from justering.errors import SigningError
-from justering.pki import SigningCA
-from justering.signing import SignedExtract, field_name, sign_extract
-from justering.timestamps import (
+from justering.pades.ca import SigningCA
+from justering.pades.sign import SignedExtract, field_name, sign_extract
+from justering.pades.timestamps import (
     DOCUMENT_TIMESTAMP_FIELD,
     TimestampError,
     seal_long_term,
     timestamper_for,
 )
-from justering.validation import validate_extract
+from justering.pades.validate import validate_extract
 from pdf_fixtures import ALL_SIGNERS, CHAIR, ORGANISATION, sign_in_turn
 from test_signing import pdfsig
 from tsa_service import (  # noqa: F401 (a fixture)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from justering.errors import TrailError
-from justering.ledger import ExtractRow, Ledger, MeetingRow, append_event, trail_of
-from justering.trail import (
+from justering.ledger.schema import ExtractRow, Ledger, MeetingRow, append_event, trail_of
+from justering.model.trail import (
     GENESIS_HASH,
     EventKind,
     TrailEvent,
@@ -340,8 +340,8 @@ def test_the_expected_head_catches_a_cut_tail() -> None:
 def test_the_ledger_anchors_the_end_of_each_trail(services: Any, sample_meeting: Any) -> None:
     from sqlalchemy import delete, select
 
-    from justering.audit import extract_timeline
-    from justering.ledger import TrailEventRow
+    from justering.ledger.schema import TrailEventRow
+    from justering.workflow.audit import extract_timeline
     from workflow_helpers import sign_as, small_meeting, start
 
     meeting = small_meeting(sample_meeting)

@@ -11,9 +11,9 @@ from pyhanko.sign import fields, signers
 from pypdf import PdfWriter
 from pypdf.annotations import FreeText
 
-from justering.pki import SignerCredential, SigningCA
-from justering.roles import Person, Role, Signer
-from justering.validation import validate_extract
+from justering.model.roles import Person, Role, Signer
+from justering.pades.ca import SignerCredential, SigningCA
+from justering.pades.validate import validate_extract
 from pdf_fixtures import (
     ADJUSTER_0,
     ADJUSTER_1,

@@ -1,4 +1,4 @@
-"""``justering verify`` and :mod:`justering.verification` on a really archived meeting:
+"""``justering verify`` and :mod:`justering.archive.verify` on a really archived meeting:
 what verifies, which tampering is caught by which check, and the exit codes."""
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from archived_meeting import (
     sample_settings,
     write_trail,
 )
+from justering.archive.verify import Verification, load_trust_roots, verify_targets
 from justering.errors import ConfigError
-from justering.pki import SigningCA
-from justering.roles import Person, Role, Signer
-from justering.signing import sign_extract
-from justering.trail import EventKind
-from justering.verification import Verification, load_trust_roots, verify_targets
+from justering.model.roles import Person, Role, Signer
+from justering.model.trail import EventKind
+from justering.pades.ca import SigningCA
+from justering.pades.sign import sign_extract
 from s3server import AWS_TEST_ENV
 
 BUNDLE_CHECKS = {

@@ -17,18 +17,23 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from justering import workflow
-from justering.archivists import session_key
 from justering.config import Settings, load_settings
-from justering.ledger import ExtractRow
-from justering.links import issue_link
-from justering.manifest import MAX_MANIFEST_BYTES, Meeting, load_sample_meeting, meeting_to_dict
-from justering.pki import SigningCA
-from justering.roles import Role
-from justering.signer_client import SIGN_FORM, read_forms
-from justering.web import Hooks, create_app
-from justering.web_signer import form_token
-from justering.workflow import Services
+from justering.devtools.signer_client import SIGN_FORM, read_forms
+from justering.ledger.links import issue_link
+from justering.ledger.schema import ExtractRow
+from justering.model.manifest import (
+    MAX_MANIFEST_BYTES,
+    Meeting,
+    load_sample_meeting,
+    meeting_to_dict,
+)
+from justering.model.roles import Role
+from justering.pades.ca import SigningCA
+from justering.web.app import Hooks, create_app
+from justering.web.auth import session_key
+from justering.web.signer import form_token
+from justering.workflow import core as workflow
+from justering.workflow.core import Services
 from workflow_helpers import SHORT_PARAGRAPH, newest_token, outbox, small_meeting
 
 HOSTILE_TITLE = 'Bygglov <script>alert("x")</script> & "citat"'
@@ -407,7 +412,7 @@ def _settings(tmp_path: Path) -> Settings:
 def test_a_tsa_that_does_not_answer_leaves_the_link_usable(
     services: Services, calls: Calls, signer_token: str
 ) -> None:
-    from justering.timestamps import timestamper_for
+    from justering.pades.timestamps import timestamper_for
     from tsa_service import refused_url
 
     with_tsa = replace(services, timestamper=timestamper_for(refused_url(), timeout=2))

@@ -13,18 +13,18 @@ import boto3
 import pytest
 from sqlalchemy import func, select
 
-from justering import workflow
-from justering.archive import read_bundle, write_bundle
+from justering.archive.store import read_bundle, write_bundle
 from justering.config import Settings
 from justering.errors import ManifestError, WorkflowError
-from justering.ledger import DocumentRow, ExtractRow, MeetingRow, load_document
-from justering.ledger import utcnow as utcnow_in_ledger
-from justering.manifest import Meeting
-from justering.pki import SigningCA
-from justering.roles import Role
-from justering.trail import chain_problems, trail_from_json
-from justering.validation import validate_extract
-from justering.workflow import ExtractStatus, Services
+from justering.ledger.schema import DocumentRow, ExtractRow, MeetingRow, load_document
+from justering.ledger.schema import utcnow as utcnow_in_ledger
+from justering.model.manifest import Meeting
+from justering.model.roles import Role
+from justering.model.trail import chain_problems, trail_from_json
+from justering.pades.ca import SigningCA
+from justering.pades.validate import validate_extract
+from justering.workflow import core as workflow
+from justering.workflow.core import ExtractStatus, Services
 from workflow_helpers import (
     IMMEDIATE_PARAGRAPH,
     SHORT_PARAGRAPH,
@@ -343,7 +343,7 @@ def _interleave_first_write(monkeypatch: pytest.MonkeyPatch) -> threading.Barrie
                 gate.wait(timeout=5)
         return utcnow_in_ledger()
 
-    monkeypatch.setattr("justering.workflow.utcnow", utcnow)
+    monkeypatch.setattr("justering.workflow.core.utcnow", utcnow)
     return gate
 
 
@@ -428,7 +428,7 @@ def test_concurrent_archiving_records_once(
         gate.wait(timeout=30)
         return write_bundle(*args)
 
-    monkeypatch.setattr("justering.workflow.write_bundle", both_write)
+    monkeypatch.setattr("justering.workflow.core.write_bundle", both_write)
     results = run_in_threads(2, lambda: workflow.archive_extract(services, extract.id))
     assert not gate.broken
     assert len(set(results)) == 1 and isinstance(results[0], str), results

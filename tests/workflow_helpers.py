@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
-from justering import workflow
-from justering.ledger import (
+from justering.ledger.schema import (
     Base,
     DocumentRow,
     ExtractRow,
@@ -24,11 +23,12 @@ from justering.ledger import (
     TrailEventRow,
     trail_of,
 )
-from justering.manifest import Meeting
-from justering.notifications import outbox_messages
-from justering.roles import Person, Role
-from justering.trail import TrailEvent
-from justering.workflow import Services
+from justering.mail.delivery import outbox_messages
+from justering.model.manifest import Meeting
+from justering.model.roles import Person, Role
+from justering.model.trail import TrailEvent
+from justering.workflow import core as workflow
+from justering.workflow.core import Services
 
 T = TypeVar("T")
 

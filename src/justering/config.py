@@ -17,7 +17,7 @@ from typing import Any
 from cryptography import x509
 
 from justering.errors import ConfigError
-from justering.roles import Person
+from justering.model.roles import Person
 
 DEFAULT_HOME = Path("~/.justering")
 

@@ -1,1 +1,0 @@
-"""Prefect flows: thin orchestration over :mod:`justering.workflow`."""

@@ -1,0 +1,283 @@
+"""``justering verify``: check certified extracts, alone or as archived bundles.
+
+A bare PDF gets its signatures checked. A bundle (the PDF, its trail and the
+checksum manifest, as the archive stores it) also gets its checksums, the
+trail's hash chain, and the agreement between the trail and the PDF checked.
+Nothing here trusts the bundle about whom to trust: trust roots come from the
+caller (the home's CA, or ``--trust``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from cryptography import x509
+
+from justering.archive.store import (
+    EXTRACT_PDF,
+    EXTRACT_TRAIL,
+    MANIFEST_NAME,
+    ArchiveStore,
+    LocalArchive,
+    S3Archive,
+    parse_s3_uri,
+    read_bundle,
+)
+from justering.config import Settings
+from justering.errors import ArchiveError, ConfigError, JusteringError, TrailError
+from justering.model.roles import Role
+from justering.model.trail import EventKind, TrailEvent, chain_problems, trail_from_json
+from justering.pades.ca import CA_CERT_FILE
+from justering.pades.validate import ExtractValidation, validate_extract
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome for one target (one extract)."""
+
+    target: str
+    checks: tuple[Check, ...]
+    sha256: str | None = None
+    signers: tuple[tuple[str, str], ...] = ()
+    """(name, role) of each signature, in order."""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "valid": self.ok,
+            "sha256": self.sha256,
+            "signers": [{"name": n, "role": r} for n, r in self.signers],
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+        }
+
+
+def home_trust_paths(settings: Settings) -> list[Path]:
+    """The trust roots a home provides: its signing CA and, next to it, the TSA's
+    root when there is one. None without the CA (the caller must give ``--trust``)."""
+    ca_file = settings.ca_dir / CA_CERT_FILE
+    if not ca_file.exists():
+        return []
+    tsa_file = settings.tsa_ca_file
+    return [ca_file, *([tsa_file] if tsa_file is not None and tsa_file.exists() else [])]
+
+
+def load_trust_roots(paths: Sequence[Path]) -> list[x509.Certificate]:
+    roots: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            roots.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+        except OSError as error:
+            raise ConfigError(f"trust root {path}: {error.strerror}") from None
+        except ValueError:
+            raise ConfigError(f"trust root {path}: not a PEM certificate") from None
+    if not roots:
+        raise ConfigError("no trust root: give --trust CA.pem or create the CA (justering ca init)")
+    return roots
+
+
+def _signature_checks(validation: ExtractValidation) -> list[Check]:
+    return [
+        Check(
+            "signatures",
+            validation.ok,
+            "; ".join(validation.problems)
+            or f"{len(validation.signatures)} valid signatures in the right order",
+        )
+    ]
+
+
+def _signers(validation: ExtractValidation) -> tuple[tuple[str, str], ...]:
+    return tuple((s.signer_name, s.role.value if s.role else "?") for s in validation.signatures)
+
+
+def verify_pdf(target: str, pdf: bytes, trust_roots: Sequence[x509.Certificate]) -> Verification:
+    """Signatures only: a PDF met outside its bundle."""
+    validation = validate_extract(pdf, trust_roots)
+    return Verification(
+        target,
+        tuple(_signature_checks(validation)),
+        hashlib.sha256(pdf).hexdigest(),
+        _signers(validation),
+    )
+
+
+_FINAL_KINDS = (EventKind.CERTIFIED, EventKind.TIMESTAMPED)
+"""An archived trail ends with the certification, or with the long-term seal after it."""
+
+
+def _trail_checks(
+    events: Sequence[TrailEvent], pdf: bytes, validation: ExtractValidation
+) -> list[Check]:
+    checks = []
+    problems = chain_problems(events)
+    checks.append(
+        Check("trail chain", not problems, "; ".join(problems) or f"{len(events)} events")
+    )
+    if problems:
+        return checks
+    digest = hashlib.sha256(pdf).hexdigest()
+    final = events[-1]
+    matches = final.document_sha256 == digest and final.kind in _FINAL_KINDS
+    checks.append(
+        Check(
+            "trail matches PDF",
+            matches,
+            f"the trail ends with this very file ({final.kind.value})"
+            if matches
+            else f"the trail's last event ({final.kind.value}) names document "
+            f"{final.document_sha256}, the PDF is {digest}",
+        )
+    )
+    signed = [
+        e
+        for e in events
+        if e.kind in (EventKind.SIGNED, EventKind.CERTIFIED) and e.version == final.version
+    ]
+    in_trail = [(e.certificate_sha256, e.actor, e.role) for e in signed]
+    in_pdf = [
+        (s.certificate_fingerprint, s.signer_name, s.role.value if s.role else None)
+        for s in validation.signatures
+    ]
+    checks.append(
+        Check(
+            "trail matches signatures",
+            in_trail == in_pdf,
+            f"{len(in_pdf)} signatures, each recorded in the trail with its signer and role"
+            if in_trail == in_pdf
+            else "the signatures in the PDF (certificate, signer, role) differ from those "
+            "the trail recorded",
+        )
+    )
+    return checks
+
+
+def verify_bundle(
+    target: str, store: ArchiveStore, prefix: str, trust_roots: Sequence[x509.Certificate]
+) -> Verification:
+    """Checksums, signatures, the trail's chain and its agreement with the PDF."""
+    try:
+        bundle = read_bundle(store, prefix)
+    except ArchiveError as error:
+        return Verification(target, (Check("checksums", False, error.diagnostics()),))
+    checks = [Check("checksums", True, f"{len(bundle.files)} files match manifest.json")]
+    pdf = bundle.files.get(EXTRACT_PDF)
+    trail_bytes = bundle.files.get(EXTRACT_TRAIL)
+    if pdf is None or trail_bytes is None:
+        checks.append(Check("bundle", False, f"the bundle lacks {EXTRACT_PDF} or {EXTRACT_TRAIL}"))
+        return Verification(target, tuple(checks))
+    try:
+        events = trail_from_json(trail_bytes)
+    except TrailError as error:
+        events = ()
+        checks.append(Check("trail chain", False, error.diagnostics()))
+    adjusters = len(
+        {
+            e.actor_email
+            for e in events
+            if e.role == Role.ADJUSTER.value and e.kind is EventKind.SIGNED
+        }
+    )
+    validation = validate_extract(pdf, trust_roots, expected_adjusters=adjusters or None)
+    checks.extend(_signature_checks(validation))
+    if events:
+        checks.extend(_trail_checks(events, pdf, validation))
+    return Verification(
+        target, tuple(checks), hashlib.sha256(pdf).hexdigest(), _signers(validation)
+    )
+
+
+def _local_targets(path: Path) -> Iterator[tuple[str, Path | None, Path | None]]:
+    """(target, bundle directory or None, bare PDF or None) for a local path."""
+    path = path.resolve()
+    if path.is_file():
+        if path.parent.joinpath(MANIFEST_NAME).is_file() and path.name == EXTRACT_PDF:
+            yield str(path), path.parent, None
+        else:
+            yield str(path), None, path
+    elif path.is_dir():
+        if path.joinpath(MANIFEST_NAME).is_file():
+            yield str(path), path, None
+        else:
+            bundles = sorted(path.rglob(MANIFEST_NAME))
+            if not bundles:
+                raise ConfigError(f"{path}: no archived extract there")
+            for manifest in bundles:
+                yield str(manifest.parent), manifest.parent, None
+    else:
+        raise ConfigError(f"{path}: no such file or directory")
+
+
+def _s3_targets(uri: str, client: Any) -> Iterator[tuple[str, S3Archive, str]]:
+    bucket, key = parse_s3_uri(uri)
+    store = S3Archive(bucket, "", client)
+    if key.endswith(".pdf") or key.endswith("/" + MANIFEST_NAME):
+        prefix = key.rpartition("/")[0]
+        yield f"s3://{bucket}/{prefix}", store, prefix
+        return
+    if key and not key.endswith("/"):
+        key += "/"  # a folder: s3://bucket/ark must not reach into arkiv/
+    found = False
+    for found_key in store.list(key):
+        if found_key.endswith("/" + MANIFEST_NAME):
+            found = True
+            prefix = found_key.rpartition("/")[0]
+            yield f"s3://{bucket}/{prefix}", store, prefix
+    if not found:
+        raise ConfigError(f"{uri}: no archived extract there")
+
+
+def _local_path(target: str) -> Path:
+    if not target.startswith("file:"):
+        return Path(target)
+    parts = urlsplit(target)
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigError(f"{target}: only local file:// URIs can be read")
+    return Path(url2pathname(parts.path))
+
+
+def verify_targets(
+    targets: Sequence[str], trust_roots: Sequence[x509.Certificate]
+) -> Iterator[Verification]:
+    """Verify each target: a PDF path, a bundle directory, a folder of bundles,
+    a ``file://`` URI or an ``s3://bucket/key-or-prefix``. Raises ``ConfigError``
+    (could not run) for a target that does not exist or cannot be reached."""
+    client = None
+    for target in targets:
+        if target.startswith("s3://"):
+            if client is None:
+                from justering.archive.store import S3ClientSettings
+
+                client = S3ClientSettings().client()
+            try:
+                for name, store, prefix in _s3_targets(target, client):
+                    yield verify_bundle(name, store, prefix, trust_roots)
+            except JusteringError:
+                raise
+            except Exception as error:  # botocore's many connection errors
+                raise ConfigError(f"{target}: cannot reach the object store ({error})") from None
+            continue
+        path = _local_path(target)
+        for name, bundle_dir, bare in _local_targets(path):
+            if bundle_dir is not None:
+                yield verify_bundle(
+                    name, LocalArchive(bundle_dir.parent), bundle_dir.name, trust_roots
+                )
+            elif bare is not None:
+                yield verify_pdf(name, bare.read_bytes(), trust_roots)

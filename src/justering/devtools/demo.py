@@ -1,0 +1,216 @@
+"""``justering demo``: the whole pipeline on one machine, driven like real use.
+
+It starts ``justering serve`` (web app, flow runner, task worker) against the
+Prefect server the caller arranged, sends the meeting to the web API as a
+meeting system would, then acts as each signer by reading the outbox and
+following the links in the messages over HTTP, until every extract is
+archived; finally it verifies the archive.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from justering.archive.verify import home_trust_paths, load_trust_roots, verify_targets
+from justering.config import Settings
+from justering.devtools.signer_client import sign_everything
+from justering.errors import ConfigError
+from justering.mail.delivery import outbox_messages
+from justering.model.manifest import Meeting, load_manifest, load_sample_meeting, meeting_to_dict
+from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
+from justering.pades.ca import SigningCA
+
+TIMEOUT_SECONDS = 300.0
+LINK = re.compile(r"https?://[^\s<>\"]+/s/[A-Za-z0-9_-]+")
+STAGES = (
+    ("awaiting_chair", "ordförande"),
+    ("awaiting_adjusters", "justerare"),
+    ("awaiting_certifier", "bestyrkande"),
+    ("certified", "bestyrkt"),
+    ("archived", "arkiverat"),
+)
+
+
+@dataclass(frozen=True)
+class DemoExtract:
+    paragraph: int
+    dnr: str | None
+    title: str
+    status: str
+    archive_uri: str | None
+    sha256: str
+    verified: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "paragraph": self.paragraph,
+            "dnr": self.dnr,
+            "title": self.title,
+            "status": self.status,
+            "archive_uri": self.archive_uri,
+            "sha256": self.sha256,
+            "verified": self.verified,
+        }
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    meeting_id: str
+    home: Path
+    seconds: float
+    signatures: int
+    extracts: tuple[DemoExtract, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.extracts) and all(
+            e.status == "archived" and e.verified for e in self.extracts
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"extracts": [extract.to_json() for extract in self.extracts]}
+
+    def describe(self) -> str:
+        lines = [
+            f"Sammanträde {self.meeting_id}: {len(self.extracts)} protokollsutdrag, "
+            f"{self.signatures} signeringar via länkar, {self.seconds:.1f} s",
+        ]
+        for e in self.extracts:
+            mark = "verifierat" if e.verified else "EJ VERIFIERAT"
+            dnr = f" {e.dnr}" if e.dnr else ""
+            lines.append(f"  § {e.paragraph}{dnr}  {e.title}")
+            lines.append(f"      {e.status}, {mark}: {e.archive_uri}")
+            lines.append(f"      sha256 {e.sha256}")
+        lines.append(f"Allt under {self.home}")
+        lines.append("OK" if self.ok else "NÅGOT GICK FEL (something failed)")
+        return "\n".join(lines)
+
+
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.last = ""
+
+    def show(self, extracts: list[dict[str, Any]]) -> None:
+        if not self.enabled or not extracts:
+            return
+        total = len(extracts)
+        counts = {s: sum(1 for e in extracts if e["status"] == s) for s, _ in STAGES}
+        line = "  ".join(f"{label} {counts[s]}/{total}" for s, label in STAGES)
+        if line != self.last:
+            print(f"  {line}", file=sys.stderr, flush=True)
+            self.last = line
+
+
+def link_in(path: Path) -> str | None:
+    """The signer link in an outbox message, if it has one."""
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    body = message.get_body(preferencelist=("plain", "html"))
+    if body is None:
+        return None
+    match = LINK.search(body.get_content())
+    return match.group(0) if match else None
+
+
+def start_service(
+    settings: Settings,
+    port: int,
+    *,
+    environ: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``justering serve`` on loopback ``port`` for ``settings.home``, logging to
+    ``HOME/serve.log``, with ``environ`` (default: this process's) plus the home and
+    public URL; ``command`` replaces ``python -m justering`` (e.g. to run it profiled)."""
+    env = {
+        **(os.environ if environ is None else environ),
+        "JUSTERING_HOME": str(settings.home),
+        "JUSTERING_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
+    log = (settings.home / "serve.log").open("ab")
+    return subprocess.Popen(
+        [
+            *(command or (sys.executable, "-m", "justering")),
+            *("serve", "--host", "127.0.0.1", "--port", str(port)),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True) -> DemoSummary:
+    started = time.monotonic()
+    meeting: Meeting = load_manifest(manifest) if manifest else load_sample_meeting()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    SigningCA.load_or_create(settings.ca_dir, organisation=meeting.municipality)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    show = _Progress(progress)
+    service = start_service(settings, port)
+    signatures = 0
+    try:
+        wait_until_healthy(f"{base}/healthz", service, 120)
+        with httpx.Client(base_url=base, timeout=120) as client:
+            answer = client.post("/api/meetings", json=meeting_to_dict(meeting))
+            if answer.status_code not in (200, 202):
+                raise ConfigError(f"the web API refused the meeting: {answer.text}")
+            if progress:
+                print(f"justering: meeting {meeting.meeting_id} sent to {base}", file=sys.stderr)
+            followed: set[Path] = set()
+            deadline = time.monotonic() + TIMEOUT_SECONDS
+            while True:
+                for path in outbox_messages(settings.outbox_dir):
+                    if path in followed:
+                        continue
+                    followed.add(path)
+                    link = link_in(path)
+                    if link and link.startswith(base) and sign_everything(client, link) is not None:
+                        signatures += 1
+                state = client.get(f"/api/meetings/{meeting.meeting_id}").json()
+                extracts = state.get("extracts", [])
+                show.show(extracts)
+                if extracts and all(e["status"] == "archived" for e in extracts):
+                    break
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"the demo did not finish within {TIMEOUT_SECONDS:.0f} s; "
+                        f"see {settings.home / 'serve.log'}"
+                    )
+                time.sleep(0.2)
+    finally:
+        stop_process(service)
+    trust = load_trust_roots(home_trust_paths(settings))
+    results: list[DemoExtract] = []
+    for extract in extracts:
+        verified = [r.ok for r in verify_targets([extract["archive_uri"]], trust)]
+        results.append(
+            DemoExtract(
+                paragraph=extract["paragraph"],
+                dnr=extract["dnr"],
+                title=extract["title"],
+                status=extract["status"],
+                archive_uri=extract["archive_uri"],
+                sha256=extract["sha256"],
+                verified=bool(verified) and all(verified),
+            )
+        )
+    return DemoSummary(
+        meeting.meeting_id, settings.home, time.monotonic() - started, signatures, tuple(results)
+    )

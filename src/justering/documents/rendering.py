@@ -1,0 +1,452 @@
+"""Drafting: render one paragraph of the minutes as a protocol extract (PDF).
+
+The extract is A4, one page or more, each page with a header (municipality,
+"PROTOKOLLSUTDRAG", body, meeting date, place, page "1 (2)") and the three
+footer boxes of :mod:`justering.documents.layout`, whose area under the caption stays
+empty for the signature stamps. Body text never comes closer to the bottom
+edge than :data:`justering.documents.layout.BODY_BOTTOM_MM`.
+
+The output is deterministic: the same meeting, paragraph and version give the
+same bytes, so redrafting an unchanged version is idempotent.
+
+Speed: fpdf2 parses and subsets the embedded TrueType fonts for every
+document, and that cost grows with the number of glyphs in the font. Most
+extracts only use Latin script, so they embed from a Latin-only cut of
+DejaVu made once per process (:func:`_font_files`); an extract with any other
+character uses the complete fonts. Lines are broken here rather than with
+fpdf2's ``multi_cell``, whose line breaking is quadratic in the line length.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import importlib.resources
+import os
+import re
+import shutil
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fontTools import subset as font_subset
+from fontTools import ttLib
+from fpdf import FPDF
+from fpdf.fonts import TTFFont
+
+from justering.documents import layout
+from justering.model.minutes import Paragraph
+
+if TYPE_CHECKING:
+    from justering.model.manifest import Meeting
+
+PRODUCER = "justering"
+"""The ``/Producer`` and ``/Creator`` of every drafted extract."""
+
+DOCUMENT_TYPE = "PROTOKOLLSUTDRAG"
+IMMEDIATE_NOTE = "Paragrafen är omedelbart justerad"
+
+FONT_FAMILY = "DejaVu"
+"""The font family :func:`add_fonts` registers, with styles ``""`` and ``"B"``."""
+_FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+_LATIN_RANGES = (
+    (0x0020, 0x007E),  # Basic Latin
+    (0x00A0, 0x024F),  # Latin-1, Latin Extended-A and -B (å ä ö, Ł Ć …)
+    (0x1E00, 0x1EFF),  # Latin Extended Additional (Vietnamese)
+    (0x2010, 0x205E),  # General Punctuation („ ” – … ‰)
+    (0x20AC, 0x20AC),  # €
+    (0x2122, 0x2122),  # ™
+    (0x2212, 0x2212),  # minus sign
+)
+
+_TEXT = ("", 10.5, 5.2)
+"""(style, size in pt, line height in mm) of the body text."""
+_HEADING = ("B", 11.0, 6.0)
+_TITLE = ("B", 13.0, 6.5)
+_LABEL = ("B", 14.0, 7.0)
+_DNR = ("", 10.5, 6.0)
+_KEEP_WITH_HEADING = 2
+"""Lines of text that go to the next page together with their heading."""
+_PARAGRAPH_GAP_MM = 2.6
+_SECTION_GAP_MM = 3.0
+_TAB_STOP_MM = 12.5
+_CAPTION_SIZE_PT = 7.5
+_HEADER_COLUMN_MM = 105.0
+"""Left edge of the header's middle column (document type, date)."""
+_PAGE_NUMBER_WIDTH_MM = 25.0
+_HEADER_RULE_MM = 18.0
+"""Distance of the header's rule below the top margin; the body starts 8 mm lower."""
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_WORDS = re.compile(r"( *)([^ ]+)")
+
+
+def render_extract(meeting: Meeting, paragraph: Paragraph, *, version: int = 1) -> bytes:
+    """The protocol extract of ``paragraph`` as PDF bytes.
+
+    ``version`` counts drafts of the same paragraph (a declined extract is
+    redrafted as version 2 …); versions after the first say "Version N" in
+    the header of every page.
+    """
+    if version < 1:
+        raise ValueError(f"extract version must be 1 or more, not {version}")
+    document = _ExtractDocument(meeting, paragraph, version)
+    document.write_paragraph()
+    return bytes(document.output())
+
+
+def extract_title(paragraph: Paragraph) -> str:
+    """The document title: ``§ 94 KFKS 2012/577-001 <title>`` (no dnr when there is none)."""
+    parts = (paragraph.label, paragraph.dnr, paragraph.title)
+    return one_line(" ".join(part for part in parts if part))
+
+
+def unrenderable_characters(text: str) -> str:
+    """The characters of ``text`` the bundled fonts have no glyph for, sorted, once each.
+
+    The renderer draws them as U+FFFD; a validator can use this to refuse such text early.
+    """
+    return "".join(sorted(set(_normalize(text)) - _coverage(full=True) - {"\n", "\t"}))
+
+
+def add_fonts(document: FPDF, texts: Iterable[str]) -> None:
+    """Register the bundled DejaVu fonts in ``document`` as :data:`FONT_FAMILY`.
+
+    The Latin cut when it can draw every character of ``texts`` (what the
+    document will show), else the complete fonts. Draw text through
+    :func:`one_line` so that characters no font has become U+FFFD.
+    """
+    latin = _coverage(full=False) | {"\n", "\t"}
+    full = any(not set(_normalize(text)) <= latin for text in texts)
+    for style, path in _font_files(full).items():
+        document.add_font(FONT_FAMILY, style, path)
+        # fpdf2 subsets each font when it writes the PDF; recomputing every
+        # glyph's bounding box there costs more than the rest of the subsetting.
+        font = document.fonts[f"{FONT_FAMILY.lower()}{style}"]
+        assert isinstance(font, TTFFont)
+        font.ttfont.recalcBBoxes = False
+
+
+def number_pages(document: FPDF) -> None:
+    """Write "n (total)" at the top right of every page, once the total is known.
+
+    Call it after the last page. (fpdf2's page-total alias reserves a fixed
+    width, which would shift the number off the right margin, and would replace
+    "{nb}" in the text too.) The document must use :func:`add_fonts`.
+    """
+    last_page = document.page
+    total = len(document.pages)
+    right = layout.PAGE_WIDTH_MM - layout.MARGIN_RIGHT_MM
+    document.set_font(FONT_FAMILY, "", 10)
+    for number in range(1, total + 1):
+        document.page = number
+        # fpdf2 tracks whether the font was set for the document, not per page.
+        document.current_font_is_set_on_page = False
+        document.set_xy(right - _PAGE_NUMBER_WIDTH_MM, layout.MARGIN_TOP_MM)
+        document.cell(_PAGE_NUMBER_WIDTH_MM, 5, f"{number} ({total})", align="R")
+    document.page = last_page
+
+
+class _ExtractDocument(FPDF):
+    """fpdf2 document with the extract's header and footer on every page."""
+
+    def __init__(self, meeting: Meeting, paragraph: Paragraph, version: int) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self._meeting = meeting
+        self._paragraph = paragraph
+        self._version = version
+        add_fonts(self, _extract_texts(meeting, paragraph))
+        self.set_margins(layout.MARGIN_LEFT_MM, layout.MARGIN_TOP_MM, layout.MARGIN_RIGHT_MM)
+        self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM)
+        self.c_margin = 0  # text starts exactly at the margins and box edges given
+        self.alias_nb_pages("")  # no alias: page totals are written by number_pages instead
+        self.set_lang("sv")
+        self.set_title(extract_title(paragraph))
+        self.set_author(one_line(meeting.municipality))
+        self.set_subject(
+            one_line(f"Protokollsutdrag {meeting.body.name} {meeting.date.isoformat()}")
+        )
+        self.set_creator(PRODUCER)
+        self.set_producer(PRODUCER)
+        self.set_creation_date(dt.datetime.combine(meeting.date, dt.time(), tzinfo=dt.UTC))
+
+    # -- page furniture (fpdf2 calls these on every page) ------------------------------
+
+    def header(self) -> None:
+        meeting = self._meeting
+        top = layout.MARGIN_TOP_MM
+        left = layout.MARGIN_LEFT_MM
+        right = layout.PAGE_WIDTH_MM - layout.MARGIN_RIGHT_MM
+        left_width = _HEADER_COLUMN_MM - left - 2
+        middle_width = right - _HEADER_COLUMN_MM - _PAGE_NUMBER_WIDTH_MM
+
+        self.set_font(FONT_FAMILY, "B", 11)
+        self._text_at(left, top, left_width, 5, one_line(meeting.municipality).upper())
+        self._text_at(_HEADER_COLUMN_MM, top, middle_width, 5, DOCUMENT_TYPE)
+        if self._version > 1:
+            self.set_font(FONT_FAMILY, "B", 10)
+            version = f"Version {self._version}"
+            self._text_at(
+                right - _PAGE_NUMBER_WIDTH_MM, top + 6, _PAGE_NUMBER_WIDTH_MM, 5, version, "R"
+            )
+
+        self.set_font(FONT_FAMILY, "", 10)
+        self._text_at(left, top + 6, left_width, 5, one_line(meeting.body.name))
+        self._text_at(left, top + 11, left_width, 5, one_line(meeting.place))
+        self._text_at(_HEADER_COLUMN_MM, top + 11, middle_width, 5, meeting.date.isoformat())
+        self.set_font(FONT_FAMILY, "", _CAPTION_SIZE_PT)
+        self._text_at(_HEADER_COLUMN_MM, top + 7, middle_width, 4, "Sammanträdesdatum")
+
+        self.set_line_width(0.3)
+        self.line(left, top + _HEADER_RULE_MM, right, top + _HEADER_RULE_MM)
+        self.set_xy(left, top + _HEADER_RULE_MM + 8)
+
+    def footer(self) -> None:
+        self.set_line_width(0.3)
+        self.set_font(FONT_FAMILY, "", _CAPTION_SIZE_PT)
+        for role in layout.FOOTER_ROLES:
+            box = layout.footer_box(role)
+            caption_bottom = box.y + layout.FOOTER_CAPTION_MM
+            self.rect(box.x, box.y, box.width, box.height)
+            self.line(box.x, caption_bottom, box.x + box.width, caption_bottom)
+            self._text_at(
+                box.x + 1.5, box.y, box.width - 3, layout.FOOTER_CAPTION_MM, role.footer_label
+            )
+
+    def _text_at(self, x: float, y: float, w: float, h: float, text: str, align: str = "L") -> None:
+        self.set_xy(x, y)
+        self.cell(w, h, text, align=align)
+
+    # -- the paragraph -----------------------------------------------------------------
+
+    def write_paragraph(self) -> None:
+        """Add the first page and write the paragraph; pages break automatically."""
+        paragraph = self._paragraph
+        self.add_page()
+        self._write(_LABEL, paragraph.label)
+        if paragraph.dnr:
+            self._write(_DNR, f"Dnr {one_line(paragraph.dnr)}")
+        if paragraph.immediate:
+            self._write(_HEADING, IMMEDIATE_NOTE)
+        self.ln(_SECTION_GAP_MM)
+        self._write(_TITLE, one_line(paragraph.title))
+        for section in paragraph.sections:
+            self.ln(_SECTION_GAP_MM)
+            if section.heading is not None and section.heading.strip():
+                if self.will_page_break(_HEADING[2] + 1 + _KEEP_WITH_HEADING * _TEXT[2]):
+                    self.add_page()  # a heading never ends a page on its own
+                self._write(_HEADING, one_line(section.heading))
+                self.ln(1)
+            self._write_text(section.text)
+        number_pages(self)
+
+    def _write_text(self, text: str) -> None:
+        """Lines as they are; a run of blank lines becomes one paragraph gap."""
+        gap_pending = False
+        wrote_any = False
+        for line in _drawable(text).split("\n"):
+            if not line.strip():
+                gap_pending = wrote_any
+                continue
+            if gap_pending:
+                self.ln(_PARAGRAPH_GAP_MM)
+                gap_pending = False
+            self._write(_TEXT, line.rstrip())
+            wrote_any = True
+
+    def _write(self, font: tuple[str, float, float], text: str) -> None:
+        """One logical line, wrapped at the margins; tabs go to the next tab stop."""
+        style, size, line_height = font
+        self.set_font(FONT_FAMILY, style, size)
+        if "\t" in text:
+            if self._write_tabulated(text, line_height):
+                return
+            text = text.replace("\t", " ")
+        for line in self._wrap(text):
+            self.cell(0, line_height, line, new_x="LMARGIN", new_y="NEXT")
+
+    def _write_tabulated(self, text: str, line_height: float) -> bool:
+        """Draw a line with tabs, each part at the next tab stop (every 12.5 mm).
+
+        Returns False, drawing nothing, when the parts do not fit on one line.
+        """
+        placed: list[tuple[float, str]] = []
+        x = 0.0
+        for index, part in enumerate(text.split("\t")):
+            if index:
+                x = (x // _TAB_STOP_MM + 1) * _TAB_STOP_MM
+            placed.append((x, part))
+            x += self._width(part)
+        if x > self.epw:
+            return False
+        if self.will_page_break(line_height):
+            self.add_page()
+        y = self.y
+        for offset, part in placed:
+            if part:
+                self._text_at(self.l_margin + offset, y, self._width(part), line_height, part)
+        self.set_xy(self.l_margin, y + line_height)
+        return True
+
+    def _wrap(self, text: str) -> Iterator[str]:
+        """Greedy line breaking at spaces; a word wider than the line is cut."""
+        available = self.epw
+        line, width = "", 0.0
+        for match in _WORDS.finditer(text):
+            gap, word = match.groups()
+            gap_width = self._width(gap) if gap else 0.0
+            word_width = self._width(word)
+            if line and width + gap_width + word_width > available:
+                yield line
+                line, width, gap, gap_width = "", 0.0, "", 0.0
+            line, width = line + gap, width + gap_width  # indentation of the text is kept
+            while width + word_width > available:
+                head = self._longest_prefix(word, available - width)
+                yield line + head
+                line, width = "", 0.0
+                word = word[len(head) :]
+                word_width = self._width(word)
+            line, width = line + word, width + word_width
+        if line.strip():
+            yield line
+
+    def _width(self, text: str) -> float:
+        """Width of ``text`` in the current font, in mm.
+
+        Same as ``get_string_width`` for this document (no stretching, spacing or
+        markdown), without its per-call copy of the graphics state.
+        """
+        font = self.current_font
+        assert font is not None
+        return float(font.get_text_width(text, self.font_size_pt, None)[1]) / self.k
+
+    def _longest_prefix(self, word: str, available: float) -> str:
+        """The longest start of ``word`` (at least one character) that fits in ``available``."""
+        end = 1
+        while end < len(word) and self._width(word[: end + 1]) <= available:
+            end += 1
+        return word[:end]
+
+
+def _normalize(text: str) -> str:
+    """NFC (the fonts' precomposed glyphs), ``\\n`` line ends, no control characters."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL_CHARACTERS.sub("", text)
+
+
+def _drawable(text: str) -> str:
+    """:func:`_normalize`, and U+FFFD for each character the fonts cannot draw."""
+    text = _normalize(text)
+    covered = _coverage(full=True)
+    if all(char in covered or char in "\n\t" for char in text):
+        return text
+    return "".join(char if char in covered or char in "\n\t" else "\ufffd" for char in text)
+
+
+def one_line(text: str) -> str:
+    """Text for a single line (header, title, metadata): whitespace runs become one
+    space, characters the fonts cannot draw become U+FFFD."""
+    return " ".join(_drawable(text).split())
+
+
+def _extract_texts(meeting: Meeting, paragraph: Paragraph) -> list[str]:
+    """Every text of the extract that is drawn."""
+    texts = [meeting.municipality, meeting.body.name, meeting.place, paragraph.title]
+    texts += [paragraph.dnr or ""]
+    for section in paragraph.sections:
+        texts += [section.heading or "", section.text]
+    return texts
+
+
+# -- fonts ----------------------------------------------------------------------------
+
+_font_lock = threading.RLock()
+_font_cache: dict[bool, tuple[dict[str, Path], frozenset[str]]] = {}
+
+
+def _font_files(full: bool) -> dict[str, Path]:
+    """Paths of the regular and bold font files, complete or the Latin cut."""
+    return _load_fonts(full)[0]
+
+
+def _coverage(full: bool) -> frozenset[str]:
+    """The characters the complete fonts or the Latin cut can draw."""
+    return _load_fonts(full)[1]
+
+
+def _load_fonts(full: bool) -> tuple[dict[str, Path], frozenset[str]]:
+    with _font_lock:
+        cached = _font_cache.get(full)
+        # A temporary-file cleaner may have removed the files of a long-running process.
+        if cached is None or not all(path.is_file() for path in cached[0].values()):
+            cached = _font_cache[full] = _complete_fonts() if full else _latin_fonts()
+        return cached
+
+
+def _complete_fonts() -> tuple[dict[str, Path], frozenset[str]]:
+    """The bundled fonts where they are; extracted to a private directory if zipped."""
+    package_fonts = importlib.resources.files("justering.documents").joinpath("typefaces")
+    paths: dict[str, Path] = {}
+    for style, name in _FONT_FILES.items():
+        resource = package_fonts.joinpath(name)
+        if isinstance(resource, Path):
+            paths[style] = resource
+        else:
+            paths[style] = _private_directory() / name
+            paths[style].write_bytes(resource.read_bytes())
+    return paths, _characters_of(paths)
+
+
+def _latin_fonts() -> tuple[dict[str, Path], frozenset[str]]:
+    """The Latin cut of the bundled fonts: every glyph kept is the same, only fewer."""
+    complete = _font_files(full=True)
+    unicodes = [code for first, last in _LATIN_RANGES for code in range(first, last + 1)]
+    options = font_subset.Options(
+        notdef_outline=True,
+        recommended_glyphs=True,
+        name_IDs=["*"],
+        name_languages=["*"],
+        glyph_names=True,
+    )
+    options.drop_tables += ["GSUB", "GPOS", "GDEF", "kern", "hdmx", "FFTM"]
+    paths: dict[str, Path] = {}
+    for style, source in complete.items():
+        font = ttLib.TTFont(source, recalcTimestamp=False)
+        subsetter = font_subset.Subsetter(options)
+        subsetter.populate(unicodes=unicodes)
+        subsetter.subset(font)
+        paths[style] = _private_directory() / f"latin-{source.name}"
+        font.save(paths[style])
+        font.close()
+    return paths, _characters_of(paths)
+
+
+def _characters_of(paths: dict[str, Path]) -> frozenset[str]:
+    """The characters every one of the fonts has a glyph for."""
+    covered: frozenset[str] | None = None
+    for path in paths.values():
+        with ttLib.TTFont(path, lazy=True) as font:
+            characters = frozenset(chr(code) for code in font.getBestCmap())
+        covered = characters if covered is None else covered & characters
+    return covered or frozenset()
+
+
+def _private_directory() -> Path:
+    """A directory of this process for font files, removed when the process exits."""
+    if _private_directories and _private_directories[-1].is_dir():
+        return _private_directories[-1]
+    directory = Path(tempfile.mkdtemp(prefix="justering-fonts-"))
+    _private_directories.append(directory)
+    atexit.register(_remove_directory, directory, os.getpid())
+    return directory
+
+
+def _remove_directory(directory: Path, owner_pid: int) -> None:
+    if os.getpid() == owner_pid:  # not in a forked child, whose parent still uses it
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+_private_directories: list[Path] = []

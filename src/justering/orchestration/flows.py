@@ -1,0 +1,61 @@
+"""The extract pipeline as Prefect flows and tasks.
+
+No business rule lives here: each task calls one function of
+:mod:`justering.workflow.core`, which checks the ledger before it acts, so a retry,
+a replay or a Prefect UI "Resume" cannot move an extract out of turn.
+
+Waiting for signers costs nothing: no run exists while a signer has not yet
+acted. The web app records each signature in the ledger and schedules
+``advance_meeting`` as a background task, which a task worker in ``justering
+serve`` picks up within milliseconds (no new process, no polling). Prefect's
+per-run costs are therefore per meeting and stage, not per extract.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from prefect import flow, task
+
+from justering.config import load_settings
+from justering.workflow import core as workflow
+
+
+@cache
+def services() -> workflow.Services:
+    """This process's services, from the environment (``JUSTERING_HOME`` …)."""
+    return workflow.open_services(load_settings())
+
+
+@task(name="draft-extracts", retries=2, retry_delay_seconds=2)
+def draft_extracts(meeting_id: str) -> list[int]:
+    """Draft every paragraph of the meeting. One task run for all of them keeps
+    Prefect's per-run cost off the per-extract path; a retry redrafts nothing
+    that was drafted, and a process already drafting the meeting is left to it."""
+    return list(workflow.draft_meeting(services(), meeting_id) or ())
+
+
+@task(
+    name="advance-meeting",
+    retries=6,
+    retry_delay_seconds=[1, 2, 5, 15, 30, 60],
+)
+def advance_meeting(meeting_id: str) -> dict[str, Any]:
+    """Notify whoever's turn has come and archive what is certified (idempotent)."""
+    report = workflow.advance_meeting(services(), meeting_id)
+    return {
+        "drafted": list(report.drafted),
+        "notified": list(report.notified),
+        "archived": list(report.archived),
+        "remaining": report.remaining,
+        "complete": report.complete,
+    }
+
+
+@flow(name="meeting-ended", log_prints=True)
+def meeting_ended(meeting_id: str) -> dict[str, Any]:
+    """A meeting recorded in the ledger: draft every extract, notify the chair."""
+    drafted = draft_extracts(meeting_id)
+    print(f"{len(drafted)} extracts drafted for {meeting_id}")
+    return advance_meeting(meeting_id)

@@ -1,0 +1,194 @@
+"""``justering serve``: the web app, the Prefect runner for the ``meeting-ended``
+flow and the task worker for ``advance-meeting``, in one long-running process.
+
+Scale-out runs more of these against one Prefect server and one PostgreSQL
+ledger; every step checks the ledger, so they never step on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import uvicorn
+
+from justering.config import Settings
+from justering.documents.rendering import render_extract
+from justering.errors import ConfigError
+from justering.model.manifest import load_sample_meeting
+from justering.model.roles import Role
+from justering.pades.ca import SigningCA
+from justering.pades.sign import sign_extract
+from justering.web.app import Hooks, create_app
+from justering.workflow import core as workflow
+from justering.workflow import deadlines
+
+log = logging.getLogger(__name__)
+
+RECONCILE_SECONDS = 15.0
+"""The reconciler's period unless ``JUSTERING_RECONCILE_SECONDS`` says otherwise."""
+REMINDER_SECONDS = 15 * 60.0
+"""Reminders are due per day; a pass every quarter of an hour sends them promptly."""
+DEPLOYMENT = "meeting-ended/justering"
+
+
+def trigger_meeting(meeting_id: str) -> None:
+    """Start the ``meeting-ended`` flow for a recorded meeting (returns at once)."""
+    from prefect.deployments import run_deployment
+
+    run_deployment(DEPLOYMENT, parameters={"meeting_id": meeting_id}, timeout=0)
+
+
+def schedule_advance(meeting_id: str) -> None:
+    from justering.orchestration.flows import advance_meeting
+
+    advance_meeting.delay(meeting_id)
+
+
+def reconcile_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """The reconciler's period: ``JUSTERING_RECONCILE_SECONDS`` (seconds, > 0), else
+    :data:`RECONCILE_SECONDS`."""
+    text = (os.environ if environ is None else environ).get("JUSTERING_RECONCILE_SECONDS", "")
+    if not text.strip():
+        return RECONCILE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigError(f"JUSTERING_RECONCILE_SECONDS: expected seconds > 0, got {text!r}")
+    return seconds
+
+
+async def _reconcile(services: workflow.Services, period: float) -> None:
+    """At start and then every ``period`` seconds, nudge every meeting with work
+    recorded since its last complete advance: after a restart or a failed hand-over
+    to Prefect this resumes whatever was in flight (the ledger knows)."""
+    while True:
+        try:
+            meetings = await asyncio.to_thread(workflow.meetings_needing_work, services)
+            for meeting_id in meetings:
+                await asyncio.to_thread(schedule_advance, meeting_id)
+        except Exception:  # a reconcile pass must never stop the service
+            log.exception("reconcile pass failed")
+        await asyncio.sleep(period)
+
+
+async def _remind(services: workflow.Services) -> None:
+    """At start and then periodically, remind signers as the justering deadline
+    nears and tell the secretary once it has passed (``justering.workflow.deadlines``)."""
+    while True:
+        try:
+            report = await asyncio.to_thread(deadlines.send_due_reminders, services)
+            if report.reminded or report.escalated:
+                log.info("reminded %s; overdue notices for %s", report.reminded, report.escalated)
+            if report.failed:
+                log.warning("reminders for %s failed; retried next pass", report.failed)
+        except Exception:  # a reminder pass must never stop the service
+            log.exception("reminder pass failed")
+        await asyncio.sleep(REMINDER_SECONDS)
+
+
+def warn_unless_parameters_are_shared(settings: Settings) -> None:
+    """With a Prefect server of its own (``PREFECT_API_URL``) there may be other serve
+    processes. ``advance_meeting.delay()`` stores the task's parameters where the task
+    worker that picks it up reads them: by default this process's own folder, which
+    another process's worker cannot read (it then drops the task run, and the meeting
+    waits for a reconciler pass). Say so, once, at start."""
+    from prefect.settings import get_current_settings
+
+    if (
+        settings.prefect_api_url
+        and not get_current_settings().tasks.scheduling.default_storage_block
+    ):
+        log.warning(
+            "PREFECT_TASKS_SCHEDULING_DEFAULT_STORAGE_BLOCK is not set: advances scheduled "
+            "by this process can only run in this process. With several `justering serve` "
+            "processes, point it at storage they all share (docs/deploy.md)."
+        )
+
+
+def archive_workers() -> int:
+    """Worker processes for archiving: ``JUSTERING_ARCHIVE_WORKERS``, else one per core."""
+    value = os.environ.get("JUSTERING_ARCHIVE_WORKERS", "")
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    return max(1, os.cpu_count() or 1)
+
+
+def warm_up() -> None:
+    """Render and sign a throwaway extract, so that the first signer of the day does
+    not wait for fonts and pyHanko to load (about half a second per process). The
+    certificate comes from a throwaway CA: the real one issues only for real signers."""
+    with tempfile.TemporaryDirectory() as directory:
+        meeting = load_sample_meeting()
+        signer = meeting.signers(Role.CHAIR)[0]
+        ca = SigningCA.create(Path(directory) / "ca", organisation="uppvärmning")
+        sign_extract(
+            render_extract(meeting, meeting.paragraphs[0]),
+            ca.issue(signer, organisation="uppvärmning"),
+            signer,
+            adjuster_count=len(meeting.adjusters),
+        )
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from prefect.runner import Runner
+    from prefect.task_worker import aserve
+    from prefect.types.entrypoint import EntrypointType
+
+    from justering.orchestration.flows import advance_meeting, meeting_ended, services
+
+    period = reconcile_seconds()
+    warn_unless_parameters_are_shared(settings)
+    svc = services()
+    workflow.start_archive_workers(settings, archive_workers())
+    await asyncio.to_thread(warm_up)
+    app = create_app(
+        svc, Hooks(meeting_recorded=trigger_meeting, schedule_advance=schedule_advance)
+    )
+    runner = Runner(name="justering", query_seconds=1, limit=4, pause_on_shutdown=False)
+    deployment = await meeting_ended.ato_deployment(
+        name="justering", entrypoint_type=EntrypointType.MODULE_PATH
+    )
+    await runner.aadd_deployment(deployment)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    )
+    background = [
+        asyncio.create_task(runner.start(), name="prefect-runner"),
+        asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
+        asyncio.create_task(_reconcile(svc, period), name="reconciler"),
+        asyncio.create_task(_remind(svc), name="reminders"),
+    ]
+    # Let Prefect's runner and task worker start (and install their SIGTERM handlers)
+    # before uvicorn starts serving; on SIGTERM the task worker then raises
+    # StopTaskWorker out of the loop, which run_service takes as the stop (observed:
+    # without this, uvicorn logged the stop as an error with a traceback).
+    await asyncio.sleep(0)
+    log.info("justering serving on http://%s:%d (public %s)", host, port, settings.public_url)
+    try:
+        await server.serve()
+    finally:
+        for job in background:
+            job.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        workflow.stop_archive_workers()
+
+
+def run_service(settings: Settings, *, host: str, port: int) -> None:
+    """Run until SIGINT/SIGTERM. The environment must already point at Prefect.
+
+    Prefect's task worker takes over SIGTERM and stops by raising; every step
+    is one ledger transaction, so stopping anywhere loses nothing.
+    """
+    from prefect.task_worker import StopTaskWorker
+
+    try:
+        asyncio.run(_serve(settings, host, port))
+    except (StopTaskWorker, KeyboardInterrupt):
+        log.info("justering stopped")

@@ -1,0 +1,255 @@
+"""Archivists' accounts and sessions for the archive pages (``/arkiv``).
+
+Two ways in, chosen by configuration (docs/audit.md says which and why):
+
+- **Accounts** in a TOML table ``[archivists]`` mapping a user name to a
+  scrypt hash (``python -m justering.web.auth hash`` makes one), in the file
+  named by ``JUSTERING_ARCHIVISTS`` or else in ``JUSTERING_CONFIG``. A login
+  gives a signed session cookie (HMAC-SHA256, key ``archivist-session.key`` in
+  the home folder, mode 0600, made on first use).
+- **A trusted reverse proxy** that authenticates the archivist and sets the
+  header named by ``JUSTERING_ARCHIVIST_HEADER`` (``Settings.archivist_header``).
+
+Forms that change nothing still carry a CSRF token bound to the archivist
+(:meth:`Sessions.csrf_token`).
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from justering.config import Settings
+from justering.errors import ConfigError
+
+SESSION_COOKIE = "justering_arkiv"
+SESSION_SECONDS = 8 * 3600
+"""A session (and a CSRF token) lasts a working day."""
+KEY_FILE = "archivist-session.key"
+
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+
+# --- password hashes ---------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$N$r$p$salt$hash`` for ``password`` (a fresh random salt)."""
+    if not password:
+        raise ConfigError("an archivist's password must not be empty")
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=32
+    )
+
+
+def _check_hash_format(user: str, stored: str) -> None:
+    parts = stored.split("$")
+    try:
+        ok = parts[0] == "scrypt" and len(parts) == 6 and all(int(v) > 0 for v in parts[1:4])
+        ok = ok and int(parts[1]) <= 2**20 and len(_unb64(parts[5])) == 32
+    except (ValueError, IndexError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"archivist {user!r}: the password hash is not an scrypt$… hash "
+            "(make one with `python -m justering.web.auth hash`)"
+        )
+
+
+def password_matches(password: str, stored: str) -> bool:
+    """True if ``password`` hashes to ``stored`` (constant-time comparison)."""
+    _, n, r, p, salt, digest = stored.split("$")
+    candidate = _scrypt(password, _unb64(salt), int(n), int(r), int(p))
+    return hmac.compare_digest(candidate, _unb64(digest))
+
+
+_DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$" + _b64(bytes(32))
+"""Checked against for an unknown user, so that the answer takes as long."""
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The configured archivists: user name → scrypt hash."""
+
+    hashes: Mapping[str, str] = field(default_factory=dict)
+
+    def authenticate(self, user: str, password: str) -> bool:
+        """True for a known user with the right password. An unknown user costs
+        the same scrypt run, so timing does not tell which users exist."""
+        stored = self.hashes.get(user)
+        matches = password_matches(password, stored or _DUMMY_HASH)
+        return stored is not None and matches
+
+    def fingerprint(self, user: str) -> str | None:
+        """Changes when the user's password changes; None for an unknown user."""
+        stored = self.hashes.get(user)
+        return None if stored is None else hashlib.sha256(stored.encode()).hexdigest()[:16]
+
+
+def load_accounts(environ: Mapping[str, str] | None = None) -> Accounts:
+    """The ``[archivists]`` table of ``JUSTERING_ARCHIVISTS``, else of
+    ``JUSTERING_CONFIG``; no accounts if neither names a file."""
+    env = os.environ if environ is None else environ
+    for variable in ("JUSTERING_ARCHIVISTS", "JUSTERING_CONFIG"):
+        name = env.get(variable, "").strip()
+        if name:
+            return _read_accounts(variable, Path(name))
+    return Accounts()
+
+
+def _read_accounts(variable: str, path: Path) -> Accounts:
+    try:
+        document = tomllib.loads(path.read_text("utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{variable} {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{variable} {path}: {error}") from None
+    table = document.get("archivists", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{variable} {path}: [archivists] must be a table of name = hash")
+    hashes: dict[str, str] = {}
+    for user, stored in table.items():
+        if not isinstance(stored, str):
+            raise ConfigError(f"{variable} {path}: archivist {user!r}: expected a hash string")
+        _check_hash_format(user, stored)
+        hashes[user] = stored
+    return Accounts(hashes)
+
+
+# --- sessions and CSRF tokens -------------------------------------------------------------
+
+
+def session_key(home: Path) -> bytes:
+    """The HMAC key of archivist sessions, made on first use (mode 0600)."""
+    path = home / KEY_FILE
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) < 32:
+            raise ConfigError(f"{path}: the session key is too short; delete it to renew") from None
+        return key
+    key = secrets.token_bytes(32)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """Signs and checks session cookies and CSRF tokens with one key."""
+
+    key: bytes
+    accounts: Accounts
+    lifetime: int = SESSION_SECONDS
+
+    def _mac(self, purpose: str, payload: str) -> str:
+        return _b64(hmac.new(self.key, f"{purpose}|{payload}".encode(), "sha256").digest())
+
+    def issue(self, user: str, now: float | None = None) -> str:
+        """A cookie value naming ``user`` until the session expires."""
+        payload = _b64(
+            json.dumps(
+                {
+                    "u": user,
+                    "exp": int((now or time.time()) + self.lifetime),
+                    "f": self.accounts.fingerprint(user),
+                },
+                separators=(",", ":"),
+            ).encode()
+        )
+        return f"{payload}.{self._mac('session', payload)}"
+
+    def user_of(self, cookie: str | None, now: float | None = None) -> str | None:
+        """The archivist a cookie names, if it is genuine, unexpired and the
+        account (with the same password) still exists."""
+        if not cookie or cookie.count(".") != 1:
+            return None
+        payload, mac = cookie.split(".")
+        if not hmac.compare_digest(mac, self._mac("session", payload)):
+            return None
+        try:
+            data = json.loads(_unb64(payload))
+            user, expires, fingerprint = str(data["u"]), int(data["exp"]), data["f"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if expires < (now or time.time()) or fingerprint is None:
+            return None
+        return user if self.accounts.fingerprint(user) == fingerprint else None
+
+    def csrf_token(self, user: str, now: float | None = None) -> str:
+        """A token for the forms shown to ``user``; valid for one session lifetime."""
+        issued = str(int(now or time.time()))
+        return f"{issued}.{self._mac('csrf', f'{user}|{issued}')}"
+
+    def csrf_ok(self, user: str, token: str | None, now: float | None = None) -> bool:
+        if not token or token.count(".") != 1:
+            return False
+        issued, mac = token.split(".")
+        if not issued.isdigit() or int(issued) + self.lifetime < (now or time.time()):
+            return False
+        return hmac.compare_digest(mac, self._mac("csrf", f"{user}|{issued}"))
+
+
+def open_sessions(settings: Settings, environ: Mapping[str, str] | None = None) -> Sessions:
+    return Sessions(session_key(settings.home), load_accounts(environ))
+
+
+# --- python -m justering.web.auth hash ----------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m justering.web.auth hash [USER]``: read a password twice
+    (or once from a pipe) and print the TOML line for ``[archivists]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "hash" or len(args) > 2:
+        print("usage: python -m justering.web.auth hash [USER]", file=sys.stderr)
+        return 2
+    user = args[1] if len(args) == 2 else "arkivarie"
+    if sys.stdin.isatty():
+        password = getpass.getpass("Lösenord: ")
+        if getpass.getpass("Igen: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(f"{json.dumps(user, ensure_ascii=False)} = {json.dumps(hash_password(password))}")
+    except ConfigError as error:
+        print(f"justering: {error.diagnostics()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

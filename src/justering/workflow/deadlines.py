@@ -1,0 +1,343 @@
+"""Deadlines: reminders before the justering deadline, and a notice to the body's
+secretary once it has passed.
+
+The justering (the chair's and the adjusters' signatures) is due within the
+body's ``justering_days`` of the meeting (14 by default; :func:`deadline_of`).
+Before that last day, on each of the body's ``reminder_days`` (3 and 1 days
+before, by default), every chair or adjuster whose turn it is and who has not
+signed gets one reminder: a fresh link to every extract waiting for them, in one
+message. Once the last day has passed, the secretary (:func:`secretary_of`) gets
+one notice per meeting naming each overdue extract and whom it waits for.
+
+The certifier is not reminded: the utdragsbestyrkande is not part of the
+justering and has no deadline of its own. Declined extracts are back with the
+secretary, who already knows; they get neither reminders nor an overdue notice.
+
+Everything is decided from the ledger, so :func:`send_due_reminders` may run as
+often as one likes, in several processes at once: what was sent is recorded as
+``notified`` events on each extract's trail, in the same transaction as the
+sending, under the meeting row's write lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from justering.config import BodyRules
+from justering.errors import JusteringError
+from justering.ledger.schema import (
+    ExtractRow,
+    MeetingRow,
+    TrailEventRow,
+    append_event,
+    aware,
+    event_rows,
+)
+from justering.mail.messages import ExtractLine, Overdue, OverdueNotice, immediate_first
+from justering.model.manifest import Meeting
+from justering.model.roles import Signer
+from justering.model.trail import EventKind
+from justering.workflow.core import (
+    ROLE_OF_STAGE,
+    ExtractStatus,
+    Services,
+    deadline_of,
+    load_meeting,
+    request_signatures,
+    secretary_of,
+)
+
+log = logging.getLogger(__name__)
+
+LOCAL_TIME = ZoneInfo("Europe/Stockholm")
+"""Whose calendar the deadline days are counted in."""
+
+JUSTERING_STAGES = (ExtractStatus.AWAITING_CHAIR, ExtractStatus.AWAITING_ADJUSTERS)
+"""The statuses the justering deadline concerns (not the certifier's)."""
+
+OVERDUE_DETAIL = "overdue"
+"""The detail key of the ``notified`` event that records the secretary's overdue notice."""
+
+LOCK_NOT_AVAILABLE = "55P03"
+"""PostgreSQL's SQLSTATE for a ``NOWAIT`` lock that is held by another transaction."""
+
+_SIGNATURE_KINDS = frozenset({EventKind.SIGNED.value, EventKind.CERTIFIED.value})
+
+
+@dataclass(frozen=True)
+class DeadlineReport:
+    """What one :func:`send_due_reminders` did."""
+
+    reminded: tuple[str, ...] = ()
+    """The signers reminded, as ``slot:email`` (``adjuster-0:rolf@…``)."""
+    escalated: tuple[str, ...] = ()
+    """The meetings whose secretary was told of overdue extracts."""
+    failed: tuple[str, ...] = ()
+    """Meetings where a message could not be sent (or the meeting was busy); the
+    next run tries again."""
+
+
+def local_today(now: dt.datetime | None = None) -> dt.date:
+    """Today's date in Sweden (the deadline is a Swedish calendar day)."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(LOCAL_TIME).date()
+
+
+def due_offset(reminder_days: Iterable[int], days_left: int) -> int | None:
+    """The reminder in force ``days_left`` days before the deadline: the nearest of
+    ``reminder_days`` already reached (with 3 and 1: 3 on days 3 and 2, 1 on days 1
+    and 0), so that a run after an outage sends one reminder, not several. None
+    before the first reminder day and after the deadline."""
+    if days_left < 0:
+        return None
+    reached = [offset for offset in reminder_days if offset >= days_left]
+    return min(reached) if reached else None
+
+
+def send_due_reminders(services: Services, *, today: dt.date | None = None) -> DeadlineReport:
+    """Send the reminders and overdue notices that are due ``today`` (default: today
+    in Sweden) and have not been sent yet, one transaction per meeting. A message
+    that cannot be sent is logged and leaves that meeting for the next run; the
+    other meetings go on. Idempotent and safe to run concurrently."""
+    today = today or local_today()
+    reminded: list[str] = []
+    escalated: list[str] = []
+    failed: list[str] = []
+    for meeting_id in _meetings_in_justering(services):
+        try:
+            outcome = _handle_meeting(services, meeting_id, today)
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            # PostgreSQL: a signature on one of its extracts is being recorded right
+            # now; we do not wait for it (see _waiting_extracts). The next run sees it.
+            log.info("deadlines of %s deferred: an extract is busy", meeting_id)
+            failed.append(meeting_id)
+            continue
+        except JusteringError as error:
+            log.warning("deadlines of %s not handled: %s", meeting_id, error.diagnostics())
+            failed.append(meeting_id)
+            continue
+        reminded += outcome.reminded
+        if outcome.escalated:
+            escalated.append(meeting_id)
+        if outcome.failed:
+            failed.append(meeting_id)
+    return DeadlineReport(tuple(reminded), tuple(escalated), tuple(failed))
+
+
+# --- what is due ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _OverdueExtract:
+    extract: ExtractRow
+    waiting: tuple[Signer, ...]
+
+
+@dataclass
+class _Due:
+    """What one meeting is owed today."""
+
+    days_left: int
+    offset: int | None
+    reminders: dict[Signer, list[ExtractRow]] = field(default_factory=dict)
+    overdue: list[_OverdueExtract] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.reminders or self.overdue)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    reminded: tuple[str, ...] = ()
+    escalated: bool = False
+    failed: bool = False
+
+
+def _meetings_in_justering(services: Services) -> tuple[str, ...]:
+    """Meetings with an extract waiting for its chair or adjusters."""
+    with services.ledger.reading() as session:
+        return tuple(
+            session.execute(
+                select(ExtractRow.meeting_id)
+                .where(ExtractRow.status.in_([s.value for s in JUSTERING_STAGES]))
+                .distinct()
+                .order_by(ExtractRow.meeting_id)
+            ).scalars()
+        )
+
+
+def _waiting_extracts(session: Session, meeting_id: str, *, lock: bool) -> list[ExtractRow]:
+    query = (
+        select(ExtractRow)
+        .where(
+            ExtractRow.meeting_id == meeting_id,
+            ExtractRow.status.in_([s.value for s in JUSTERING_STAGES]),
+        )
+        .order_by(ExtractRow.id)
+    )
+    if lock:
+        # NOWAIT: a reminder pass never queues behind a signature being recorded;
+        # the meeting is simply left to the next pass.
+        query = query.with_for_update(nowait=True)
+    return list(session.execute(query).scalars())
+
+
+def _covers(event: TrailEventRow, offset: int, deadline: dt.date) -> bool:
+    """Whether a message recorded by ``event`` already stands for the reminder
+    ``offset`` days before ``deadline``: a reminder computed for at most ``offset``
+    days left, or any request sent on or after that reminder's day."""
+    left = event.detail.get("reminder_days_left")
+    if left is not None and left.lstrip("-").isdigit() and int(left) <= offset:
+        return True
+    return local_today(aware(event.at)) >= deadline - dt.timedelta(days=offset)
+
+
+def _due(
+    session: Session,
+    meeting: Meeting,
+    rules: BodyRules,
+    deadline: dt.date,
+    today: dt.date,
+    extracts: Sequence[ExtractRow],
+) -> _Due:
+    days_left = (deadline - today).days
+    due = _Due(days_left, due_offset(rules.reminder_days, days_left))
+    if due.offset is None and days_left >= 0:
+        return due  # before the first reminder day: nothing to look at
+    waiting_on: dict[Signer, list[ExtractRow]] = {}
+    behind: set[Signer] = set()
+    for extract in extracts:
+        role = ROLE_OF_STAGE[ExtractStatus(extract.status)]
+        events = [e for e in event_rows(session, extract.id) if e.version == extract.version]
+        signed = {e.slot for e in events if e.kind in _SIGNATURE_KINDS}
+        waiting = tuple(s for s in meeting.signers(role) if s.slot not in signed)
+        notified = [e for e in events if e.kind == EventKind.NOTIFIED.value]
+        if days_left < 0:
+            if waiting and not any(OVERDUE_DETAIL in e.detail for e in notified):
+                due.overdue.append(_OverdueExtract(extract, waiting))
+            continue
+        assert due.offset is not None
+        for signer in waiting:
+            asked = [e for e in notified if e.slot == signer.slot]
+            if not asked:
+                continue  # never asked: advancing the meeting asks first
+            waiting_on.setdefault(signer, []).append(extract)
+            if not any(_covers(e, due.offset, deadline) for e in asked):
+                behind.add(signer)
+    # One reminder per signer, with every extract that waits for them.
+    due.reminders.update((s, waiting_on[s]) for s in waiting_on if s in behind)
+    return due
+
+
+# --- sending --------------------------------------------------------------------------------
+
+
+def _handle_meeting(services: Services, meeting_id: str, today: dt.date) -> _Outcome:
+    settings = services.settings
+    with services.ledger.reading() as session:
+        meeting = load_meeting(session, meeting_id)
+        rules = settings.body_rules(meeting.body.code)
+        deadline = deadline_of(meeting, settings)
+        extracts = _waiting_extracts(session, meeting_id, lock=False)
+        if not _due(session, meeting, rules, deadline, today, extracts):
+            return _Outcome()
+    with services.ledger.transaction() as session:
+        # The meeting row's write lock, as advancing takes it: one sender at a time.
+        session.execute(
+            update(MeetingRow)
+            .where(MeetingRow.meeting_id == meeting_id)
+            .values(work_done=MeetingRow.work_done)
+        )
+        meeting = load_meeting(session, meeting_id)
+        extracts = _waiting_extracts(session, meeting_id, lock=True)
+        due = _due(session, meeting, rules, deadline, today, extracts)
+        reminded: list[str] = []
+        failed = False
+        for signer, waiting in due.reminders.items():
+            try:
+                with session.begin_nested():  # a failed send undoes only its own link
+                    request_signatures(
+                        session, services, meeting, signer, waiting, days_left=due.days_left
+                    )
+            except JusteringError as error:
+                log.warning(
+                    "reminder to %s (%s) not sent: %s",
+                    signer.email,
+                    meeting_id,
+                    error.diagnostics(),
+                )
+                failed = True
+                continue
+            reminded.append(f"{signer.slot}:{signer.email}")
+        escalated = False
+        if due.overdue:
+            try:
+                with session.begin_nested():
+                    _tell_secretary(session, services, meeting, deadline, due.overdue)
+                escalated = True
+            except JusteringError as error:
+                log.warning("overdue notice for %s not sent: %s", meeting_id, error.diagnostics())
+                failed = True
+    return _Outcome(tuple(reminded), escalated, failed)
+
+
+def _waiting_for(waiting: Sequence[Signer]) -> str:
+    """Whom an extract waits for, as the secretary reads it."""
+    return " och ".join(f"{s.role.swedish.lower()} {s.name} ({s.email})" for s in waiting)
+
+
+def _tell_secretary(
+    session: Session,
+    services: Services,
+    meeting: Meeting,
+    deadline: dt.date,
+    overdue: Sequence[_OverdueExtract],
+) -> None:
+    """One notice to the secretary for the meeting's overdue extracts, recorded on
+    each extract's trail (inside the caller's transaction)."""
+    secretary = secretary_of(meeting, services.settings)
+    immediate = {p.number for p in meeting.paragraphs if p.immediate}
+
+    def line(extract: ExtractRow) -> ExtractLine:
+        return ExtractLine(
+            extract.paragraph, extract.dnr, extract.title, extract.paragraph in immediate
+        )
+
+    order = {line(o.extract): o for o in overdue}
+    message_id = services.notifier.send(
+        OverdueNotice(
+            to_name=secretary.name,
+            to_email=secretary.email,
+            municipality=meeting.municipality,
+            body_name=meeting.body.name,
+            meeting_date=meeting.date,
+            deadline=deadline,
+            overdue=tuple(
+                Overdue(item, _waiting_for(order[item].waiting))
+                for item in immediate_first(list(order))
+            ),
+        )
+    )
+    for item in overdue:
+        append_event(
+            session,
+            item.extract,
+            EventKind.NOTIFIED,
+            actor=secretary.name,
+            actor_email=secretary.email,
+            document_sha256=item.extract.head_sha256,
+            detail={
+                OVERDUE_DETAIL: deadline.isoformat(),
+                "waiting_for": _waiting_for(item.waiting),
+                "message_id": message_id,
+            },
+        )

@@ -1,0 +1,1 @@
+"""Compatibility package: see :mod:`justering.orchestration.flows`."""
