@@ -31,13 +31,22 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from justering import workflow
 from justering.config import Settings, load_settings
-from justering.ledger.schema import load_document
+from justering.ledger.extracts import load_document
 from justering.mail.delivery import outbox_messages
-from justering.model.manifest import Meeting, load_sample_meeting
-from justering.model.trail import GENESIS_HASH, TrailEvent, seal, trail_from_json, trail_to_json
+from justering.model.extract import ExtractSummary
+from justering.model.manifest import load_sample_meeting
+from justering.model.meeting import Meeting
+from justering.model.process import ExtractStatus
+from justering.model.trail import (
+    GENESIS_HASH,
+    TrailEvent,
+    trail_from_json,
+    trail_to_json,
+    with_hash,
+)
 from justering.pades.ca import SigningCA
-from justering.workflow import core as workflow
 
 _LINK = re.compile(r"/s/([A-Za-z0-9_-]+)")
 MAX_ROUNDS = 8
@@ -49,7 +58,7 @@ class ArchivedMeeting:
 
     settings: Settings
     meeting: Meeting
-    states: tuple[workflow.ExtractState, ...]
+    states: tuple[ExtractSummary, ...]
     ca_certificate: x509.Certificate
 
     @property
@@ -105,10 +114,10 @@ def archive_sample_meeting(settings: Settings, meeting: Meeting | None = None) -
                 workflow.sign_with_link(services, match.group(1))
         else:
             raise AssertionError(f"the meeting was not archived in {MAX_ROUNDS} rounds")
-        states = workflow.meeting_states(services, meeting.meeting_id)
+        states = workflow.meeting_summaries(services, meeting.meeting_id)
     finally:
         services.ledger.dispose()
-    assert all(s.status is workflow.ExtractStatus.ARCHIVED for s in states), states
+    assert all(s.status is ExtractStatus.ARCHIVED for s in states), states
     return ArchivedMeeting(settings, meeting, states, ca.certificate)
 
 
@@ -173,7 +182,7 @@ def write_trail(bundle: Path, events: Sequence[TrailEvent], *, reseal: bool = Fa
 def _resealed(events: Sequence[TrailEvent]) -> Iterator[TrailEvent]:
     previous = GENESIS_HASH
     for seq, event in enumerate(events, start=1):
-        sealed = seal(dataclasses.replace(event, seq=seq, prev_hash=previous, hash=""))
+        sealed = with_hash(dataclasses.replace(event, seq=seq, prev_hash=previous, hash=""))
         previous = sealed.hash
         yield sealed
 

@@ -52,8 +52,10 @@ from sqlalchemy import select
 from archived_meeting import clean_environment
 from justering.devtools.mail_sink import MailSink, ReceivedMail
 from justering.devtools.signer_client import sign_everything
-from justering.ledger.schema import ExtractRow, Ledger, TrailEventRow
-from justering.model.manifest import Meeting, load_sample_meeting, meeting_to_dict
+from justering.ledger.database import Ledger
+from justering.ledger.schema import ExtractRow, TrailEventRow
+from justering.model.manifest import load_sample_meeting
+from justering.model.meeting import Meeting, meeting_to_dict
 from justering.orchestration.prefect_server import (
     free_port,
     local_prefect_server,

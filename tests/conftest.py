@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from justering import workflow
 from justering.config import Settings, load_settings
-from justering.model.manifest import Meeting, load_sample_meeting
+from justering.model.manifest import load_sample_meeting
+from justering.model.meeting import Meeting
 from justering.pades.ca import SigningCA
-from justering.workflow import core as workflow
 from pdf_fixtures import ca, steps, unsigned  # noqa: F401
 from s3server import s3_bucket, s3_endpoint, s3_env, s3_locked_bucket  # noqa: F401
 

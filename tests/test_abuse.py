@@ -14,18 +14,21 @@ import pytest
 from sqlalchemy import select
 
 from browser import serve_app
+from justering import workflow
 from justering.devtools.signer_client import SIGN_FORM, read_forms
-from justering.ledger.schema import DocumentRow, ExtractRow, load_document
-from justering.model.manifest import Meeting
+from justering.errors import Refusal
+from justering.ledger.extracts import load_document
+from justering.ledger.schema import DocumentRow, ExtractRow
+from justering.model.meeting import Meeting
 from justering.model.trail import EventKind
 from justering.web.app import Hooks, create_app
 from justering.web.auth import session_key
 from justering.web.signer import form_token
-from justering.workflow import core as workflow
-from justering.workflow.core import Services
+from justering.workflow.services import Services
 from workflow_helpers import (
     extract_rows,
     newest_token,
+    raises_refusal,
     run_in_threads,
     small_meeting,
     snapshot,
@@ -144,5 +147,5 @@ def test_a_pdf_altered_after_the_chair_signed_with_its_hash_rewritten_is_not_sig
         response = _refused_signing(services, client, token)
     assert response.status_code == 409
     assert "signeras inte" in response.text
-    with pytest.raises(workflow.WorkflowError, match="ändrats"):
+    with raises_refusal(Refusal.TAMPERED):
         workflow.sign_with_link(services, newest_token(services, meeting.adjusters[0].email))

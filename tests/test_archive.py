@@ -19,16 +19,12 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from justering.archive.store import (
-    LocalArchive,
-    RetentionPolicy,
-    S3Archive,
-    extract_prefix,
-    open_archive,
-    parse_s3_uri,
-    read_bundle,
-    write_bundle,
-)
+from justering.archive.bundle import read_bundle, write_bundle
+from justering.archive.keys import extract_prefix
+from justering.archive.local import LocalArchive
+from justering.archive.objects import RetentionPolicy
+from justering.archive.s3 import S3Archive, parse_s3_uri
+from justering.archive.store import open_archive
 from justering.errors import ArchiveError, ConfigError
 
 # The S3 fixtures (s3_endpoint, s3_env, s3_bucket); a conftest may re-export them instead.
@@ -643,13 +639,13 @@ def test_a_bucket_without_object_lock_archives_without_retention_and_warns_once(
     client = boto3.client("s3")
     lookups = count_lock_lookups(client)
     store = S3Archive(s3_bucket, "", client, retention=RetentionPolicy("COMPLIANCE", 30))
-    with caplog.at_level(logging.WARNING, logger="justering.archive.store"):
+    with caplog.at_level(logging.WARNING, logger="justering.archive.s3"):
         written = write_bundle(store, "p", FILES)
         store.put("q.txt", b"q", content_type="text/plain")
     assert read_bundle(store, "p") == written
     for key in store.list(""):
         assert lock_of(client, s3_bucket, key) == (None, None)
-    warnings = [r for r in caplog.records if r.name == "justering.archive.store"]
+    warnings = [r for r in caplog.records if r.name == "justering.archive.s3"]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert f"S3 bucket {s3_bucket!r} has no Object Lock" in warnings[0].getMessage()
     assert "COMPLIANCE" in warnings[0].getMessage()

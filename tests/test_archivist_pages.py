@@ -33,10 +33,12 @@ from archived_meeting import (  # noqa: F401
     rewrite_file,
 )
 from browser import browser_page_fixture, save_screenshot, serve_app  # noqa: F401
+from justering import workflow
 from justering.archive.verify import verify_targets
 from justering.config import Settings
 from justering.errors import ConfigError
-from justering.ledger.schema import ExtractRow, Ledger
+from justering.ledger.database import Ledger
+from justering.ledger.schema import ExtractRow
 from justering.web.app import Hooks, create_app
 from justering.web.auth import (
     KEY_FILE,
@@ -47,7 +49,6 @@ from justering.web.auth import (
     load_accounts,
     session_key,
 )
-from justering.workflow import core as workflow
 
 MEETING = "nacka-ksau-2014-08-19"
 USER, PASSWORD = "arkivarie", "rätt lösenord 42"
@@ -117,7 +118,7 @@ def _expected_checks(home: Settings, paragraph: int) -> list[tuple[str, bool]]:
 def _verify_directly(home: Settings, paragraph: int) -> list[tuple[str, bool]]:
     services = workflow.open_services(home)
     try:
-        states = workflow.meeting_states(services, MEETING)
+        states = workflow.meeting_summaries(services, MEETING)
         uri = next(s.archive_uri for s in states if s.paragraph == paragraph)
         (result,) = verify_targets([uri or ""], [services.ca.certificate])
     finally:

@@ -25,26 +25,27 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from justering.config import load_settings
-from justering.devtools import bench
-from justering.devtools.bench import (
+from justering.devtools.bench import run_bench
+from justering.devtools.bench.floor import run_floor
+from justering.devtools.bench.latency import (
     Click,
     Notice,
-    RssSampler,
-    bench_meeting,
+    Outbox,
     click_latencies,
     outbox_time,
     percentile,
-    process_label,
-    process_tree,
-    run_floor,
-    status_kb,
 )
+from justering.devtools.bench.meetings import bench_meeting
+from justering.devtools.bench.memory import RssSampler, process_label, process_tree, status_kb
+from justering.devtools.bench.runner import unfinished_flow_runs
 from justering.documents.rendering import render_extract
-from justering.ledger.schema import ExtractRow, Ledger
+from justering.ledger.database import Ledger
+from justering.ledger.schema import ExtractRow
 from justering.mail.delivery import OutboxNotifier
-from justering.mail.messages import SigningReceiptMail, SigningRequest
-from justering.model.manifest import load_sample_meeting, meeting_to_dict, parse_manifest
-from justering.model.roles import Role
+from justering.mail.messages import MeetingHeader, SigningReceiptMail, SigningRequest
+from justering.model.manifest import load_sample_meeting, parse_manifest
+from justering.model.meeting import meeting_to_dict
+from justering.model.roles import Person, Role
 from justering.orchestration.prefect_server import local_prefect_server, prefect_environment
 from justering.pades.ca import SigningCA
 from justering.pades.validate import validate_extract
@@ -122,12 +123,11 @@ def test_a_click_whose_next_message_never_came_is_an_error() -> None:
 
 def request_to(email: str, role: Role) -> SigningRequest:
     return SigningRequest(
-        to_name="Mats Gerdau",
-        to_email=email,
+        to=Person("Mats Gerdau", email),
         role=role,
-        municipality="Nacka kommun",
-        body_name="Kommunstyrelsens arbetsutskott",
-        meeting_date=TODAY,
+        meeting=MeetingHeader(
+            "nacka-ksau-2014-08-19", "Nacka kommun", "Kommunstyrelsens arbetsutskott", TODAY
+        ),
         link=f"http://127.0.0.1:1/s/token-{role.value}",
         expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=21),
         deadline=TODAY + dt.timedelta(days=14),
@@ -153,17 +153,14 @@ def test_the_bench_reads_only_its_own_signers_requests(tmp_path: Path) -> None:
     meeting = bench_meeting("bench-t-1", 1, tag="t1", date=TODAY)
     chair = meeting.chair.email
     notifier.send(request_to(chair, Role.CHAIR))  # there before the bench looked
-    outbox = bench._Outbox(tmp_path)
+    outbox = Outbox(tmp_path)
     outbox.expect(meeting)
     notifier.send(request_to("someone.else@nacka.example", Role.CHAIR))
     notifier.send(
         SigningReceiptMail(
-            to_name="Mats Gerdau",
-            to_email=chair,
+            to=Person("Mats Gerdau", chair),
             role=Role.CHAIR,
-            municipality="Nacka kommun",
-            body_name="KSAU",
-            meeting_date=TODAY,
+            meeting=MeetingHeader("nacka-ksau-2014-08-19", "Nacka kommun", "KSAU", TODAY),
             signed_at=dt.datetime.now(dt.UTC),
             items=(),
         )
@@ -184,7 +181,7 @@ def test_without_a_prefect_api_the_flow_runs_are_not_asked_about(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    assert bench.unfinished_flow_runs({"m"}) is None
+    assert unfinished_flow_runs({"m"}) is None
 
 
 # --- /proc ---------------------------------------------------------------------------------
@@ -345,7 +342,7 @@ def test_a_tiny_bench_run_reports_every_figure(
     with local_prefect_server(settings.prefect_home, settings.home / "prefect.log") as api:
         for name, value in prefect_environment(settings.prefect_home, api).items():
             monkeypatch.setenv(name, value)
-        report = bench.run_bench(settings, 2, progress=False, latency_meetings=2)
+        report = run_bench(settings, 2, progress=False, latency_meetings=2)
     figures = report.to_json()
     assert set(figures) == KEYS
     for key in KEYS - {"details", "verify_ratio_vs_pdfsig"}:

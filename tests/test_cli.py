@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from archived_meeting import clean_environment, run_cli
 from justering.cli.main import main
-from justering.ledger.schema import Ledger, MeetingRow
+from justering.ledger.database import Ledger
+from justering.ledger.schema import MeetingRow
 
 SAMPLE_MEETING_ID = "nacka-ksau-2014-08-19"
 

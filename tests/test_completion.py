@@ -24,10 +24,11 @@ from pypdf import PdfReader
 
 from archived_meeting import ArchivedMeeting, archived_meeting_fixture  # noqa: F401
 from justering.archive.intyg import ALL_CHECKS_PASSED, TITLE, render_completion
+from justering.documents import fonts as bundled_fonts
 from justering.documents import layout, rendering
-from justering.model.manifest import Body, Meeting
+from justering.model.meeting import Body, Meeting
 from justering.model.roles import Person, Role
-from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, seal, trail_from_json
+from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, trail_from_json, with_hash
 from justering.pades.validate import (
     DocumentTimestampReport,
     ExtractValidation,
@@ -109,7 +110,7 @@ def chain(events: Sequence[TrailEvent]) -> tuple[TrailEvent, ...]:
     sealed: list[TrailEvent] = []
     previous = GENESIS_HASH
     for seq, event in enumerate(events, start=1):
-        sealed.append(seal(dataclasses.replace(event, seq=seq, prev_hash=previous, hash="")))
+        sealed.append(with_hash(dataclasses.replace(event, seq=seq, prev_hash=previous, hash="")))
         previous = sealed[-1].hash
     return tuple(sealed)
 
@@ -451,8 +452,8 @@ def test_add_fonts_chooses_the_latin_cut_only_when_it_suffices() -> None:
         assert all(isinstance(font, TTFFont) for font in fonts)
         return {Path(font.ttffile) for font in fonts if isinstance(font, TTFFont)}
 
-    latin = set(rendering._font_files(full=False).values())
-    complete = set(rendering._font_files(full=True).values())
+    latin = set(bundled_fonts._font_files(full=False).values())
+    complete = set(bundled_fonts._font_files(full=True).values())
     assert embedded_paths(["Łukasz Ćwikła", "Nguyễn Thị Hoa"]) == latin
     assert embedded_paths(["Łukasz", "Αλέξανδρος"]) == complete
 

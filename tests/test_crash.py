@@ -35,7 +35,7 @@ import pytest
 
 from cluster import Cluster, big_meeting, start_cluster
 from justering.devtools.mail_sink import ReceivedMail
-from justering.model.manifest import Meeting
+from justering.model.meeting import Meeting
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 

@@ -18,17 +18,21 @@ from email.parser import BytesParser
 import pytest
 from sqlalchemy import func, select
 
+from justering import workflow
 from justering.config import BodyRules
-from justering.ledger.schema import LinkTokenRow, lock_extract
+from justering.ledger.extracts import lock_extract
+from justering.ledger.schema import LinkTokenRow
 from justering.mail.delivery import NotificationError, Notifier, outbox_messages
 from justering.mail.messages import Message
-from justering.model.manifest import Meeting
+from justering.model.calendar import local_today
+from justering.model.meeting import Meeting
+from justering.model.process import ExtractStatus
 from justering.model.roles import Person, Role
 from justering.model.trail import EventKind, TrailEvent
-from justering.workflow import core as workflow
-from justering.workflow.core import ExtractStatus, Services, deadline_of
-from justering.workflow.deadlines import DeadlineReport, due_offset, local_today, send_due_reminders
-from justering.workflow.redraft import decline_with_link
+from justering.workflow.deadlines import DeadlineReport, due_offset, send_due_reminders
+from justering.workflow.declining import decline_with_link
+from justering.workflow.meetings import deadline_of
+from justering.workflow.services import Services
 from workflow_helpers import (
     SHORT_PARAGRAPH,
     extract_rows,
@@ -117,7 +121,7 @@ class _Refusing:
         self.refused = refused
 
     def send(self, message: Message) -> str:
-        if message.to_email == self.refused:
+        if message.to.email == self.refused:
             raise NotificationError(f"550 5.1.1 <{self.refused}>: mailbox unavailable")
         return self.inner.send(message)
 
@@ -189,10 +193,13 @@ def test_a_reminder_with_a_working_link_sent_once_per_reminder_day(
     token = newest_token(services, meeting.chair.email)
     assert token != first
     view = workflow.view_link(services, token)
-    assert sorted(e.paragraph for e in view.pending) == [LONG_PARAGRAPH, SHORT_PARAGRAPH]
+    assert sorted(e.extract.paragraph for e in view.pending) == [LONG_PARAGRAPH, SHORT_PARAGRAPH]
     receipt = workflow.sign_with_link(services, token)
-    assert sorted(item.paragraph for item in receipt.items) == [LONG_PARAGRAPH, SHORT_PARAGRAPH]
-    assert {s.status for s in workflow.meeting_states(services, meeting.meeting_id)} == {
+    assert sorted(item.extract.paragraph for item in receipt.items) == [
+        LONG_PARAGRAPH,
+        SHORT_PARAGRAPH,
+    ]
+    assert {s.status for s in workflow.meeting_summaries(services, meeting.meeting_id)} == {
         ExtractStatus.AWAITING_ADJUSTERS
     }
 
@@ -276,7 +283,7 @@ def test_the_certifier_is_not_reminded(services: Services, sample_meeting: Meeti
     workflow.advance_meeting(services, meeting.meeting_id)
     sign_as(services, meeting.adjusters[0].email)
     workflow.advance_meeting(services, meeting.meeting_id)
-    assert workflow.meeting_states(services, meeting.meeting_id)[0].status is (
+    assert workflow.meeting_summaries(services, meeting.meeting_id)[0].status is (
         ExtractStatus.AWAITING_CERTIFIER
     )
     for days_before in (3, 1, 0, -1, -5):

@@ -15,14 +15,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from justering.documents.rendering import unrenderable_characters
+from justering.documents.fonts import unrenderable_characters
 from justering.errors import ManifestError, ProtocolTextError
-from justering.model.manifest import (
-    Meeting,
-    meeting_to_dict,
-    parse_manifest,
-    parse_manifest_json,
-)
+from justering.model.manifest import parse_manifest, parse_manifest_json
+from justering.model.meeting import Meeting, meeting_to_dict
 from justering.model.minutes import (
     SECTION_HEADINGS,
     Paragraph,

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from justering.ledger.schema import LeaseRow, WorkLease, release_lease, take_lease, utcnow
-from justering.model.manifest import Meeting
-from justering.workflow import core as workflow
-from justering.workflow.core import ExtractStatus, Services
+from justering import workflow
+from justering.ledger.database import utcnow
+from justering.ledger.leases import WorkLease, release_lease, take_lease
+from justering.ledger.schema import LeaseRow
+from justering.model.meeting import Meeting
+from justering.model.process import ExtractStatus
+from justering.workflow import archiving
+from justering.workflow.services import Services
 from workflow_helpers import run_in_threads, sign_as, small_meeting, start
 
 TTL = dt.timedelta(seconds=30)
@@ -68,17 +73,17 @@ def test_concurrent_advances_archive_each_extract_once(
         workflow.advance_meeting(services, meeting.meeting_id)
     sign_as(services, meeting.certifier.email)  # all three certified, none archived yet
     writes: Counter[str] = Counter()
-    original = workflow.write_bundle
+    original = archiving.write_bundle
 
     def counting(store: Any, prefix: str, files: Any) -> Any:
         writes[prefix] += 1
         return original(store, prefix, files)
 
-    monkeypatch.setattr(workflow, "write_bundle", counting)
+    monkeypatch.setattr(archiving, "write_bundle", counting)
     reports = run_in_threads(3, lambda: workflow.advance_meeting(services, meeting.meeting_id))
     assert all(isinstance(r, workflow.AdvanceReport) for r in reports), reports
     assert len(writes) == 3 and set(writes.values()) == {1}, writes
-    states = workflow.meeting_states(services, meeting.meeting_id)
+    states = workflow.meeting_summaries(services, meeting.meeting_id)
     assert {s.status for s in states} == {ExtractStatus.ARCHIVED}
     # whoever skipped left the meeting marked; the next advance finds nothing to do
     workflow.advance_meeting(services, meeting.meeting_id)
@@ -95,13 +100,13 @@ def test_archiving_is_spread_over_worker_processes(
         sign_as(services, person.email)
         workflow.advance_meeting(services, meeting.meeting_id)
     sign_as(services, meeting.certifier.email)
-    workflow.start_archive_workers(services.settings, 2)
+    pool = workflow.start_archive_workers(services.settings, 2)
     try:
-        report = workflow.advance_meeting(services, meeting.meeting_id)
+        report = workflow.advance_meeting(replace(services, archive_pool=pool), meeting.meeting_id)
     finally:
-        workflow.stop_archive_workers()
+        pool.shutdown()
     assert report.complete and len(report.archived) == 3
-    states = workflow.meeting_states(services, meeting.meeting_id)
+    states = workflow.meeting_summaries(services, meeting.meeting_id)
     assert {s.status for s in states} == {ExtractStatus.ARCHIVED}
     assert sorted(report.archived) == sorted(s.archive_uri for s in states)
     with services.ledger.reading() as session:

@@ -13,15 +13,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from archived_meeting import ArchivedMeeting, archive_sample_meeting, run_cli
-from justering.archive.store import EXTRACT_TSA_CA
+from justering import workflow
+from justering.archive.bundle import EXTRACT_TSA_CA
 from justering.archive.verify import verify_targets
 from justering.config import Settings, load_settings
-from justering.ledger.schema import trail_of
+from justering.ledger.extracts import trail_of
 from justering.model.manifest import load_sample_meeting
+from justering.model.process import ExtractStatus
 from justering.model.trail import EventKind, trail_from_json
 from justering.pades.timestamps import TimestampError
 from justering.pades.validate import validate_extract
-from justering.workflow import core as workflow
 from tsa_service import TsaService, start_tsa_service
 from workflow_helpers import small_meeting
 
@@ -95,8 +96,8 @@ def test_a_tsa_that_is_down_fails_the_signature_and_records_nothing(tmp_path: Pa
         archive_sample_meeting(settings, meeting)
     services = workflow.open_services(settings)
     try:
-        [state] = workflow.meeting_states(services, meeting.meeting_id)
-        assert state.status is workflow.ExtractStatus.AWAITING_CHAIR
+        [state] = workflow.meeting_summaries(services, meeting.meeting_id)
+        assert state.status is ExtractStatus.AWAITING_CHAIR
         with services.ledger.reading() as session:
             kinds = [e.kind for e in trail_of(session, state.extract_id)]
         assert EventKind.SIGNED not in kinds

@@ -36,8 +36,8 @@ from justering.devtools.mail_sink import (
 )
 from justering.errors import ConfigError
 from justering.mail.delivery import OutboxNotifier, SmtpNotifier, build_message
-from justering.mail.messages import ExtractLine, SigningRequest
-from justering.model.roles import Role
+from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.model.roles import Person, Role
 
 SENDER = "Justering Nacka <justering@nacka.example>"
 LONG_LINK = (
@@ -53,12 +53,14 @@ SHORT_LINK = "http://justering.test/s/abcdefghijklmnopqrstuvwxyz?x=1&y=2"
 
 def _request(link: str = SHORT_LINK) -> SigningRequest:
     return SigningRequest(
-        to_name="Åsa Öberg",
-        to_email="asa.oberg@nacka.example",
+        to=Person("Åsa Öberg", "asa.oberg@nacka.example"),
         role=Role.ADJUSTER,
-        municipality="Nacka kommun",
-        body_name="Kommunstyrelsens arbetsutskott",
-        meeting_date=dt.date(2014, 8, 19),
+        meeting=MeetingHeader(
+            "nacka-ksau-2014-08-19",
+            "Nacka kommun",
+            "Kommunstyrelsens arbetsutskott",
+            dt.date(2014, 8, 19),
+        ),
         link=link,
         expires_at=dt.datetime(2014, 9, 9, 12, 0, tzinfo=dt.UTC),
         deadline=dt.date(2014, 9, 2),
@@ -216,7 +218,7 @@ def test_build_message_sent_directly_and_outbox_file_parse(sink: MailSink, tmp_p
         client.send_message(build_message(request, sender=SENDER))
     (mail,) = sink.received()
     assert (mail.subject, mail.links) == (request.subject(), (request.link,))
-    assert mail.recipients == (request.to_email,)
+    assert mail.recipients == (request.to.email,)
 
     # an outbox file has no envelope: From, To and Date stand in for it
     outbox = tmp_path / "outbox"
@@ -224,7 +226,7 @@ def test_build_message_sent_directly_and_outbox_file_parse(sink: MailSink, tmp_p
     (path,) = outbox.glob("*.eml")
     filed = parse_received(path)
     assert filed.sender == "justering@nacka.example"
-    assert filed.recipients == (request.to_email,)
+    assert filed.recipients == (request.to.email,)
     assert (filed.subject, filed.links) == (request.subject(), (request.link,))
     assert filed.received_at is not None
     assert abs(filed.received_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)

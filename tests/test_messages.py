@@ -12,6 +12,7 @@ import pytest
 from justering.mail.messages import (
     DeclineNotice,
     ExtractLine,
+    MeetingHeader,
     Message,
     Overdue,
     OverdueNotice,
@@ -20,7 +21,7 @@ from justering.mail.messages import (
     SigningRequest,
     immediate_first,
 )
-from justering.model.roles import Role
+from justering.model.roles import Person, Role
 
 DATE = dt.date(2014, 8, 19)
 LINES = (
@@ -31,12 +32,9 @@ LINES = (
 
 def _request(days_left: int | None = None) -> SigningRequest:
     return SigningRequest(
-        to_name="Rolf Wasteson",
-        to_email="rolf@nacka.example",
+        to=Person("Rolf Wasteson", "rolf@nacka.example"),
         role=Role.ADJUSTER,
-        municipality="Nacka kommun",
-        body_name="KSAU",
-        meeting_date=DATE,
+        meeting=MeetingHeader("nacka-ksau-2014-08-19", "Nacka kommun", "KSAU", DATE),
         link="http://justering.test/s/" + "a" * 43,
         expires_at=dt.datetime(2014, 9, 9, 12, tzinfo=dt.UTC),
         deadline=dt.date(2014, 9, 2),
@@ -49,24 +47,17 @@ MESSAGES: dict[str, Message] = {
     "request": _request(),
     "reminder": _request(days_left=1),
     "receipt": SigningReceiptMail(
-        to_name="Rolf Wasteson",
-        to_email="rolf@nacka.example",
+        to=Person("Rolf Wasteson", "rolf@nacka.example"),
         role=Role.ADJUSTER,
-        municipality="Nacka kommun",
-        body_name="KSAU",
-        meeting_date=DATE,
+        meeting=MeetingHeader("nacka-ksau-2014-08-19", "Nacka kommun", "KSAU", DATE),
         signed_at=dt.datetime(2014, 8, 20, 9, 30, tzinfo=dt.UTC),
         items=tuple(SignedLine(line, f"{i}" * 64) for i, line in enumerate(LINES)),
     ),
     "declined": DeclineNotice(
-        to_name="Lena Sekreterare",
-        to_email="lena@nacka.example",
+        to=Person("Lena Sekreterare", "lena@nacka.example"),
         declined_by="Rolf Wasteson",
         declined_role=Role.ADJUSTER,
-        municipality="Nacka kommun",
-        body_name="KSAU",
-        meeting_date=DATE,
-        meeting_id="nacka-ksau-2014-08-19",
+        meeting=MeetingHeader("nacka-ksau-2014-08-19", "Nacka kommun", "KSAU", DATE),
         extract=LINES[0],
         version=1,
         comment="Andra att-satsen saknas.\n<b>Rätta</b> den.",
@@ -74,11 +65,8 @@ MESSAGES: dict[str, Message] = {
         expires_at=dt.datetime(2014, 9, 9, 12, tzinfo=dt.UTC),
     ),
     "overdue": OverdueNotice(
-        to_name="Lena Sekreterare",
-        to_email="lena@nacka.example",
-        municipality="Nacka kommun",
-        body_name="KSAU",
-        meeting_date=DATE,
+        to=Person("Lena Sekreterare", "lena@nacka.example"),
+        meeting=MeetingHeader("nacka-ksau-2014-08-19", "Nacka kommun", "KSAU", DATE),
         deadline=dt.date(2014, 9, 2),
         overdue=(Overdue(LINES[0], "justerare Rolf Wasteson"),),
     ),
@@ -113,7 +101,7 @@ def test_the_reminder_says_so_and_when() -> None:
 def test_the_receipt_lists_every_document_digest() -> None:
     receipt = MESSAGES["receipt"].text()
     assert "0" * 64 in receipt and "1" * 64 in receipt
-    assert "2014-08-20 09:30 UTC" in receipt
+    assert "2014-08-20 11:30" in receipt  # Swedish summer time, UTC+2
     assert "Har du inte signerat detta själv?" in receipt
 
 

@@ -21,25 +21,24 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, insert, update
 from sqlalchemy.orm import Session
 
-from justering.errors import ConfigError, TrailError, WorkflowError
-from justering.ledger.schema import (
-    ExtractRow,
-    MeetingRow,
-    TrailEventRow,
-    append_event,
-    lock_extract,
-    utcnow,
-)
-from justering.model.manifest import Meeting, meeting_to_dict
+from justering import workflow
+from justering.errors import ConfigError, Refusal, WorkflowError
+from justering.ledger.database import utcnow
+from justering.ledger.extracts import append_event, lock_extract
+from justering.ledger.schema import ExtractRow, MeetingRow, TrailEventRow
+from justering.model.calendar import SWEDISH_TIME, appeal_deadline
+from justering.model.meeting import Meeting, meeting_to_dict
+from justering.model.process import ExtractStatus
 from justering.model.roles import Role
 from justering.model.trail import EventKind, TrailEvent, chain_problems
 from justering.web.noticeboard import FEED_FORMAT, noticeboard_router
-from justering.workflow import core as workflow
-from justering.workflow.core import ExtractStatus, Services
-from justering.workflow.noticeboard import SWEDISH_TIME, announce, appeal_deadline, current_notices
+from justering.workflow import signatures
+from justering.workflow.noticeboard import announce, current_notices
+from justering.workflow.services import Services
 from workflow_helpers import (
     SHORT_PARAGRAPH,
     extract_rows,
+    raises_refusal,
     sign_as,
     small_meeting,
     start,
@@ -165,7 +164,7 @@ def justered(services: Services, hostile_meeting: Meeting) -> int:
     The extract's id."""
     start_at_adjusters(services, hostile_meeting)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(workflow, "announce", lambda *_args, **_kwargs: None)
+        patch.setattr(signatures, "announce", lambda *_args, **_kwargs: None)
         sign_as(services, hostile_meeting.adjusters[0].email)
     [row] = extract_rows(services, hostile_meeting.meeting_id)
     assert row.status == ExtractStatus.AWAITING_CERTIFIER.value
@@ -229,7 +228,8 @@ def test_announce_refuses_an_unfinished_justering(
     sign_as(services, meeting.adjusters[0].email)
     [row] = extract_rows(services, meeting.meeting_id)
     before = trail_kinds(services, row.id)
-    with pytest.raises(WorkflowError, match=f"inte klar, {meeting.adjusters[1].name}"):
+    unsigned = meeting.adjusters[1].name
+    with pytest.raises(WorkflowError, match=f"not complete \\(not signed by {unsigned}"):
         _announce(services, meeting, row.id, utcnow())
     assert trail_kinds(services, row.id) == before
 
@@ -237,9 +237,9 @@ def test_announce_refuses_an_unfinished_justering(
 def test_announce_refuses_a_naive_time_and_another_meeting(
     services: Services, hostile_meeting: Meeting, sample_meeting: Meeting, justered: int
 ) -> None:
-    with pytest.raises(TrailError, match="timezone-aware"):
+    with pytest.raises(ValueError, match="without a time zone"):
         _announce(services, hostile_meeting, justered, dt.datetime(2030, 1, 10, 12))
-    with pytest.raises(WorkflowError, match="not from meeting"):
+    with pytest.raises(ValueError, match="not from meeting"):
         _announce(services, sample_meeting, justered, AFTER_MIDNIGHT)
     assert EventKind.ANNOUNCED.value not in trail_kinds(services, justered)
 
@@ -407,7 +407,7 @@ def test_a_new_version_needs_a_new_justering_and_announcement(
         first = announce(session, extract, meeting, now=signed_at, appeal_weeks=3)
         extract.version += 1
         append_event(session, extract, EventKind.REDRAFTED)
-        with pytest.raises(WorkflowError, match="inte klar"):
+        with raises_refusal(Refusal.JUSTERING_INCOMPLETE):
             announce(session, extract, meeting, now=signed_at, appeal_weeks=3)
         for signer in meeting.signers(Role.CHAIR) + meeting.signers(Role.ADJUSTER):
             append_event(session, extract, EventKind.SIGNED, slot=signer.slot, at=signed_at)

@@ -4,18 +4,20 @@ import email.policy
 from pathlib import Path
 
 from justering.mail.delivery import OutboxNotifier, outbox_messages
-from justering.mail.messages import ExtractLine, SigningRequest
-from justering.model.roles import Role
+from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.model.roles import Person, Role
 
 
 def _request(**changes: object) -> SigningRequest:
     values: dict[str, object] = {
-        "to_name": "Mats Gerdau",
-        "to_email": "mats.gerdau@nacka.example",
+        "to": Person("Mats Gerdau", "mats.gerdau@nacka.example"),
         "role": Role.CHAIR,
-        "municipality": "Nacka kommun",
-        "body_name": "Kommunstyrelsens arbetsutskott",
-        "meeting_date": dt.date(2014, 8, 19),
+        "meeting": MeetingHeader(
+            "nacka-ksau-2014-08-19",
+            "Nacka kommun",
+            "Kommunstyrelsens arbetsutskott",
+            dt.date(2014, 8, 19),
+        ),
         "link": "http://justering.test/s/abcdefghijklmnopqrstuvwxyz",
         "expires_at": dt.datetime(2014, 9, 9, 12, 0, tzinfo=dt.UTC),
         "deadline": dt.date(2014, 9, 2),
@@ -36,7 +38,7 @@ def test_message_names_everything_a_signer_needs() -> None:
     assert "som ordförande" in text
     assert request.link in text.split()
     assert "Sista dag för justering: 2014-09-02" in text
-    assert "2014-09-09 12:00 UTC" in text
+    assert "2014-09-09 14:00" in text  # Swedish summer time
     assert "§ 94  KFKS 2012/577-001  Styrning och ledning för öppenhet" in text
     assert "§ 96  Information om mottagandet" in text
     assert "§ 97  KFKS 2014/233-311  Yttrande över väg 222  (omedelbart justerad)" in text
@@ -53,7 +55,9 @@ def test_message_names_everything_a_signer_needs() -> None:
 def test_outbox_writes_one_parsable_message_per_send(tmp_path: Path) -> None:
     outbox = OutboxNotifier(tmp_path / "outbox")
     first = outbox.send(_request())
-    second = outbox.send(_request(to_name="Rolf Wasteson", role=Role.ADJUSTER))
+    second = outbox.send(
+        _request(to=Person("Rolf Wasteson", "mats.gerdau@nacka.example"), role=Role.ADJUSTER)
+    )
     assert first != second
     files = outbox_messages(tmp_path / "outbox")
     assert len(files) == 2

@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from justering.documents import layout, rendering
-from justering.documents.rendering import extract_title, render_extract, unrenderable_characters
-from justering.model.manifest import Body, Meeting
+from justering.documents import fonts as bundled_fonts
+from justering.documents import layout
+from justering.documents.fonts import unrenderable_characters
+from justering.documents.rendering import extract_title, render_extract
+from justering.model.meeting import Body, Meeting
 from justering.model.minutes import Paragraph, Section
 from justering.model.roles import Person, Role
 
@@ -423,10 +425,10 @@ def test_rendering_is_the_same_in_a_fresh_process(tmp_path: Path) -> None:
 
 def test_font_files_removed_under_a_running_process_are_made_again() -> None:
     expected = render_extract(MEETING, SEED_PARAGRAPH)
-    directory = rendering._font_files(full=False)[""].parent
+    directory = bundled_fonts._font_files(full=False)[""].parent
     shutil.rmtree(directory)
     assert render_extract(MEETING, SEED_PARAGRAPH) == expected
-    assert rendering._font_files(full=False)[""].is_file()
+    assert bundled_fonts._font_files(full=False)[""].is_file()
 
 
 def test_rendering_from_several_threads_gives_the_same_bytes() -> None:

@@ -28,7 +28,7 @@ import pytest
 from cluster import PARAMETER_BLOCK, Cluster, big_meeting, moto_requests, start_cluster
 from justering.config import Settings
 from justering.errors import ConfigError
-from justering.ledger.schema import Ledger
+from justering.ledger.database import Ledger
 from justering.model.roles import Role
 from justering.orchestration.serve import (
     RECONCILE_SECONDS,

@@ -36,8 +36,8 @@ from justering.mail.delivery import (
     build_message,
     notifier_for,
 )
-from justering.mail.messages import ExtractLine, SigningRequest
-from justering.model.roles import Role
+from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.model.roles import Person, Role
 
 SENDER = "Justering Nacka <justering@nacka.example>"
 USER = "justering"
@@ -48,12 +48,14 @@ URL_PASSWORD = "p%40ss%3Aw%2Frd%201"
 
 def _request() -> SigningRequest:
     return SigningRequest(
-        to_name="Åsa Öberg",
-        to_email="asa.oberg@nacka.example",
+        to=Person("Åsa Öberg", "asa.oberg@nacka.example"),
         role=Role.ADJUSTER,
-        municipality="Nacka kommun",
-        body_name="Kommunstyrelsens arbetsutskott",
-        meeting_date=dt.date(2014, 8, 19),
+        meeting=MeetingHeader(
+            "nacka-ksau-2014-08-19",
+            "Nacka kommun",
+            "Kommunstyrelsens arbetsutskott",
+            dt.date(2014, 8, 19),
+        ),
         link="http://justering.test/s/abcdefghijklmnopqrstuvwxyz?x=1&y=2",
         expires_at=dt.datetime(2014, 9, 9, 12, 0, tzinfo=dt.UTC),
         deadline=dt.date(2014, 9, 2),
@@ -222,7 +224,7 @@ def test_html_part_says_what_the_text_says_escaped_and_self_contained() -> None:
         "KFKS 2014/233-311",
         "(omedelbart justerad)",
         "Sista dag för justering: 2014-09-02.",
-        "gäller till 2014-09-09 12:00 UTC.",
+        "gäller till 2014-09-09 14:00.",
         "Vidarebefordra den inte.",
     ):
         assert line in html

@@ -21,24 +21,24 @@ import boto3
 import pytest
 
 from fault_proxy import Fault, FaultProxy, Rule, fault_proxy
-from justering.archive.store import (
+from justering import workflow
+from justering.archive.bundle import EXTRACT_PDF, MANIFEST_NAME
+from justering.archive.keys import extract_prefix
+from justering.archive.objects import RetentionPolicy
+from justering.archive.s3 import (
     DEFAULT_S3_CONNECT_TIMEOUT,
     DEFAULT_S3_MAX_ATTEMPTS,
     DEFAULT_S3_READ_TIMEOUT,
-    EXTRACT_PDF,
-    MANIFEST_NAME,
-    RetentionPolicy,
     S3Archive,
     S3ClientSettings,
-    extract_prefix,
-    open_archive,
 )
+from justering.archive.store import open_archive
 from justering.archive.verify import verify_targets
 from justering.errors import ArchiveError, ConfigError
-from justering.model.manifest import Meeting
+from justering.model.meeting import Meeting
+from justering.model.process import ExtractStatus
 from justering.model.roles import Role
-from justering.workflow import core as workflow
-from justering.workflow.core import ExtractStatus, Services
+from justering.workflow.services import Services
 from workflow_helpers import extract_rows, sign_as, small_meeting, start
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from justering.pades.sign import SignedExtract, field_name, sign_extract
 from justering.pades.timestamps import (
     DOCUMENT_TIMESTAMP_FIELD,
     TimestampError,
-    seal_long_term,
+    add_long_term_validation,
     timestamper_for,
 )
 from justering.pades.validate import validate_extract
@@ -47,7 +47,7 @@ def bt_steps(ca: SigningCA, unsigned: bytes, tsa_service: TsaService) -> list[Si
 def sealed(ca: SigningCA, bt_steps: list[SignedExtract], tsa_service: TsaService) -> bytes:
     timestamper = timestamper_for(tsa_service.tsa_url)
     assert timestamper is not None
-    return seal_long_term(bt_steps[-1].pdf, ca, timestamper)
+    return add_long_term_validation(bt_steps[-1].pdf, ca, timestamper)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_a_sealed_extract_verifies_offline_in_ten_years_with_the_tsa_stopped(
     timestamper = timestamper_for(service.tsa_url)
     assert timestamper is not None
     signed = sign_in_turn(unsigned, ca, ALL_SIGNERS, timestamper=timestamper)
-    sealed = seal_long_term(signed[-1].pdf, ca, timestamper)
+    sealed = add_long_term_validation(signed[-1].pdf, ca, timestamper)
     assert any("/crls/" in request for request in service.requests)  # the TSA's CRL
     service.stop()
     served = len(service.requests)
@@ -180,7 +180,7 @@ def test_a_sealed_extract_verifies_offline_in_ten_years_with_the_tsa_stopped(
 
     # …while the same step now fails: no TSA, no revocation source
     with pytest.raises(TimestampError, match=re.escape(service.base_url)):
-        seal_long_term(signed[-1].pdf, ca, timestamper)
+        add_long_term_validation(signed[-1].pdf, ca, timestamper)
 
 
 def test_sealing_again_renews_the_document_timestamp(
@@ -188,7 +188,7 @@ def test_sealing_again_renews_the_document_timestamp(
 ) -> None:
     timestamper = timestamper_for(tsa_service.tsa_url)
     assert timestamper is not None
-    renewed = seal_long_term(sealed, ca, timestamper)
+    renewed = add_long_term_validation(sealed, ca, timestamper)
     validation = validate_extract(renewed, roots, now=datetime.now(UTC) + TEN_YEARS)
     assert validation.ok, validation.problems
     assert [s.field_name for s in validation.document_timestamps] == [
@@ -234,7 +234,7 @@ def test_a_refused_connection_fails_signing_and_sealing(
         )
     assert timestamper is not None
     with pytest.raises(TimestampError, match="could not fetch|" + re.escape(url)):
-        seal_long_term(sealed, ca, timestamper)
+        add_long_term_validation(sealed, ca, timestamper)
 
 
 def test_a_tsa_that_does_not_answer_times_out(ca: SigningCA, unsigned: bytes) -> None:

@@ -11,15 +11,17 @@ from typing import Any
 import pytest
 
 from justering.errors import TrailError
-from justering.ledger.schema import ExtractRow, Ledger, MeetingRow, append_event, trail_of
+from justering.ledger.database import Ledger
+from justering.ledger.extracts import append_event, trail_of
+from justering.ledger.schema import ExtractRow, MeetingRow
 from justering.model.trail import (
     GENESIS_HASH,
     EventKind,
     TrailEvent,
     chain_problems,
-    seal,
     trail_from_json,
     trail_to_json,
+    with_hash,
 )
 
 START = dt.datetime(2014, 8, 19, 14, 30, tzinfo=dt.UTC)
@@ -42,7 +44,7 @@ def build_chain(kinds: tuple[EventKind, ...] = KINDS) -> list[TrailEvent]:
     events: list[TrailEvent] = []
     previous = GENESIS_HASH
     for seq, kind in enumerate(kinds, start=1):
-        event = seal(
+        event = with_hash(
             TrailEvent(
                 extract="nacka-ksau-2014-08-19/94",
                 seq=seq,
@@ -70,7 +72,7 @@ def relink(events: list[TrailEvent]) -> list[TrailEvent]:
     out: list[TrailEvent] = []
     previous = GENESIS_HASH
     for event in events:
-        out.append(seal(replace(event, prev_hash=previous)))
+        out.append(with_hash(replace(event, prev_hash=previous)))
         previous = out[-1].hash
     return out
 
@@ -136,13 +138,13 @@ def test_an_edited_event_is_named(change: dict[str, Any]) -> None:
 
 def test_an_edited_and_rehashed_event_breaks_the_next_link() -> None:
     events = build_chain()
-    events[3] = seal(replace(events[3], actor="Någon Annan"))
+    events[3] = with_hash(replace(events[3], actor="Någon Annan"))
     assert chain_problems(events) == ["event 5 (certified) does not link to the event before it"]
 
 
 def test_an_edited_rehashed_and_relinked_event_breaks_the_next_hash() -> None:
     events = build_chain()
-    events[3] = seal(replace(events[3], document_sha256=sha("forged")))
+    events[3] = with_hash(replace(events[3], document_sha256=sha("forged")))
     events[4] = replace(events[4], prev_hash=events[3].hash)
     assert chain_problems(events) == [
         "event 5 (certified) was altered: its hash does not match its content"
@@ -159,7 +161,7 @@ def test_an_event_of_another_extract_is_named() -> None:
 
 def test_a_forged_first_event_is_named() -> None:
     events = build_chain()
-    events[0] = seal(replace(events[0], prev_hash=sha("invented")))
+    events[0] = with_hash(replace(events[0], prev_hash=sha("invented")))
     problems = chain_problems(events)
     assert "event 1 (drafted) does not link to the event before it" in problems
 
@@ -181,7 +183,7 @@ def test_the_hash_does_not_depend_on_the_time_zone_of_the_time() -> None:
 def test_naive_times_are_refused_when_sealing() -> None:
     event = build_chain()[0]
     with pytest.raises(TrailError, match="timezone-aware"):
-        seal(replace(event, at=dt.datetime(2014, 8, 19, 14, 30)))
+        with_hash(replace(event, at=dt.datetime(2014, 8, 19, 14, 30)))
 
 
 def test_naive_times_are_refused_when_reading_json() -> None:

@@ -13,24 +13,27 @@ import boto3
 import pytest
 from sqlalchemy import func, select
 
-from justering.archive.store import read_bundle, write_bundle
+from justering import workflow
+from justering.archive.bundle import read_bundle, write_bundle
 from justering.config import Settings
-from justering.errors import ManifestError, WorkflowError
-from justering.ledger.schema import DocumentRow, ExtractRow, MeetingRow, load_document
-from justering.ledger.schema import utcnow as utcnow_in_ledger
-from justering.model.manifest import Meeting
+from justering.errors import ManifestError, NotFoundError, Refusal
+from justering.ledger.database import utcnow as utcnow_in_ledger
+from justering.ledger.extracts import load_document
+from justering.ledger.schema import DocumentRow, ExtractRow, MeetingRow
+from justering.model.meeting import Meeting
+from justering.model.process import ExtractStatus
 from justering.model.roles import Role
 from justering.model.trail import chain_problems, trail_from_json
 from justering.pades.ca import SigningCA
 from justering.pades.validate import validate_extract
-from justering.workflow import core as workflow
-from justering.workflow.core import ExtractStatus, Services
+from justering.workflow.services import Services
 from workflow_helpers import (
     IMMEDIATE_PARAGRAPH,
     SHORT_PARAGRAPH,
     extract_rows,
     newest_token,
     outbox,
+    raises_refusal,
     run_in_threads,
     sign_as,
     sign_through,
@@ -48,7 +51,7 @@ def meeting(sample_meeting: Meeting) -> Meeting:
 
 
 def _status(services: Services, meeting_id: str) -> list[ExtractStatus]:
-    return [state.status for state in workflow.meeting_states(services, meeting_id)]
+    return [state.status for state in workflow.meeting_summaries(services, meeting_id)]
 
 
 def _head(services: Services, extract_id: int) -> bytes:
@@ -104,16 +107,24 @@ def test_drafting_is_idempotent(services: Services, meeting: Meeting) -> None:
     assert _head(services, first).startswith(b"%PDF-")
 
 
+def test_a_meeting_the_fonts_cannot_show_is_not_recorded(
+    services: Services, meeting: Meeting
+) -> None:
+    unprintable = replace(meeting, place="Stadshuset 𒀀")
+    with pytest.raises(ManifestError, match="'𒀀'") as refused:
+        workflow.record_meeting(services, unprintable)
+    assert refused.value.field == "place"
+    assert _count(services, MeetingRow) == 0
+
+
 def test_drafting_an_unknown_paragraph_or_meeting_is_refused(
     services: Services, meeting: Meeting
 ) -> None:
     workflow.record_meeting(services, meeting)
-    with pytest.raises(WorkflowError, match="no § 4711") as refused:
+    with pytest.raises(NotFoundError, match="no paragraph § 4711"):
         workflow.draft_extract(services, meeting.meeting_id, 4711)
-    assert refused.value.status_code == 404
-    with pytest.raises(WorkflowError, match="no meeting") as refused:
+    with pytest.raises(NotFoundError, match="no meeting no-such-meeting"):
         workflow.draft_extract(services, "no-such-meeting", SHORT_PARAGRAPH)
-    assert refused.value.status_code == 404
     assert _count(services, ExtractRow) == 0
 
 
@@ -146,7 +157,7 @@ def test_advance_sends_one_message_per_signer_per_stage(
     assert len(outbox(services)) == 1
 
     receipt = sign_as(services, meeting.chair.email)
-    assert sorted(item.paragraph for item in receipt.items) == [
+    assert sorted(item.extract.paragraph for item in receipt.items) == [
         SHORT_PARAGRAPH,
         IMMEDIATE_PARAGRAPH,
     ]
@@ -238,7 +249,7 @@ def test_the_full_path_to_the_archive(
     report = workflow.advance_meeting(services, meeting.meeting_id)
     [uri] = report.archived
     assert report.remaining == 0
-    [state] = workflow.meeting_states(services, meeting.meeting_id)
+    [state] = workflow.meeting_summaries(services, meeting.meeting_id)
     assert state.status is ExtractStatus.ARCHIVED and state.archive_uri == uri
     assert workflow.unfinished_meetings(services) == ()
 
@@ -271,7 +282,7 @@ def test_the_full_path_to_the_archive(
 def test_archiving_an_uncertified_extract_is_refused(services: Services, meeting: Meeting) -> None:
     start(services, meeting)
     [extract] = extract_rows(services, meeting.meeting_id)
-    with pytest.raises(WorkflowError, match="awaiting_chair, not certified"):
+    with raises_refusal(Refusal.NOT_CERTIFIED):
         workflow.archive_extract(services, extract.id)
     assert trail_kinds(services, extract.id) == ["drafted", "notified"]
     assert not services.settings.archive_dir.exists() or not any(
@@ -300,7 +311,7 @@ def test_archive_to_s3(settings: Settings, sample_meeting: Meeting, s3_bucket: s
     meeting = small_meeting(sample_meeting, paragraphs=(IMMEDIATE_PARAGRAPH,))
     try:
         sign_through(services, meeting)
-        [state] = workflow.meeting_states(services, meeting.meeting_id)
+        [state] = workflow.meeting_summaries(services, meeting.meeting_id)
     finally:
         services.ledger.dispose()
     assert state.status is ExtractStatus.ARCHIVED
@@ -343,7 +354,8 @@ def _interleave_first_write(monkeypatch: pytest.MonkeyPatch) -> threading.Barrie
                 gate.wait(timeout=5)
         return utcnow_in_ledger()
 
-    monkeypatch.setattr("justering.workflow.core.utcnow", utcnow)
+    for module in ("meetings", "drafting"):  # recording and drafting
+        monkeypatch.setattr(f"justering.workflow.{module}.utcnow", utcnow)
     return gate
 
 
@@ -428,7 +440,7 @@ def test_concurrent_archiving_records_once(
         gate.wait(timeout=30)
         return write_bundle(*args)
 
-    monkeypatch.setattr("justering.workflow.core.write_bundle", both_write)
+    monkeypatch.setattr("justering.workflow.archiving.write_bundle", both_write)
     results = run_in_threads(2, lambda: workflow.archive_extract(services, extract.id))
     assert not gate.broken
     assert len(set(results)) == 1 and isinstance(results[0], str), results

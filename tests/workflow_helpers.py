@@ -6,31 +6,54 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from email import policy
 from email.parser import BytesParser
 from typing import Any, TypeVar
 
+import pytest
 from sqlalchemy import func, select
 
-from justering.ledger.schema import (
-    Base,
-    DocumentRow,
-    ExtractRow,
-    LinkTokenRow,
-    TrailEventRow,
-    trail_of,
-)
+from justering import workflow
+from justering.errors import LinkError, LinkProblem, Refusal, WorkflowError
+from justering.ledger.extracts import trail_of
+from justering.ledger.schema import Base, DocumentRow, ExtractRow, LinkTokenRow, TrailEventRow
 from justering.mail.delivery import outbox_messages
-from justering.model.manifest import Meeting
+from justering.model.meeting import Meeting
 from justering.model.roles import Person, Role
 from justering.model.trail import TrailEvent
-from justering.workflow import core as workflow
-from justering.workflow.core import Services
+from justering.workflow.services import Services
 
 T = TypeVar("T")
+
+
+def reason(error: BaseException) -> LinkProblem | Refusal | None:
+    """Why the workflow refused: a link's problem or a step's refusal."""
+    if isinstance(error, LinkError):
+        return error.problem
+    if isinstance(error, WorkflowError):
+        return error.refusal
+    return None
+
+
+@contextmanager
+def raises_link(problem: LinkProblem) -> Iterator[pytest.ExceptionInfo[LinkError]]:
+    """The block raises ``LinkError`` for ``problem``."""
+    with pytest.raises(LinkError) as caught:
+        yield caught
+    assert caught.value.problem is problem, caught.value
+
+
+@contextmanager
+def raises_refusal(refusal: Refusal) -> Iterator[pytest.ExceptionInfo[WorkflowError]]:
+    """The block raises ``WorkflowError`` for ``refusal``."""
+    with pytest.raises(WorkflowError) as caught:
+        yield caught
+    assert caught.value.refusal is refusal, caught.value
+
 
 SECOND_ADJUSTER = Person("Eva Andersson", "eva.andersson@nacka.example")
 SHORT_PARAGRAPH = 96

@@ -19,6 +19,13 @@ from cryptography import x509
 from justering.errors import ConfigError
 from justering.model.roles import Person
 
+__all__ = [
+    "DEFAULT_HOME",
+    "BodyRules",
+    "Settings",
+    "load_settings",
+]
+
 DEFAULT_HOME = Path("~/.justering")
 
 

@@ -1,21 +1,38 @@
-"""Errors that carry their own user-facing diagnostics.
+"""Errors that carry their own diagnostics.
 
 Every error raised on purpose by justering derives from :class:`JusteringError`.
-Its message names what is wrong (the field, the line, the file) so that the
-command line and the web app can show it as it is.
+Its message names what is wrong (the field, the line, the file, the §) in
+English, for the command line and the operator's log. Errors a person meets
+behind a link carry *what* went wrong in typed fields (:class:`LinkProblem`,
+:class:`Refusal`); the web layer turns those into HTTP statuses and Swedish
+pages, the command line into exit codes. No layer parses another's messages.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+__all__ = [
+    "ArchiveError",
+    "ConfigError",
+    "JusteringError",
+    "LinkError",
+    "LinkProblem",
+    "ManifestError",
+    "NotFoundError",
+    "ProtocolTextError",
+    "Refusal",
+    "SigningError",
+    "TrailError",
+    "WorkflowError",
+]
+
 
 class JusteringError(Exception):
-    """Base of all justering errors; ``str(error)`` is the user-facing text."""
-
-    #: Exit code the command line uses for this kind of error.
-    exit_code: int = 2
+    """Base of all justering errors; ``str(error)`` is the diagnostic text."""
 
     def diagnostics(self) -> str:
-        """The text to show a person: what went wrong and, where known, what to do."""
+        """The text to show: what went wrong and, where known, what to do."""
         return str(self)
 
 
@@ -42,7 +59,7 @@ class ProtocolTextError(JusteringError):
 
 
 class SigningError(JusteringError):
-    """A signature could not be made."""
+    """A signature could not be made (the TSA did not answer, a certificate field)."""
 
 
 class TrailError(JusteringError):
@@ -53,17 +70,99 @@ class ArchiveError(JusteringError):
     """The object store failed or returned something other than what was written."""
 
 
-class LinkError(JusteringError):
-    """A signer link cannot be used; ``status_code`` is the HTTP status to answer with."""
+class NotFoundError(JusteringError):
+    """Something asked for by its identifier is not in the ledger."""
 
-    def __init__(self, message: str, status_code: int = 403) -> None:
-        self.status_code = status_code
-        super().__init__(message)
+    def __init__(self, what: str, key: object) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"no {what} {key}")
+
+
+class LinkProblem(StrEnum):
+    """Why a link cannot be used."""
+
+    INVALID = "invalid"
+    """No such link (or a signer's link where a secretary's is expected)."""
+    REVOKED = "revoked"
+    USED = "used"
+    EXPIRED = "expired"
+    NOT_GRANTED = "not_granted"
+    """The link does not grant the extract asked for."""
+    REPLACED = "replaced"
+    """The extract was redrafted since the link was sent."""
+
+
+_LINK_TEXT = {
+    LinkProblem.INVALID: "the link is not valid",
+    LinkProblem.REVOKED: "the link was revoked (the extract was declined or changed)",
+    LinkProblem.USED: "the link has already been used",
+    LinkProblem.EXPIRED: "the link has expired",
+    LinkProblem.NOT_GRANTED: "the link does not grant that extract",
+    LinkProblem.REPLACED: "the extract changed since the link was sent",
+}
+
+
+class LinkError(JusteringError):
+    """A link cannot be used; ``problem`` says why, ``paragraph`` where it concerns one."""
+
+    def __init__(self, problem: LinkProblem, *, paragraph: int | None = None) -> None:
+        self.problem = problem
+        self.paragraph = paragraph
+        where = f"§ {paragraph}: " if paragraph is not None else ""
+        super().__init__(where + _LINK_TEXT[problem])
+
+
+class Refusal(StrEnum):
+    """Why the workflow refuses a step asked of it."""
+
+    NOTHING_CHOSEN = "nothing_chosen"
+    ALREADY_SIGNED = "already_signed"
+    NOT_YOUR_TURN = "not_your_turn"
+    DECLINED = "declined"
+    """The extract was declined and is back with the secretary."""
+    TAMPERED = "tampered"
+    """The stored document or its earlier signatures were altered."""
+    CHANGED_WHILE_SIGNING = "changed_while_signing"
+    ALREADY_REDRAFTED = "already_redrafted"
+    JUSTERING_COMPLETE = "justering_complete"
+    """The justering is complete: the extract can no longer be redrafted."""
+    COMMENT_MISSING = "comment_missing"
+    COMMENT_TOO_LONG = "comment_too_long"
+    COMMENT_CONTROL_CHARACTERS = "comment_control_characters"
+    JUSTERING_INCOMPLETE = "justering_incomplete"
+    NOT_CERTIFIED = "not_certified"
+    DOES_NOT_VALIDATE = "does_not_validate"
+    CHANGED_WHILE_ARCHIVING = "changed_while_archiving"
+
+
+_REFUSAL_TEXT = {
+    Refusal.NOTHING_CHOSEN: "no extract was chosen",
+    Refusal.ALREADY_SIGNED: "already signed by this signer",
+    Refusal.NOT_YOUR_TURN: "it is not this role's turn to sign",
+    Refusal.DECLINED: "declined: back with the secretary for a redraft",
+    Refusal.TAMPERED: "the document was altered after it was stored or signed; not signed",
+    Refusal.CHANGED_WHILE_SIGNING: "the extracts changed while they were signed; try again",
+    Refusal.ALREADY_REDRAFTED: "already redrafted",
+    Refusal.JUSTERING_COMPLETE: "the justering is complete; it cannot be redrafted",
+    Refusal.COMMENT_MISSING: "a comment is required",
+    Refusal.COMMENT_TOO_LONG: "the comment is too long",
+    Refusal.COMMENT_CONTROL_CHARACTERS: "the comment contains control characters",
+    Refusal.JUSTERING_INCOMPLETE: "the justering is not complete",
+    Refusal.NOT_CERTIFIED: "not certified",
+    Refusal.DOES_NOT_VALIDATE: "its PDF does not validate; not archived",
+    Refusal.CHANGED_WHILE_ARCHIVING: "it changed while it was archived; retry",
+}
 
 
 class WorkflowError(JusteringError):
-    """An extract cannot move as asked (wrong state, wrong order)."""
+    """A step is refused: ``refusal`` says why, ``paragraph`` which extract, and
+    ``detail`` adds what is known (a status, the problems found)."""
 
-    def __init__(self, message: str, status_code: int = 409) -> None:
-        self.status_code = status_code
-        super().__init__(message)
+    def __init__(self, refusal: Refusal, *, paragraph: int | None = None, detail: str = "") -> None:
+        self.refusal = refusal
+        self.paragraph = paragraph
+        self.detail = detail
+        where = f"§ {paragraph}: " if paragraph is not None else ""
+        more = f" ({detail})" if detail else ""
+        super().__init__(where + _REFUSAL_TEXT[refusal] + more)

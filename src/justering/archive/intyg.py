@@ -24,12 +24,21 @@ from fpdf.fonts import FontFace
 from fpdf.table import Table
 
 from justering.documents import layout
-from justering.documents.rendering import FONT_FAMILY, PRODUCER, add_fonts, number_pages, one_line
-from justering.model.manifest import Meeting
+from justering.documents.fonts import FONT_FAMILY, add_fonts, one_line
+from justering.documents.rendering import PRODUCER, number_pages
+from justering.model.meeting import Meeting
 from justering.model.roles import Role
 from justering.model.trail import TrailEvent, chain_problems
 from justering.pades.sign import STAMP_TIMEZONE
 from justering.pades.validate import DocumentTimestampReport, ExtractValidation, SignatureReport
+
+__all__ = [
+    "ALL_CHECKS_PASSED",
+    "SHORT_HASH_CHARS",
+    "SUBTITLE",
+    "TITLE",
+    "render_completion",
+]
 
 TITLE = "Intyg om genomförd signering"
 SUBTITLE = "Certificate of completion"

@@ -19,22 +19,26 @@ from urllib.request import url2pathname
 
 from cryptography import x509
 
-from justering.archive.store import (
-    EXTRACT_PDF,
-    EXTRACT_TRAIL,
-    MANIFEST_NAME,
-    ArchiveStore,
-    LocalArchive,
-    S3Archive,
-    parse_s3_uri,
-    read_bundle,
-)
+from justering.archive.bundle import EXTRACT_PDF, EXTRACT_TRAIL, MANIFEST_NAME, read_bundle
+from justering.archive.local import LocalArchive
+from justering.archive.objects import ArchiveStore
+from justering.archive.s3 import S3Archive, parse_s3_uri
 from justering.config import Settings
 from justering.errors import ArchiveError, ConfigError, JusteringError, TrailError
 from justering.model.roles import Role
 from justering.model.trail import EventKind, TrailEvent, chain_problems, trail_from_json
 from justering.pades.ca import CA_CERT_FILE
 from justering.pades.validate import ExtractValidation, validate_extract
+
+__all__ = [
+    "Check",
+    "Verification",
+    "home_trust_paths",
+    "load_trust_roots",
+    "verify_bundle",
+    "verify_pdf",
+    "verify_targets",
+]
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def verify_pdf(target: str, pdf: bytes, trust_roots: Sequence[x509.Certificate])
 
 
 _FINAL_KINDS = (EventKind.CERTIFIED, EventKind.TIMESTAMPED)
-"""An archived trail ends with the certification, or with the long-term seal after it."""
+"""An archived trail ends with the certification, or with the long-term validation data after it."""
 
 
 def _trail_checks(
@@ -262,7 +266,7 @@ def verify_targets(
     for target in targets:
         if target.startswith("s3://"):
             if client is None:
-                from justering.archive.store import S3ClientSettings
+                from justering.archive.s3 import S3ClientSettings
 
                 client = S3ClientSettings().client()
             try:

@@ -14,12 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from justering import __version__
+from justering.cli.audit import add_audit_arguments
 from justering.config import Settings, load_settings
 from justering.errors import ConfigError, JusteringError
-from justering.workflow.audit import add_audit_arguments
 
 if TYPE_CHECKING:
-    from justering.model.manifest import Meeting
+    from justering.model.meeting import Meeting
+
+__all__ = [
+    "DEFAULT_CA_ORGANISATION",
+    "ensure_ca",
+    "main",
+]
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 DEFAULT_CA_ORGANISATION = "justering"
@@ -200,8 +206,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
+    from justering import workflow
     from justering.model.manifest import load_manifest
-    from justering.workflow import core as workflow
 
     meeting = load_manifest(args.manifest)
     if args.url:
@@ -234,7 +240,7 @@ def _meeting_ended(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _redraft(args: argparse.Namespace, settings: Settings) -> int:
-    from justering.workflow import core as workflow
+    from justering import workflow
     from justering.workflow import redraft
 
     services = workflow.open_services(settings)
@@ -298,7 +304,7 @@ def _mailbox(args: argparse.Namespace, settings: Settings) -> int:
 def _post_meeting(url: str, meeting: Meeting) -> int:
     import httpx
 
-    from justering.model.manifest import meeting_to_dict
+    from justering.model.meeting import meeting_to_dict
 
     endpoint = f"{url.rstrip('/')}/api/meetings"
     try:
@@ -343,8 +349,8 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from justering.workflow import core as workflow
-    from justering.workflow.audit import run_audit
+    from justering import workflow
+    from justering.cli.audit import run_audit
 
     services = workflow.open_services(settings)
     try:

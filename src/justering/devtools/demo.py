@@ -29,9 +29,21 @@ from justering.config import Settings
 from justering.devtools.signer_client import sign_everything
 from justering.errors import ConfigError
 from justering.mail.delivery import outbox_messages
-from justering.model.manifest import Meeting, load_manifest, load_sample_meeting, meeting_to_dict
+from justering.model.manifest import load_manifest, load_sample_meeting
+from justering.model.meeting import Meeting, meeting_to_dict
 from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
 from justering.pades.ca import SigningCA
+
+__all__ = [
+    "LINK",
+    "STAGES",
+    "TIMEOUT_SECONDS",
+    "DemoExtract",
+    "DemoSummary",
+    "link_in",
+    "run_demo",
+    "start_service",
+]
 
 TIMEOUT_SECONDS = 300.0
 LINK = re.compile(r"https?://[^\s<>\"]+/s/[A-Za-z0-9_-]+")

@@ -13,6 +13,14 @@ import httpx
 
 from justering.errors import ConfigError
 
+__all__ = [
+    "SIGN_FORM",
+    "PageForms",
+    "Signed",
+    "read_forms",
+    "sign_everything",
+]
+
 SIGN_FORM = "sign"
 """The ``id`` of the signing form on a signer's page."""
 

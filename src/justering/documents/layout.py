@@ -11,6 +11,23 @@ from dataclasses import dataclass
 
 from justering.model.roles import Role
 
+__all__ = [
+    "BODY_BOTTOM_MM",
+    "FOOTER_BOTTOM_MM",
+    "FOOTER_CAPTION_MM",
+    "FOOTER_HEIGHT_MM",
+    "FOOTER_ROLES",
+    "MARGIN_LEFT_MM",
+    "MARGIN_RIGHT_MM",
+    "MARGIN_TOP_MM",
+    "MM_PER_POINT",
+    "PAGE_HEIGHT_MM",
+    "PAGE_WIDTH_MM",
+    "Box",
+    "footer_box",
+    "stamp_box",
+]
+
 MM_PER_POINT = 25.4 / 72
 
 PAGE_WIDTH_MM = 210.0

@@ -37,6 +37,20 @@ from PIL import Image
 
 from justering.errors import JusteringError
 
+__all__ = [
+    "DEFAULT_WIDTH_PX",
+    "GRAY_LEVELS",
+    "MAX_WIDTH_PX",
+    "MIN_WIDTH_PX",
+    "PNG_SIGNATURE",
+    "CacheStats",
+    "PageImageCache",
+    "PageImageError",
+    "clamp_width",
+    "page_count",
+    "render_page",
+]
+
 MIN_WIDTH_PX = 200
 MAX_WIDTH_PX = 2000
 DEFAULT_WIDTH_PX = 1000

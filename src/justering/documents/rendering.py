@@ -9,58 +9,41 @@ edge than :data:`justering.documents.layout.BODY_BOTTOM_MM`.
 The output is deterministic: the same meeting, paragraph and version give the
 same bytes, so redrafting an unchanged version is idempotent.
 
-Speed: fpdf2 parses and subsets the embedded TrueType fonts for every
-document, and that cost grows with the number of glyphs in the font. Most
-extracts only use Latin script, so they embed from a Latin-only cut of
-DejaVu made once per process (:func:`_font_files`); an extract with any other
-character uses the complete fonts. Lines are broken here rather than with
+Speed: the fonts are embedded from a Latin cut where they can be
+(:mod:`justering.documents.fonts`). Lines are broken here rather than with
 fpdf2's ``multi_cell``, whose line breaking is quadratic in the line length.
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
-import importlib.resources
-import os
 import re
-import shutil
-import tempfile
-import threading
-import unicodedata
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from fontTools import subset as font_subset
-from fontTools import ttLib
 from fpdf import FPDF
-from fpdf.fonts import TTFFont
 
 from justering.documents import layout
+from justering.documents.fonts import FONT_FAMILY, add_fonts, drawable, one_line
 from justering.model.minutes import Paragraph
 
 if TYPE_CHECKING:
-    from justering.model.manifest import Meeting
+    from justering.model.meeting import Meeting
+
+__all__ = [
+    "DOCUMENT_TYPE",
+    "IMMEDIATE_NOTE",
+    "PRODUCER",
+    "extract_title",
+    "number_pages",
+    "render_extract",
+]
 
 PRODUCER = "justering"
 """The ``/Producer`` and ``/Creator`` of every drafted extract."""
 
 DOCUMENT_TYPE = "PROTOKOLLSUTDRAG"
 IMMEDIATE_NOTE = "Paragrafen är omedelbart justerad"
-
-FONT_FAMILY = "DejaVu"
-"""The font family :func:`add_fonts` registers, with styles ``""`` and ``"B"``."""
-_FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
-_LATIN_RANGES = (
-    (0x0020, 0x007E),  # Basic Latin
-    (0x00A0, 0x024F),  # Latin-1, Latin Extended-A and -B (å ä ö, Ł Ć …)
-    (0x1E00, 0x1EFF),  # Latin Extended Additional (Vietnamese)
-    (0x2010, 0x205E),  # General Punctuation („ ” – … ‰)
-    (0x20AC, 0x20AC),  # €
-    (0x2122, 0x2122),  # ™
-    (0x2212, 0x2212),  # minus sign
-)
 
 _TEXT = ("", 10.5, 5.2)
 """(style, size in pt, line height in mm) of the body text."""
@@ -80,7 +63,6 @@ _PAGE_NUMBER_WIDTH_MM = 25.0
 _HEADER_RULE_MM = 18.0
 """Distance of the header's rule below the top margin; the body starts 8 mm lower."""
 
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _WORDS = re.compile(r"( *)([^ ]+)")
 
 
@@ -102,32 +84,6 @@ def extract_title(paragraph: Paragraph) -> str:
     """The document title: ``§ 94 KFKS 2012/577-001 <title>`` (no dnr when there is none)."""
     parts = (paragraph.label, paragraph.dnr, paragraph.title)
     return one_line(" ".join(part for part in parts if part))
-
-
-def unrenderable_characters(text: str) -> str:
-    """The characters of ``text`` the bundled fonts have no glyph for, sorted, once each.
-
-    The renderer draws them as U+FFFD; a validator can use this to refuse such text early.
-    """
-    return "".join(sorted(set(_normalize(text)) - _coverage(full=True) - {"\n", "\t"}))
-
-
-def add_fonts(document: FPDF, texts: Iterable[str]) -> None:
-    """Register the bundled DejaVu fonts in ``document`` as :data:`FONT_FAMILY`.
-
-    The Latin cut when it can draw every character of ``texts`` (what the
-    document will show), else the complete fonts. Draw text through
-    :func:`one_line` so that characters no font has become U+FFFD.
-    """
-    latin = _coverage(full=False) | {"\n", "\t"}
-    full = any(not set(_normalize(text)) <= latin for text in texts)
-    for style, path in _font_files(full).items():
-        document.add_font(FONT_FAMILY, style, path)
-        # fpdf2 subsets each font when it writes the PDF; recomputing every
-        # glyph's bounding box there costs more than the rest of the subsetting.
-        font = document.fonts[f"{FONT_FAMILY.lower()}{style}"]
-        assert isinstance(font, TTFFont)
-        font.ttfont.recalcBBoxes = False
 
 
 def number_pages(document: FPDF) -> None:
@@ -247,7 +203,7 @@ class _ExtractDocument(FPDF):
         """Lines as they are; a run of blank lines becomes one paragraph gap."""
         gap_pending = False
         wrote_any = False
-        for line in _drawable(text).split("\n"):
+        for line in drawable(text).split("\n"):
             if not line.strip():
                 gap_pending = wrote_any
                 continue
@@ -331,27 +287,6 @@ class _ExtractDocument(FPDF):
         return word[:end]
 
 
-def _normalize(text: str) -> str:
-    """NFC (the fonts' precomposed glyphs), ``\\n`` line ends, no control characters."""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL_CHARACTERS.sub("", text)
-
-
-def _drawable(text: str) -> str:
-    """:func:`_normalize`, and U+FFFD for each character the fonts cannot draw."""
-    text = _normalize(text)
-    covered = _coverage(full=True)
-    if all(char in covered or char in "\n\t" for char in text):
-        return text
-    return "".join(char if char in covered or char in "\n\t" else "\ufffd" for char in text)
-
-
-def one_line(text: str) -> str:
-    """Text for a single line (header, title, metadata): whitespace runs become one
-    space, characters the fonts cannot draw become U+FFFD."""
-    return " ".join(_drawable(text).split())
-
-
 def _extract_texts(meeting: Meeting, paragraph: Paragraph) -> list[str]:
     """Every text of the extract that is drawn."""
     texts = [meeting.municipality, meeting.body.name, meeting.place, paragraph.title]
@@ -359,94 +294,3 @@ def _extract_texts(meeting: Meeting, paragraph: Paragraph) -> list[str]:
     for section in paragraph.sections:
         texts += [section.heading or "", section.text]
     return texts
-
-
-# -- fonts ----------------------------------------------------------------------------
-
-_font_lock = threading.RLock()
-_font_cache: dict[bool, tuple[dict[str, Path], frozenset[str]]] = {}
-
-
-def _font_files(full: bool) -> dict[str, Path]:
-    """Paths of the regular and bold font files, complete or the Latin cut."""
-    return _load_fonts(full)[0]
-
-
-def _coverage(full: bool) -> frozenset[str]:
-    """The characters the complete fonts or the Latin cut can draw."""
-    return _load_fonts(full)[1]
-
-
-def _load_fonts(full: bool) -> tuple[dict[str, Path], frozenset[str]]:
-    with _font_lock:
-        cached = _font_cache.get(full)
-        # A temporary-file cleaner may have removed the files of a long-running process.
-        if cached is None or not all(path.is_file() for path in cached[0].values()):
-            cached = _font_cache[full] = _complete_fonts() if full else _latin_fonts()
-        return cached
-
-
-def _complete_fonts() -> tuple[dict[str, Path], frozenset[str]]:
-    """The bundled fonts where they are; extracted to a private directory if zipped."""
-    package_fonts = importlib.resources.files("justering.documents").joinpath("typefaces")
-    paths: dict[str, Path] = {}
-    for style, name in _FONT_FILES.items():
-        resource = package_fonts.joinpath(name)
-        if isinstance(resource, Path):
-            paths[style] = resource
-        else:
-            paths[style] = _private_directory() / name
-            paths[style].write_bytes(resource.read_bytes())
-    return paths, _characters_of(paths)
-
-
-def _latin_fonts() -> tuple[dict[str, Path], frozenset[str]]:
-    """The Latin cut of the bundled fonts: every glyph kept is the same, only fewer."""
-    complete = _font_files(full=True)
-    unicodes = [code for first, last in _LATIN_RANGES for code in range(first, last + 1)]
-    options = font_subset.Options(
-        notdef_outline=True,
-        recommended_glyphs=True,
-        name_IDs=["*"],
-        name_languages=["*"],
-        glyph_names=True,
-    )
-    options.drop_tables += ["GSUB", "GPOS", "GDEF", "kern", "hdmx", "FFTM"]
-    paths: dict[str, Path] = {}
-    for style, source in complete.items():
-        font = ttLib.TTFont(source, recalcTimestamp=False)
-        subsetter = font_subset.Subsetter(options)
-        subsetter.populate(unicodes=unicodes)
-        subsetter.subset(font)
-        paths[style] = _private_directory() / f"latin-{source.name}"
-        font.save(paths[style])
-        font.close()
-    return paths, _characters_of(paths)
-
-
-def _characters_of(paths: dict[str, Path]) -> frozenset[str]:
-    """The characters every one of the fonts has a glyph for."""
-    covered: frozenset[str] | None = None
-    for path in paths.values():
-        with ttLib.TTFont(path, lazy=True) as font:
-            characters = frozenset(chr(code) for code in font.getBestCmap())
-        covered = characters if covered is None else covered & characters
-    return covered or frozenset()
-
-
-def _private_directory() -> Path:
-    """A directory of this process for font files, removed when the process exits."""
-    if _private_directories and _private_directories[-1].is_dir():
-        return _private_directories[-1]
-    directory = Path(tempfile.mkdtemp(prefix="justering-fonts-"))
-    _private_directories.append(directory)
-    atexit.register(_remove_directory, directory, os.getpid())
-    return directory
-
-
-def _remove_directory(directory: Path, owner_pid: int) -> None:
-    if os.getpid() == owner_pid:  # not in a forked child, whose parent still uses it
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-_private_directories: list[Path] = []

@@ -2,7 +2,7 @@
 a role and the extract versions they may sign; expiring and single-use.
 
 Order is enforced by the workflow when a link is used (see
-:mod:`justering.workflow.core`), so a forwarded or early link cannot sign out of turn.
+:mod:`justering.workflow.signer_links`), so a forwarded or early link cannot sign out of turn.
 """
 
 from __future__ import annotations
@@ -16,9 +16,22 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from justering.errors import LinkError
-from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow, aware, utcnow
+from justering.errors import LinkError, LinkProblem
+from justering.ledger.database import utcnow
+from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow, aware_utc
 from justering.model.roles import Person, Signer
+
+__all__ = [
+    "SECRETARY",
+    "IssuedLink",
+    "SecretaryLink",
+    "claim_link",
+    "find_link",
+    "grants_of",
+    "hash_token",
+    "issue_link",
+    "issue_secretary_link",
+]
 
 TOKEN_BYTES = 32
 """256 bits of randomness, URL-safe base64 encoded."""
@@ -132,23 +145,17 @@ def find_link(
     """The link behind ``token`` if it can still be used; else ``LinkError`` saying why.
     A signer's link by default; with ``secretary`` a secretary's link."""
     if not _looks_like_token(token):
-        raise LinkError("Länken är ogiltig. (The link is not valid.)", status_code=404)
+        raise LinkError(LinkProblem.INVALID)
     row = session.get(LinkTokenRow, hash_token(token))
     if row is None or (row.role == SECRETARY) != secretary:
-        raise LinkError("Länken är ogiltig. (The link is not valid.)", status_code=404)
+        raise LinkError(LinkProblem.INVALID)
     moment = now or utcnow()
     if row.revoked_at is not None:
-        raise LinkError(
-            "Länken har återkallats: utdraget har avböjts eller ändrats sedan den skickades. "
-            "(The link was revoked: the extract was declined or changed since it was sent.)",
-            status_code=410,
-        )
+        raise LinkError(LinkProblem.REVOKED)
     if row.used_at is not None:
-        raise LinkError(
-            "Länken har redan använts. (The link has already been used.)", status_code=410
-        )
-    if aware(row.expires_at) <= moment:
-        raise LinkError("Länken har gått ut. (The link has expired.)", status_code=410)
+        raise LinkError(LinkProblem.USED)
+    if aware_utc(row.expires_at) <= moment:
+        raise LinkError(LinkProblem.EXPIRED)
     return row
 
 
@@ -171,6 +178,4 @@ def claim_link(session: Session, link: LinkTokenRow, *, now: dt.datetime | None 
         .values(used_at=moment)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise LinkError(
-            "Länken har redan använts. (The link has already been used.)", status_code=410
-        )
+        raise LinkError(LinkProblem.USED)

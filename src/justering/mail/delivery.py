@@ -16,6 +16,7 @@ import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
@@ -24,6 +25,18 @@ from urllib.parse import unquote, urlsplit
 
 from justering.errors import ConfigError, JusteringError
 from justering.mail.messages import Message
+
+__all__ = [
+    "SENDER",
+    "NotificationError",
+    "Notifier",
+    "OutboxNotifier",
+    "SmtpNotifier",
+    "SmtpServer",
+    "build_message",
+    "notifier_for",
+    "outbox_messages",
+]
 
 SENDER = "justering <noreply@justering.invalid>"
 
@@ -49,7 +62,7 @@ class OutboxNotifier:
         self.directory.mkdir(parents=True, exist_ok=True)
         mail = build_message(message, sender=self.sender)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-        name = f"{stamp}-{message.kind}-{_safe_name(message.to_email)}.eml"
+        name = f"{stamp}-{message.kind}-{_safe_name(message.to.email)}.eml"
         handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         with os.fdopen(handle, "wb") as stream:
             stream.write(mail.as_bytes())
@@ -63,7 +76,9 @@ def build_message(request: Message, sender: str = SENDER) -> EmailMessage:
     """The e-mail for ``request``: multipart/alternative, plain text first, then HTML."""
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = f"{request.to_name} <{request.to_email}>"
+    # An address object, never a formatted string: a name with a comma, quotes or
+    # angle brackets stays one display name of exactly one recipient.
+    message["To"] = Address(display_name=request.to.name, addr_spec=request.to.email)
     message["Subject"] = request.subject()
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     domain = parseaddr(sender)[1].rpartition("@")[2] or "justering.invalid"

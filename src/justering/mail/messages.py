@@ -15,17 +15,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from justering.model.roles import Role
+from justering.model.calendar import local_minute
+from justering.model.extract import ExtractSummary
+from justering.model.meeting import Meeting
+from justering.model.roles import Person, Role
+
+__all__ = [
+    "DeclineNotice",
+    "ExtractLine",
+    "MeetingHeader",
+    "Message",
+    "Overdue",
+    "OverdueNotice",
+    "SignedLine",
+    "SigningReceiptMail",
+    "SigningRequest",
+    "immediate_first",
+]
 
 
 class Message(Protocol):
     """An e-mail to one person."""
 
     @property
-    def to_name(self) -> str: ...
-
-    @property
-    def to_email(self) -> str: ...
+    def to(self) -> Person: ...
 
     @property
     def kind(self) -> str:
@@ -48,10 +61,37 @@ class ExtractLine:
     title: str
     immediate: bool = False
 
+    @classmethod
+    def of(cls, extract: ExtractSummary) -> ExtractLine:
+        return cls(extract.paragraph, extract.dnr, extract.title, extract.immediate)
+
     def describe(self) -> str:
         dnr = f"  {self.dnr}" if self.dnr else ""
         flag = "  (omedelbart justerad)" if self.immediate else ""
         return f"§ {self.paragraph}{dnr}  {self.title}{flag}"
+
+
+@dataclass(frozen=True)
+class MeetingHeader:
+    """The meeting a message is about, as every message names it."""
+
+    meeting_id: str
+    municipality: str
+    body_name: str
+    meeting_date: dt.date
+
+    @classmethod
+    def of(cls, meeting: Meeting) -> MeetingHeader:
+        return cls(meeting.meeting_id, meeting.municipality, meeting.body.name, meeting.date)
+
+    def sentence(self) -> str:
+        """The meeting in a sentence: body, municipality and day."""
+        day = self.meeting_date.isoformat()
+        return f"{self.body_name}, {self.municipality}, sammanträdde {day}."
+
+    def short(self) -> str:
+        """The meeting in a subject line: body and day."""
+        return f"{self.body_name} {self.meeting_date.isoformat()}"
 
 
 def immediate_first(lines: Sequence[ExtractLine]) -> tuple[ExtractLine, ...]:
@@ -180,14 +220,6 @@ class _Composed:
 """
 
 
-def _meeting_line(body_name: str, municipality: str, meeting_date: dt.date) -> str:
-    return f"{body_name}, {municipality}, sammanträdde {meeting_date.isoformat()}."
-
-
-def _utc(moment: dt.datetime) -> str:
-    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
-
-
 # --- the messages -------------------------------------------------------------------------
 
 
@@ -196,12 +228,9 @@ class SigningRequest(_Composed):
     """Asks one signer to sign the extracts behind one link; with ``days_left`` set,
     it is a reminder that the justering deadline is near."""
 
-    to_name: str
-    to_email: str
+    to: Person
+    meeting: MeetingHeader
     role: Role
-    municipality: str
-    body_name: str
-    meeting_date: dt.date
     link: str
     expires_at: dt.datetime
     deadline: dt.date
@@ -219,11 +248,11 @@ class SigningRequest(_Composed):
         flag = "Omedelbar justering – " if any(e.immediate for e in self.extracts) else ""
         return (
             f"{prefix}{flag}Att signera som {self.role.swedish.lower()}: {noun}, "
-            f"{self.body_name} {self.meeting_date.isoformat()}"
+            f"{self.meeting.short()}"
         )
 
     def _blocks(self) -> list[_Block]:
-        blocks: list[_Block] = [_Text(f"Hej {self.to_name},")]
+        blocks: list[_Block] = [_Text(f"Hej {self.to.name},")]
         if self.days_left is not None:
             when = "i dag" if self.days_left <= 0 else f"om {self.days_left} dagar"
             if self.days_left == 1:
@@ -232,8 +261,7 @@ class SigningRequest(_Composed):
         return [
             *blocks,
             _Text(
-                _meeting_line(self.body_name, self.municipality, self.meeting_date)
-                + " Följande protokollsutdrag väntar på din signatur som "
+                self.meeting.sentence() + " Följande protokollsutdrag väntar på din signatur som "
                 f"{self.role.swedish.lower()}:"
             ),
             _Extracts(self.extracts),
@@ -241,7 +269,7 @@ class SigningRequest(_Composed):
             _Text(f"Sista dag för justering: {self.deadline.isoformat()}.", strong=True),
             _Text(
                 "Länken är personlig och gäller till "
-                f"{_utc(self.expires_at)}. Vidarebefordra den inte."
+                f"{local_minute(self.expires_at)}. Vidarebefordra den inte."
             ),
         ]
 
@@ -264,12 +292,9 @@ class SignedLine:
 class SigningReceiptMail(_Composed):
     """Sent to a signer after they signed: what they signed, when, and the digests."""
 
-    to_name: str
-    to_email: str
+    to: Person
+    meeting: MeetingHeader
     role: Role
-    municipality: str
-    body_name: str
-    meeting_date: dt.date
     signed_at: dt.datetime
     items: tuple[SignedLine, ...]
 
@@ -278,15 +303,14 @@ class SigningReceiptMail(_Composed):
     def subject(self) -> str:
         count = len(self.items)
         noun = "protokollsutdrag" if count == 1 else f"{count} protokollsutdrag"
-        return f"Kvitto: du har signerat {noun}, {self.body_name} {self.meeting_date.isoformat()}"
+        return f"Kvitto: du har signerat {noun}, {self.meeting.short()}"
 
     def _blocks(self) -> list[_Block]:
         return [
-            _Text(f"Hej {self.to_name},"),
+            _Text(f"Hej {self.to.name},"),
             _Text(
-                f"Du signerade {_utc(self.signed_at)} som {self.role.swedish.lower()} "
-                "följande protokollsutdrag från "
-                + _meeting_line(self.body_name, self.municipality, self.meeting_date)
+                f"Du signerade {local_minute(self.signed_at)} som {self.role.swedish.lower()} "
+                "följande protokollsutdrag från " + self.meeting.sentence()
             ),
             _Extracts(tuple(item.extract for item in self.items)),
             _Text(
@@ -308,14 +332,10 @@ class SigningReceiptMail(_Composed):
 class DeclineNotice(_Composed):
     """Tells the secretary that a signer declined an extract, why, and where to redraft it."""
 
-    to_name: str
-    to_email: str
+    to: Person
+    meeting: MeetingHeader
     declined_by: str
     declined_role: Role
-    municipality: str
-    body_name: str
-    meeting_date: dt.date
-    meeting_id: str
     extract: ExtractLine
     version: int
     comment: str
@@ -325,18 +345,14 @@ class DeclineNotice(_Composed):
     kind = "declined"
 
     def subject(self) -> str:
-        return (
-            f"Avböjt: § {self.extract.paragraph} behöver ändras, "
-            f"{self.body_name} {self.meeting_date.isoformat()}"
-        )
+        return f"Avböjt: § {self.extract.paragraph} behöver ändras, {self.meeting.short()}"
 
     def _blocks(self) -> list[_Block]:
         return [
-            _Text(f"Hej {self.to_name},"),
+            _Text(f"Hej {self.to.name},"),
             _Text(
                 f"{self.declined_by} ({self.declined_role.swedish.lower()}) har avböjt att "
-                f"signera version {self.version} av detta utdrag från "
-                + _meeting_line(self.body_name, self.municipality, self.meeting_date)
+                f"signera version {self.version} av detta utdrag från " + self.meeting.sentence()
             ),
             _Extracts((self.extract,)),
             _Text("Kommentar:"),
@@ -354,9 +370,9 @@ class DeclineNotice(_Composed):
             ),
             _Text(
                 "Eller från kommandoraden: justering redraft "
-                f"{self.meeting_id} {self.extract.paragraph} --text RÄTTAD.txt"
+                f"{self.meeting.meeting_id} {self.extract.paragraph} --text RÄTTAD.txt"
             ),
-            _Text(f"Länken är personlig och gäller till {_utc(self.expires_at)}."),
+            _Text(f"Länken är personlig och gäller till {local_minute(self.expires_at)}."),
         ]
 
     def _english(self) -> str:
@@ -378,33 +394,25 @@ class Overdue:
 class OverdueNotice(_Composed):
     """Tells the secretary that the justering deadline has passed for some extracts."""
 
-    to_name: str
-    to_email: str
-    municipality: str
-    body_name: str
-    meeting_date: dt.date
+    to: Person
+    meeting: MeetingHeader
     deadline: dt.date
     overdue: tuple[Overdue, ...]
 
     kind = "overdue"
 
     def subject(self) -> str:
-        return (
-            f"Justeringen är försenad: {len(self.overdue)} utdrag, "
-            f"{self.body_name} {self.meeting_date.isoformat()}"
-        )
+        return f"Justeringen är försenad: {len(self.overdue)} utdrag, {self.meeting.short()}"
 
     def _blocks(self) -> list[_Block]:
         waiting = "\n".join(
             f"§ {o.extract.paragraph}: väntar på {o.waiting_for}" for o in self.overdue
         )
         return [
-            _Text(f"Hej {self.to_name},"),
+            _Text(f"Hej {self.to.name},"),
             _Text(
                 f"Sista dag för justering var {self.deadline.isoformat()}, men dessa utdrag "
-                "från "
-                + _meeting_line(self.body_name, self.municipality, self.meeting_date)
-                + " är inte justerade:",
+                "från " + self.meeting.sentence() + " är inte justerade:",
                 strong=True,
             ),
             _Extracts(tuple(o.extract for o in self.overdue)),

@@ -12,13 +12,12 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from justering.documents.rendering import unrenderable_characters
 from justering.errors import ManifestError, ProtocolTextError
+from justering.model.meeting import Body, Meeting
 from justering.model.minutes import (
     MAX_PROTOCOL_TEXT_BYTES,
     MAX_TITLE_LENGTH,
@@ -27,7 +26,16 @@ from justering.model.minutes import (
     parse_protocol_text,
     parse_sections,
 )
-from justering.model.roles import Person, Role, Signer
+from justering.model.roles import Person
+
+__all__ = [
+    "DOCUMENT",
+    "MAX_MANIFEST_BYTES",
+    "load_manifest",
+    "load_sample_meeting",
+    "parse_manifest",
+    "parse_manifest_json",
+]
 
 MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 """Largest manifest document accepted (UTF-8 bytes)."""
@@ -48,37 +56,6 @@ _PARAGRAPH_FIELDS = frozenset({"number", "dnr", "title", "text", "immediate"})
 _MAX_LINE = MAX_TITLE_LENGTH
 _NOT_IN_A_LINE = frozenset({"Cc", "Cs", "Zl", "Zp"})
 """Unicode categories refused in one-line fields: controls (tab too), line separators."""
-
-
-@dataclass(frozen=True)
-class Body:
-    """The municipal body that met (nämnd, kommunstyrelse, arbetsutskott)."""
-
-    code: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Meeting:
-    """A validated meeting manifest with its paragraphs parsed."""
-
-    meeting_id: str
-    municipality: str
-    body: Body
-    date: dt.date
-    place: str
-    chair: Person
-    adjusters: tuple[Person, ...]
-    certifier: Person
-    paragraphs: tuple[Paragraph, ...]
-
-    def signers(self, role: Role) -> tuple[Signer, ...]:
-        """The signers of ``role`` in a stable order (adjusters by manifest order)."""
-        if role is Role.CHAIR:
-            return (Signer(self.chair, Role.CHAIR),)
-        if role is Role.CERTIFIER:
-            return (Signer(self.certifier, Role.CERTIFIER),)
-        return tuple(Signer(p, Role.ADJUSTER, i) for i, p in enumerate(self.adjusters))
 
 
 def parse_manifest(data: Any, *, base_dir: Path | None = None) -> Meeting:
@@ -117,35 +94,6 @@ def load_sample_meeting() -> Meeting:
     return _parse(_decode(samples.joinpath("meeting.json").read_bytes()), load)
 
 
-def meeting_to_dict(meeting: Meeting) -> dict[str, Any]:
-    """The canonical JSON form, with ``paragraphs`` inline: ``parse_manifest`` of it
-    gives back an equal ``Meeting``. This is what the ledger stores."""
-    return {
-        "meeting_id": meeting.meeting_id,
-        "municipality": meeting.municipality,
-        "body": {"code": meeting.body.code, "name": meeting.body.name},
-        "date": meeting.date.isoformat(),
-        "place": meeting.place,
-        "chair": _person_to_dict(meeting.chair),
-        "adjusters": [_person_to_dict(p) for p in meeting.adjusters],
-        "certifier": _person_to_dict(meeting.certifier),
-        "paragraphs": [
-            {
-                "number": p.number,
-                "dnr": p.dnr,
-                "title": p.title,
-                "text": p.text,
-                "immediate": p.immediate,
-            }
-            for p in meeting.paragraphs
-        ],
-    }
-
-
-def _person_to_dict(person: Person) -> dict[str, str]:
-    return {"name": person.name, "email": person.email}
-
-
 # --- validation ------------------------------------------------------------------------------
 
 _Loader = Callable[[str], str]
@@ -179,35 +127,7 @@ def _parse(data: Any, load_text: _Loader | None) -> Meeting:
         certifier=_person(obj["certifier"], "certifier"),
         paragraphs=_paragraphs(obj, load_text),
     )
-    _check_printable(meeting, next(key for key in _TEXT_SOURCES if key in obj))
     return meeting
-
-
-def _check_printable(meeting: Meeting, text_source: str) -> None:
-    """Refuse text the extract's fonts cannot show: it would print as "�" in a
-    legal document. Names the field (and the §) and the characters."""
-    fields = [
-        ("municipality", meeting.municipality),
-        ("body.name", meeting.body.name),
-        ("place", meeting.place),
-        ("chair.name", meeting.chair.name),
-        *((f"adjusters[{i}].name", p.name) for i, p in enumerate(meeting.adjusters)),
-        ("certifier.name", meeting.certifier.name),
-    ]
-    for field, text in fields:
-        refuse_unprintable(field, text, "")
-    for index, paragraph in enumerate(meeting.paragraphs):
-        field = f"paragraphs[{index}]" if text_source == "paragraphs" else text_source
-        text = f"{paragraph.dnr or ''}\n{paragraph.title}\n{paragraph.text}"
-        refuse_unprintable(field, text, f"§ {paragraph.number}: ")
-
-
-def refuse_unprintable(field: str, text: str, where: str = "") -> None:
-    """Refuse text the extract's fonts cannot show, naming the field and characters."""
-    missing = unrenderable_characters(text)
-    if missing:
-        shown = ", ".join(f"'{c}' (U+{ord(c):04X})" for c in missing[:5])
-        raise ManifestError(field, f"{where}characters the extract's fonts cannot show: {shown}")
 
 
 def _object(

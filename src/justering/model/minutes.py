@@ -19,6 +19,18 @@ from dataclasses import dataclass
 from justering.errors import ProtocolTextError
 from justering.model.roles import Role
 
+__all__ = [
+    "MAX_PROTOCOL_TEXT_BYTES",
+    "MAX_TITLE_LENGTH",
+    "SECTION_HEADINGS",
+    "Paragraph",
+    "Section",
+    "declares_immediate",
+    "parse_protocol_text",
+    "parse_sections",
+    "sections_to_text",
+]
+
 MAX_PROTOCOL_TEXT_BYTES = 5 * 1024 * 1024
 """Largest text export accepted (UTF-8 bytes); a whole protocol is far smaller."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+__all__ = ["SIGNING_ORDER", "Person", "Role", "Signer", "role_name"]
+
 
 class Role(StrEnum):
     """A signer's role; the value is stable (stored in the trail and in certificates)."""
@@ -38,6 +40,17 @@ _FOOTER_LABEL = {
 
 #: The stages in signing order. Adjusters sign in parallel with each other.
 SIGNING_ORDER: tuple[Role, ...] = (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER)
+
+
+def role_name(value: str | None) -> str:
+    """The Swedish name (lower case) of a stored role value, or the value itself if
+    it is no role (a secretary's link, say)."""
+    if value is None:
+        return ""
+    try:
+        return Role(value).swedish.lower()
+    except ValueError:
+        return value
 
 
 @dataclass(frozen=True)

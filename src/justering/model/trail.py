@@ -19,6 +19,17 @@ from typing import Any
 
 from justering.errors import TrailError
 
+__all__ = [
+    "GENESIS_HASH",
+    "TRAIL_FORMAT",
+    "EventKind",
+    "TrailEvent",
+    "chain_problems",
+    "trail_from_json",
+    "trail_to_json",
+    "with_hash",
+]
+
 GENESIS_HASH = "0" * 64
 TRAIL_FORMAT = "justering-trail/1"
 
@@ -103,7 +114,7 @@ def _format_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def seal(event: TrailEvent) -> TrailEvent:
+def with_hash(event: TrailEvent) -> TrailEvent:
     """The event with its ``hash`` filled in."""
 
     return replace(event, hash=event.computed_hash())

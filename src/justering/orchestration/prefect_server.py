@@ -19,6 +19,15 @@ from pathlib import Path
 
 from justering.errors import ConfigError
 
+__all__ = [
+    "STARTUP_SECONDS",
+    "free_port",
+    "local_prefect_server",
+    "prefect_environment",
+    "stop_process",
+    "wait_until_healthy",
+]
+
 STARTUP_SECONDS = 90.0
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
@@ -24,8 +25,23 @@ from justering.model.roles import Role
 from justering.pades.ca import SigningCA
 from justering.pades.sign import sign_extract
 from justering.web.app import Hooks, create_app
-from justering.workflow import core as workflow
 from justering.workflow import deadlines
+from justering.workflow.archiving import start_archive_workers
+from justering.workflow.services import Services, open_services
+from justering.workflow.status import meetings_needing_work
+
+__all__ = [
+    "DEPLOYMENT",
+    "RECONCILE_SECONDS",
+    "REMINDER_SECONDS",
+    "archive_workers",
+    "reconcile_seconds",
+    "run_service",
+    "schedule_advance",
+    "trigger_meeting",
+    "warm_up",
+    "warn_unless_parameters_are_shared",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +80,13 @@ def reconcile_seconds(environ: Mapping[str, str] | None = None) -> float:
     return seconds
 
 
-async def _reconcile(services: workflow.Services, period: float) -> None:
+async def _reconcile(services: Services, period: float) -> None:
     """At start and then every ``period`` seconds, nudge every meeting with work
     recorded since its last complete advance: after a restart or a failed hand-over
     to Prefect this resumes whatever was in flight (the ledger knows)."""
     while True:
         try:
-            meetings = await asyncio.to_thread(workflow.meetings_needing_work, services)
+            meetings = await asyncio.to_thread(meetings_needing_work, services)
             for meeting_id in meetings:
                 await asyncio.to_thread(schedule_advance, meeting_id)
         except Exception:  # a reconcile pass must never stop the service
@@ -78,7 +94,7 @@ async def _reconcile(services: workflow.Services, period: float) -> None:
         await asyncio.sleep(period)
 
 
-async def _remind(services: workflow.Services) -> None:
+async def _remind(services: Services) -> None:
     """At start and then periodically, remind signers as the justering deadline
     nears and tell the secretary once it has passed (``justering.workflow.deadlines``)."""
     while True:
@@ -141,12 +157,13 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from prefect.task_worker import aserve
     from prefect.types.entrypoint import EntrypointType
 
-    from justering.orchestration.flows import advance_meeting, meeting_ended, services
+    from justering.orchestration.flows import advance_meeting, install_services, meeting_ended
 
     period = reconcile_seconds()
     warn_unless_parameters_are_shared(settings)
-    svc = services()
-    workflow.start_archive_workers(settings, archive_workers())
+    pool = start_archive_workers(settings, archive_workers())
+    svc = replace(open_services(settings), archive_pool=pool)
+    install_services(svc)
     await asyncio.to_thread(warm_up)
     app = create_app(
         svc, Hooks(meeting_recorded=trigger_meeting, schedule_advance=schedule_advance)
@@ -177,7 +194,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         for job in background:
             job.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        workflow.stop_archive_workers()
+        install_services(None)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run_service(settings: Settings, *, host: str, port: int) -> None:

@@ -47,6 +47,17 @@ from justering.pades.timestamps import (
     timestamp_time,
 )
 
+__all__ = [
+    "SHARED_STAMP_FONT_SIZE",
+    "SIGNATURE_BYTES_RESERVED",
+    "STAMP_FONT_SIZE",
+    "STAMP_TEXT",
+    "STAMP_TIMEZONE",
+    "SignedExtract",
+    "field_name",
+    "sign_extract",
+]
+
 STAMP_TIMEZONE = ZoneInfo("Europe/Stockholm")
 """The stamp shows the signing time as signers read clocks: Swedish local time."""
 STAMP_TEXT = "Digitalt signerad av\n%(signer)s\n%(role)s\n%(local_time)s"

@@ -2,7 +2,7 @@
 
 With a time-stamping authority (TSA) configured (``JUSTERING_TSA_URL``), every
 signature carries a signature timestamp (``signing.sign_extract``), and at
-certification :func:`seal_long_term` adds, as incremental updates,
+certification :func:`add_long_term_validation` adds, as incremental updates,
 
 1. a Document Security Store (DSS) with everything a validator needs offline:
    each signer's certificate and our CA certificate, a CRL of our CA issued at
@@ -22,7 +22,7 @@ validator is given it next to our CA (``tsa-ca.pem`` in the archive bundle,
 ``justering verify --trust``). The document timestamp stays verifiable while
 the TSA's certificate is valid (typically ten years or more); an archive that
 must outlive it gets a new document timestamp before then (another call of
-:func:`seal_long_term`, which adds to the DSS and timestamps again).
+:func:`add_long_term_validation`, which adds to the DSS and timestamps again).
 
 A TSA or revocation source that fails raises :class:`TimestampError`: there is
 no fallback to the local clock.
@@ -100,7 +100,7 @@ class _ValidationData:
     ocsps: tuple[ocsp.OCSPResponse, ...]
 
 
-def seal_long_term(
+def add_long_term_validation(
     pdf: bytes, ca: SigningCA, timestamper: Timestamper, *, now: datetime | None = None
 ) -> bytes:
     """Add the DSS and a document timestamp to the signed ``pdf`` (PAdES B-LTA).
@@ -116,13 +116,13 @@ def seal_long_term(
         signatures = list(reader.embedded_regular_signatures)
         stamps = list(reader.embedded_timestamp_signatures)
     except (PdfError, ValueError, KeyError, TypeError) as error:
-        raise SigningError(f"the document to seal is not a readable PDF: {error}") from error
+        raise SigningError(f"the document is not a readable PDF: {error}") from error
     if not signatures:
-        raise SigningError("the document to seal has no signatures")
-    return asyncio.run(_seal(pdf, signatures, stamps, ca, timestamper, now))
+        raise SigningError("the document has no signatures")
+    return asyncio.run(_add_validation_and_timestamp(pdf, signatures, stamps, ca, timestamper, now))
 
 
-async def _seal(
+async def _add_validation_and_timestamp(
     pdf: bytes,
     signatures: Sequence[EmbeddedPdfSignature],
     stamps: Sequence[EmbeddedPdfSignature],
@@ -250,7 +250,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "TimestampError",
     "Timestamper",
-    "seal_long_term",
+    "add_long_term_validation",
     "signature_timestamp_tokens",
     "timestamp_time",
     "timestamper_for",

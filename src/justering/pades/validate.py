@@ -68,6 +68,16 @@ from justering.model.roles import SIGNING_ORDER, Role
 from justering.pades.ca import asn1_certificate, common_name, fingerprint, role_from_certificate
 from justering.pades.timestamps import signature_timestamp_tokens, timestamp_time
 
+__all__ = [
+    "ACCEPTED_AFTER_LAST_SIGNATURE",
+    "ACCEPTED_LATER_CHANGES",
+    "MAX_ADJUSTERS",
+    "DocumentTimestampReport",
+    "ExtractValidation",
+    "SignatureReport",
+    "validate_extract",
+]
+
 ACCEPTED_LATER_CHANGES = frozenset({"none", "lta_updates", "form_filling"})
 """Modification levels (pyHanko's, lowercased) allowed after a signature:
 further signatures in new fields, and validation data (DSS, archive timestamps)."""

@@ -18,17 +18,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from justering import workflow
 from justering.errors import (
     JusteringError,
     ManifestError,
-    WorkflowError,
+    NotFoundError,
 )
 from justering.model.manifest import MAX_MANIFEST_BYTES, parse_manifest_json
 from justering.web.archivist import archivist_router
 from justering.web.noticeboard import noticeboard_router
 from justering.web.signer import signer_router
-from justering.workflow import core as workflow
-from justering.workflow.core import Services
+from justering.workflow.services import Services
+
+__all__ = [
+    "Hooks",
+    "create_app",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,26 +93,10 @@ def create_app(
     @app.get("/api/meetings/{meeting_id}")
     def get_meeting(meeting_id: str) -> JSONResponse:
         try:
-            states = workflow.meeting_states(services, meeting_id)
-        except WorkflowError as error:
-            return _api_error(error, error.status_code)
-        return JSONResponse(
-            {
-                "meeting_id": meeting_id,
-                "extracts": [
-                    {
-                        "paragraph": s.paragraph,
-                        "dnr": s.dnr,
-                        "title": s.title,
-                        "version": s.version,
-                        "status": s.status.value,
-                        "sha256": s.document_sha256,
-                        "archive_uri": s.archive_uri,
-                    }
-                    for s in states
-                ],
-            }
-        )
+            extracts = workflow.meeting_summaries(services, meeting_id)
+        except NotFoundError as error:
+            return _api_error(error, 404)
+        return JSONResponse({"meeting_id": meeting_id, "extracts": [e.to_json() for e in extracts]})
 
     return app
 

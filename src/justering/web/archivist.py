@@ -16,20 +16,25 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from justering.archive.verify import Verification, verify_targets
-from justering.errors import JusteringError, WorkflowError
+from justering.errors import JusteringError, NotFoundError
+from justering.model.process import ExtractStatus
+from justering.model.roles import role_name
 from justering.web.auth import SESSION_COOKIE, Sessions, open_sessions
 from justering.web.pages import page, same_origin
 from justering.workflow.audit import (
-    STATUS_SWEDISH,
     AuditRow,
     FilterError,
     Timeline,
     extract_timeline,
     find_extracts,
     parse_date,
-    role_swedish,
 )
-from justering.workflow.core import Services
+from justering.workflow.services import Services
+
+__all__ = [
+    "CHECK_SWEDISH",
+    "archivist_router",
+]
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +188,7 @@ def archivist_router(services: Services, *, environ: Mapping[str, str] | None = 
             return to_login(request)
         try:
             found = extract_timeline(services, meeting_id, paragraph)
-        except WorkflowError as error:
+        except NotFoundError as error:
             return page(request, user, "Utdraget finns inte", _error_card(error), 404)
         body = _timeline(request, found, sessions.csrf_token(user))
         return page(request, user, f"§ {paragraph} – händelser", body)
@@ -202,7 +207,7 @@ def archivist_router(services: Services, *, environ: Mapping[str, str] | None = 
             return page(request, user, "Förbjudet", _card("Formuläret har gått ut.", False), 403)
         try:
             found = await run_in_threadpool(extract_timeline, services, meeting_id, paragraph)
-        except WorkflowError as error:
+        except NotFoundError as error:
             return page(request, user, "Utdraget finns inte", _error_card(error), 404)
         uri = found.archive_uri
         if uri is None:
@@ -318,8 +323,8 @@ def _search_form(values: Mapping[str, str]) -> str:
 
     options = "".join(
         f'<option value="{value}"{" selected" if values.get("status") == value else ""}>'
-        f"{_e(swedish.capitalize())}</option>"
-        for value, swedish in STATUS_SWEDISH.items()
+        f"{_e(status.swedish.capitalize())}</option>"
+        for value, status in ((status.value, status) for status in ExtractStatus)
     )
     return f"""<h1>Sök protokollsutdrag</h1>
 <form class="search card" method="get" role="search" aria-label="Sök utdrag">
@@ -335,8 +340,7 @@ def _search_form(values: Mapping[str, str]) -> str:
 
 def _signers(row: AuditRow) -> str:
     return "<br>".join(
-        f"{_e(s.name)} <span class='muted'>({_e(role_swedish(s.role))})</span>"
-        for s in row.signatures
+        f"{_e(s.name)} <span class='muted'>({_e(role_name(s.role))})</span>" for s in row.signatures
     )
 
 
@@ -348,10 +352,11 @@ def _results(request: Request, rows: Iterable[AuditRow]) -> str:
         "<tr>"
         f'<td data-label="Organ">{_e(r.body_code)}</td>'
         f'<td data-label="Sammanträde">{r.meeting_date.isoformat()}</td>'
-        f'<td data-label="Paragraf">§ {r.paragraph}</td>'
-        f'<td data-label="Diarienummer">{_e(r.dnr or "–")}</td>'
-        f'<td data-label="Rubrik"><a href="{_e(_timeline_path(request, r))}">{_e(r.title)}</a></td>'
-        f'<td data-label="Status">{_e(STATUS_SWEDISH[r.status])}</td>'
+        f'<td data-label="Paragraf">§ {r.extract.paragraph}</td>'
+        f'<td data-label="Diarienummer">{_e(r.extract.dnr or "–")}</td>'
+        f'<td data-label="Rubrik"><a href="{_e(_timeline_path(request, r))}">'
+        f"{_e(r.extract.title)}</a></td>"
+        f'<td data-label="Status">{_e(r.extract.status.swedish)}</td>'
         f'<td data-label="Undertecknare">{_signers(r) or "–"}</td>'
         "</tr>"
         for r in rows
@@ -364,17 +369,22 @@ def _results(request: Request, rows: Iterable[AuditRow]) -> str:
 
 
 def _timeline_path(request: Request, row: AuditRow) -> str:
-    return _path(request, "archivist_timeline", meeting_id=row.meeting_id, paragraph=row.paragraph)
+    return _path(
+        request,
+        "archivist_timeline",
+        meeting_id=row.extract.meeting_id,
+        paragraph=row.extract.paragraph,
+    )
 
 
 def _heading(timeline: Timeline) -> str:
-    e = timeline.extract
+    row, e = timeline.row, timeline.row.extract
     dnr = f" · {_e(e.dnr)}" if e.dnr else ""
     return f"""<h1>§ {e.paragraph}{dnr}</h1><p>{_e(e.title)}</p>
-<dl class="facts card"><dt>Organ</dt><dd>{_e(e.body_name)} ({_e(e.body_code)})</dd>
-<dt>Sammanträde</dt><dd>{e.meeting_date.isoformat()}
+<dl class="facts card"><dt>Organ</dt><dd>{_e(row.body_name)} ({_e(row.body_code)})</dd>
+<dt>Sammanträde</dt><dd>{row.meeting_date.isoformat()}
 <span class="muted">({_e(e.meeting_id)})</span></dd>
-<dt>Status</dt><dd>{_e(STATUS_SWEDISH[e.status])}, version {e.version}</dd>
+<dt>Status</dt><dd>{_e(e.status.swedish)}, version {e.version}</dd>
 <dt>Arkivexemplar</dt><dd><code>{_e(e.archive_uri or "–")}</code></dd></dl>"""
 
 
@@ -387,7 +397,7 @@ def _timeline(request: Request, timeline: Timeline, csrf: str) -> str:
         f'<td data-label="Vem">{_e(event.actor)}'
         + (f"<br><span class='muted'>{_e(event.actor_email)}</span>" if event.actor_email else "")
         + "</td>"
-        f'<td data-label="Roll">{_e(role_swedish(event.role) or "–")}</td>'
+        f'<td data-label="Roll">{_e(role_name(event.role) or "–")}</td>'
         f'<td data-label="Version">{event.version}</td>'
         f'<td data-label="Dokument"><code>{_e((event.document_sha256 or "–")[:16])}</code></td>'
         "</tr>"
@@ -401,7 +411,7 @@ def _timeline(request: Request, timeline: Timeline, csrf: str) -> str:
             '<div class="card error" role="alert"><p><strong>Händelsekedjan är bruten.</strong>'
             f"</p><ul>{problems}</ul></div>"
         )
-    e = timeline.extract
+    e = timeline.row.extract
     if e.archive_uri:
         action = _path(request, "archivist_verify", meeting_id=e.meeting_id, paragraph=e.paragraph)
         verify = f"""<form method="post" action="{_e(action)}">
@@ -440,7 +450,7 @@ def _verification(results: list[Verification]) -> str:
             + f'</td><td data-label="Detaljer">{_e(c.detail)}</td></tr>'
             for c in result.checks
         )
-        signers = ", ".join(f"{_e(n)} ({_e(role_swedish(r))})" for n, r in result.signers)
+        signers = ", ".join(f"{_e(n)} ({_e(role_name(r))})" for n, r in result.signers)
         parts.append(
             f"""<h2>Verifiering</h2>{verdict}
 <table class="stack"><caption>Kontroller av <code>{_e(result.target)}</code></caption>
@@ -453,6 +463,6 @@ def _verification(results: list[Verification]) -> str:
 
 
 def _back(request: Request, timeline: Timeline) -> str:
-    e = timeline.extract
+    e = timeline.row.extract
     path = _path(request, "archivist_timeline", meeting_id=e.meeting_id, paragraph=e.paragraph)
     return f'<p><a href="{_e(path)}">Tillbaka till händelserna</a></p>'

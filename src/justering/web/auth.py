@@ -33,6 +33,20 @@ from pathlib import Path
 from justering.config import Settings
 from justering.errors import ConfigError
 
+__all__ = [
+    "KEY_FILE",
+    "SESSION_COOKIE",
+    "SESSION_SECONDS",
+    "Accounts",
+    "Sessions",
+    "hash_password",
+    "load_accounts",
+    "main",
+    "open_sessions",
+    "password_matches",
+    "session_key",
+]
+
 SESSION_COOKIE = "justering_arkiv"
 SESSION_SECONDS = 8 * 3600
 """A session (and a CSRF token) lasts a working day."""

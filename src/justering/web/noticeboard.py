@@ -44,9 +44,15 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from justering.model.calendar import SWEDISH_TIME
 from justering.web.pages import document
-from justering.workflow.core import Services
-from justering.workflow.noticeboard import SWEDISH_TIME, Notice, current_notices
+from justering.workflow.noticeboard import Notice, current_notices
+from justering.workflow.services import Services
+
+__all__ = [
+    "FEED_FORMAT",
+    "noticeboard_router",
+]
 
 FEED_FORMAT = "justering-anslagstavla/1"
 

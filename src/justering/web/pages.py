@@ -9,6 +9,14 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+__all__ = [
+    "PRIVATE_HEADERS",
+    "STYLE",
+    "document",
+    "page",
+    "same_origin",
+]
+
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
 background:#f6f6f4;color:#1b1b1b;line-height:1.5}

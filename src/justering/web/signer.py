@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import html
 import logging
-import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,22 +25,35 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from justering import workflow
 from justering.documents.page_images import DEFAULT_WIDTH_PX, PageImageCache, PageImageError
 from justering.errors import (
     JusteringError,
     LinkError,
     ManifestError,
+    NotFoundError,
     ProtocolTextError,
+    Refusal,
     SigningError,
     WorkflowError,
 )
+from justering.model.calendar import SWEDISH_TIME, local_minute
+from justering.model.extract import ExtractSummary
 from justering.model.roles import Person, Role
 from justering.web.auth import session_key
 from justering.web.pages import PRIVATE_HEADERS, page, same_origin
-from justering.workflow import core as workflow
+from justering.web.refusals import Answer, answer_for
 from justering.workflow import redraft
-from justering.workflow.audit import STATUS_SWEDISH
-from justering.workflow.core import GrantState, LinkView, PendingExtract, Services
+from justering.workflow.services import Services
+from justering.workflow.signer_links import GrantedExtract, GrantState, LinkView
+
+__all__ = [
+    "EXTRA_STYLE",
+    "IMAGE_WIDTHS",
+    "MEANING",
+    "form_token",
+    "signer_router",
+]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -111,30 +123,24 @@ def signer_router(
 
     def refused(error: JusteringError, token: str) -> HTMLResponse:
         """The error page, naming whom to contact when the token is a link at all."""
-        return _error_page(error, contact=workflow.link_contact(services, token))
+        return _error_page(answer_for(error), contact=workflow.link_contact(services, token))
 
     async def run(token: str, call: Callable[[], _T]) -> _T | HTMLResponse:
         """Run a workflow step in the thread pool; its refusals become error pages."""
         try:
             return await run_in_threadpool(call)
-        except (LinkError, WorkflowError) as error:
+        except (LinkError, WorkflowError, NotFoundError) as error:
             return await run_in_threadpool(refused, error, token)
         except SigningError as error:  # e.g. the TSA did not answer: nothing was recorded
             log.warning("signing failed: %s", error.diagnostics())
-            return _error_page(_SIGNING_FAILED, status_code=503)
+            return _error_page(answer_for(error))
 
     async def checked_form(request: Request, token: str) -> FormData | HTMLResponse:
         """The POSTed form if it comes from this site with this link's CSRF token."""
         form = await request.form()
         sent = str(form.get("csrf", ""))
         if not same_origin(request) or not hmac.compare_digest(sent, csrf(token)):
-            return _error_page(
-                LinkError(
-                    "Formuläret kom inte från den här sidan. Öppna länken i e-postmeddelandet "
-                    "igen. (The form did not come from this page.)",
-                    status_code=403,
-                )
-            )
+            return _error_page(Answer(403, _FOREIGN_FORM))
         return form
 
     @router.get("/s/{token}", response_class=HTMLResponse)
@@ -142,11 +148,11 @@ def signer_router(
         try:
             view = workflow.view_link(services, token)
             counts = {
-                e.extract_id: _page_count(services, cache, token, e)
+                e.extract.extract_id: _page_count(services, cache, token, e.extract)
                 for e in view.extracts
-                if e.state is not GrantState.REPLACED
+                if e.state.readable
             }
-        except (LinkError, WorkflowError) as error:
+        except (LinkError, WorkflowError, NotFoundError) as error:
             return refused(error, token)
         return page(
             f"Signera som {view.signer.role.swedish.lower()}",
@@ -158,7 +164,7 @@ def signer_router(
     def signer_document(token: str, extract_id: int) -> Response:
         try:
             pdf = workflow.link_document(services, token, extract_id)
-        except LinkError as error:
+        except (LinkError, WorkflowError, NotFoundError) as error:
             return refused(error, token)
         return Response(
             pdf,
@@ -176,8 +182,10 @@ def signer_router(
         try:
             pdf = workflow.link_document(services, token, extract_id)
             png = cache.get(hashlib.sha256(pdf).hexdigest(), lambda: pdf, number, w)
-        except (LinkError, PageImageError) as error:
+        except PageImageError as error:
             return Response(error.diagnostics(), status_code=error.status_code)
+        except (LinkError, WorkflowError, NotFoundError) as error:
+            return Response(error.diagnostics(), status_code=answer_for(error).status)
         return Response(
             png,
             media_type="image/png",
@@ -195,11 +203,7 @@ def signer_router(
             chosen = []
         if not chosen:
             return _error_page(
-                WorkflowError(
-                    "Markera minst ett utdrag att signera. (Choose at least one extract.)",
-                    status_code=400,
-                ),
-                back=f"/s/{token}",
+                answer_for(WorkflowError(Refusal.NOTHING_CHOSEN)), back=f"/s/{token}"
             )
         receipt = await run(token, lambda: workflow.sign_with_link(services, token, chosen))
         if isinstance(receipt, HTMLResponse):
@@ -214,10 +218,10 @@ def signer_router(
             return form
         extract_text = str(form.get("extract", ""))
         if not extract_text.isdigit():
-            return _error_page(WorkflowError("Utdraget saknas. (No extract.)", 400))
+            return _error_page(Answer(400, "Utdraget saknas."))
         comment = str(form.get("comment", ""))
         receipt = await run(
-            token, lambda: redraft.decline_with_link(services, token, int(extract_text), comment)
+            token, lambda: workflow.decline_with_link(services, token, int(extract_text), comment)
         )
         if isinstance(receipt, HTMLResponse):
             return receipt
@@ -227,7 +231,7 @@ def signer_router(
     def redraft_page(token: str) -> HTMLResponse:
         try:
             view = redraft.view_redraft(services, token)
-        except (LinkError, WorkflowError) as error:
+        except (LinkError, WorkflowError, NotFoundError) as error:
             return refused(error, token)
         return page(
             f"Rätta § {view.paragraph}",
@@ -249,7 +253,7 @@ def signer_router(
             view = await run_in_threadpool(redraft.view_redraft, services, token)
             body = _redraft_body(view, token, csrf(token), error=error, text=text, title=title)
             return page(f"Rätta § {view.paragraph}", body, 422, extra_style=EXTRA_STYLE)
-        except (LinkError, WorkflowError) as error:
+        except (LinkError, WorkflowError, NotFoundError) as error:
             return refused(error, token)
         await run_in_threadpool(schedule_advance, result.meeting_id)
         body = (
@@ -264,14 +268,10 @@ def signer_router(
     return router
 
 
-_SIGNING_FAILED = SigningError(
-    "Signeringen kunde inte göras just nu; inget har sparats och länken "
-    "gäller fortfarande. Försök igen om en stund. (Signing failed for now; "
-    "nothing was recorded and the link still works.)"
-)
+_FOREIGN_FORM = "Formuläret kom inte från den här sidan. Öppna länken i e-postmeddelandet igen."
 
 
-def _page_count(services: Services, cache: PageImageCache, token: str, e: PendingExtract) -> int:
+def _page_count(services: Services, cache: PageImageCache, token: str, e: ExtractSummary) -> int:
     return cache.page_count(
         e.document_sha256, lambda: workflow.link_document(services, token, e.extract_id)
     )
@@ -281,34 +281,22 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-_ENGLISH_AFTER = re.compile(r"^(?P<swedish>.*?)\s*(?P<english>\([ -~]*\))\s*$", re.DOTALL)
-
-
-def _bilingual(message: str) -> str:
-    """A message "Svenska. (English.)" as HTML, its English marked as English
-    (``lang="en"``) so that a screen reader switches voice (WCAG 3.1.2)."""
-    found = _ENGLISH_AFTER.match(message)
-    if found is None or not found["swedish"]:
-        return _e(message)
-    return f'{_e(found["swedish"])} <span lang="en">{_e(found["english"])}</span>'
-
-
 def _time(moment: dt.date | dt.datetime) -> str:
-    """A date, or a UTC time to the minute, that never wraps inside."""
+    """A date, or a Swedish local time to the minute, that never wraps inside."""
     if isinstance(moment, dt.datetime):
-        utc = moment.astimezone(dt.UTC)
-        return f'<time datetime="{utc:%Y-%m-%dT%H:%MZ}">{utc:%Y-%m-%d %H:%M} UTC</time>'
+        local = moment.astimezone(SWEDISH_TIME)
+        return (
+            f'<time datetime="{local.isoformat(timespec="minutes")}">{local_minute(local)}</time>'
+        )
     return f'<time datetime="{moment.isoformat()}">{moment.isoformat()}</time>'
 
 
 def _error_page(
-    error: JusteringError,
-    status_code: int | None = None,
+    answer: Answer,
     *,
     back: str | None = None,
     contact: Person | None = None,
 ) -> HTMLResponse:
-    code = status_code or int(getattr(error, "status_code", 400))
     again = f'<p><a href="{_e(back)}">Tillbaka till utdragen</a></p>' if back else ""
     who = "nämndens sekreterare"
     if contact is not None:
@@ -318,20 +306,18 @@ def _error_page(
         )
     body = (
         '<div class="card error" role="alert"><h1>Det gick inte</h1>'
-        f"<p>{_bilingual(error.diagnostics())}</p>{again}"
-        f"<p>Frågor? Kontakta {who} som kan skicka en ny länk. "
-        '<span lang="en">(Questions? Contact the secretary of the body, who can send a new '
-        "link.)</span></p></div>"
+        f"<p>{_e(answer.swedish)}</p>{again}"
+        f"<p>Frågor? Kontakta {who} som kan skicka en ny länk.</p></div>"
     )
-    return page("Det gick inte", body, code, extra_style=EXTRA_STYLE)
+    return page("Det gick inte", body, answer.status, extra_style=EXTRA_STYLE)
 
 
-def _label(e: PendingExtract) -> str:
+def _label(e: ExtractSummary) -> str:
     dnr = f" · {_e(e.dnr)}" if e.dnr else ""
     return f"§ {e.paragraph}{dnr}"
 
 
-def _images(token: str, e: PendingExtract, pages: int) -> str:
+def _images(token: str, e: ExtractSummary, pages: int) -> str:
     base = f"/s/{_e(token)}/utdrag/{e.extract_id}/sida"
     figures = []
     for number in range(1, pages + 1):
@@ -345,8 +331,9 @@ def _images(token: str, e: PendingExtract, pages: int) -> str:
 
 
 def _extract_card(
-    token: str, csrf: str, e: PendingExtract, pages: int | None, *, open_pages: bool
+    token: str, csrf: str, granted: GrantedExtract, pages: int | None, *, open_pages: bool
 ) -> str:
+    e = granted.extract
     flag = '<p class="flag">Omedelbart justerad</p>' if e.immediate else ""
     heading = f'<h2 id="x{e.extract_id}">{_label(e)}</h2>{flag}<p>{_e(e.title)}</p>'
     pdf = f"/s/{_e(token)}/utdrag/{e.extract_id}.pdf"
@@ -359,10 +346,10 @@ def _extract_card(
             "</details>"
             f'<p><a href="{pdf}" download>Ladda ned PDF (§ {e.paragraph})</a></p>'
         )
-    if e.state is not GrantState.PENDING:
+    if granted.state is not GrantState.PENDING:
         return (
             f'<section class="card extract" aria-labelledby="x{e.extract_id}">{heading}'
-            f'<p class="state">{_STATE_TEXT[e.state]}</p>{reading}</section>'
+            f'<p class="state">{_STATE_TEXT[granted.state]}</p>{reading}</section>'
         )
     choose = (
         f'<div class="choose"><input type="checkbox" form="sign" name="extract" '
@@ -397,7 +384,9 @@ def _signer_body(
     deadline = workflow.deadline_of(meeting, services.settings)
     secretary = workflow.secretary_of(meeting, services.settings)
     cards = "".join(
-        _extract_card(token, csrf, e, counts.get(e.extract_id), open_pages=len(view.extracts) == 1)
+        _extract_card(
+            token, csrf, e, counts.get(e.extract.extract_id), open_pages=len(view.extracts) == 1
+        )
         for e in view.extracts
     )
     if pending:
@@ -427,7 +416,7 @@ sammanträde {_time(meeting.date)}, {_e(meeting.place)}</p>
 {cards}
 {action}
 <p class="muted">Länken är personlig och <span class="nowrap">gäller till
-{view.expires_at:%Y-%m-%d %H:%M} UTC</span>. Är du inte {_e(signer.name)}, eller har du
+{local_minute(view.expires_at)}</span>. Är du inte {_e(signer.name)}, eller har du
 frågor? Kontakta sekreteraren
 {_e(secretary.name)}, <a href="mailto:{_e(secretary.email)}">{_e(secretary.email)}</a>.</p>"""
 
@@ -437,7 +426,7 @@ def _receipt_body(receipt: workflow.SigningReceipt, token: str) -> str:
         f"<li><strong>§ {i.paragraph}</strong>{' · ' + _e(i.dnr) if i.dnr else ''}<br>"
         f"{_e(i.title)}<br>"
         f'<span class="muted">Dokumentets SHA-256: <code>{i.document_sha256}</code></span></li>'
-        for i in receipt.items
+        for i in (item.extract for item in receipt.items)
     )
     more = ""
     if receipt.remaining:
@@ -454,7 +443,7 @@ def _receipt_body(receipt: workflow.SigningReceipt, token: str) -> str:
 <p class="muted">Nästa undertecknare meddelas automatiskt. Du kan stänga sidan.</p>"""
 
 
-def _declined_body(receipt: redraft.DeclineReceipt, token: str) -> str:
+def _declined_body(receipt: workflow.DeclineReceipt, token: str) -> str:
     back = ""
     if receipt.remaining:
         back = (
@@ -483,7 +472,7 @@ def _redraft_body(
         for who, comment, when in view.declines
     )
     problem = (
-        f'<div class="card error" role="alert"><p>{_bilingual(error.diagnostics())}</p></div>'
+        f'<div class="card error" role="alert"><p>{_e(error.diagnostics())}</p></div>'
         if error
         else ""
     )
@@ -491,7 +480,7 @@ def _redraft_body(
     return f"""
 <h1>Rätta § {view.paragraph}{dnr}</h1>
 <p class="muted">{_e(view.meeting.body.name)}, sammanträde {_time(view.meeting.date)}.
-Version {view.version}, nu: {_e(STATUS_SWEDISH.get(view.status.value, view.status.value))}.</p>
+Version {view.version}, nu: {_e(view.status.swedish)}.</p>
 <div class="card"><h2>Kommentarer</h2>{declines or "<p>Inga.</p>"}</div>
 {problem}
 <form method="post" action="/r/{_e(token)}" class="card">
@@ -508,5 +497,5 @@ Version {view.version}, nu: {_e(STATUS_SWEDISH.get(view.status.value, view.statu
 <p>När du skickar skapas version {view.version + 1}. Alla underskrifter görs om, med
 början hos ordföranden.</p>
 <button type="submit">Skicka rättad version</button></form>
-<p class="muted">Länken <span class="nowrap">gäller till {view.expires_at:%Y-%m-%d %H:%M} UTC</span>
+<p class="muted">Länken <span class="nowrap">gäller till {local_minute(view.expires_at)}</span>
 och kan användas en gång.</p>"""

@@ -25,7 +25,6 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
@@ -33,43 +32,33 @@ from sqlalchemy.orm import Session
 
 from justering.config import BodyRules
 from justering.errors import JusteringError
-from justering.ledger.schema import (
-    ExtractRow,
-    MeetingRow,
-    TrailEventRow,
-    append_event,
-    aware,
-    event_rows,
+from justering.ledger.extracts import append_event, event_rows
+from justering.ledger.schema import ExtractRow, MeetingRow, TrailEventRow, aware_utc
+from justering.mail.messages import (
+    ExtractLine,
+    MeetingHeader,
+    Overdue,
+    OverdueNotice,
+    immediate_first,
 )
-from justering.mail.messages import ExtractLine, Overdue, OverdueNotice, immediate_first
-from justering.model.manifest import Meeting
+from justering.model.calendar import local_today
+from justering.model.meeting import Meeting
+from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
 from justering.model.roles import Signer
 from justering.model.trail import EventKind
-from justering.workflow.core import (
-    ROLE_OF_STAGE,
-    ExtractStatus,
-    Services,
-    deadline_of,
-    load_meeting,
-    request_signatures,
-    secretary_of,
-)
+from justering.workflow.advance import request_signatures
+from justering.workflow.meetings import deadline_of, load_meeting, secretary_of
+from justering.workflow.services import Services
+
+__all__ = ["DeadlineReport", "due_offset", "send_due_reminders"]
 
 log = logging.getLogger(__name__)
-
-LOCAL_TIME = ZoneInfo("Europe/Stockholm")
-"""Whose calendar the deadline days are counted in."""
-
-JUSTERING_STAGES = (ExtractStatus.AWAITING_CHAIR, ExtractStatus.AWAITING_ADJUSTERS)
-"""The statuses the justering deadline concerns (not the certifier's)."""
 
 OVERDUE_DETAIL = "overdue"
 """The detail key of the ``notified`` event that records the secretary's overdue notice."""
 
 LOCK_NOT_AVAILABLE = "55P03"
 """PostgreSQL's SQLSTATE for a ``NOWAIT`` lock that is held by another transaction."""
-
-_SIGNATURE_KINDS = frozenset({EventKind.SIGNED.value, EventKind.CERTIFIED.value})
 
 
 @dataclass(frozen=True)
@@ -83,11 +72,6 @@ class DeadlineReport:
     failed: tuple[str, ...] = ()
     """Meetings where a message could not be sent (or the meeting was busy); the
     next run tries again."""
-
-
-def local_today(now: dt.datetime | None = None) -> dt.date:
-    """Today's date in Sweden (the deadline is a Swedish calendar day)."""
-    return (now or dt.datetime.now(dt.UTC)).astimezone(LOCAL_TIME).date()
 
 
 def due_offset(reminder_days: Iterable[int], days_left: int) -> int | None:
@@ -168,7 +152,7 @@ def _meetings_in_justering(services: Services) -> tuple[str, ...]:
         return tuple(
             session.execute(
                 select(ExtractRow.meeting_id)
-                .where(ExtractRow.status.in_([s.value for s in JUSTERING_STAGES]))
+                .where(ExtractRow.status.in_(ExtractStatus.in_justering_values()))
                 .distinct()
                 .order_by(ExtractRow.meeting_id)
             ).scalars()
@@ -180,7 +164,7 @@ def _waiting_extracts(session: Session, meeting_id: str, *, lock: bool) -> list[
         select(ExtractRow)
         .where(
             ExtractRow.meeting_id == meeting_id,
-            ExtractRow.status.in_([s.value for s in JUSTERING_STAGES]),
+            ExtractRow.status.in_(ExtractStatus.in_justering_values()),
         )
         .order_by(ExtractRow.id)
     )
@@ -198,7 +182,7 @@ def _covers(event: TrailEventRow, offset: int, deadline: dt.date) -> bool:
     left = event.detail.get("reminder_days_left")
     if left is not None and left.lstrip("-").isdigit() and int(left) <= offset:
         return True
-    return local_today(aware(event.at)) >= deadline - dt.timedelta(days=offset)
+    return local_today(aware_utc(event.at)) >= deadline - dt.timedelta(days=offset)
 
 
 def _due(
@@ -216,11 +200,12 @@ def _due(
     waiting_on: dict[Signer, list[ExtractRow]] = {}
     behind: set[Signer] = set()
     for extract in extracts:
-        role = ROLE_OF_STAGE[ExtractStatus(extract.status)]
+        role = extract.status.signing_role
+        assert role is not None  # a status in the justering has a signing role
         events = [e for e in event_rows(session, extract.id) if e.version == extract.version]
-        signed = {e.slot for e in events if e.kind in _SIGNATURE_KINDS}
+        signed = {e.slot for e in events if e.kind in SIGNATURE_EVENTS}
         waiting = tuple(s for s in meeting.signers(role) if s.slot not in signed)
-        notified = [e for e in events if e.kind == EventKind.NOTIFIED.value]
+        notified = [e for e in events if e.kind == EventKind.NOTIFIED]
         if days_left < 0:
             if waiting and not any(OVERDUE_DETAIL in e.detail for e in notified):
                 due.overdue.append(_OverdueExtract(extract, waiting))
@@ -305,21 +290,16 @@ def _tell_secretary(
     """One notice to the secretary for the meeting's overdue extracts, recorded on
     each extract's trail (inside the caller's transaction)."""
     secretary = secretary_of(meeting, services.settings)
-    immediate = {p.number for p in meeting.paragraphs if p.immediate}
+    immediate = meeting.immediate_numbers
 
     def line(extract: ExtractRow) -> ExtractLine:
-        return ExtractLine(
-            extract.paragraph, extract.dnr, extract.title, extract.paragraph in immediate
-        )
+        return ExtractLine.of(extract.summary(immediate=extract.paragraph in immediate))
 
     order = {line(o.extract): o for o in overdue}
     message_id = services.notifier.send(
         OverdueNotice(
-            to_name=secretary.name,
-            to_email=secretary.email,
-            municipality=meeting.municipality,
-            body_name=meeting.body.name,
-            meeting_date=meeting.date,
+            to=secretary,
+            meeting=MeetingHeader.of(meeting),
             deadline=deadline,
             overdue=tuple(
                 Overdue(item, _waiting_for(order[item].waiting))

@@ -17,106 +17,32 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from justering.errors import ConfigError, TrailError, WorkflowError
-from justering.ledger.schema import ExtractRow, TrailEventRow, append_event
-from justering.model.manifest import Meeting
+from justering.errors import Refusal, TrailError, WorkflowError
+from justering.ledger.extracts import append_event
+from justering.ledger.schema import ExtractRow, TrailEventRow
+from justering.model.calendar import appeal_deadline, local_date
+from justering.model.meeting import Meeting
 from justering.model.roles import Role
 from justering.model.trail import EventKind, TrailEvent
 
-SWEDISH_TIME = ZoneInfo("Europe/Stockholm")
-"""The time zone of every date on the notice board."""
-
-
-# --- lagen (1930:173) om beräkning av lagstadgad tid ---------------------------------
-
-
-def _easter_sunday(year: int) -> dt.date:
-    """Påskdagen (the anonymous Gregorian computus)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    weekday_shift = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 19 * weekday_shift) // 433
-    month = (h + weekday_shift - 7 * m + 90) // 25
-    day = (h + weekday_shift - 7 * m + 33 * month + 19) % 32
-    return dt.date(year, month, day)
-
-
-def _saturday_between(start: dt.date) -> dt.date:
-    """The Saturday in the seven days from ``start``."""
-    return start + dt.timedelta(days=(5 - start.weekday()) % 7)
-
-
-@lru_cache(maxsize=64)
-def _days_without_deadline(year: int) -> frozenset[dt.date]:
-    """The weekdays of ``year`` on which no statutory period ends: the public
-    holidays (lagen 1989:253 om allmänna helgdagar) and midsommarafton,
-    julafton and nyårsafton (1930:173, 2 §). Saturdays and Sundays come on top."""
-    easter = _easter_sunday(year)
-    midsummer_day = _saturday_between(dt.date(year, 6, 20))
-    all_saints_day = _saturday_between(dt.date(year, 10, 31))
-    movable = {
-        easter - dt.timedelta(days=2),  # långfredag
-        easter,  # påskdagen
-        easter + dt.timedelta(days=1),  # annandag påsk
-        easter + dt.timedelta(days=39),  # Kristi himmelsfärds dag
-        easter + dt.timedelta(days=49),  # pingstdagen
-        midsummer_day - dt.timedelta(days=1),  # midsommarafton
-        midsummer_day,  # midsommardagen
-        all_saints_day,  # alla helgons dag
-    }
-    fixed = {
-        (1, 1),  # nyårsdagen
-        (1, 6),  # trettondedag jul
-        (5, 1),  # första maj
-        (6, 6),  # Sveriges nationaldag
-        (12, 24),  # julafton
-        (12, 25),  # juldagen
-        (12, 26),  # annandag jul
-        (12, 31),  # nyårsafton
-    }
-    return frozenset(movable | {dt.date(year, month, day) for month, day in fixed})
-
-
-def _period_may_end_on(day: dt.date) -> bool:
-    return day.weekday() < 5 and day not in _days_without_deadline(day.year)
-
-
-def appeal_deadline(announced_on: dt.date, weeks: int = 3) -> dt.date:
-    """The last day an appeal can reach the court: ``weeks`` weeks from the day of
-    the announcement (KL 13 kap. 5 §), moved to the next weekday when that day is a
-    Saturday, Sunday, public holiday, midsommarafton, julafton or nyårsafton
-    (lagen 1930:173)."""
-    if weeks < 1:
-        raise ConfigError(f"appeal_weeks: must be at least 1 week, got {weeks}")
-    last = announced_on + dt.timedelta(weeks=weeks)
-    while not _period_may_end_on(last):
-        last += dt.timedelta(days=1)
-    return last
-
+__all__ = [
+    "Notice",
+    "announce",
+    "current_notices",
+]
 
 # --- recording the announcement --------------------------------------------------------
-
-
-def _swedish_date(moment: dt.datetime) -> dt.date:
-    if moment.tzinfo is None:
-        raise TrailError("announcement times must be timezone-aware")
-    return moment.astimezone(SWEDISH_TIME).date()
 
 
 def _existing_announcement(session: Session, extract: ExtractRow) -> TrailEventRow | None:
     return session.execute(
         select(TrailEventRow).where(
             TrailEventRow.extract_id == extract.id,
-            TrailEventRow.kind == EventKind.ANNOUNCED.value,
+            TrailEventRow.kind == EventKind.ANNOUNCED,
             TrailEventRow.version == extract.version,
         )
     ).scalar_one_or_none()
@@ -130,7 +56,7 @@ def _justered_at(session: Session, extract: ExtractRow, meeting: Meeting) -> dt.
         for row in session.execute(
             select(TrailEventRow).where(
                 TrailEventRow.extract_id == extract.id,
-                TrailEventRow.kind == EventKind.SIGNED.value,
+                TrailEventRow.kind == EventKind.SIGNED,
                 TrailEventRow.version == extract.version,
             )
         ).scalars()
@@ -139,8 +65,9 @@ def _justered_at(session: Session, extract: ExtractRow, meeting: Meeting) -> dt.
     missing = [signer.name for signer in justerare if signer.slot not in signed]
     if missing:
         raise WorkflowError(
-            f"§ {extract.paragraph}: justeringen är inte klar, {', '.join(missing)} "
-            "har inte signerat. (The justering is not complete.)"
+            Refusal.JUSTERING_INCOMPLETE,
+            paragraph=extract.paragraph,
+            detail=f"not signed by {', '.join(missing)}",
         )
     return max(signed[signer.slot] for signer in justerare)
 
@@ -162,12 +89,12 @@ def announce(
     adjusters have not all signed its current version.
     """
     if extract.meeting_id != meeting.meeting_id:
-        raise WorkflowError(f"extract {extract.ref} is not from meeting {meeting.meeting_id}")
+        raise ValueError(f"extract {extract.ref} is not from meeting {meeting.meeting_id}")
     existing = _existing_announcement(session, extract)
     if existing is not None:
         return existing.to_event()
-    announced_on = _swedish_date(now)
-    justered_on = _swedish_date(_justered_at(session, extract, meeting))
+    announced_on = local_date(now)
+    justered_on = local_date(_justered_at(session, extract, meeting))
     return append_event(
         session,
         extract,
@@ -237,7 +164,7 @@ def current_notices(session: Session, *, today: dt.date) -> list[Notice]:
         )
         .join(ExtractRow, ExtractRow.id == TrailEventRow.extract_id)
         .where(
-            TrailEventRow.kind == EventKind.ANNOUNCED.value,
+            TrailEventRow.kind == EventKind.ANNOUNCED,
             TrailEventRow.version == ExtractRow.version,
             deadline >= today.isoformat(),
         )

@@ -1,0 +1,190 @@
+"""``justering audit``: the archivist's search and an extract's timeline, on the
+command line (the queries are :mod:`justering.workflow.audit`).
+
+Building the parser stays cheap: the queries are imported when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from justering.errors import JusteringError
+from justering.model.calendar import local_minute
+from justering.model.process import ExtractStatus
+from justering.model.roles import role_name
+
+if TYPE_CHECKING:
+    from justering.workflow.audit import AuditRow, Timeline
+    from justering.workflow.services import Services
+
+__all__ = ["add_audit_arguments", "describe_rows", "describe_timeline", "run_audit"]
+
+DEFAULT_LIMIT = 200
+"""As :data:`justering.workflow.audit.DEFAULT_LIMIT` (not imported: the queries are heavy)."""
+MAX_LIMIT = 10_000
+EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
+
+
+def _date_argument(name: str) -> Any:
+    def parse(text: str) -> dt.date:
+        from justering.workflow.audit import FilterError, parse_date
+
+        try:
+            return parse_date(text, name)
+        except FilterError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _status_argument(text: str) -> str:
+    from justering.workflow.audit import FilterError, parse_status
+
+    try:
+        return parse_status(text)
+    except FilterError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _limit_argument(text: str) -> int:
+    from justering.workflow.audit import FilterError, check_limit
+
+    try:
+        return check_limit(int(text))
+    except (ValueError, FilterError):
+        raise argparse.ArgumentTypeError(
+            f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}"
+        ) from None
+
+
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``justering audit``. Malformed values exit 2 (argparse)."""
+    parser.add_argument("--body", help="body code, e.g. KSAU (exact, any case)")
+    parser.add_argument(
+        "--from",
+        dest="date_from",
+        type=_date_argument("--from"),
+        metavar="YYYY-MM-DD",
+        help="meetings on or after this date",
+    )
+    parser.add_argument(
+        "--to",
+        dest="date_to",
+        type=_date_argument("--to"),
+        metavar="YYYY-MM-DD",
+        help="meetings on or before this date",
+    )
+    parser.add_argument("--dnr", help="part of the diarienummer (any case)")
+    parser.add_argument("--signer", help="part of a signer's name or e-mail (any case)")
+    parser.add_argument(
+        "--status",
+        type=_status_argument,
+        metavar="STATUS",
+        help="one of " + ", ".join(ExtractStatus),
+    )
+    parser.add_argument(
+        "--limit",
+        type=_limit_argument,
+        default=DEFAULT_LIMIT,
+        help=f"at most this many extracts (default {DEFAULT_LIMIT})",
+    )
+    parser.add_argument("--meeting", metavar="ID", help="with --paragraph: one extract's timeline")
+    parser.add_argument("--paragraph", type=int, metavar="N", help="the extract's § number")
+    parser.add_argument("--json", action="store_true", help="print JSON (see docs/audit.md)")
+
+
+def run_audit(args: argparse.Namespace, services: Services) -> int:
+    from justering.workflow.audit import FilterError, extract_timeline, find_extracts
+
+    """``justering audit``: 0 found (or none), 1 a timeline whose chain is broken,
+    2 bad arguments or no such extract."""
+    try:
+        if (args.meeting is None) != (args.paragraph is None):
+            raise FilterError("--meeting and --paragraph go together (one extract's timeline)")
+        if args.meeting is not None:
+            timeline = extract_timeline(services, args.meeting, args.paragraph)
+            if args.json:
+                print(json.dumps(timeline.to_json(), indent=2, ensure_ascii=False))
+            else:
+                print(describe_timeline(timeline))
+            return EXIT_OK if timeline.chain_ok else EXIT_INVALID
+        rows = find_extracts(
+            services,
+            body=args.body,
+            date_from=args.date_from,
+            date_to=args.date_to,
+            dnr=args.dnr,
+            signer=args.signer,
+            status=args.status,
+            limit=args.limit,
+        )
+    except JusteringError as error:
+        print(f"justering: {error.diagnostics()}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"extracts": [r.to_json() for r in rows]}, indent=2, ensure_ascii=False))
+    else:
+        print(describe_rows(rows, args.limit))
+    return EXIT_OK
+
+
+def describe_rows(rows: Sequence[AuditRow], limit: int = DEFAULT_LIMIT) -> str:
+    """A Swedish plain-text table of ``rows``."""
+    if not rows:
+        return "Inga utdrag matchar sökningen."
+    header = ("Organ", "Datum", "§", "Diarienummer", "Status", "Undertecknare", "Rubrik")
+    table = [header] + [
+        (
+            r.body_code,
+            r.meeting_date.isoformat(),
+            str(r.extract.paragraph),
+            r.extract.dnr or "–",
+            r.extract.status.swedish,
+            ", ".join(f"{s.name} ({role_name(s.role)})" for s in r.signatures) or "–",
+            r.extract.title,
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False))
+        + "  "
+        + line[-1]
+        for line in table
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    more = " (gränsen nådd: använd --limit eller fler filter)" if len(rows) >= limit else ""
+    lines.append(f"{len(rows)} utdrag{more}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def describe_timeline(timeline: Timeline) -> str:
+    """A Swedish plain-text account of one extract's trail."""
+    row, e = timeline.row, timeline.row.extract
+    lines = [
+        f"{row.body_name} ({row.body_code}) {row.meeting_date.isoformat()}, § {e.paragraph}"
+        + (f", {e.dnr}" if e.dnr else ""),
+        e.title,
+        f"Status: {e.status.swedish}, version {e.version}",
+        f"Arkiv: {e.archive_uri or '–'}",
+        "",
+    ]
+    for event in timeline.events:
+        who = event.actor + (f" <{event.actor_email}>" if event.actor_email else "")
+        role = f", {role_name(event.role)}" if event.role else ""
+        lines.append(
+            f"{event.seq:>3}  {local_minute(event.at)}  {event.kind.swedish:<14}"
+            f"{who}{role} (v{event.version})"
+        )
+    lines.append("")
+    if timeline.chain_ok:
+        lines.append(f"Händelsekedjan är hel ({len(timeline.events)} händelser).")
+    else:
+        lines.append("Händelsekedjan är BRUTEN:")
+        lines.extend(f"  {problem}" for problem in timeline.chain_problems)
+    return "\n".join(lines)

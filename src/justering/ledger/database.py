@@ -1,0 +1,97 @@
+"""The ledger database: SQLite under the home folder by default, PostgreSQL in
+production (``JUSTERING_DATABASE_URL``). Write transactions serialise per row:
+row locks on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from justering.errors import ConfigError
+from justering.ledger.schema import Base
+
+__all__ = ["Ledger", "utcnow"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sqlite_transactions(engine: Engine, begin: str) -> None:
+    """Let SQLAlchemy, not pysqlite, start SQLite transactions, with ``begin``:
+    ``BEGIN IMMEDIATE`` takes the write lock at once, so that a read-then-write
+    never fails half-way with 'database is locked'; readers use a plain ``BEGIN``
+    (a consistent snapshot that, in WAL mode, never waits for a writer)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+
+class Ledger:
+    """A handle on the ledger database; creates the schema on first use."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        try:
+            if database_url.startswith("sqlite"):
+                self.engine = create_engine(database_url, poolclass=NullPool)
+                _sqlite_transactions(self.engine, "BEGIN IMMEDIATE")
+                self._read_engine = create_engine(database_url, poolclass=NullPool)
+                _sqlite_transactions(self._read_engine, "BEGIN")
+            else:
+                self.engine = create_engine(database_url, pool_pre_ping=True, pool_size=10)
+                # A reader sees one snapshot, as SQLite's deferred BEGIN gives in WAL mode.
+                self._read_engine = self.engine.execution_options(isolation_level="REPEATABLE READ")
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # Processes starting together on an empty database: one at a time.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(7411)"))
+                Base.metadata.create_all(connection)
+        except OperationalError as error:
+            raise ConfigError(
+                f"cannot open the ledger database {database_url}: {error.orig}"
+            ) from None
+        except ModuleNotFoundError as error:
+            raise ConfigError(
+                f"the database driver for {database_url} is not installed ({error.name})"
+            ) from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed at the end, or rolled back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reading only: it never takes a write lock and is rolled back."""
+        with self._readers() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self._read_engine.dispose()

@@ -1,0 +1,112 @@
+"""Swedish time and statutory periods.
+
+Every date and time a person reads is Swedish local time (Europe/Stockholm);
+UTC is kept only in machine formats. A statutory period (the appeal period of
+KL 13 kap. 5 §) that ends on a Saturday, Sunday, public holiday, midsommarafton,
+julafton or nyårsafton ends on the next weekday instead (lagen 1930:173 om
+beräkning av lagstadgad tid).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from justering.errors import ConfigError
+
+__all__ = [
+    "SWEDISH_TIME",
+    "appeal_deadline",
+    "local_date",
+    "local_minute",
+    "local_today",
+    "period_may_end_on",
+]
+
+SWEDISH_TIME = ZoneInfo("Europe/Stockholm")
+"""The time zone of every date and time a person reads."""
+
+
+def local_date(moment: dt.datetime) -> dt.date:
+    """The Swedish calendar day of an aware ``moment``."""
+    if moment.tzinfo is None:
+        raise ValueError("a time without a time zone has no Swedish date")
+    return moment.astimezone(SWEDISH_TIME).date()
+
+
+def local_today(now: dt.datetime | None = None) -> dt.date:
+    """Today's date in Sweden."""
+    return local_date(now or dt.datetime.now(dt.UTC))
+
+
+def local_minute(moment: dt.datetime) -> str:
+    """``2014-08-19 14:30`` in Swedish local time (for a person to read)."""
+    return moment.astimezone(SWEDISH_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+def _easter_sunday(year: int) -> dt.date:
+    """Påskdagen (the anonymous Gregorian computus)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    weekday_shift = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 19 * weekday_shift) // 433
+    month = (h + weekday_shift - 7 * m + 90) // 25
+    day = (h + weekday_shift - 7 * m + 33 * month + 19) % 32
+    return dt.date(year, month, day)
+
+
+def _saturday_between(start: dt.date) -> dt.date:
+    """The Saturday in the seven days from ``start``."""
+    return start + dt.timedelta(days=(5 - start.weekday()) % 7)
+
+
+@lru_cache(maxsize=64)
+def _days_without_deadline(year: int) -> frozenset[dt.date]:
+    """The weekdays of ``year`` on which no statutory period ends: the public
+    holidays (lagen 1989:253 om allmänna helgdagar) and midsommarafton,
+    julafton and nyårsafton (1930:173, 2 §). Saturdays and Sundays come on top."""
+    easter = _easter_sunday(year)
+    midsummer_day = _saturday_between(dt.date(year, 6, 20))
+    all_saints_day = _saturday_between(dt.date(year, 10, 31))
+    movable = {
+        easter - dt.timedelta(days=2),  # långfredag
+        easter,  # påskdagen
+        easter + dt.timedelta(days=1),  # annandag påsk
+        easter + dt.timedelta(days=39),  # Kristi himmelsfärds dag
+        easter + dt.timedelta(days=49),  # pingstdagen
+        midsummer_day - dt.timedelta(days=1),  # midsommarafton
+        midsummer_day,  # midsommardagen
+        all_saints_day,  # alla helgons dag
+    }
+    fixed = {
+        (1, 1),  # nyårsdagen
+        (1, 6),  # trettondedag jul
+        (5, 1),  # första maj
+        (6, 6),  # Sveriges nationaldag
+        (12, 24),  # julafton
+        (12, 25),  # juldagen
+        (12, 26),  # annandag jul
+        (12, 31),  # nyårsafton
+    }
+    return frozenset(movable | {dt.date(year, month, day) for month, day in fixed})
+
+
+def period_may_end_on(day: dt.date) -> bool:
+    return day.weekday() < 5 and day not in _days_without_deadline(day.year)
+
+
+def appeal_deadline(announced_on: dt.date, weeks: int = 3) -> dt.date:
+    """The last day an appeal can reach the court: ``weeks`` weeks from the day of
+    the announcement (KL 13 kap. 5 §), moved to the next weekday when that day is a
+    Saturday, Sunday, public holiday, midsommarafton, julafton or nyårsafton
+    (lagen 1930:173)."""
+    if weeks < 1:
+        raise ConfigError(f"appeal_weeks: must be at least 1 week, got {weeks}")
+    last = announced_on + dt.timedelta(weeks=weeks)
+    while not period_may_end_on(last):
+        last += dt.timedelta(days=1)
+    return last

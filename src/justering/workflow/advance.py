@@ -1,0 +1,180 @@
+"""Advancing a meeting: drafting what is missing, one message to every signer whose
+turn has come, archiving what is certified. Idempotent, safe to run concurrently.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from justering.ledger.database import utcnow
+from justering.ledger.extracts import append_signer_event, lock_meeting, slots_with
+from justering.ledger.links import issue_link
+from justering.ledger.schema import ExtractRow, MeetingRow
+from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest, immediate_first
+from justering.model.meeting import Meeting
+from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
+from justering.model.roles import Signer
+from justering.model.trail import EventKind
+from justering.workflow.archiving import archive_certified
+from justering.workflow.drafting import draft_meeting
+from justering.workflow.meetings import deadline_of, get_meeting
+from justering.workflow.services import Services
+
+__all__ = ["AdvanceReport", "advance_meeting", "request_signatures", "request_work"]
+
+_NOTIFIED_OR_SIGNED = SIGNATURE_EVENTS | {EventKind.NOTIFIED}
+
+
+@dataclass(frozen=True)
+class AdvanceReport:
+    """What one :func:`advance_meeting` did."""
+
+    drafted: tuple[int, ...] = ()
+    notified: tuple[str, ...] = ()
+    archived: tuple[str, ...] = ()
+    remaining: int = 0
+    complete: bool = True
+    """False when another process held part of the work (the meeting stays marked)."""
+
+
+def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
+    """Bring a meeting forward as far as the ledger allows: draft what is missing,
+    notify every signer whose turn has come and who has not been notified yet,
+    archive what is certified. Safe to run any number of times, concurrently: work
+    another process is doing (drafting this meeting, archiving an extract) is left to
+    it, and the meeting stays marked as needing work until an advance did it all."""
+    meeting = get_meeting(services, meeting_id)
+    with services.ledger.reading() as session:
+        requested = session.execute(
+            select(MeetingRow.work_requested).where(MeetingRow.meeting_id == meeting_id)
+        ).scalar_one()
+    drafted = draft_meeting(services, meeting_id)
+    if drafted is None:  # another process is drafting; it notifies when it is done
+        return AdvanceReport(complete=False, remaining=len(meeting.paragraphs))
+    notified = _notify_due(services, meeting)
+    with services.ledger.reading() as session:
+        certified = list(
+            session.execute(
+                select(ExtractRow.id).where(
+                    ExtractRow.meeting_id == meeting_id,
+                    ExtractRow.status == ExtractStatus.CERTIFIED,
+                )
+            ).scalars()
+        )
+    outcomes = archive_certified(services, certified)
+    archived = tuple(uri for uri in outcomes if uri is not None)
+    complete = len(archived) == len(outcomes)  # else another process is archiving one
+    with services.ledger.transaction() as session:
+        remaining = len(
+            session.execute(
+                select(ExtractRow.id).where(
+                    ExtractRow.meeting_id == meeting_id,
+                    ExtractRow.status != ExtractStatus.ARCHIVED,
+                )
+            ).all()
+        )
+        if complete:
+            session.execute(
+                update(MeetingRow)
+                .where(MeetingRow.meeting_id == meeting_id, MeetingRow.work_done < requested)
+                .values(work_done=requested)
+            )
+    return AdvanceReport(drafted, notified, archived, remaining, complete)
+
+
+def _notify_due(services: Services, meeting: Meeting) -> tuple[str, ...]:
+    """One message to every signer whose turn has come on some extract and who has
+    not been notified for it. Each signer's link, message and events are one short
+    transaction under the meeting's lock (which serialises concurrent advances), so
+    a link is committed the moment after its message leaves, not after everyone's."""
+    with services.ledger.reading() as session:
+        signers = list(_due(session, meeting))
+    sent: list[str] = []
+    for signer in signers:
+        with services.ledger.transaction() as session:
+            lock_meeting(session, meeting.meeting_id)
+            waiting = _due(session, meeting).get(signer)
+            if not waiting:
+                continue  # notified by a concurrent advance meanwhile
+            request_signatures(session, services, meeting, signer, waiting)
+            session.execute(
+                update(MeetingRow)
+                .where(MeetingRow.meeting_id == meeting.meeting_id)
+                .values(advanced_at=utcnow())
+            )
+        sent.append(f"{signer.slot}:{signer.email}")
+    return tuple(sent)
+
+
+def _due(session: Session, meeting: Meeting) -> dict[Signer, list[ExtractRow]]:
+    """For each signer whose turn has come, the extracts they were not notified of."""
+    extracts = session.execute(
+        select(ExtractRow)
+        .where(ExtractRow.meeting_id == meeting.meeting_id)
+        .order_by(ExtractRow.paragraph)
+    ).scalars()
+    due: dict[Signer, list[ExtractRow]] = defaultdict(list)
+    for extract in extracts:
+        role = extract.status.signing_role
+        if role is None:
+            continue
+        done = slots_with(session, extract, _NOTIFIED_OR_SIGNED)
+        for signer in meeting.signers(role):
+            if signer.slot not in done:
+                due[signer].append(extract)
+    return due
+
+
+def request_signatures(
+    session: Session,
+    services: Services,
+    meeting: Meeting,
+    signer: Signer,
+    extracts: Sequence[ExtractRow],
+    *,
+    days_left: int | None = None,
+) -> str:
+    """Issue ``signer`` one link for ``extracts``, send the message (a reminder when
+    ``days_left`` is given) and record it on each extract's trail; the message id.
+    Inside the caller's transaction: a failed send rolls the link and events back."""
+    link = issue_link(
+        session,
+        meeting_id=meeting.meeting_id,
+        signer=signer,
+        extracts=extracts,
+        ttl=services.settings.link_ttl,
+    )
+    immediate = meeting.immediate_numbers
+    request = SigningRequest(
+        to=signer.person,
+        meeting=MeetingHeader.of(meeting),
+        role=signer.role,
+        link=f"{services.settings.public_url}/s/{link.token}",
+        expires_at=link.expires_at,
+        deadline=deadline_of(meeting, services.settings),
+        extracts=immediate_first(
+            [ExtractLine.of(e.summary(immediate=e.paragraph in immediate)) for e in extracts]
+        ),
+        days_left=days_left,
+    )
+    message_id = services.notifier.send(request)
+    detail = {"message_id": message_id}
+    if days_left is not None:
+        detail["reminder_days_left"] = str(days_left)
+    for extract in extracts:
+        append_signer_event(session, extract, EventKind.NOTIFIED, signer, detail=detail)
+    return message_id
+
+
+def request_work(session: Session, meeting_id: str) -> None:
+    """Note that the meeting may move now (cleared by the next complete advance)."""
+    session.execute(
+        update(MeetingRow)
+        .where(MeetingRow.meeting_id == meeting_id)
+        .values(work_requested=MeetingRow.work_requested + 1)
+    )

@@ -1,0 +1,187 @@
+"""Archiving a certified extract: long-term validation data (with a TSA), a last
+validation, the bundle written to object storage, and the ``archived`` event.
+
+Archiving is the longest step of a meeting and runs after the certifier's one
+request: ``justering serve`` spreads it over worker processes, one per core
+(:func:`start_archive_workers`), so that it is not bound to one core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+from cryptography.hazmat.primitives import serialization
+
+from justering.archive.bundle import (
+    EXTRACT_CA,
+    EXTRACT_COMPLETION,
+    EXTRACT_PDF,
+    EXTRACT_TRAIL,
+    EXTRACT_TSA_CA,
+    write_bundle,
+)
+from justering.archive.intyg import render_completion
+from justering.archive.keys import extract_prefix
+from justering.config import Settings
+from justering.errors import Refusal, WorkflowError
+from justering.ledger.database import utcnow
+from justering.ledger.extracts import (
+    append_event,
+    get_extract,
+    last_event,
+    load_document,
+    lock_extract,
+    store_document,
+    trail_of,
+)
+from justering.ledger.leases import WorkLease
+from justering.model.process import ExtractStatus
+from justering.model.trail import EventKind, trail_to_json
+from justering.pades.timestamps import add_long_term_validation
+from justering.pades.validate import validate_extract
+from justering.workflow.meetings import load_meeting
+from justering.workflow.services import Services, open_services
+
+__all__ = [
+    "archive_certified",
+    "archive_extract",
+    "archive_if_free",
+    "start_archive_workers",
+]
+
+
+def archive_extract(services: Services, extract_id: int) -> str:
+    """Add long-term validation data to a certified extract (with a TSA), validate
+    it, write its bundle (PDF, trail, CA certificates, checksums) to the archive and
+    record it; returns the PDF's URI. Idempotent: a retry neither timestamps nor
+    writes twice. An extract whose PDF does not validate is not archived."""
+    with services.ledger.reading() as session:
+        extract = get_extract(session, extract_id)
+        if extract.status is ExtractStatus.ARCHIVED and extract.archive_uri:
+            return extract.archive_uri
+        if extract.status is not ExtractStatus.CERTIFIED:
+            raise WorkflowError(
+                Refusal.NOT_CERTIFIED, paragraph=extract.paragraph, detail=extract.status.value
+            )
+        last = last_event(session, extract.id)
+        timestamped = last is not None and last.kind == EventKind.TIMESTAMPED
+        head = extract.head_sha256
+        pdf = load_document(session, head)
+    if services.timestamper is not None and not timestamped:
+        pdf = _add_long_term_validation(services, extract_id, head, pdf)
+    with services.ledger.reading() as session:
+        extract = get_extract(session, extract_id)
+        meeting = load_meeting(session, extract.meeting_id)
+        trail = trail_of(session, extract.id)
+        prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
+        paragraph, head = extract.paragraph, extract.head_sha256
+        dnr, title = extract.dnr, extract.title
+    validation = validate_extract(
+        pdf, services.trust_roots, expected_adjusters=len(meeting.adjusters)
+    )
+    if not validation.ok:
+        raise WorkflowError(
+            Refusal.DOES_NOT_VALIDATE, paragraph=paragraph, detail="; ".join(validation.problems)
+        )
+    files = {
+        EXTRACT_PDF: pdf,
+        EXTRACT_TRAIL: trail_to_json(trail),
+        EXTRACT_CA: services.ca.export_pem().encode(),
+        # Issued at the last trail event, not the clock: a retry writes the same bytes.
+        EXTRACT_COMPLETION: render_completion(
+            meeting,
+            paragraph,
+            dnr,
+            title,
+            trail,
+            validation,
+            hashlib.sha256(pdf).hexdigest(),
+            issued_at=trail[-1].at,
+        ),
+    }
+    if services.tsa_root is not None:
+        files[EXTRACT_TSA_CA] = services.tsa_root.public_bytes(serialization.Encoding.PEM)
+    bundle = write_bundle(services.archive, prefix, files)
+    uri = services.archive.uri(f"{bundle.prefix}/{EXTRACT_PDF}")
+    with services.ledger.transaction() as session:
+        extract = lock_extract(session, extract_id)
+        if extract.status is ExtractStatus.ARCHIVED and extract.archive_uri:
+            return extract.archive_uri
+        if extract.head_sha256 != head:
+            raise WorkflowError(Refusal.CHANGED_WHILE_ARCHIVING, paragraph=paragraph)
+        append_event(
+            session,
+            extract,
+            EventKind.ARCHIVED,
+            document_sha256=extract.head_sha256,
+            detail={"uri": uri, "bundle": services.archive.uri(bundle.prefix)},
+        )
+        extract.status = ExtractStatus.ARCHIVED
+        extract.archive_uri = uri
+        extract.updated_at = utcnow()
+    return uri
+
+
+def _add_long_term_validation(services: Services, extract_id: int, head: str, pdf: bytes) -> bytes:
+    """Add validation data and a document timestamp (PAdES B-LTA) and record the
+    new document. A TSA or revocation source that fails raises, and the step is
+    retried; the trail's ``timestamped`` event keeps a retry from doing it twice."""
+    assert services.timestamper is not None
+    extended = add_long_term_validation(pdf, services.ca, services.timestamper)
+    with services.ledger.transaction() as session:
+        extract = lock_extract(session, extract_id)
+        if extract.head_sha256 != head:
+            raise WorkflowError(Refusal.CHANGED_WHILE_ARCHIVING, paragraph=extract.paragraph)
+        digest = store_document(session, extract, extended)
+        append_event(
+            session,
+            extract,
+            EventKind.TIMESTAMPED,
+            document_sha256=digest,
+            detail={"tsa": services.settings.tsa_url or ""},
+        )
+        extract.head_sha256 = digest
+        extract.updated_at = utcnow()
+    return extended
+
+
+def archive_if_free(services: Services, extract_id: int) -> str | None:
+    """Archive the extract unless another process is archiving it (its lease); the
+    PDF's URI, or None."""
+    with WorkLease(services.ledger, f"archive:{extract_id}") as lease:
+        return archive_extract(services, extract_id) if lease.held else None
+
+
+def archive_certified(services: Services, extract_ids: Sequence[int]) -> list[str | None]:
+    """Archive each extract (unless another process holds it: None in its place),
+    in the archive worker processes when there are some and more than one extract."""
+    if services.archive_pool is not None and len(extract_ids) > 1:
+        return list(services.archive_pool.map(_archive_in_worker, extract_ids))
+    return [archive_if_free(services, extract_id) for extract_id in extract_ids]
+
+
+def start_archive_workers(settings: Settings, count: int) -> Executor:
+    """``count`` worker processes that archive, each with its own services; put the
+    pool in :attr:`Services.archive_pool`, and shut it down when the service stops."""
+    context = multiprocessing.get_context("spawn")  # the parent has threads: no fork
+    return ProcessPoolExecutor(
+        count, mp_context=context, initializer=_start_worker, initargs=(settings,)
+    )
+
+
+class _Worker:
+    """The services of an archive worker process, opened once when it starts."""
+
+    services: Services | None = None
+
+
+def _start_worker(settings: Settings) -> None:
+    _Worker.services = open_services(settings)
+
+
+def _archive_in_worker(extract_id: int) -> str | None:
+    assert _Worker.services is not None, "not in an archive worker"
+    return archive_if_free(_Worker.services, extract_id)

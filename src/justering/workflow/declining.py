@@ -1,0 +1,176 @@
+"""Declining an extract: a signer who finds it wrong declines it with a comment.
+
+That extract goes back to the secretary (its status ``declined``), the signatures
+on that version no longer count, and every link that only granted it is revoked;
+the meeting's other extracts carry on. The secretary gets an e-mail with the
+comment and a link to the redraft page (:mod:`justering.workflow.redraft`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from justering.errors import Refusal, WorkflowError
+from justering.ledger.database import utcnow
+from justering.ledger.extracts import (
+    append_signer_event,
+    get_extract,
+    lock_extract,
+    lock_meeting,
+)
+from justering.ledger.links import SECRETARY, grants_of, issue_secretary_link
+from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow
+from justering.mail.messages import DeclineNotice, ExtractLine, MeetingHeader
+from justering.model.meeting import Meeting
+from justering.model.process import ExtractStatus
+from justering.model.roles import Person, Signer
+from justering.model.trail import EventKind
+from justering.workflow.meetings import secretary_of
+from justering.workflow.services import Services
+from justering.workflow.signer_links import (
+    GrantState,
+    check_turn,
+    close_if_done,
+    grant_for,
+    grant_state,
+    link_signer,
+    signer_of,
+)
+
+__all__ = [
+    "MAX_COMMENT_LENGTH",
+    "DeclineReceipt",
+    "clean_comment",
+    "decline_with_link",
+    "revoke_dead_links",
+]
+
+MAX_COMMENT_LENGTH = 2000
+
+
+def clean_comment(comment: str) -> str:
+    """The decline comment as recorded: required, bounded, line breaks kept, no
+    control characters."""
+    text = comment.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise WorkflowError(Refusal.COMMENT_MISSING)
+    if len(text) > MAX_COMMENT_LENGTH:
+        raise WorkflowError(
+            Refusal.COMMENT_TOO_LONG, detail=f"{len(text)} characters, at most {MAX_COMMENT_LENGTH}"
+        )
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+        raise WorkflowError(Refusal.COMMENT_CONTROL_CHARACTERS)
+    return text
+
+
+@dataclass(frozen=True)
+class DeclineReceipt:
+    signer: Signer
+    meeting_id: str
+    paragraph: int
+    dnr: str | None
+    title: str
+    version: int
+    comment: str
+    secretary: Person
+    remaining: int = 0
+    """Extracts the link still offers this signer."""
+
+
+def decline_with_link(
+    services: Services, token: str, extract_id: int, comment: str
+) -> DeclineReceipt:
+    """Decline one extract the link grants, as its signer, with a required comment.
+
+    In one transaction: the ``declined`` event (with the comment), the extract back
+    to the secretary, links that now grant nothing revoked, and the e-mail to the
+    secretary with a redraft link (a failed delivery rolls it all back)."""
+    text = clean_comment(comment)
+    with services.ledger.transaction() as session:
+        link, meeting, signer = link_signer(session, token)
+        lock_meeting(session, meeting.meeting_id)  # before the extract: one lock order
+        grant = grant_for(session, link, extract_id)
+        extract = lock_extract(session, extract_id)
+        check_turn(session, extract, grant.version, signer)
+        append_signer_event(session, extract, EventKind.DECLINED, signer, detail={"comment": text})
+        extract.status = ExtractStatus.DECLINED
+        extract.updated_at = utcnow()
+        remaining = close_if_done(session, link, signer)
+        revoke_dead_links(session, meeting, extract.id, extract.version)
+        secretary = secretary_of(meeting, services.settings)
+        _tell_secretary(session, services, meeting, extract, signer, text, secretary)
+        return DeclineReceipt(
+            signer,
+            meeting.meeting_id,
+            extract.paragraph,
+            extract.dnr,
+            extract.title,
+            extract.version,
+            text,
+            secretary,
+            remaining,
+        )
+
+
+def _tell_secretary(
+    session: Session,
+    services: Services,
+    meeting: Meeting,
+    extract: ExtractRow,
+    signer: Signer,
+    comment: str,
+    secretary: Person,
+) -> None:
+    link = issue_secretary_link(
+        session,
+        meeting_id=meeting.meeting_id,
+        secretary=secretary,
+        extract=extract,
+        ttl=services.settings.link_ttl,
+    )
+    services.notifier.send(
+        DeclineNotice(
+            to=secretary,
+            meeting=MeetingHeader.of(meeting),
+            declined_by=signer.name,
+            declined_role=signer.role,
+            extract=ExtractLine.of(
+                extract.summary(immediate=extract.paragraph in meeting.immediate_numbers)
+            ),
+            version=extract.version,
+            comment=comment,
+            redraft_link=f"{services.settings.public_url}/r/{link.token}",
+            expires_at=link.expires_at,
+        )
+    )
+
+
+def revoke_dead_links(session: Session, meeting: Meeting, extract_id: int, version: int) -> None:
+    """Revoke every open link granting ``version`` of the extract that no longer lets
+    anybody do anything (each of its extracts is declined, replaced or done)."""
+    now = utcnow()
+    links = session.execute(
+        select(LinkTokenRow)
+        .join(LinkGrantRow, LinkGrantRow.token_hash == LinkTokenRow.token_hash)
+        .where(
+            LinkGrantRow.extract_id == extract_id,
+            LinkGrantRow.version == version,
+            LinkTokenRow.used_at.is_(None),
+            LinkTokenRow.revoked_at.is_(None),
+        )
+    ).scalars()
+    for link in links:
+        if link.role == SECRETARY:
+            link.revoked_at = now
+            continue
+        signer = signer_of(meeting, link)
+        alive = False
+        for grant in grants_of(session, link.token_hash):
+            extract = get_extract(session, grant.extract_id)
+            alive |= grant_state(session, extract, grant.version, signer) is GrantState.PENDING
+        if not alive:
+            link.revoked_at = now

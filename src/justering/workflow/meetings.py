@@ -1,0 +1,155 @@
+"""Meetings in the ledger: recording a validated manifest (once), reading it back,
+and what follows from it (the justering deadline, whom to tell)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from justering.config import Settings
+from justering.documents.fonts import check_printable
+from justering.errors import ManifestError, NotFoundError
+from justering.ledger.database import utcnow
+from justering.ledger.schema import ExtractRow, MeetingRow
+from justering.model.meeting import Meeting, meeting_from_dict, meeting_to_dict
+from justering.model.roles import Person
+from justering.workflow.services import Services
+
+__all__ = [
+    "deadline_of",
+    "drafted_extract",
+    "get_meeting",
+    "load_meeting",
+    "record_meeting",
+    "secretary_of",
+]
+
+
+def _manifest_digest(manifest: dict[str, object]) -> str:
+    canonical = json.dumps(manifest, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def record_meeting(services: Services, meeting: Meeting) -> bool:
+    """Record a validated meeting. True if new; False if the same manifest was
+    recorded before (``meeting_id`` is the idempotency key). A different
+    manifest under a known ``meeting_id`` is refused, and so is text the
+    extract's fonts cannot show: this is the last check before anything starts."""
+    check_printable(meeting)
+    manifest = meeting_to_dict(meeting)
+    digest = _manifest_digest(manifest)
+    try:
+        with services.ledger.transaction() as session:
+            if _known_meeting(session, meeting.meeting_id, digest):
+                return False
+            session.add(
+                MeetingRow(
+                    meeting_id=meeting.meeting_id,
+                    manifest=manifest,
+                    manifest_sha256=digest,
+                    created_at=utcnow(),
+                    work_requested=1,
+                    work_done=0,
+                )
+            )
+    except IntegrityError:  # recorded concurrently by another request: same rules
+        with services.ledger.reading() as session:
+            if _known_meeting(session, meeting.meeting_id, digest):
+                return False
+        raise
+    return True
+
+
+def _known_meeting(session: Session, meeting_id: str, digest: str) -> bool:
+    """True if the meeting is recorded with this manifest; refuses another manifest."""
+    existing = session.get(MeetingRow, meeting_id)
+    if existing is None:
+        return False
+    if existing.manifest_sha256 != digest:
+        raise ManifestError(
+            "meeting_id",
+            f"meeting {meeting_id!r} was already started with a different "
+            "manifest; use a new meeting_id or redraft the extracts",
+        )
+    return True
+
+
+def load_meeting(session: Session, meeting_id: str) -> Meeting:
+    """The recorded meeting; ``NotFoundError`` if there is none. Read back without
+    validating it again (and kept, by its manifest's digest, for the next read)."""
+    row = session.execute(
+        select(MeetingRow.manifest_sha256).where(MeetingRow.meeting_id == meeting_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("meeting", meeting_id)
+    return _stored_meeting(session, meeting_id, row.manifest_sha256)
+
+
+class _RecentMeetings:
+    """Meetings read lately, by id and manifest digest. A recorded manifest never
+    changes under its digest, so what was read once stays true."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._meetings: OrderedDict[tuple[str, str], Meeting] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> Meeting | None:
+        with self._lock:
+            return self._meetings.get(key)
+
+    def keep(self, key: tuple[str, str], meeting: Meeting) -> None:
+        with self._lock:
+            self._meetings[key] = meeting
+            if len(self._meetings) > self._size:
+                self._meetings.popitem(last=False)
+
+
+_recent = _RecentMeetings()
+
+
+def _stored_meeting(session: Session, meeting_id: str, digest: str) -> Meeting:
+    cached = _recent.get((meeting_id, digest))
+    if cached is not None:
+        return cached
+    manifest = session.execute(
+        select(MeetingRow.manifest).where(MeetingRow.meeting_id == meeting_id)
+    ).scalar_one()
+    meeting = meeting_from_dict(manifest)
+    _recent.keep((meeting_id, digest), meeting)
+    return meeting
+
+
+def get_meeting(services: Services, meeting_id: str) -> Meeting:
+    with services.ledger.reading() as session:
+        return load_meeting(session, meeting_id)
+
+
+def drafted_extract(session: Session, meeting_id: str, paragraph_number: int) -> ExtractRow:
+    """The drafted extract of § ``paragraph_number``; ``NotFoundError`` if none."""
+    row = session.execute(
+        select(ExtractRow).where(
+            ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError("drafted extract", f"§ {paragraph_number} of {meeting_id}")
+    return row
+
+
+def deadline_of(meeting: Meeting, settings: Settings) -> dt.date:
+    """The last day of the justering: the body's ``justering_days`` after the meeting."""
+    return meeting.date + dt.timedelta(days=settings.body_rules(meeting.body.code).justering_days)
+
+
+def secretary_of(meeting: Meeting, settings: Settings) -> Person:
+    """Who hears about declined and overdue extracts: the body's configured secretary,
+    else the meeting's certifier (the secretary or registrar who certifies extracts)."""
+    return settings.body_rules(meeting.body.code).secretary or meeting.certifier

@@ -1,0 +1,64 @@
+"""What the workflow acts with: the settings, the ledger, the signing CA, the
+notifier, the archive and the TSA, opened once per process."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from justering.archive.objects import ArchiveStore, RetentionPolicy
+from justering.archive.store import open_archive
+from justering.config import Settings
+from justering.ledger.database import Ledger
+from justering.mail.delivery import Notifier, notifier_for
+from justering.pades.ca import SigningCA
+from justering.pades.timestamps import Timestamper, timestamper_for
+
+__all__ = ["Services", "open_services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the workflow acts with; one per process."""
+
+    settings: Settings
+    ledger: Ledger
+    ca: SigningCA
+    notifier: Notifier
+    archive: ArchiveStore
+    timestamper: Timestamper | None = None
+    """With a TSA: every signature is timestamped and certified extracts get
+    long-term validation data."""
+    tsa_root: x509.Certificate | None = None
+    archive_pool: Executor | None = None
+    """Worker processes that archive (``justering serve`` starts one per core,
+    :func:`justering.workflow.archiving.start_archive_workers`); None: in-process."""
+
+    @property
+    def trust_roots(self) -> list[x509.Certificate]:
+        """What an archived extract is validated against: our CA and the TSA's root."""
+        return [self.ca.certificate, *([self.tsa_root] if self.tsa_root else [])]
+
+
+def open_services(settings: Settings) -> Services:
+    """Connect to the ledger, load the CA (which must exist), open the archive."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Services(
+        settings=settings,
+        ledger=Ledger(settings.database_url),
+        ca=SigningCA.load(settings.ca_dir),
+        notifier=notifier_for(
+            settings.smtp_url, outbox=settings.outbox_dir, sender=settings.mail_from
+        ),
+        archive=open_archive(
+            settings.archive_url,
+            default_dir=settings.archive_dir,
+            retention=RetentionPolicy(
+                settings.archive_retention_mode, settings.archive_retention_days
+            ),
+        ),
+        timestamper=timestamper_for(settings.tsa_url),
+        tsa_root=settings.tsa_root(),
+    )

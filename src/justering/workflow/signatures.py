@@ -1,0 +1,263 @@
+"""Signing through a link: the chosen extracts, each with its own PAdES signature by
+a certificate issued for this signer, recorded all together or not at all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from justering.errors import Refusal, WorkflowError
+from justering.ledger.database import utcnow
+from justering.ledger.extracts import (
+    append_signer_event,
+    get_extract,
+    lock_extract,
+    lock_meeting,
+    signed_slots,
+    store_document,
+)
+from justering.ledger.links import find_link, grants_of
+from justering.mail.delivery import NotificationError
+from justering.mail.messages import ExtractLine, MeetingHeader, SignedLine, SigningReceiptMail
+from justering.model.extract import ExtractSummary
+from justering.model.meeting import Meeting
+from justering.model.process import ExtractStatus, status_after_signature
+from justering.model.roles import Role, Signer
+from justering.model.trail import EventKind
+from justering.pades.sign import SignedExtract, sign_extract
+from justering.pades.validate import validate_extract
+from justering.workflow.advance import request_work
+from justering.workflow.noticeboard import announce
+from justering.workflow.services import Services
+from justering.workflow.signer_links import (
+    GrantState,
+    check_turn,
+    close_if_done,
+    grant_for,
+    grant_state,
+    link_signer,
+    stored_document,
+)
+
+__all__ = ["SignedItem", "SigningReceipt", "sign_with_link"]
+
+log = logging.getLogger(__name__)
+
+MAX_SIGNING_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class SignedItem:
+    """One extract signed: its new state and the certificate that signed it."""
+
+    extract: ExtractSummary
+    certificate_sha256: str
+
+
+@dataclass(frozen=True)
+class SigningReceipt:
+    signer: Signer
+    meeting_id: str
+    signed_at: dt.datetime
+    items: tuple[SignedItem, ...] = ()
+    remaining: int = 0
+    """Extracts the link still grants that wait for this signer (a subset was signed)."""
+
+
+@dataclass(frozen=True)
+class _PlannedSignature:
+    extract_id: int
+    version: int
+    head_sha256: str
+    document: bytes
+    paragraph: int
+
+
+@dataclass(frozen=True)
+class _SigningPlan:
+    meeting: Meeting
+    signer: Signer
+    items: tuple[_PlannedSignature, ...]
+
+
+class _ExtractMoved(Exception):
+    """An extract changed between planning and committing (another adjuster signed)."""
+
+
+def sign_with_link(
+    services: Services, token: str, extract_ids: Collection[int] | None = None
+) -> SigningReceipt:
+    """Sign, as the link's signer, the chosen extracts among those the link grants
+    (``None``: every one waiting for them), all or nothing; each gets its own
+    signature. The link is used up once nothing it grants waits for its signer.
+
+    Refuses (and changes nothing) when the link is unknown, used, expired or
+    revoked, when a chosen extract is not granted, has a newer version than the
+    link was issued for, is already signed or declined, or when it is not this
+    role's turn on it.
+
+    The signatures are made outside any database lock; the short transaction
+    that records them claims the link and checks that no extract moved in the
+    meantime (if one did, because a fellow adjuster signed it, the signing is
+    done again on the newer document).
+    """
+    for _attempt in range(MAX_SIGNING_ATTEMPTS):
+        plan = _plan_signing(services, token, extract_ids)
+        signed = [_sign_planned(services, plan, item) for item in plan.items]
+        try:
+            receipt = _record_signatures(services, token, plan, signed)
+        except _ExtractMoved:
+            continue
+        _send_receipt(services, plan.meeting, receipt)
+        return receipt
+    raise WorkflowError(Refusal.CHANGED_WHILE_SIGNING)
+
+
+def _plan_signing(
+    services: Services, token: str, extract_ids: Collection[int] | None
+) -> _SigningPlan:
+    with services.ledger.reading() as session:
+        link, meeting, signer = link_signer(session, token)
+        grants = grants_of(session, link.token_hash)
+        if extract_ids is None:
+            chosen = [
+                grant
+                for grant in grants
+                if _state(session, grant.extract_id, grant.version, signer) is GrantState.PENDING
+            ]
+            # Nothing waits: try them all, so that the refusal says why.
+            chosen = chosen or grants
+        else:
+            chosen = [grant_for(session, link, extract_id) for extract_id in set(extract_ids)]
+        if not chosen:
+            raise WorkflowError(Refusal.NOTHING_CHOSEN)
+        items = []
+        for grant in sorted(chosen, key=lambda g: g.extract_id):
+            extract = get_extract(session, grant.extract_id)
+            check_turn(session, extract, grant.version, signer)
+            items.append(
+                _PlannedSignature(
+                    extract.id,
+                    grant.version,
+                    extract.head_sha256,
+                    stored_document(session, extract),
+                    extract.paragraph,
+                )
+            )
+        return _SigningPlan(meeting, signer, tuple(items))
+
+
+def _state(session: Session, extract_id: int, version: int, signer: Signer) -> GrantState:
+    return grant_state(session, get_extract(session, extract_id), version, signer)
+
+
+def _check_earlier_signatures(
+    services: Services, plan: _SigningPlan, item: _PlannedSignature
+) -> None:
+    """Refuse to sign a document whose earlier signatures no longer validate (a PDF
+    altered after the chair signed, even with its hash rewritten in the ledger)."""
+    if plan.signer.role is Role.CHAIR:
+        return  # the chair signs the unsigned draft, checked by its hash
+    report = validate_extract(
+        item.document,
+        services.trust_roots,
+        expected_adjusters=len(plan.meeting.adjusters),
+        complete=False,
+    )
+    if not report.ok or not report.signatures:
+        log.error("§ %s: earlier signatures do not validate: %s", item.paragraph, report.problems)
+        raise WorkflowError(Refusal.TAMPERED, paragraph=item.paragraph)
+
+
+def _sign_planned(services: Services, plan: _SigningPlan, item: _PlannedSignature) -> SignedExtract:
+    _check_earlier_signatures(services, plan, item)
+    credential = services.ca.issue(
+        plan.signer,
+        organisation=plan.meeting.municipality,
+        validity=services.settings.signer_certificate_validity,
+    )
+    return sign_extract(
+        item.document,
+        credential,
+        plan.signer,
+        adjuster_count=len(plan.meeting.adjusters),
+        location=plan.meeting.place,
+        timestamper=services.timestamper,
+    )
+
+
+def _record_signatures(
+    services: Services, token: str, plan: _SigningPlan, signed: Sequence[SignedExtract]
+) -> SigningReceipt:
+    signer, meeting = plan.signer, plan.meeting
+    kind = EventKind.CERTIFIED if signer.role is Role.CERTIFIER else EventKind.SIGNED
+    adjusters = {s.slot for s in meeting.signers(Role.ADJUSTER)}
+    with services.ledger.transaction() as session:
+        lock_meeting(session, meeting.meeting_id)  # before the extracts: one lock order
+        link = find_link(session, token)
+        items: list[SignedItem] = []
+        for item, signature in zip(plan.items, signed, strict=True):
+            extract = lock_extract(session, item.extract_id)
+            if extract.head_sha256 != item.head_sha256:
+                raise _ExtractMoved
+            check_turn(session, extract, item.version, signer)
+            digest = store_document(session, extract, signature.pdf)
+            append_signer_event(
+                session,
+                extract,
+                kind,
+                signer,
+                document_sha256=digest,
+                certificate_sha256=signature.certificate_fingerprint,
+                at=signature.signed_at,
+                detail=_timestamp_detail(signature),
+            )
+            extract.head_sha256 = digest
+            extract.status = status_after_signature(
+                extract.status, all_adjusters_signed=adjusters <= signed_slots(session, extract)
+            )
+            extract.updated_at = utcnow()
+            if extract.status is ExtractStatus.AWAITING_CERTIFIER:
+                # The justering is complete: announce it on the anslagstavla, in the
+                # same transaction as the signature that completed it.
+                announce(
+                    session,
+                    extract,
+                    meeting,
+                    now=utcnow(),
+                    appeal_weeks=services.settings.appeal_weeks,
+                )
+            summary = extract.summary(immediate=extract.paragraph in meeting.immediate_numbers)
+            items.append(SignedItem(summary, signature.certificate_fingerprint))
+        remaining = close_if_done(session, link, signer)
+        request_work(session, meeting.meeting_id)
+        items.sort(key=lambda i: (not i.extract.immediate, i.extract.paragraph))
+        return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items), remaining)
+
+
+def _send_receipt(services: Services, meeting: Meeting, receipt: SigningReceipt) -> None:
+    """E-mail the signer what they signed. The signatures are already recorded, so a
+    delivery failure is logged, not raised: the receipt page shows the same."""
+    mail = SigningReceiptMail(
+        to=receipt.signer.person,
+        meeting=MeetingHeader.of(meeting),
+        role=receipt.signer.role,
+        signed_at=receipt.signed_at,
+        items=tuple(
+            SignedLine(ExtractLine.of(i.extract), i.extract.document_sha256) for i in receipt.items
+        ),
+    )
+    try:
+        services.notifier.send(mail)
+    except NotificationError as error:
+        log.warning("receipt to %s not sent: %s", receipt.signer.email, error.diagnostics())
+
+
+def _timestamp_detail(signature: SignedExtract) -> dict[str, str]:
+    if signature.timestamped_at is None:
+        return {}
+    return {"timestamped_at": signature.timestamped_at.astimezone(dt.UTC).isoformat()}

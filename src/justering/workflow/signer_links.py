@@ -1,0 +1,227 @@
+"""What a signer's link grants and shows: the extracts it was issued for, where
+each stands for its signer, and the checks every use of a link makes (its
+version, the signer's turn)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from justering.errors import (
+    LinkError,
+    LinkProblem,
+    Refusal,
+    TrailError,
+    WorkflowError,
+)
+from justering.ledger.extracts import (
+    append_signer_event,
+    event_rows,
+    get_extract,
+    last_event,
+    load_document,
+    lock_extract,
+    signed_slots,
+)
+from justering.ledger.links import claim_link, find_link, grants_of, hash_token
+from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow, aware_utc
+from justering.model.extract import ExtractSummary
+from justering.model.meeting import Meeting
+from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
+from justering.model.roles import Person, Role, Signer
+from justering.model.trail import EventKind
+from justering.workflow.meetings import load_meeting, secretary_of
+from justering.workflow.services import Services
+
+__all__ = [
+    "GrantState",
+    "GrantedExtract",
+    "LinkView",
+    "check_turn",
+    "close_if_done",
+    "grant_for",
+    "grant_state",
+    "link_contact",
+    "link_document",
+    "link_signer",
+    "signer_of",
+    "stored_document",
+    "view_link",
+]
+
+log = logging.getLogger(__name__)
+
+
+class GrantState(StrEnum):
+    """Where one extract a link grants stands, for the link's signer."""
+
+    PENDING = "pending"
+    """The signer's turn: it can be signed or declined now."""
+    SIGNED = "signed"
+    """Signed by this signer (on the version the link grants)."""
+    DECLINED = "declined"
+    """Declined (by this or another signer): it goes back to the secretary."""
+    REPLACED = "replaced"
+    """Redrafted since the link was sent; the new version gets a new link."""
+    NOT_YOUR_TURN = "not_your_turn"
+
+    @property
+    def done(self) -> bool:
+        """Nothing more for this signer to do on it through this link."""
+        return self in (GrantState.SIGNED, GrantState.DECLINED, GrantState.REPLACED)
+
+    @property
+    def readable(self) -> bool:
+        """The link still shows the document (the version it was issued for)."""
+        return self in (GrantState.PENDING, GrantState.SIGNED, GrantState.NOT_YOUR_TURN)
+
+
+@dataclass(frozen=True)
+class GrantedExtract:
+    """One extract behind a link, and where it stands for the link's signer."""
+
+    extract: ExtractSummary
+    state: GrantState
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What a signer sees behind a link: the extracts it grants, those under
+    omedelbar justering first."""
+
+    signer: Signer
+    meeting: Meeting
+    expires_at: dt.datetime
+    extracts: tuple[GrantedExtract, ...]
+
+    @property
+    def pending(self) -> tuple[GrantedExtract, ...]:
+        return tuple(e for e in self.extracts if e.state is GrantState.PENDING)
+
+
+def signer_of(meeting: Meeting, link: LinkTokenRow) -> Signer:
+    """The signer a (signer's) link was issued to."""
+    role = Role(link.role)
+    for signer in meeting.signers(role):
+        if signer.slot == link.slot:
+            return signer
+    return Signer(Person(link.signer_name, link.signer_email), role)
+
+
+def link_signer(session: Session, token: str) -> tuple[LinkTokenRow, Meeting, Signer]:
+    """A usable signer link (not a secretary's), its meeting and its signer."""
+    link = find_link(session, token)
+    meeting = load_meeting(session, link.meeting_id)
+    return link, meeting, signer_of(meeting, link)
+
+
+def grant_state(session: Session, extract: ExtractRow, version: int, signer: Signer) -> GrantState:
+    events = [row for row in event_rows(session, extract.id) if row.version == version]
+    if any(row.kind in SIGNATURE_EVENTS and row.slot == signer.slot for row in events):
+        return GrantState.SIGNED
+    if any(row.kind == EventKind.DECLINED for row in events):
+        return GrantState.DECLINED
+    if extract.version != version:
+        return GrantState.REPLACED
+    if extract.status is not ExtractStatus.awaiting(signer.role):
+        return GrantState.NOT_YOUR_TURN
+    return GrantState.PENDING
+
+
+def view_link(services: Services, token: str) -> LinkView:
+    """Check a link and record that its signer viewed the extracts waiting for them."""
+    with services.ledger.transaction() as session:
+        link, meeting, signer = link_signer(session, token)
+        extracts = []
+        for grant in grants_of(session, link.token_hash):
+            extract = lock_extract(session, grant.extract_id)
+            state = grant_state(session, extract, grant.version, signer)
+            summary = extract.summary(immediate=extract.paragraph in meeting.immediate_numbers)
+            extracts.append(GrantedExtract(summary, state))
+            if state is not GrantState.PENDING:
+                continue
+            last = last_event(session, extract.id)
+            if last and last.kind == EventKind.VIEWED and last.slot == signer.slot:
+                continue  # a reload: the trail already says this signer has it open
+            append_signer_event(session, extract, EventKind.VIEWED, signer)
+        if all(e.state.done for e in extracts):
+            # Nothing waits for this signer any more: say why (changed, declined, signed).
+            grant = grants_of(session, link.token_hash)[0]
+            extract = lock_extract(session, grant.extract_id)
+            check_turn(session, extract, grant.version, signer)
+        extracts.sort(key=lambda e: (not e.extract.immediate, e.extract.paragraph))
+        return LinkView(signer, meeting, aware_utc(link.expires_at), tuple(extracts))
+
+
+def link_contact(services: Services, token: str) -> Person | None:
+    """Whom the holder of ``token`` should contact (the body's secretary), whatever
+    state the link is in: an expired or used link's page names them. None for a token
+    that is no link at all."""
+    with services.ledger.reading() as session:
+        row = session.get(LinkTokenRow, hash_token(token)) if len(token) <= 100 else None
+        if row is None:
+            return None
+        return secretary_of(load_meeting(session, row.meeting_id), services.settings)
+
+
+def link_document(services: Services, token: str, extract_id: int) -> bytes:
+    """The current PDF of one extract the link grants (for reading before signing)."""
+    with services.ledger.reading() as session:
+        link = find_link(session, token)
+        grant = grant_for(session, link, extract_id)
+        extract = get_extract(session, extract_id)
+        check_version(extract, grant.version)
+        return stored_document(session, extract)
+
+
+def grant_for(session: Session, link: LinkTokenRow, extract_id: int) -> LinkGrantRow:
+    grant = next(
+        (g for g in grants_of(session, link.token_hash) if g.extract_id == extract_id), None
+    )
+    if grant is None:
+        raise LinkError(LinkProblem.NOT_GRANTED)
+    return grant
+
+
+def close_if_done(session: Session, link: LinkTokenRow, signer: Signer) -> int:
+    """Mark the link used once nothing it grants waits for its signer any more; how
+    many extracts still wait."""
+    waiting = 0
+    for grant in grants_of(session, link.token_hash):
+        extract = get_extract(session, grant.extract_id)
+        waiting += grant_state(session, extract, grant.version, signer) is GrantState.PENDING
+    if not waiting:
+        claim_link(session, link)
+    return waiting
+
+
+def check_version(extract: ExtractRow, version: int) -> None:
+    """A link grants the version it was issued for; a redrafted extract needs a new one."""
+    if extract.version != version:
+        raise LinkError(LinkProblem.REPLACED, paragraph=extract.paragraph)
+
+
+def check_turn(session: Session, extract: ExtractRow, version: int, signer: Signer) -> None:
+    """Refuse unless ``signer`` may sign (or decline) this version of the extract now."""
+    check_version(extract, version)
+    if extract.status is ExtractStatus.DECLINED:
+        raise WorkflowError(Refusal.DECLINED, paragraph=extract.paragraph)
+    if signer.slot in signed_slots(session, extract):
+        raise WorkflowError(Refusal.ALREADY_SIGNED, paragraph=extract.paragraph)
+    if extract.status is not ExtractStatus.awaiting(signer.role):
+        raise WorkflowError(
+            Refusal.NOT_YOUR_TURN, paragraph=extract.paragraph, detail=extract.status.value
+        )
+
+
+def stored_document(session: Session, extract: ExtractRow) -> bytes:
+    """The extract's current document, refused if it was altered in the ledger."""
+    try:
+        return load_document(session, extract.head_sha256)
+    except TrailError as error:
+        log.error("§ %s of %s: %s", extract.paragraph, extract.meeting_id, error.diagnostics())
+        raise WorkflowError(Refusal.TAMPERED, paragraph=extract.paragraph) from None

@@ -1,0 +1,53 @@
+"""Where things stand: a meeting's extracts, and which meetings still have work."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from justering.ledger.schema import ExtractRow, MeetingRow
+from justering.model.extract import ExtractSummary
+from justering.model.process import ExtractStatus
+from justering.workflow.meetings import load_meeting
+from justering.workflow.services import Services
+
+__all__ = ["meeting_summaries", "meetings_needing_work", "unfinished_meetings"]
+
+
+def meeting_summaries(services: Services, meeting_id: str) -> tuple[ExtractSummary, ...]:
+    """The meeting's extracts by §; ``NotFoundError`` for an unknown meeting."""
+    with services.ledger.reading() as session:
+        meeting = load_meeting(session, meeting_id)
+        rows = session.execute(
+            select(ExtractRow)
+            .where(ExtractRow.meeting_id == meeting_id)
+            .order_by(ExtractRow.paragraph)
+        ).scalars()
+        return tuple(r.summary(immediate=r.paragraph in meeting.immediate_numbers) for r in rows)
+
+
+def unfinished_meetings(services: Services) -> tuple[str, ...]:
+    """Meetings with an extract not yet archived, or not yet drafted at all."""
+    with services.ledger.reading() as session:
+        meetings = set(session.execute(select(MeetingRow.meeting_id)).scalars())
+        drafted = set(session.execute(select(ExtractRow.meeting_id).distinct()).scalars())
+        open_ = set(
+            session.execute(
+                select(ExtractRow.meeting_id)
+                .where(ExtractRow.status != ExtractStatus.ARCHIVED)
+                .distinct()
+            ).scalars()
+        )
+        return tuple(sorted((meetings - drafted) | open_))
+
+
+def meetings_needing_work(services: Services) -> tuple[str, ...]:
+    """Meetings with something recorded since their last complete advance (a new
+    meeting, a signature): what the reconciler nudges after a restart or a failure."""
+    with services.ledger.reading() as session:
+        return tuple(
+            session.execute(
+                select(MeetingRow.meeting_id)
+                .where(MeetingRow.work_requested > MeetingRow.work_done)
+                .order_by(MeetingRow.created_at)
+            ).scalars()
+        )
