@@ -64,6 +64,9 @@ _DETAIL_CHARS = 300
 """Longer detail values (a redraft's whole corrected text) are shortened in the
 certificate; trail.json beside it has them whole."""
 _FACT_COLUMNS = (48.0, 122.0)
+_HASH_SIZE_PT = 7.5
+"""Small enough that any SHA-256 in hex fits on one line of its cell: 64 of the
+widest hex character (a digit, 0.636 em in DejaVu Sans) are 107 mm at 7.5 pt."""
 _DOCUMENT_TIMESTAMP_COLUMNS = (60.0, 86.0, 24.0)
 
 
@@ -253,7 +256,7 @@ class _CompletionDocument(FPDF):
                 row = table.row()
                 row.cell(f"{swedish}\n{english}", style=FontFace(emphasis="BOLD"))
                 hashed = value is pdf_sha256
-                row.cell(value, style=FontFace(size_pt=8.5) if hashed else None)
+                row.cell(value, style=FontFace(size_pt=_HASH_SIZE_PT) if hashed else None)
         self.ln(4)
 
     def write_signatures(self, signatures: Sequence[SignatureReport]) -> None:

@@ -1,0 +1,487 @@
+"""Tests of the certificate of completion, read back with pdftotext, pdffonts and pypdf.
+
+The main inputs come from a real run: the sample meeting driven through the
+workflow to the archive (its bundle's PDF, trail and CA certificate); the
+rest are built directly where a test needs a trail or a result no run gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import subprocess
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+from fpdf.fonts import TTFFont
+from pypdf import PdfReader
+
+from justering.archive.intyg import ALL_CHECKS_PASSED, TITLE, render_completion
+from justering.documents import fonts as bundled_fonts
+from justering.documents import layout, rendering
+from justering.model.meeting import Body, Meeting
+from justering.model.roles import Person, Role
+from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, trail_from_json, with_hash
+from justering.pades.validate import (
+    DocumentTimestampReport,
+    ExtractValidation,
+    SignatureReport,
+    validate_extract,
+)
+from support.archived import ArchivedMeeting, archived_meeting_fixture  # noqa: F401
+from support.poppler import PT_PER_MM, page_texts, pdftotext, words
+
+ISSUED = dt.datetime(2026, 3, 2, 9, 15, 30, tzinfo=dt.UTC)
+LEFT_PT = layout.MARGIN_LEFT_MM * PT_PER_MM
+RIGHT_PT = (layout.PAGE_WIDTH_MM - layout.MARGIN_RIGHT_MM) * PT_PER_MM
+BOTTOM_PT = layout.PAGE_HEIGHT_MM * PT_PER_MM
+SLACK_PT = 0.5
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything ``render_completion`` takes."""
+
+    meeting: Meeting
+    paragraph: int
+    dnr: str | None
+    title: str
+    events: tuple[TrailEvent, ...]
+    validation: ExtractValidation
+    pdf_sha256: str
+
+    def render(self, issued_at: dt.datetime = ISSUED) -> bytes:
+        return render_completion(
+            self.meeting,
+            self.paragraph,
+            self.dnr,
+            self.title,
+            self.events,
+            self.validation,
+            self.pdf_sha256,
+            issued_at=issued_at,
+        )
+
+
+@pytest.fixture(scope="module")
+def archived_inputs(archived_meeting: ArchivedMeeting) -> Inputs:
+    """The first extract of the archived sample meeting, as the archive step sees it."""
+    bundle = archived_meeting.bundle_dirs()[0]
+    state = archived_meeting.states[0]
+    pdf = (bundle / "extract.pdf").read_bytes()
+    validation = validate_extract(
+        pdf,
+        [archived_meeting.ca_certificate],
+        expected_adjusters=len(archived_meeting.meeting.adjusters),
+    )
+    assert validation.ok, validation.problems
+    return Inputs(
+        meeting=archived_meeting.meeting,
+        paragraph=state.paragraph,
+        dnr=state.dnr,
+        title=state.title,
+        events=trail_from_json((bundle / "trail.json").read_bytes()),
+        validation=validation,
+        pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+    )
+
+
+@pytest.fixture(scope="module")
+def archived_certificate(archived_inputs: Inputs) -> bytes:
+    return archived_inputs.render()
+
+
+def flat(text: str) -> str:
+    """Text with every run of whitespace as one space (table cells wrap lines)."""
+    return " ".join(text.split())
+
+
+# -- built inputs ---------------------------------------------------------------------
+
+
+def chain(events: Sequence[TrailEvent]) -> tuple[TrailEvent, ...]:
+    """``events`` numbered and sealed into a hash chain."""
+    sealed: list[TrailEvent] = []
+    previous = GENESIS_HASH
+    for seq, event in enumerate(events, start=1):
+        sealed.append(with_hash(dataclasses.replace(event, seq=seq, prev_hash=previous, hash="")))
+        previous = sealed[-1].hash
+    return tuple(sealed)
+
+
+def event(
+    kind: EventKind,
+    at: dt.datetime,
+    actor: str = "system",
+    role: Role | None = None,
+    **detail: str,
+) -> TrailEvent:
+    digest = hashlib.sha256(f"{kind}{at}".encode()).hexdigest()
+    return TrailEvent(
+        extract="m/7",
+        seq=0,
+        kind=kind,
+        at=at,
+        actor=actor,
+        actor_email=None,
+        role=role.value if role else None,
+        version=1,
+        document_sha256=digest,
+        certificate_sha256=None,
+        detail=detail,
+    )
+
+
+def report(
+    name: str,
+    role: Role,
+    at: dt.datetime,
+    *,
+    trusted: bool = True,
+    timestamped_at: dt.datetime | None = None,
+) -> SignatureReport:
+    return SignatureReport(
+        field_name=f"Signatur-{role.value}-0",
+        signer_name=name,
+        role=role,
+        signed_at=at,
+        certificate_fingerprint=hashlib.sha256(name.encode()).hexdigest(),
+        intact=True,
+        valid=True,
+        trusted=trusted,
+        covers_whole_file=True,
+        modification_level="none",
+        validated_at=at,
+        timestamped_at=timestamped_at,
+        timestamp_trusted=timestamped_at is not None,
+    )
+
+
+LONG_CHAIR = "Łukasz Ćwikła-Wiśniewski von Brzęczyszczykiewicz-Szczebrzeszyńska"
+LONG_ADJUSTER = "Nguyễn Thị Hoa Phạm Quỳnh Hương Trịnh Đình Thắng Lương Thế Vinh"
+LONG_BODY = "Kommunstyrelsens arbetsutskott för samhällsbyggnad, välfärd och ekonomi " * 2
+
+
+def built_inputs(
+    events: Sequence[TrailEvent] = (), signatures: Sequence[SignatureReport] = ()
+) -> Inputs:
+    """A meeting with long, non-ASCII names and a trail of ``events`` (default: signing)."""
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    chair = Person(LONG_CHAIR, "lukasz@example.org")
+    adjuster = Person(LONG_ADJUSTER, "hoa@example.org")
+    certifier = Person("Åsa Öberg", "asa@example.org")
+    meeting = Meeting(
+        meeting_id="m",
+        municipality="Älvkarleby kommun",
+        body=Body("KSAU", LONG_BODY.strip()),
+        date=dt.date(2026, 5, 28),
+        place="Skutskär",
+        chair=chair,
+        adjusters=(adjuster,),
+        certifier=certifier,
+        paragraphs=(),
+    )
+    if not events:
+        events = [
+            event(EventKind.DRAFTED, at),
+            event(EventKind.SIGNED, at, chair.name, Role.CHAIR),
+            event(EventKind.SIGNED, at, adjuster.name, Role.ADJUSTER),
+            event(EventKind.CERTIFIED, at, certifier.name, Role.CERTIFIER),
+        ]
+    if not signatures:
+        signatures = [
+            report(chair.name, Role.CHAIR, at),
+            report(adjuster.name, Role.ADJUSTER, at + dt.timedelta(minutes=1)),
+            report(certifier.name, Role.CERTIFIER, at + dt.timedelta(minutes=2)),
+        ]
+    return Inputs(
+        meeting=meeting,
+        paragraph=7,
+        dnr="KS 2026/0042-1.2.3 " + "och en mycket lång fortsättning " * 3,
+        title="Ärende med en titel som är så lång att den inte får plats på en rad " * 3,
+        events=chain(events),
+        validation=ExtractValidation(tuple(signatures), ()),
+        pdf_sha256=hashlib.sha256(b"the signed pdf").hexdigest(),
+    )
+
+
+# -- what it says ---------------------------------------------------------------------
+
+
+def test_states_the_extract_every_signature_and_the_pdf_hash(
+    archived_inputs: Inputs, archived_certificate: bytes, tmp_path: Path
+) -> None:
+    text = pdftotext(archived_certificate, tmp_path)
+    meeting = archived_inputs.meeting
+    assert TITLE in text
+    assert archived_inputs.pdf_sha256 in text
+    for expected in (meeting.municipality, meeting.body.name, meeting.date.isoformat()):
+        assert expected in text
+    assert f"§ {archived_inputs.paragraph}" in text
+    assert archived_inputs.dnr and archived_inputs.dnr in text
+    assert archived_inputs.title in flat(text)
+    signatures = archived_inputs.validation.signatures
+    assert [s.role for s in signatures] == [Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER]
+    for signature in signatures:
+        assert signature.role is not None
+        assert signature.signer_name in text
+        assert signature.role.swedish in text
+        assert signature.certificate_fingerprint in text
+    assert ALL_CHECKS_PASSED in text
+    assert "2026-03-02 09:15:30 UTC" in text  # the issue time
+    assert archived_inputs.events[-1].hash in text  # the chain's last hash, in full
+    for how in ("justering verify", "pdfsig", "ca.pem", "sha256sum extract.pdf"):
+        assert how in text
+
+
+@pytest.mark.parametrize("digest", ["0" * 64, "9" * 64, "d" * 64])
+def test_any_pdf_hash_stays_on_one_line(
+    archived_inputs: Inputs, digest: str, tmp_path: Path
+) -> None:
+    """The widest hex characters too: a wrapped hash reads as two words."""
+    text = pdftotext(dataclasses.replace(archived_inputs, pdf_sha256=digest).render(), tmp_path)
+    assert digest in text
+
+
+def test_signature_times_in_utc_and_swedish_time(tmp_path: Path) -> None:
+    summer = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    winter = dt.datetime(2026, 1, 15, 23, 30, tzinfo=dt.UTC)
+    signatures = [report("Anna Ek", Role.CHAIR, summer), report("Bo Ek", Role.ADJUSTER, winter)]
+    text = pdftotext(built_inputs(signatures=signatures).render(), tmp_path)
+    assert "2026-06-01 10:00:00 UTC" in text
+    assert "2026-06-01 12:00:00 CEST (svensk tid)" in text
+    assert "2026-01-15 23:30:00 UTC" in text
+    assert "2026-01-16 00:30:00 CET (svensk tid)" in text
+
+
+def test_signature_timestamps_are_shown_when_there_are_some(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    stamped = at + dt.timedelta(seconds=2)
+    signatures = [
+        report("Anna Ek", Role.CHAIR, at, timestamped_at=stamped),
+        report("Bo Ek", Role.ADJUSTER, at),
+    ]
+    text = flat(pdftotext(built_inputs(signatures=signatures).render(), tmp_path))
+    assert (
+        "Tidsstämpel (RFC 3161): 2026-06-01 10:00:02 UTC, "
+        "2026-06-01 12:00:02 CEST (svensk tid), betrodd: ja"
+    ) in text
+    assert text.count("Tidsstämpel: ingen") == 1
+    # The bundle then has the TSA's CA certificate, which verification needs too.
+    assert "justering verify --trust ca.pem --trust tsa-ca.pem" in text
+    assert "tsa-ca.pem" not in pdftotext(built_inputs().render(), tmp_path)
+
+
+def test_document_timestamps_are_listed_when_there_are_some(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 6, 1, 10, 5, tzinfo=dt.UTC)
+    plain = built_inputs()
+    assert "Dokumenttidsstämplar" not in pdftotext(plain.render(), tmp_path)
+    timestamps = (DocumentTimestampReport("Arkivtidsstampel-1", at, False, at),)
+    lta = dataclasses.replace(
+        plain,
+        validation=dataclasses.replace(plain.validation, document_timestamps=timestamps),
+    )
+    text = flat(pdftotext(lta.render(), tmp_path))
+    assert "Dokumenttidsstämplar" in text
+    assert "Arkivtidsstampel-1 2026-06-01 10:05:00 UTC 2026-06-01 12:05:00 CEST" in text
+    assert "NEJ" in text  # not trusted
+
+
+def test_untrusted_signature_reads_no(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    trusted = built_inputs(signatures=[report("Anna Ek", Role.CHAIR, at)])
+    untrusted = built_inputs(signatures=[report("Anna Ek", Role.CHAIR, at, trusted=False)])
+    assert "NEJ" not in pdftotext(trusted.render(), tmp_path)
+    assert "NEJ" in pdftotext(untrusted.render(), tmp_path)
+
+
+def test_trail_events_appear_in_order_with_their_hashes(
+    archived_inputs: Inputs, archived_certificate: bytes
+) -> None:
+    text = "\n".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(archived_certificate)).pages
+    )
+    position = 0
+    for trail_event in archived_inputs.events:
+        assert trail_event.document_sha256 is not None
+        row = " ".join(
+            [
+                str(trail_event.seq),
+                f"{trail_event.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}",
+                trail_event.kind.swedish,
+            ]
+        )
+        found = text.find(row, position)
+        assert found >= 0, f"event {trail_event.seq} not found after the ones before it"
+        after = text[found : found + 400]
+        assert trail_event.actor in after
+        assert trail_event.document_sha256[:10] in after
+        assert trail_event.hash[:10] in after
+        position = found + len(row)
+
+
+def test_every_event_kind_has_a_swedish_name_that_is_shown(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    events = [event(kind, at + dt.timedelta(minutes=i)) for i, kind in enumerate(EventKind)]
+    text = pdftotext(built_inputs(events=events).render(), tmp_path)
+    for kind in EventKind:
+        assert f" {kind.swedish} " in f" {flat(text)} ", kind
+
+
+def test_event_details_are_shown(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    events = [
+        event(EventKind.DRAFTED, at),
+        event(EventKind.ANNOUNCED, at, appeal_deadline="2026-06-22"),
+    ]
+    text = pdftotext(built_inputs(events=events).render(), tmp_path)
+    assert "appeal_deadline: 2026-06-22" in text
+
+
+def test_problems_are_listed_instead_of_the_pass(archived_inputs: Inputs, tmp_path: Path) -> None:
+    problems = (
+        "signature Signatur-chair-0: the signed content was changed (digest mismatch)",
+        "expected 2 adjuster signature(s), found 1",
+    )
+    failing = dataclasses.replace(
+        archived_inputs,
+        validation=dataclasses.replace(archived_inputs.validation, problems=problems),
+    )
+    text = flat(pdftotext(failing.render(), tmp_path))
+    assert ALL_CHECKS_PASSED not in text
+    assert "Kontrollen fann 2 problem" in text
+    for problem in problems:
+        assert problem in text
+
+
+def test_a_broken_chain_is_a_problem(archived_inputs: Inputs, tmp_path: Path) -> None:
+    events = list(archived_inputs.events)
+    events[2] = dataclasses.replace(events[2], actor="Someone Else")  # not resealed
+    broken = dataclasses.replace(archived_inputs, events=tuple(events))
+    text = flat(pdftotext(broken.render(), tmp_path))
+    assert ALL_CHECKS_PASSED not in text
+    assert "trail: event 3 (viewed) was altered" in text
+
+
+# -- how it is made -------------------------------------------------------------------
+
+
+def test_deterministic_and_dated_by_its_issue_time(archived_inputs: Inputs) -> None:
+    first = archived_inputs.render()
+    assert archived_inputs.render() == first
+    later = archived_inputs.render(ISSUED + dt.timedelta(seconds=1))
+    assert later != first
+    metadata = PdfReader(io.BytesIO(first)).metadata
+    assert metadata is not None and metadata.creation_date is not None
+    assert metadata.creation_date.astimezone(dt.UTC) == ISSUED
+
+
+def test_naive_issue_time_is_refused(archived_inputs: Inputs) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        archived_inputs.render(dt.datetime(2026, 3, 2, 9, 15))
+
+
+def test_fonts_are_the_packages_dejavu_embedded(
+    archived_certificate: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / "intyg.pdf"
+    path.write_bytes(archived_certificate)
+    listing = subprocess.run(
+        ["pdffonts", str(path)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[2:]
+    assert listing
+    for line in listing:
+        assert "DejaVu" in line.split()[0]
+        assert line.split()[-5] == "yes", line  # emb
+
+
+def test_long_trail_paginates_with_page_numbers(tmp_path: Path) -> None:
+    start = dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)
+    kinds = [EventKind.NOTIFIED, EventKind.VIEWED, EventKind.SIGNED]
+    events = [
+        event(kinds[i % 3], start + dt.timedelta(minutes=i), f"Person {i}", Role.ADJUSTER)
+        for i in range(50)
+    ]
+    inputs = built_inputs(events=events)
+    pages = page_texts(inputs.render(), tmp_path)
+    total = len(pages)
+    assert total >= 3
+    for number, page in enumerate(pages, start=1):
+        assert f"{number} ({total})" in page
+        assert TITLE.upper() in page
+    whole = flat("\n".join(pages))
+    for trail_event in inputs.events:
+        assert trail_event.hash[:10] in whole
+    # The table's heading is repeated on every page the trail continues on.
+    trail_pages = [page for page in pages if "Person " in page]
+    assert len(trail_pages) >= 2
+    assert all("Tid (UTC)" in page for page in trail_pages)
+
+
+def test_long_and_non_ascii_names_wrap_inside_the_margins(tmp_path: Path) -> None:
+    inputs = built_inputs()
+    certificate = inputs.render()
+    text = pdftotext(certificate, tmp_path)
+    # Cells wrap long names over lines, a name wider than its cell inside a word.
+    unbroken = "".join(text.split())
+    for name in (LONG_CHAIR, LONG_ADJUSTER, "Åsa Öberg", "Älvkarleby kommun"):
+        assert "".join(unicodedata.normalize("NFC", name).split()) in unbroken
+    assert "\ufffd" not in text
+    found = words(certificate, tmp_path)
+    assert found
+    for word in found:
+        assert word.x_min >= LEFT_PT - SLACK_PT, word
+        assert word.x_max <= RIGHT_PT + SLACK_PT, word
+        assert word.y_max <= BOTTOM_PT, word
+
+
+def test_non_latin_names_use_the_complete_fonts(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    greek = "Αλέξανδρος Παπαδόπουλος"
+    inputs = built_inputs(signatures=[report(greek, Role.CHAIR, at)])
+    text = pdftotext(inputs.render(), tmp_path)
+    assert greek in text
+    assert "\ufffd" not in text
+
+
+# -- the rendering helpers it shares with the extract ---------------------------------
+
+
+def test_add_fonts_chooses_the_latin_cut_only_when_it_suffices() -> None:
+    def embedded_paths(texts: list[str]) -> set[Path]:
+        document = FPDF()
+        rendering.add_fonts(document, texts)
+        fonts = document.fonts.values()
+        assert all(isinstance(font, TTFFont) for font in fonts)
+        return {Path(font.ttffile) for font in fonts if isinstance(font, TTFFont)}
+
+    latin = set(bundled_fonts._font_files(full=False).values())
+    complete = set(bundled_fonts._font_files(full=True).values())
+    assert embedded_paths(["Łukasz Ćwikła", "Nguyễn Thị Hoa"]) == latin
+    assert embedded_paths(["Łukasz", "Αλέξανδρος"]) == complete
+
+
+def test_number_pages_writes_n_of_total_at_the_top_right(tmp_path: Path) -> None:
+    document = FPDF(unit="mm", format="A4")
+    rendering.add_fonts(document, [])
+    for _ in range(3):
+        document.add_page()
+    rendering.number_pages(document)
+    pdf = bytes(document.output())
+    numbers = [w for w in words(pdf, tmp_path) if w.text.startswith("(")]
+    assert [(w.page, w.text) for w in numbers] == [(1, "(3)"), (2, "(3)"), (3, "(3)")]
+    for word in numbers:
+        assert RIGHT_PT - 5 <= word.x_max <= RIGHT_PT + SLACK_PT
+        assert word.y_min < (layout.MARGIN_TOP_MM + 6) * PT_PER_MM
+
+
+def test_one_line_collapses_whitespace_and_marks_undrawable_characters() -> None:
+    assert rendering.one_line("  Anna \n\t Ek  ") == "Anna Ek"
+    assert rendering.one_line("Anna 中 Ek") == "Anna \ufffd Ek"
+    assert rendering.one_line("Nguye\u0302\u0303n") == "Nguyễn"  # NFC

@@ -1,0 +1,113 @@
+"""An extract archived with a TSA proves itself offline, years later, with the
+TSA stopped (issue 4: "done when")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from justering import workflow
+from justering.archive.bundle import EXTRACT_TSA_CA
+from justering.archive.verify import verify_targets
+from justering.config import Settings, load_settings
+from justering.ledger.extracts import trail_of
+from justering.model.manifest import load_sample_meeting
+from justering.model.process import ExtractStatus
+from justering.model.trail import EventKind, trail_from_json
+from justering.pades.timestamps import TimestampError
+from justering.pades.validate import validate_extract
+from support.archived import ArchivedMeeting, archive_sample_meeting, run_cli
+from support.tsa import TsaService, start_tsa_service
+from support.workflow import small_meeting
+
+
+def _settings_with_tsa(home: Path, tsa: TsaService) -> Settings:
+    home.mkdir(parents=True)
+    (home / "tsa-ca.pem").write_bytes(tsa.root.public_bytes(serialization.Encoding.PEM))
+    return replace(load_settings(home, environ={}), tsa_url=tsa.tsa_url)
+
+
+@dataclass(frozen=True)
+class SealedArchive:
+    settings: Settings
+    archived: ArchivedMeeting
+    tsa_root: x509.Certificate
+
+
+@pytest.fixture(scope="module")
+def sealed(tmp_path_factory: pytest.TempPathFactory) -> SealedArchive:
+    """Two extracts archived with a TSA, and the TSA stopped afterwards."""
+    folder = tmp_path_factory.mktemp("sealed")
+    tsa = start_tsa_service(folder / "tsa")
+    try:
+        settings = _settings_with_tsa(folder / "home", tsa)
+        meeting = small_meeting(load_sample_meeting(), paragraphs=(94, 96), adjusters=2)
+        archived = archive_sample_meeting(settings, meeting)
+    finally:
+        tsa.stop()
+    return SealedArchive(settings, archived, tsa.root)
+
+
+def test_a_sealed_archive_verifies_offline_with_the_tsa_stopped(sealed: SealedArchive) -> None:
+    settings, archived, tsa_root = sealed.settings, sealed.archived, sealed.tsa_root
+
+    for bundle_dir in archived.bundle_dirs():
+        trail = trail_from_json((bundle_dir / "trail.json").read_bytes())
+        kinds = [event.kind for event in trail]
+        assert kinds[-1] is EventKind.TIMESTAMPED
+        assert kinds[-2] is EventKind.CERTIFIED
+        signed = [e for e in trail if e.kind in (EventKind.SIGNED, EventKind.CERTIFIED)]
+        assert signed and all("timestamped_at" in e.detail for e in signed)
+        assert (bundle_dir / EXTRACT_TSA_CA).is_file()
+
+        pdf = (bundle_dir / "extract.pdf").read_bytes()
+        roots = [archived.ca_certificate, tsa_root]
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3650)
+        future = validate_extract(pdf, roots, now=later)
+        assert future.ok, future.problems
+        assert future.document_timestamps
+        assert all(s.timestamped_at is not None for s in future.signatures)
+
+    done = run_cli(archived.home, "verify", "--json", str(settings.archive_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert len(results) == len(archived.bundle_dirs())
+    assert all(r["valid"] for r in results)
+
+
+def test_without_the_tsa_root_the_sealed_archive_does_not_verify(sealed: SealedArchive) -> None:
+    archive = str(sealed.settings.archive_dir)
+    results = list(verify_targets([archive], [sealed.archived.ca_certificate]))
+    assert results and not any(r.ok for r in results)
+
+
+def test_a_tsa_that_is_down_fails_the_signature_and_records_nothing(tmp_path: Path) -> None:
+    tsa = start_tsa_service(tmp_path / "tsa")
+    settings = _settings_with_tsa(tmp_path / "home", tsa)
+    tsa.stop()
+    meeting = small_meeting(load_sample_meeting())
+    with pytest.raises(TimestampError):
+        archive_sample_meeting(settings, meeting)
+    services = workflow.open_services(settings)
+    try:
+        [state] = workflow.meeting_summaries(services, meeting.meeting_id)
+        assert state.status is ExtractStatus.AWAITING_CHAIR
+        with services.ledger.reading() as session:
+            kinds = [e.kind for e in trail_of(session, state.extract_id)]
+        assert EventKind.SIGNED not in kinds
+    finally:
+        services.ledger.dispose()
+
+
+def test_a_tsa_without_its_trust_root_is_a_configuration_error(tmp_path: Path) -> None:
+    from justering.errors import ConfigError
+
+    settings = load_settings(tmp_path, environ={"JUSTERING_TSA_URL": "http://127.0.0.1:9/tsa"})
+    with pytest.raises(ConfigError, match="trust root"):
+        settings.tsa_root()
