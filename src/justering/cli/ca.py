@@ -56,6 +56,12 @@ def add_ca_arguments(ca: argparse.ArgumentParser) -> None:
         "csr", help="a certificate signing request for an outside CA to issue the CA's certificate"
     )
     csr.add_argument("--out", type=Path, metavar="FILE", help="write it here (default: stdout)")
+    csr.add_argument(
+        "--organisation-identifier",
+        metavar="ID",
+        help="the organisation's identifier for the subject (ETSI EN 319 412-1, e.g. "
+        "NTRSE-2120001234); also names the issued CA apart from the self-signed one",
+    )
     install = actions.add_parser(
         "install", help="install the CA certificate an outside CA issued, with its chain"
     )
@@ -115,18 +121,19 @@ def _csr(args: argparse.Namespace, settings: Settings) -> int:
     from justering.pades.ca import SigningCA
 
     ca = SigningCA.load(settings.ca_dir)
-    request = ca.signing_request().public_bytes(serialization.Encoding.PEM)
+    request = ca.signing_request(organisation_identifier=args.organisation_identifier)
+    request_pem = request.public_bytes(serialization.Encoding.PEM)
     if args.out is None:
-        sys.stdout.write(request.decode("ascii"))
+        sys.stdout.write(request_pem.decode("ascii"))
         where = "above"
     else:
         try:
-            args.out.write_bytes(request)
+            args.out.write_bytes(request_pem)
         except OSError as error:
             raise ConfigError(f"--out {args.out}: {error.strerror}") from None
         where = f"in {args.out}"
     print(
-        f"justering: the signing request for {ca.certificate.subject.rfc4514_string()} is "
+        f"justering: the signing request for {request.subject.rfc4514_string()} is "
         f"{where}; once the issuing CA has signed it, install what it returns with "
         "`justering ca install CERT_CHAIN [--root ROOT.pem]`",
         file=sys.stderr,

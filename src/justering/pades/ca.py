@@ -21,6 +21,7 @@ poppler/NSS (``pdfsig``) and Adobe Reader all verify ECDSA signatures.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,6 +82,7 @@ _CA_KEY_USAGE = x509.KeyUsage(
     decipher_only=False,
 )
 """A CA's key signs certificates and CRLs, nothing else."""
+_ORGANISATION_IDENTIFIER = re.compile(r"[A-Z]{3}[A-Z]{2}-[A-Za-z0-9.:/-]{1,60}")
 
 
 def fingerprint(certificate: x509.Certificate) -> str:
@@ -308,13 +310,31 @@ class SigningCA:
             for cert in (self.certificate, *self.chain)
         )
 
-    def signing_request(self) -> x509.CertificateSigningRequest:
+    def signing_request(
+        self, *, organisation_identifier: str | None = None
+    ) -> x509.CertificateSigningRequest:
         """A PKCS#10 request for an outside CA to issue this CA's certificate: the
         CA's subject, CA:true with no CA below it, the key usages keyCertSign and
-        cRLSign; signed by the CA key wherever it is."""
+        cRLSign; signed by the CA key wherever it is.
+
+        ``organisation_identifier`` (ETSI EN 319 412-1, e.g. ``NTRSE-2120001234``
+        for a Swedish organisationsnummer) goes in the subject after O. It also
+        names the issued CA apart from the self-signed certificate: under the very
+        same name and key, a validator that trusts the old certificate would trust
+        the new signatures too.
+        """
+        subject = self.certificate.subject
+        if organisation_identifier is not None:
+            if not _ORGANISATION_IDENTIFIER.fullmatch(organisation_identifier):
+                raise ConfigError(
+                    f"organisation identifier {organisation_identifier!r}: expected the "
+                    "ETSI EN 319 412-1 form, e.g. NTRSE-2120001234 (NTR, the country, -, "
+                    "the registration number)"
+                )
+            subject = _with_organisation_identifier(subject, organisation_identifier)
         return (
             x509.CertificateSigningRequestBuilder()
-            .subject_name(self.certificate.subject)
+            .subject_name(subject)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_CA_KEY_USAGE, critical=True)
             .sign(self._key, hashes.SHA256())
@@ -467,6 +487,18 @@ def _name(*attributes: tuple[ObjectIdentifier, str]) -> x509.Name:
                 "a certificate allows"
             )
     return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+
+
+def _with_organisation_identifier(name: x509.Name, identifier: str) -> x509.Name:
+    """``name`` with its organizationIdentifier set to ``identifier``, after the O."""
+    attributes: list[x509.NameAttribute[str | bytes]] = []
+    for attribute in name:
+        if attribute.oid == NameOID.ORGANIZATION_IDENTIFIER:
+            continue
+        attributes.append(attribute)
+        if attribute.oid == NameOID.ORGANIZATION_NAME:
+            attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, identifier))
+    return x509.Name(attributes)
 
 
 def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
