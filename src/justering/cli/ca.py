@@ -142,7 +142,7 @@ def _csr(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _install(args: argparse.Namespace, settings: Settings) -> int:
-    from justering.pades.ca import SigningCA, fingerprint
+    from justering.pades.ca import SigningCA, common_name, fingerprint
     from justering.pades.ca_chain import ChainError, install_issued_chain
 
     ca = SigningCA.load(settings.ca_dir)
@@ -155,8 +155,9 @@ def _install(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_INVALID
     root = installed.chain[-1]
     print(f"installed the CA certificate {installed.certificate.subject.rfc4514_string()}")
-    print(f"issued by {installed.certificate.issuer.rfc4514_string()}")
-    print(f"under the root {root.subject.rfc4514_string()} (SHA-256 {fingerprint(root)})")
+    issuers = " under ".join(repr(common_name(cert)) for cert in installed.chain)
+    print(f"issued by {issuers}")
+    print(f"root: {common_name(root)!r}, SHA-256 fingerprint {fingerprint(root)}")
     print(
         "signatures from now on chain to that root: validators trust it "
         "(`justering verify --trust ROOT.pem`, a pdfsig NSS database, Adobe)"
