@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -65,37 +66,46 @@ class OutsideCA:
         )
         self.certificate = builder.sign(signer.key, hashes.SHA384())
 
-    def issue(
-        self,
-        request: x509.CertificateSigningRequest,
-        *,
-        ca: bool = True,
-        key_cert_sign: bool = True,
-        crl_sign: bool = True,
-        public_key: PublicKeyTypes | None = None,
-        not_before: datetime | None = None,
-        not_after: datetime | None = None,
-    ) -> x509.Certificate:
-        """Our CA's certificate for ``request`` (or, to test refusals, not quite it)."""
-        now = datetime.now(UTC)
-        usage = {**_CA_USAGE, "key_cert_sign": key_cert_sign, "crl_sign": crl_sign}
-        if not ca:
-            usage.update(digital_signature=True, key_cert_sign=False, crl_sign=False)
-        return (
-            x509.CertificateBuilder()
-            .subject_name(request.subject)
-            .issuer_name(self.certificate.subject)
-            .public_key(public_key or request.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before or now - timedelta(hours=1))
-            .not_valid_after(not_after or now + timedelta(days=3 * 365))
-            .add_extension(
-                x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True
-            )
-            .add_extension(x509.KeyUsage(**usage), critical=True)
-            .sign(self.key, hashes.SHA384())
-        )
+    def issue(self, request: x509.CertificateSigningRequest, **options: Any) -> x509.Certificate:
+        """Our CA's certificate for ``request`` (see :func:`issue_ca_certificate`)."""
+        return issue_ca_certificate(request, self.key, self.certificate, **options)
 
     def write(self, path: Path) -> Path:
         path.write_bytes(pem(self.certificate))
         return path
+
+
+def issue_ca_certificate(
+    request: x509.CertificateSigningRequest,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Certificate,
+    *,
+    ca: bool = True,
+    key_cert_sign: bool = True,
+    crl_sign: bool = True,
+    public_key: PublicKeyTypes | None = None,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    crl_url: str | None = None,
+) -> x509.Certificate:
+    """The CA certificate an outside CA issues for ``request`` (or, to test refusals,
+    not quite it); ``crl_url``: where its CRL is published, for long-term validation."""
+    now = datetime.now(UTC)
+    usage = {**_CA_USAGE, "key_cert_sign": key_cert_sign, "crl_sign": crl_sign}
+    if not ca:
+        usage.update(digital_signature=True, key_cert_sign=False, crl_sign=False)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(request.subject)
+        .issuer_name(issuer.subject)
+        .public_key(public_key or request.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - timedelta(hours=1))
+        .not_valid_after(not_after or now + timedelta(days=3 * 365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(x509.KeyUsage(**usage), critical=True)
+    )
+    if crl_url is not None:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA384())
