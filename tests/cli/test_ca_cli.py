@@ -16,12 +16,15 @@ from justering import workflow
 from justering.config import Settings, load_settings
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
-from justering.pades.ca import CA_CERT_FILE, fingerprint
+from justering.model.roles import Role
+from justering.pades.ca import CA_CERT_FILE, SigningCA, fingerprint
+from justering.pades.ca_chain import install_issued_chain
+from justering.pades.validate import validate_extract
 from support.archived import clean_environment, run_cli
 from support.outside_ca import OutsideCA, pem
 from support.poppler import nss_database, pdfsig
 from support.softhsm import SoftHsm
-from support.workflow import sign_through, small_meeting
+from support.workflow import sign_as, sign_through, small_meeting, start
 
 ORGANISATION = "Nacka kommun"
 
@@ -222,3 +225,38 @@ def test_a_file_that_is_no_certificate_is_refused(outside_home: Path, tmp_path: 
     done = run_cli(outside_home, "ca", "install", str(tmp_path / "chain.pem"))
     assert done.returncode == 1
     assert "not a PEM certificate file" in done.stderr
+
+
+def test_an_extract_half_signed_before_the_switch_is_still_archived(
+    outside_home: Path, sample_meeting: Meeting
+) -> None:
+    """The chair signs under the self-signed certificate, the rest under the outside
+    root's: the signing and archiving steps trust both (``ca-retired.pem``)."""
+    meeting = small_meeting(sample_meeting)
+    services = workflow.open_services(_settings(outside_home))
+    try:
+        start(services, meeting)
+        sign_as(services, meeting.chair.email)
+        workflow.advance_meeting(services, meeting.meeting_id)
+    finally:
+        services.ledger.dispose()
+    ca = SigningCA.load(outside_home / "ca")
+    root = OutsideCA("Utomstående Rot CA")
+    request = ca.signing_request(organisation_identifier="NTRSE-2120001234")
+    install_issued_chain(ca, [root.issue(request), root.certificate])
+    services = workflow.open_services(_settings(outside_home))  # restarted after the switch
+    try:
+        for role in (Role.ADJUSTER, Role.CERTIFIER):
+            for signer in meeting.signers(role):
+                sign_as(services, signer.email)
+            workflow.advance_meeting(services, meeting.meeting_id)
+        [state] = workflow.meeting_summaries(services, meeting.meeting_id)
+    finally:
+        services.ledger.dispose()
+    assert state.status is ExtractStatus.ARCHIVED
+    pdf = Path((state.archive_uri or "").removeprefix("file://")).read_bytes()
+    with_root_only = validate_extract(pdf, [root.certificate])
+    assert [s.trusted for s in with_root_only.signatures] == [False, True, True]
+    bundle = Path((state.archive_uri or "").removeprefix("file://")).parent
+    done = run_cli(outside_home, "verify", str(bundle))  # the home's trust: retired too
+    assert done.returncode == 0, done.stdout
