@@ -29,7 +29,7 @@ from support.archived import ArchivedMeeting, archive_sample_meeting, run_cli
 from support.outside_ca import issue_ca_certificate
 from support.pdfs import CHAIR, ORGANISATION, extract_pdf, sign_in_turn
 from support.tsa import TsaService, start_tsa_service
-from support.workflow import sign_through, small_meeting
+from support.workflow import archived_meeting, small_meeting
 
 
 def _settings_with_tsa(home: Path, tsa: TsaService) -> Settings:
@@ -118,6 +118,15 @@ def test_a_tsa_without_its_trust_root_is_a_configuration_error(tmp_path: Path) -
         settings.tsa_root()
 
 
+def _root_key(tsa_folder: Path) -> ec.EllipticCurvePrivateKey:
+    """The key of the TSA's root (start_tsa_service keeps it in its folder)."""
+    key = serialization.load_pem_private_key(
+        (tsa_folder / "root.key.pem").read_bytes(), password=None
+    )
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
 def test_a_sealed_archive_under_an_outside_root_verifies_with_that_root_alone(
     tmp_path: Path,
 ) -> None:
@@ -129,20 +138,11 @@ def test_a_sealed_archive_under_an_outside_root_verifies_with_that_root_alone(
         settings = _settings_with_tsa(tmp_path / "home", tsa)
         meeting = small_meeting(load_sample_meeting())
         ca = SigningCA.create(settings.ca_dir, organisation=meeting.municipality)
-        root_key = serialization.load_pem_private_key(
-            (tmp_path / "tsa" / "root.key.pem").read_bytes(), password=None
-        )
-        assert isinstance(root_key, ec.EllipticCurvePrivateKey)
+        root_key = _root_key(tmp_path / "tsa")
         request = ca.signing_request(organisation_identifier="NTRSE-2120001234")
         issued = issue_ca_certificate(request, root_key, tsa.root, crl_url=tsa.crl_url)
         install_issued_chain(ca, [issued, tsa.root])
-        services = workflow.open_services(settings)
-        try:
-            sign_through(services, meeting)
-            [state] = workflow.meeting_summaries(services, meeting.meeting_id)
-        finally:
-            services.ledger.dispose()
-        assert state.status is ExtractStatus.ARCHIVED
+        [state] = archived_meeting(settings, meeting)
         # the root's CRL, fetched once for the TSA's certificate and once for our CA's
         crl_path = tsa.crl_url.removeprefix(tsa.base_url)
         assert tsa.requests.count(f"GET {crl_path}") == 2
@@ -161,10 +161,7 @@ def test_sealing_under_an_outside_root_needs_its_revocation_source(tmp_path: Pat
     tsa = start_tsa_service(tmp_path / "tsa")
     try:
         ca = SigningCA.create(tmp_path / "ca", organisation=ORGANISATION)
-        root_key = serialization.load_pem_private_key(
-            (tmp_path / "tsa" / "root.key.pem").read_bytes(), password=None
-        )
-        assert isinstance(root_key, ec.EllipticCurvePrivateKey)
+        root_key = _root_key(tmp_path / "tsa")
         issued = issue_ca_certificate(ca.signing_request(), root_key, tsa.root)
         ca = install_issued_chain(ca, [issued, tsa.root])
         timestamper = timestamper_for(tsa.tsa_url)

@@ -24,7 +24,7 @@ from support.archived import clean_environment, run_cli
 from support.outside_ca import OutsideCA, pem
 from support.poppler import nss_database, pdfsig
 from support.softhsm import SoftHsm
-from support.workflow import sign_as, sign_through, small_meeting, start
+from support.workflow import archived_meeting, sign_as, small_meeting, start
 
 ORGANISATION = "Nacka kommun"
 
@@ -35,13 +35,7 @@ def _settings(home: Path) -> Settings:
 
 def _sign_and_archive(home: Path, meeting: Meeting) -> list[Path]:
     """The meeting signed by everyone and archived; its bundle folders."""
-    services = workflow.open_services(_settings(home))
-    try:
-        sign_through(services, meeting)
-        states = workflow.meeting_summaries(services, meeting.meeting_id)
-    finally:
-        services.ledger.dispose()
-    assert [s.status for s in states] == [ExtractStatus.ARCHIVED] * len(states)
+    states = archived_meeting(_settings(home), meeting)
     return [Path((s.archive_uri or "").removeprefix("file://")).parent for s in states]
 
 
