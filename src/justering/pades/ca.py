@@ -21,7 +21,6 @@ poppler/NSS (``pdfsig``) and Adobe Reader all verify ECDSA signatures.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +46,7 @@ from justering.pades.ca_files import (
     unique,
 )
 from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
+from justering.pades.names import MAX_NAME_LENGTH, certificate_name, with_organisation_identifier
 
 CA_KEY_FILE = "ca-key.pem"
 CA_CERT_FILE = "ca-cert.pem"
@@ -58,9 +58,6 @@ DEFAULT_CERTIFICATE_VALIDITY = timedelta(days=365)
 CA_VALIDITY = timedelta(days=20 * 365)
 CRL_VALIDITY = timedelta(days=1)
 """How long a CRL of the signing CA says it is current (its next update)."""
-MAX_NAME_LENGTH = 64
-"""X.509's upper bound for a CN or O (RFC 5280 ub-common-name), which
-``cryptography`` applies to the UTF-8 bytes: "Å" counts twice."""
 BACKDATE = timedelta(minutes=5)
 """Certificates start a little before now, so a validator with a slow clock accepts them."""
 
@@ -82,7 +79,6 @@ _CA_KEY_USAGE = x509.KeyUsage(
     decipher_only=False,
 )
 """A CA's key signs certificates and CRLs, nothing else."""
-_ORGANISATION_IDENTIFIER = re.compile(r"[A-Z]{3}[A-Z]{2}-[A-Za-z0-9.:/-]{1,60}")
 
 
 def fingerprint(certificate: x509.Certificate) -> str:
@@ -183,7 +179,7 @@ class SigningCA:
         if len(default_name.encode()) > MAX_NAME_LENGTH:
             default_name = organisation
         try:
-            name = _name(
+            name = certificate_name(
                 (NameOID.COUNTRY_NAME, "SE"),
                 (NameOID.ORGANIZATION_NAME, organisation),
                 (NameOID.COMMON_NAME, common_name or default_name),
@@ -325,13 +321,7 @@ class SigningCA:
         """
         subject = self.certificate.subject
         if organisation_identifier is not None:
-            if not _ORGANISATION_IDENTIFIER.fullmatch(organisation_identifier):
-                raise ConfigError(
-                    f"organisation identifier {organisation_identifier!r}: expected the "
-                    "ETSI EN 319 412-1 form, e.g. NTRSE-2120001234 (NTR, the country, -, "
-                    "the registration number)"
-                )
-            subject = _with_organisation_identifier(subject, organisation_identifier)
+            subject = with_organisation_identifier(subject, organisation_identifier)
         return (
             x509.CertificateSigningRequestBuilder()
             .subject_name(subject)
@@ -411,7 +401,7 @@ class SigningCA:
                 "before the certificate it would issue; renew the CA"
             )
         try:
-            subject = _name(
+            subject = certificate_name(
                 (NameOID.COUNTRY_NAME, "SE"),
                 (NameOID.ORGANIZATION_NAME, organisation),
                 (NameOID.ORGANIZATIONAL_UNIT_NAME, signer.role.swedish),
@@ -472,33 +462,6 @@ class SigningCA:
         return SignerCredential(
             key=key, certificate=certificate, chain=(self.certificate, *intermediates)
         )
-
-
-_LABELS = {NameOID.COMMON_NAME: "name", NameOID.ORGANIZATION_NAME: "organisation"}
-
-
-def _name(*attributes: tuple[ObjectIdentifier, str]) -> x509.Name:
-    """An X.509 name; ValueError naming the attribute when one is too long."""
-    for oid, value in attributes:
-        if len(value.encode()) > MAX_NAME_LENGTH:
-            label = _LABELS.get(oid, oid.dotted_string)
-            raise ValueError(
-                f"{label} {value!r} is longer than the {MAX_NAME_LENGTH} bytes (UTF-8) "
-                "a certificate allows"
-            )
-    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
-
-
-def _with_organisation_identifier(name: x509.Name, identifier: str) -> x509.Name:
-    """``name`` with its organizationIdentifier set to ``identifier``, after the O."""
-    attributes: list[x509.NameAttribute[str | bytes]] = []
-    for attribute in name:
-        if attribute.oid == NameOID.ORGANIZATION_IDENTIFIER:
-            continue
-        attributes.append(attribute)
-        if attribute.oid == NameOID.ORGANIZATION_NAME:
-            attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, identifier))
-    return x509.Name(attributes)
 
 
 def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
