@@ -225,3 +225,22 @@ def test_signatures_chain_to_the_outside_root(
     report = pdfsig(path, "-nssdir", nss_database(tmp_path / "nss", pem(root.certificate)))
     assert [s["Signature Validation"] for s in report] == ["Signature is Valid."] * 4
     assert [s["Certificate Validation"] for s in report] == ["Certificate is Trusted."] * 4
+
+
+def test_a_long_outside_chain_fits_in_the_signature(
+    own_ca: SigningCA, root: OutsideCA, unsigned: bytes
+) -> None:
+    """Each certificate above ours is embedded: the signature's room grows with them."""
+    issuing = root
+    for level in range(4):
+        issuing = OutsideCA(f"Utomstående mellanliggande CA {level}", issuer=issuing)
+    chain = [issuing.issue(own_ca.signing_request())]
+    above = issuing
+    while above.issuer is not None:
+        chain.append(above.certificate)
+        above = above.issuer
+    installed = install_issued_chain(own_ca, [*chain, root.certificate])
+    assert len(installed.chain) == 5
+    [signed] = sign_in_turn(unsigned, installed, ALL_SIGNERS[:1])
+    report = validate_extract(signed.pdf, [root.certificate], complete=False)
+    assert report.ok, report.problems
