@@ -139,6 +139,9 @@ def test_token_options_go_together(tmp_path: Path) -> None:
     done = run_cli(tmp_path / "home", "ca", "init", "--token-label", "x")
     assert done.returncode == 2
     assert "--pkcs11-module, --token-label and --pin-env go together" in done.stderr
+    done = run_cli(tmp_path / "home", "ca", "init", "--key-label", "x")
+    assert done.returncode == 2
+    assert "--key-label names a key in a token" in done.stderr
     assert not (tmp_path / "home" / "ca").exists()
 
 
