@@ -104,7 +104,9 @@ def versions(moto: S3Client, bucket: str) -> dict[str, int]:
 
 def bundle_prefix(meeting: Meeting) -> str:
     paragraph = meeting.paragraphs[0]
-    key = extract_prefix(meeting.body.code, meeting.date, paragraph.dnr, paragraph.number)
+    key = extract_prefix(
+        meeting.body.code, meeting.date, meeting.meeting_id, paragraph.dnr, paragraph.number, 1
+    )
     return f"{PREFIX}/{key}"
 
 

@@ -76,7 +76,14 @@ def archive_extract(services: Services, extract_id: int) -> str:
         extract = get_extract(session, extract_id)
         meeting = load_meeting(session, extract.meeting_id)
         trail = trail_of(session, extract.id)
-        prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
+        prefix = extract_prefix(
+            meeting.body.code,
+            meeting.date,
+            meeting.meeting_id,
+            extract.dnr,
+            extract.paragraph,
+            extract.version,
+        )
         paragraph, head = extract.paragraph, extract.head_sha256
         dnr, title = extract.dnr, extract.title
     validation = validate_extract(
