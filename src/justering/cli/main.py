@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from justering import __version__
 from justering.cli.audit import add_audit_arguments
 from justering.cli.ca import DEFAULT_CA_ORGANISATION, add_ca_arguments, ensure_ca, run_ca
+from justering.cli.clients import add_clients_parser, run_clients
 from justering.config import Settings, load_settings
 from justering.errors import JusteringError
 
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="find extracts and read their trail (read-only)")
     add_audit_arguments(audit)
 
+    add_clients_parser(commands)
     add_ca_arguments(commands.add_parser("ca", help="the signing CA"))
     return parser
 
@@ -124,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "redraft": _redraft,
             "bench": _bench,
             "mailbox": _mailbox,
+            "clients": run_clients,
         }[args.command]
         return handler(args, settings)
     except JusteringError as error:
@@ -270,8 +273,21 @@ def _post_meeting(url: str, meeting: Meeting) -> int:
     from justering.model.meeting import meeting_to_dict
 
     endpoint = f"{url.rstrip('/')}/api/meetings"
+    token = os.environ.get("JUSTERING_API_TOKEN", "").strip()
+    if not token:
+        print(
+            "justering: set JUSTERING_API_TOKEN to the meeting system's token "
+            "(`justering clients add NAME --body CODE` on the server prints one)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
-        answer = httpx.post(endpoint, json=meeting_to_dict(meeting), timeout=60)
+        answer = httpx.post(
+            endpoint,
+            json=meeting_to_dict(meeting),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
     except httpx.HTTPError as error:
         print(f"justering: could not reach {endpoint}: {error}", file=sys.stderr)
         return EXIT_ERROR
