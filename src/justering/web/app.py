@@ -1,10 +1,11 @@
 """The web app (FastAPI): the meeting system's API and the signers' pages.
 
 The pages live in their own modules (signers and the secretary in
-``web_signer``, the anslagstavla, the archive). Signing happens in the request:
-this is the signature service, which issues the signer's certificate and makes
-the PAdES signature; the next stage is then left to orchestration through
-``schedule_advance``.
+``signer``, the anslagstavla in ``noticeboard``, the archive in ``archivist``),
+their templates in ``templates/``; this module serves the front page. Signing
+happens in the request: this is the signature service, which issues the signer's
+certificate and makes the PAdES signature; the next stage is then left to
+orchestration through ``schedule_advance``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from justering import workflow
@@ -27,6 +28,7 @@ from justering.errors import (
 from justering.model.manifest import MAX_MANIFEST_BYTES, parse_manifest_json
 from justering.web.archivist import archivist_router
 from justering.web.noticeboard import noticeboard_router
+from justering.web.pages import public_page
 from justering.web.signer import signer_router
 from justering.workflow.services import Services
 
@@ -60,6 +62,15 @@ def create_app(
     )
     app.include_router(noticeboard_router(services), prefix="/anslagstavla")
     app.include_router(archivist_router(services, environ=environ), prefix="/arkiv")
+
+    @app.get("/", name="home", response_class=HTMLResponse)
+    def home(request: Request) -> HTMLResponse:
+        """What the service is, for whoever types its address (signers use their link)."""
+        return public_page(
+            "home.html",
+            noticeboard=request.url_for("noticeboard").path,
+            archive=request.url_for("archivist_search").path,
+        )
 
     @app.get("/healthz")
     def health() -> dict[str, str]:
