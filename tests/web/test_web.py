@@ -436,3 +436,23 @@ def test_the_app_serves_the_anslagstavla_and_guards_the_archive(client: TestClie
     archive = client.get("/arkiv/", follow_redirects=False)
     assert archive.status_code in (302, 303, 307)
     assert "/arkiv/logga-in" in archive.headers["location"]
+
+
+def test_the_front_page_says_what_the_service_is_and_where_to_go(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert '<html lang="sv">' in page and 'name="viewport"' in page
+    assert "<h1>Justering av protokoll</h1>" in page
+    assert "Använd länken i e-postmeddelandet som du har fått." in page
+    links = dict(re.findall(r'<a href="([^"]+)">([^<]+)</a>', page))
+    assert links == {"/anslagstavla": "Anslagstavlan", "/arkiv/": "Arkivet"}
+    assert client.get("/anslagstavla").status_code == 200
+    assert "/arkiv/logga-in" in client.get("/arkiv/", follow_redirects=False).headers["location"]
+    board = client.get("/anslagstavla")
+    for name in ("cache-control", "referrer-policy", "x-content-type-options"):
+        assert response.headers[name] == board.headers[name], name
+    assert response.headers["content-security-policy"] == board.headers["content-security-policy"]
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "http://" not in page and "https://" not in page  # nothing from elsewhere
