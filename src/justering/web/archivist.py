@@ -115,13 +115,13 @@ def archivist_router(services: Services, *, environ: Mapping[str, str] | None = 
         if archivist(request):
             return RedirectResponse(_safe_next(request, next), status_code=303)
         if proxy_header:
-            return _proxy_only(request)
+            return _proxy_only()
         return _login_page(request, next, None)
 
     @router.post("/logga-in", name="archivist_login_post", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
         if proxy_header:
-            return _proxy_only(request)
+            return _proxy_only()
         if not same_origin(request):
             return _message("Förbjudet", "Formuläret kom från en annan webbplats.", 403)
         form = await request.form()
@@ -294,7 +294,7 @@ def _login_page(
     )
 
 
-def _proxy_only(request: Request) -> HTMLResponse:
+def _proxy_only() -> HTMLResponse:
     return _archive_page("archivist/proxy_only.html", 401)
 
 
