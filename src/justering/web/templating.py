@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from justering.model.calendar import SWEDISH_TIME, local_minute
+from justering.model.calendar import local_minute, local_time
 from justering.model.roles import role_name
 
 __all__ = [
@@ -33,15 +33,9 @@ __all__ = [
 _TIME = Markup('<time datetime="{0}">{1}</time>')
 
 
-def _swedish(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"{moment.isoformat()} has no time zone: its Swedish time is unknown")
-    return moment.astimezone(SWEDISH_TIME)
-
-
 def swedish_minute(moment: dt.datetime) -> str:
     """``2014-08-19 14:30``: an aware ``moment`` in Swedish local time, to the minute."""
-    return local_minute(_swedish(moment))
+    return local_minute(local_time(moment))
 
 
 def time_element(moment: dt.date | dt.datetime) -> Markup:
@@ -49,7 +43,7 @@ def time_element(moment: dt.date | dt.datetime) -> Markup:
     the minute (its ``datetime`` attribute with the UTC offset). The values are
     escaped by :meth:`Markup.format`; nothing else is put into the markup."""
     if isinstance(moment, dt.datetime):
-        local = _swedish(moment)
+        local = local_time(moment)
         return _TIME.format(local.isoformat(timespec="minutes"), local_minute(local))
     return _TIME.format(moment.isoformat(), moment.isoformat())
 
