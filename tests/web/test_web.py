@@ -4,7 +4,6 @@ TestClient over the real app, a real ledger and the outbox)."""
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import re
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlalchemy import select
 
 from justering import workflow
@@ -260,7 +260,7 @@ def test_the_signer_page_shows_who_signs_what_escaped(
     assert "Signera som ordförande" in page
     assert f"Hej {sample_meeting.chair.name}!" in page
     assert f">§ {SHORT_PARAGRAPH} · KS 2014/1 &lt;b&gt;</h2>" in page
-    assert html.escape(HOSTILE_TITLE) in page
+    assert escape(HOSTILE_TITLE) in page
     assert "KS 2014/1 &lt;b&gt;" in page
     assert "<script" not in page and "<b>" not in page
     assert "Signera markerade utdrag" in page
@@ -331,7 +331,7 @@ def test_signing_shows_the_receipt_and_the_link_is_then_used(
     page = response.text
     assert "Klart – du har signerat" in page
     assert "Mats Gerdau, ordförande" in page
-    assert html.escape(HOSTILE_TITLE) in page and "<script" not in page
+    assert escape(HOSTILE_TITLE) in page and "<script" not in page
     [state] = workflow.meeting_summaries(services, key("hostile-title"))
     assert state.status is ExtractStatus.AWAITING_ADJUSTERS
     assert f"<code>{state.document_sha256}</code>" in page
@@ -451,3 +451,23 @@ def test_the_app_serves_the_anslagstavla_and_guards_the_archive(client: TestClie
     archive = client.get("/arkiv/", follow_redirects=False)
     assert archive.status_code in (302, 303, 307)
     assert "/arkiv/logga-in" in archive.headers["location"]
+
+
+def test_the_front_page_says_what_the_service_is_and_where_to_go(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert '<html lang="sv">' in page and 'name="viewport"' in page
+    assert "<h1>Justering av protokoll</h1>" in page
+    assert "Använd länken i e-postmeddelandet som du har fått." in page
+    links = dict(re.findall(r'<a href="([^"]+)">([^<]+)</a>', page))
+    assert links == {"/anslagstavla": "Anslagstavlan", "/arkiv/": "Arkivet"}
+    assert client.get("/anslagstavla").status_code == 200
+    assert "/arkiv/logga-in" in client.get("/arkiv/", follow_redirects=False).headers["location"]
+    board = client.get("/anslagstavla")
+    for name in ("cache-control", "referrer-policy", "x-content-type-options"):
+        assert response.headers[name] == board.headers[name], name
+    assert response.headers["content-security-policy"] == board.headers["content-security-policy"]
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "http://" not in page and "https://" not in page  # nothing from elsewhere

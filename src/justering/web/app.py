@@ -2,10 +2,10 @@
 
 The API (``api``), the signers' and the secretary's pages (``signer``), the
 anslagstavla (``noticeboard``) and the archive (``archivist``) live in their own
-modules. Signing happens in the request:
-this is the signature service, which issues the signer's certificate and makes
-the PAdES signature; the next stage is then left to orchestration through
-``schedule_advance``.
+modules, the pages' templates in ``templates/``; this module serves the front
+page. Signing happens in the request: this is the signature service, which issues
+the signer's certificate and makes the PAdES signature; the next stage is then left
+to orchestration through ``schedule_advance``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 from justering.web.api import meetings_router
 from justering.web.archivist import archivist_router
 from justering.web.noticeboard import noticeboard_router
+from justering.web.pages import public_page
 from justering.web.signer import signer_router
 from justering.workflow.services import Services
 
@@ -52,6 +54,15 @@ def create_app(
     )
     app.include_router(noticeboard_router(services), prefix="/anslagstavla")
     app.include_router(archivist_router(services, environ=environ), prefix="/arkiv")
+
+    @app.get("/", name="home", response_class=HTMLResponse)
+    def home(request: Request) -> HTMLResponse:
+        """What the service is, for whoever types its address (signers use their link)."""
+        return public_page(
+            "home.html",
+            noticeboard=request.url_for("noticeboard").path,
+            archive=request.url_for("archivist_search").path,
+        )
 
     @app.get("/healthz")
     def health() -> dict[str, str]:
