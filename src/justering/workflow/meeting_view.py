@@ -222,23 +222,22 @@ def meeting_view(
             .order_by(TrailEventRow.extract_id, TrailEventRow.seq)
         ).scalars():
             events[event.extract_id].append(event)
-    deadline = deadline_of(meeting, services.settings)
-    views = []
-    for paragraph in meeting.paragraphs:
-        row = extracts.get(paragraph.number)
-        if row is None:
-            views.append(ParagraphView(paragraph, None, overdue=False))
-            continue
-        current = [e for e in events[row.id] if e.version == row.version]
-        views.append(
-            _paragraph_view(
-                meeting,
-                paragraph,
-                row.summary(immediate=paragraph.immediate),
-                current,
-                overdue=row.status.in_justering and today > deadline,
+        deadline = deadline_of(meeting, services.settings)
+        views = []
+        for paragraph in meeting.paragraphs:
+            row = extracts.get(paragraph.number)
+            if row is None:
+                views.append(ParagraphView(paragraph, None, overdue=False))
+                continue
+            views.append(
+                _paragraph_view(
+                    meeting,
+                    paragraph,
+                    row.summary(immediate=paragraph.immediate),
+                    [e for e in events[row.id] if e.version == row.version],
+                    overdue=row.status.in_justering and today > deadline,
+                )
             )
-        )
     return MeetingView(meeting, deadline, today, tuple(views))
 
 
