@@ -208,8 +208,10 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 120,
     cwd: Path | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m justering [--home HOME] ARGS`` in a clean environment."""
+    """``python -m justering [--home HOME] ARGS`` in a clean environment, with
+    ``input`` on its standard input (default: none)."""
     command = [sys.executable, "-m", "justering"]
     if home is not None:
         command += ["--home", str(home)]
@@ -219,7 +221,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
         cwd=cwd,
         check=False,
     )

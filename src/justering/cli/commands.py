@@ -94,8 +94,8 @@ def existing_services(settings: Settings) -> Iterator[Services]:
 
     if not settings.home.is_dir():
         raise ConfigError(
-            f"no justering home at {settings.home}: nothing to read "
-            "(give the home with --home DIR or JUSTERING_HOME)"
+            f"no justering home at {settings.home}: give the home with --home DIR or "
+            "JUSTERING_HOME (nothing was created)"
         )
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
