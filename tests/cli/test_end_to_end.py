@@ -197,6 +197,19 @@ def test_justering_verify_accepts_the_archive_and_catches_a_flipped_byte(
     assert run_cli(demo.home, "verify", str(path)).returncode == 0
 
 
+def test_the_demo_prints_prefects_ui_and_every_link_logged_leads_there(demo: DemoRun) -> None:
+    assert demo.returncode == 0, describe(demo)
+    found = re.search(
+        r"Prefect's UI is at (http://127\.0\.0\.1:\d+) while the demo runs", demo.stderr
+    )
+    assert found, demo.stderr
+    ui = found.group(1)
+    logged = (demo.home / "serve.log").read_text(errors="replace")
+    links = re.findall(r"https?://[^\s'\"]+/runs/[^\s'\"]+", logged)
+    assert links, "serve logged no link to a run"  # one per scheduled advance
+    assert [link for link in links if not link.startswith(f"{ui}/runs/")] == []
+
+
 def test_the_demo_leaves_no_process_behind(demo: DemoRun) -> None:
     assert processes_mentioning(str(demo.home)) == []
 
