@@ -20,7 +20,6 @@ import pytest
 
 from justering.cli import status as status_command
 from justering.cli.main import build_parser, main
-from justering.ledger.database import Ledger
 from justering.model.manifest import load_sample_meeting
 from justering.model.meeting import meeting_to_dict
 from justering.orchestration.prefect_server import free_port
@@ -28,24 +27,12 @@ from support.archived import (  # noqa: F401
     ArchivedMeeting,
     archived_meeting_fixture,
     clean_environment,
+    meetings_in_ledger,
     run_cli,
 )
 from support.processes import processes_mentioning
 
 SAMPLE_ID = "nacka-ksau-2014-08-19"
-
-
-def recorded_meetings(home: Path) -> list[str]:
-    from sqlalchemy import select
-
-    from justering.ledger.schema import MeetingRow
-
-    ledger = Ledger(f"sqlite:///{home / 'justering.db'}")
-    try:
-        with ledger.reading() as session:
-            return list(session.execute(select(MeetingRow.meeting_id)).scalars())
-    finally:
-        ledger.dispose()
 
 
 def files_under(folder: Path) -> list[str]:
@@ -249,7 +236,7 @@ def test_meeting_ended_reads_the_manifest_from_standard_input(tmp_path: Path, fo
     done = run_cli(home, "meeting-ended", "-", input=json.dumps(document, ensure_ascii=False))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"meeting {SAMPLE_ID} recorded with 4 paragraphs")
-    assert recorded_meetings(home) == [SAMPLE_ID]
+    assert meetings_in_ledger(home) == [SAMPLE_ID]
 
 
 def test_meeting_ended_from_standard_input_refuses_a_protocol_text_file(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from justering import workflow
+from justering.errors import ConfigError
 from justering.mail.delivery import outbox_messages
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
@@ -27,6 +28,7 @@ from justering.orchestration.deployments import (
     DEADLINE_DEPLOYMENT,
     DEADLINE_PASS_ANCHOR,
     DEADLINE_PASS_EVERY,
+    deadline_passes_paused,
     drop_missed_passes,
     served_deployments,
 )
@@ -263,12 +265,12 @@ class _prefect_records:
 # --- the deadline pass ----------------------------------------------------------------------
 
 
-def _deadline_deployment() -> Any:
+def _deadline_deployment(*, paused: bool = False) -> Any:
     from prefect import get_client
     from prefect.runner import Runner
 
     async def register() -> uuid.UUID:
-        _meetings, passes = await served_deployments()
+        _meetings, passes = await served_deployments(passes_paused=paused)
         return await Runner(name="test", pause_on_shutdown=False).aadd_deployment(passes)
 
     deployment_id = asyncio.run(register())
@@ -290,6 +292,18 @@ def test_the_deadline_pass_is_a_deployment_on_a_visible_schedule(prefect_server:
     assert not deployment.paused
     assert deployment.entrypoint == "justering.orchestration.flows.deadline_pass"
     assert _deadline_deployment().schedules[0].id == schedule.id  # a restart: the same one
+
+
+def test_the_demo_and_the_bench_pause_the_deadline_pass(prefect_server: PrefectAt) -> None:
+    assert deadline_passes_paused({}) is False
+    assert deadline_passes_paused({"JUSTERING_DEADLINE_PASSES": " On "}) is False
+    assert deadline_passes_paused({"JUSTERING_DEADLINE_PASSES": "paused"}) is True
+    with pytest.raises(ConfigError, match="JUSTERING_DEADLINE_PASSES: expected 'on' or 'paused'"):
+        deadline_passes_paused({"JUSTERING_DEADLINE_PASSES": "off"})
+    (schedule,) = _deadline_deployment(paused=True).schedules
+    assert not schedule.active and schedule.slug == "every-quarter-hour"
+    (schedule,) = _deadline_deployment().schedules
+    assert schedule.active
 
 
 def test_missed_passes_are_cancelled_but_the_newest(prefect_server: PrefectAt) -> None:

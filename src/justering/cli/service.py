@@ -34,6 +34,11 @@ def _port(text: str) -> int:
     return port
 
 
+def _address_options(parser: argparse.ArgumentParser, *, port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=port, help=f"port to listen on ({port})")
+
+
 def register(commands: Commands) -> None:
     demo = commands.add(
         "demo", help="run the whole pipeline locally on a sample meeting", run=_demo
@@ -52,16 +57,14 @@ def register(commands: Commands) -> None:
         help="the web app, the flow runner, the task worker and the reconciler",
         run=_serve,
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8040, help="port to listen on (8040)")
+    _address_options(serve, port=8040)
 
     mailbox = commands.add(
         "mailbox",
         help="a local SMTP server that keeps what justering sends (for trying it out)",
         run=_mailbox,
     )
-    mailbox.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    mailbox.add_argument("--port", type=_port, default=1025, help="port to listen on (1025)")
+    _address_options(mailbox, port=1025)
     mailbox.add_argument(
         "--folder", type=Path, metavar="DIR", help="where mails are kept (default: HOME/mailbox)"
     )

@@ -15,8 +15,11 @@ but the newest that are overdue, and that one runs at once.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from justering.errors import ConfigError
 from justering.model.calendar import SWEDISH_TIME
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ __all__ = [
     "DEADLINE_PASS_EVERY",
     "DEPLOYMENT_NAME",
     "MEETING_DEPLOYMENT",
+    "deadline_passes_paused",
     "drop_missed_passes",
     "served_deployments",
     "trigger_meeting",
@@ -42,6 +46,19 @@ DEADLINE_PASS_EVERY = dt.timedelta(minutes=15)
 """Reminders are due per day; a pass every quarter of an hour sends them promptly."""
 DEADLINE_PASS_ANCHOR = dt.datetime(2024, 1, 1, tzinfo=SWEDISH_TIME)
 """Passes run on the quarter hours (Swedish time), whenever a service started."""
+
+
+def deadline_passes_paused(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the deadline pass's schedule starts paused: ``JUSTERING_DEADLINE_PASSES``
+    ``paused`` (the demo and the bench: their sample meeting of 2014 is long past its
+    deadline, and a pass in the middle of a run would tell its secretary so), else
+    ``on`` (the default). Paused, it is still shown in Prefect's UI and may be resumed
+    there."""
+    text = (os.environ if environ is None else environ).get("JUSTERING_DEADLINE_PASSES", "")
+    value = text.strip().lower() or "on"
+    if value not in ("on", "paused"):
+        raise ConfigError(f"JUSTERING_DEADLINE_PASSES: expected 'on' or 'paused', got {text!r}")
+    return value == "paused"
 
 
 def trigger_meeting(meeting_id: str, *, label: str | None = None) -> None:
@@ -57,8 +74,11 @@ def trigger_meeting(meeting_id: str, *, label: str | None = None) -> None:
     )
 
 
-async def served_deployments() -> tuple[RunnerDeployment, RunnerDeployment]:
-    """The meeting flow's deployment and the deadline pass's, with its schedule."""
+async def served_deployments(
+    *, passes_paused: bool = False
+) -> tuple[RunnerDeployment, RunnerDeployment]:
+    """The meeting flow's deployment and the deadline pass's, with its schedule
+    (created paused with ``passes_paused``: :func:`deadline_passes_paused`)."""
     from prefect.schedules import Interval
     from prefect.types.entrypoint import EntrypointType
 
@@ -82,6 +102,7 @@ async def served_deployments() -> tuple[RunnerDeployment, RunnerDeployment]:
             anchor_date=DEADLINE_PASS_ANCHOR,
             timezone=str(SWEDISH_TIME),
             slug="every-quarter-hour",
+            active=not passes_paused,
         ),
     )
     return meetings, passes

@@ -26,6 +26,7 @@ from justering.errors import ConfigError
 from justering.model.manifest import load_sample_meeting
 from justering.model.roles import Role
 from justering.orchestration.deployments import (
+    deadline_passes_paused,
     drop_missed_passes,
     served_deployments,
     trigger_meeting,
@@ -167,6 +168,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     )
 
     period = reconcile_seconds()
+    passes_paused = deadline_passes_paused()
     warn_unless_parameters_are_shared(settings)
     pool = start_archive_workers(settings, archive_workers())
     svc = replace(open_services(settings), archive_pool=pool)
@@ -182,7 +184,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     # Several serve processes share one Prefect server: a schedule paused by one that
     # stops would stop the deadline passes of all.
     runner = Runner(name="justering", query_seconds=1, limit=4, pause_on_shutdown=False)
-    meetings, passes = await served_deployments()
+    meetings, passes = await served_deployments(passes_paused=passes_paused)
     await runner.aadd_deployment(meetings)
     dropped = await drop_missed_passes(await runner.aadd_deployment(passes))
     if dropped:
