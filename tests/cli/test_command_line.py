@@ -163,6 +163,7 @@ def test_serve_refuses_an_address_it_cannot_listen_on(
         (SystemExit("it gave up"), 2, "justering: it gave up\n"),
         (SystemExit(0), 0, ""),
         (RuntimeError("a bug"), 2, "justering: stopped by an unexpected error (a bug"),
+        (BrokenPipeError(32, "Broken pipe"), 2, "justering: [Errno 32] Broken pipe\n"),
     ],
 )
 def test_whatever_stops_a_command_exits_0_1_or_2(

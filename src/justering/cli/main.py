@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import signal
 import sys
 import threading
@@ -103,8 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             code: int = args.run(args, settings)
             sys.stdout.flush()  # a closed pipe shows here, not at exit
             return code
-        except BrokenPipeError:
-            _discard_output()
+        except BrokenPipeError as error:
+            if _output_closed():  # the reader had enough (| head): no message
+                _discard_output()
+            else:  # a connection of the command's own
+                print(f"justering: {error}", file=sys.stderr)
             return EXIT_ERROR
         except JusteringError as error:
             print(f"justering: {error.diagnostics()}", file=sys.stderr)
@@ -125,6 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_ERROR
+
+
+def _output_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def _discard_output() -> None:
