@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from justering import workflow
 from justering.config import BodyRules
@@ -226,6 +229,35 @@ def test_an_archived_meeting_shows_every_signature_and_the_announcement(
     entry = view.to_json()["paragraphs"][0]
     assert entry["archive_uri"] == p.extract.archive_uri  # type: ignore[union-attr]
     assert entry["announced_on"] == p.announced_on.isoformat()
+
+
+def _statements(action: Callable[[], object]) -> int:
+    """How many SQL statements ``action`` runs (on any engine)."""
+    count = 0
+
+    def counted(*_args: object) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(Engine, "before_cursor_execute", counted)
+    try:
+        action()
+    finally:
+        event.remove(Engine, "before_cursor_execute", counted)
+    return count
+
+
+def test_the_number_of_queries_does_not_grow_with_the_meeting(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    small = small_meeting(sample_meeting, paragraphs=(SHORT_PARAGRAPH,), meeting_id="liten")
+    start(services, small)
+    start(services, sample_meeting)  # four paragraphs
+    for meeting in (small, sample_meeting):
+        meeting_view(services, meeting.meeting_id)  # the manifest read once and kept
+    one = _statements(lambda: meeting_view(services, small.meeting_id))
+    four = _statements(lambda: meeting_view(services, sample_meeting.meeting_id))
+    assert one == four <= 6
 
 
 def test_an_unknown_meeting_is_not_found(services: Services) -> None:

@@ -3,7 +3,7 @@ paragraph its version and status, who has signed it, who is waiting (and since
 when they were asked), the decline comments, the announcement; for the meeting
 its justering deadline.
 
-Read only, in three queries whatever the meeting's size (the meeting, its
+Read only, in the same few queries whatever the meeting's size (the meeting, its
 extracts, their trail events). ``justering status`` prints it
 (:mod:`justering.cli.status`); a secretary's page can render the same
 :class:`MeetingView`. Times are UTC here; readers show them in Swedish time.
