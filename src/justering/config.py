@@ -8,25 +8,94 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
 from justering.errors import ConfigError
+from justering.model.assurance import LOA3, Assurance, SigningMode
 from justering.model.roles import Person
 
 __all__ = [
     "DEFAULT_HOME",
+    "IDENTITY_KEY_FILE",
+    "PERSONAL_IDENTITY_NUMBER_CLAIM",
     "BodyRules",
+    "IdentitySettings",
     "Settings",
+    "home_key",
     "load_settings",
 ]
 
 DEFAULT_HOME = Path("~/.justering")
+IDENTITY_KEY_FILE = "identity-hash.key"
+"""The home's secret that personnummer are hashed with (``home_key``)."""
+PERSONAL_IDENTITY_NUMBER_CLAIM = "https://id.oidc.se/claim/personalIdentityNumber"
+"""The Swedish OpenID Connect profile's claim for a personnummer or samordningsnummer."""
+
+
+def home_key(home: Path, name: str) -> bytes:
+    """A secret of the home: 32 random bytes in ``home/name`` (mode 0600), made on
+    first use and read afterwards. Every process sharing a home shares its keys."""
+    path = home / name
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) < 32:
+            raise ConfigError(f"{path}: the key is too short; delete it to renew") from None
+        return key
+    key = secrets.token_bytes(32)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """The OpenID Connect provider signers log in with (``[identity]`` in the config
+    file; ``JUSTERING_OIDC_ISSUER``, ``JUSTERING_OIDC_CLIENT_ID`` and
+    ``JUSTERING_OIDC_CLIENT_SECRET`` in the environment). docs/identity.md says what
+    to ask a broker for."""
+
+    issuer: str
+    """The provider's issuer identifier; discovery is read from under it."""
+    client_id: str
+    client_secret: str = field(repr=False)
+    display_name: str = "e-legitimation"
+    """What the login button names (``BankID eller Freja eID+``)."""
+    scopes: tuple[str, ...] = (
+        "openid",
+        "profile",
+        "https://id.oidc.se/scope/naturalPersonNumber",
+    )
+    acr_values: tuple[str, ...] = (LOA3,)
+    """The assurance levels asked for (``acr_values``)."""
+    identity_claim: str = PERSONAL_IDENTITY_NUMBER_CLAIM
+    """The claim holding the signer's personnummer (a broker's dialect may differ)."""
+    email_claim: str | None = None
+    """A claim holding the signer's e-mail address, matched against the manifest's
+    when it names no personnummer for the signer; None: a personnummer is needed."""
+    email_verified_claim: str | None = "email_verified"
+    """A claim that must be true for ``email_claim`` to count; None: not checked."""
+    minimum_assurance: Assurance = Assurance.LOA3
+    """The lowest level a login may have, for bodies that do not set their own."""
+    max_age_seconds: int = 0
+    """``max_age``: how long ago the provider may have authenticated the signer; 0
+    asks for a fresh authentication at every login."""
+    login_minutes: int = 15
+    """How long a login lets its signer read and sign behind their link."""
+    extra_acr: Mapping[str, Assurance] = field(default_factory=dict)
+    """Further ``acr`` values (a broker's dialect) and the level each stands for."""
+    token_auth_method: str = "client_secret_basic"  # noqa: S105 (a method, not a secret)
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +109,10 @@ class BodyRules:
     """Days before the deadline on which signers who have not signed are reminded."""
     secretary: Person | None = None
     """Who hears about declined and overdue extracts; None: the meeting's certifier."""
+    signing: SigningMode = SigningMode.LINK
+    """How the body's signers are identified: e-legitimation, or the link alone."""
+    minimum_assurance: Assurance = Assurance.LOA3
+    """With e-legitimation: the lowest assurance level a signer's login may have."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +155,29 @@ class Settings:
     which must finish well within any proxy's timeout."""
     bodies: Mapping[str, BodyRules] = field(default_factory=dict)
     """Per-body rules by body code (``[bodies.KSAU]``)."""
+    identity: IdentitySettings | None = None
+    """The OpenID Connect provider for e-legitimation; None: every body signs by link."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def body_rules(self, body_code: str) -> BodyRules:
-        """The rules for one body: its own table, else the defaults."""
-        return self.bodies.get(body_code) or BodyRules(self.justering_days, self.reminder_days)
+        """The rules for one body: its own table, else the defaults (e-legitimation
+        when a provider is configured)."""
+        found = self.bodies.get(body_code)
+        if found is not None:
+            return found
+        if self.identity is None:
+            return BodyRules(self.justering_days, self.reminder_days)
+        return BodyRules(
+            self.justering_days,
+            self.reminder_days,
+            signing=SigningMode.E_LEGITIMATION,
+            minimum_assurance=self.identity.minimum_assurance,
+        )
+
+    @property
+    def identity_key(self) -> bytes:
+        """The secret personnummer are hashed with (``HOME/identity-hash.key``)."""
+        return home_key(self.home, IDENTITY_KEY_FILE)
 
     @property
     def ca_dir(self) -> Path:
@@ -151,11 +242,13 @@ def load_settings(
     home_path = Path(home or _env(env, "JUSTERING_HOME") or DEFAULT_HOME).expanduser().resolve()
     table: dict[str, Any] = {}
     bodies: dict[str, Any] = {}
+    identity: Any = {}
     config_file = _env(env, "JUSTERING_CONFIG")
     if config_file:
         try:
             document = tomllib.loads(Path(config_file).read_text("utf-8"))
             table, bodies = document.get("justering", {}), document.get("bodies", {})
+            identity = document.get("identity", {})
         except OSError as error:
             raise ConfigError(f"JUSTERING_CONFIG {config_file}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
@@ -201,6 +294,7 @@ def load_settings(
         settings = replace(settings, max_paragraphs=count)
     if "reminder_days" in table:
         settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
+    settings = replace(settings, identity=_identity(identity, env))
     return replace(settings, bodies=_body_rules(bodies, settings))
 
 
@@ -213,7 +307,16 @@ def _reminder_days(value: Any, where: str) -> tuple[int, ...]:
     return tuple(sorted(set(value), reverse=True))
 
 
-_BODY_KEYS = frozenset({"justering_days", "reminder_days", "secretary_name", "secretary_email"})
+_BODY_KEYS = frozenset(
+    {
+        "justering_days",
+        "reminder_days",
+        "secretary_name",
+        "secretary_email",
+        "signing",
+        "minimum_assurance",
+    }
+)
 
 
 def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
@@ -242,5 +345,154 @@ def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
             if "@" not in email or any(c.isspace() for c in email):
                 raise ConfigError(f"{where}secretary_email: not an e-mail address: {email!r}")
             secretary = Person(name.strip(), email)
-        rules[str(code)] = BodyRules(days, reminders, secretary)
+        signing, minimum = _body_signing(table, where, settings.identity)
+        rules[str(code)] = BodyRules(days, reminders, secretary, signing, minimum)
     return rules
+
+
+def _body_signing(
+    table: Mapping[str, Any], where: str, identity: IdentitySettings | None
+) -> tuple[SigningMode, Assurance]:
+    """A body's ``signing`` and ``minimum_assurance``, defaulting to the provider's."""
+    default = SigningMode.LINK if identity is None else SigningMode.E_LEGITIMATION
+    signing = _choice(table.get("signing", default.value), f"{where}signing", SigningMode)
+    if signing is SigningMode.E_LEGITIMATION and identity is None:
+        raise ConfigError(
+            f"{where}signing: e-legitimation needs an identity provider "
+            "([identity] issuer, or JUSTERING_OIDC_ISSUER)"
+        )
+    minimum = identity.minimum_assurance if identity else Assurance.LOA3
+    if "minimum_assurance" in table:
+        minimum = _level(table["minimum_assurance"], f"{where}minimum_assurance")
+    return signing, minimum
+
+
+_IDENTITY_KEYS = frozenset(
+    {
+        "issuer",
+        "client_id",
+        "display_name",
+        "scopes",
+        "acr_values",
+        "identity_claim",
+        "email_claim",
+        "email_verified_claim",
+        "minimum_assurance",
+        "max_age_seconds",
+        "login_minutes",
+        "acr",
+        "token_auth_method",
+        "timeout_seconds",
+    }
+)
+
+
+def _identity(table: Any, env: Mapping[str, str]) -> IdentitySettings | None:
+    """``[identity]`` and the ``JUSTERING_OIDC_*`` variables (which win); None when
+    no issuer is set anywhere."""
+    if not isinstance(table, dict):
+        raise ConfigError("identity: expected a table [identity]")
+    if "client_secret" in table:
+        raise ConfigError(
+            "identity.client_secret: keep the secret out of the config file; "
+            "set JUSTERING_OIDC_CLIENT_SECRET in the service's environment"
+        )
+    unknown = sorted(set(table) - _IDENTITY_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"identity.{unknown[0]}: unknown setting (known: {sorted(_IDENTITY_KEYS)})"
+        )
+    issuer = _env(env, "JUSTERING_OIDC_ISSUER") or table.get("issuer")
+    if not issuer:
+        if table:
+            raise ConfigError("identity.issuer: missing (or set JUSTERING_OIDC_ISSUER)")
+        return None
+    client_id = _env(env, "JUSTERING_OIDC_CLIENT_ID") or table.get("client_id")
+    secret = _env(env, "JUSTERING_OIDC_CLIENT_SECRET")
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigError("identity.client_id: missing (or set JUSTERING_OIDC_CLIENT_ID)")
+    if not secret:
+        raise ConfigError(
+            "JUSTERING_OIDC_CLIENT_SECRET is not set: the identity provider's client secret"
+        )
+    values: dict[str, Any] = {}
+    for key in ("display_name", "identity_claim", "token_auth_method"):
+        if key in table:
+            values[key] = _text(table[key], f"identity.{key}")
+    for key in ("email_claim", "email_verified_claim"):
+        if key in table:
+            values[key] = _text(table[key], f"identity.{key}") if table[key] else None
+    for key in ("scopes", "acr_values"):
+        if key in table:
+            values[key] = _texts(table[key], f"identity.{key}")
+    if "minimum_assurance" in table:
+        values["minimum_assurance"] = _level(
+            table["minimum_assurance"], "identity.minimum_assurance"
+        )
+    if "max_age_seconds" in table:
+        seconds = table["max_age_seconds"]
+        if type(seconds) is not int or seconds < 0:
+            raise ConfigError("identity.max_age_seconds: expected whole seconds >= 0")
+        values["max_age_seconds"] = seconds
+    if "login_minutes" in table:
+        values["login_minutes"] = _positive(
+            table["login_minutes"], "identity.login_minutes", "minutes"
+        )
+    if "timeout_seconds" in table:
+        timeout = _positive(table["timeout_seconds"], "identity.timeout_seconds", "seconds")
+        values["timeout_seconds"] = float(timeout)
+    if "acr" in table:
+        mapping = table["acr"]
+        if not isinstance(mapping, dict):
+            raise ConfigError('identity.acr: expected a table of "acr value" = "loa3"')
+        values["extra_acr"] = {str(k): _level(v, f"identity.acr.{k}") for k, v in mapping.items()}
+    settings = IdentitySettings(_issuer(issuer), client_id, secret, **values)
+    if settings.token_auth_method not in ("client_secret_basic", "client_secret_post"):
+        raise ConfigError(
+            "identity.token_auth_method: expected client_secret_basic or client_secret_post"
+        )
+    if "openid" not in settings.scopes:
+        raise ConfigError("identity.scopes: must include openid")
+    return settings
+
+
+def _issuer(value: Any) -> str:
+    """An issuer identifier: https, or http on loopback (to try things out)."""
+    text = _text(value, "identity.issuer")
+    parts = urlsplit(text)
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not (parts.scheme == "https" or loopback) or not parts.netloc:
+        raise ConfigError(f"identity.issuer: expected an https:// URL, got {text!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError("identity.issuer: must have no query or fragment")
+    return text
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        raise ConfigError(f"{name}: expected a word or URL without spaces, got {value!r}")
+    return value
+
+
+def _texts(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{name}: expected a non-empty list of strings")
+    return tuple(_text(item, name) for item in value)
+
+
+def _level(value: Any, name: str) -> Assurance:
+    level = _choice(value, name, Assurance)
+    if level is Assurance.LINK:
+        raise ConfigError(f"{name}: a login's level is loa2, loa3 or loa4")
+    return level
+
+
+_E = TypeVar("_E", SigningMode, Assurance)
+
+
+def _choice(value: Any, name: str, kind: type[_E]) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise ConfigError(f"{name}: expected one of {choices}; got {value!r}") from None
