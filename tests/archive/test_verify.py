@@ -403,8 +403,7 @@ def test_cli_json_for_the_whole_archive(archived_meeting: ArchivedMeeting) -> No
         assert result["sha256"] in by_sha
         link_only = {"assurance": "link", "identity_provider": None, "acr": None}
         assert result["signers"] == [
-            {"name": n, "role": r, **link_only, "authenticated_at": None}
-            for n, r in SAMPLE_SIGNERS
+            {"name": n, "role": r, **link_only, "authenticated_at": None} for n, r in SAMPLE_SIGNERS
         ]
         assert {c["name"] for c in result["checks"]} == BUNDLE_CHECKS
         for check in result["checks"]:
