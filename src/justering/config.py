@@ -416,9 +416,16 @@ def _identity(table: Any, env: Mapping[str, str]) -> IdentitySettings | None:
             "JUSTERING_OIDC_CLIENT_SECRET is not set: the identity provider's client secret"
         )
     values: dict[str, Any] = {}
-    for key in ("display_name", "identity_claim", "token_auth_method"):
+    for key in ("identity_claim", "token_auth_method"):
         if key in table:
             values[key] = _text(table[key], f"identity.{key}")
+    if "display_name" in table:
+        name = table["display_name"]
+        if not isinstance(name, str) or not name.strip() or not name.isprintable():
+            raise ConfigError(
+                "identity.display_name: expected a name, e.g. BankID eller Freja eID+"
+            )
+        values["display_name"] = name.strip()
     for key in ("email_claim", "email_verified_claim"):
         if key in table:
             values[key] = _text(table[key], f"identity.{key}") if table[key] else None
