@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from justering.model.meeting import Meeting
 from justering.model.trail import EventKind
 from justering.workflow.services import Services
-from support.browser import DESKTOP, PHONE, Tab, chromium, open_tab, run_axe, save_screenshot
+from support.browser import DESKTOP, PHONE, Tab, chromium, loopback_tab, run_axe, save_screenshot
 from support.eid import EidSite, eid_site
 from support.oidc_provider import LoopbackProvider
 from support.workflow import extract_rows, newest_token, start, trail
@@ -38,12 +37,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(params=[DESKTOP, PHONE], ids=lambda v: v.name)
 def tab(request: pytest.FixtureRequest, browser: Any) -> Iterator[Tab]:
-    with open_tab(browser, request.param) as opened:
+    with loopback_tab(browser, request.param) as opened:
         yield opened
-    assert opened.requests, "the test made no request"
-    foreign = [url for _, url in opened.requests if urlsplit(url).hostname != "127.0.0.1"]
-    assert foreign == [], "requests left the machine"
-    assert opened.problems == []
 
 
 @pytest.fixture

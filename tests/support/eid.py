@@ -27,6 +27,7 @@ from justering.web.login import CALLBACK_PATH
 from justering.workflow.services import Services
 from support.browser import base_url_of, loopback_listener, serve_app
 from support.oidc_provider import LoopbackProvider, person
+from support.workflow import recording
 
 
 def with_check_digit(eleven: str) -> str:
@@ -140,13 +141,7 @@ def eid_site(
     )
     live = replace(services, settings=settings)
     site = EidSite(base_url, live, provider)
-
-    def advance(meeting_id: str) -> None:
-        try:
-            workflow.advance_meeting(live, meeting_id)
-        except BaseException as error:
-            site.failures.append(error)
-            raise
+    advance = recording(site.failures, lambda m: workflow.advance_meeting(live, m))
 
     def started(meeting_id: str) -> None:
         workflow.draft_meeting(live, meeting_id)
