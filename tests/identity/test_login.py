@@ -512,3 +512,19 @@ def test_declining_needs_the_login_too(
     )
     assert declined.status_code == 200, declined.text[:500]
     assert events_of(site, eid_meeting, EventKind.DECLINED)
+
+
+def test_the_login_button_leads_back_when_no_login_is_needed(
+    site: EidSite, chair_token: str, client: httpx.Client
+) -> None:
+    site.log_in(client, chair_token, "chair")
+    shown = site.provider.logins
+    with site.services.ledger.reading() as session:
+        logins = session.query(SignerLoginRow).count()
+    again = client.get(f"{site.link(chair_token)}/logga-in")
+    assert again.status_code == 303 and again.headers["location"] == f"/s/{chair_token}"
+    assert site.provider.logins == shown
+    with site.services.ledger.reading() as session:
+        assert session.query(SignerLoginRow).count() == logins
+    unknown = client.get(f"{site.base_url}/s/{'x' * 43}/logga-in")
+    assert_refused(unknown, 404, "Länken är ogiltig")

@@ -69,7 +69,7 @@ _SWEDISH = {
     EventKind.ANNOUNCED: "anslaget",
     EventKind.TIMESTAMPED: "tidsstämplat",
     EventKind.ARCHIVED: "arkiverat",
-    EventKind.LOGIN_REFUSED: "inloggning nekad",
+    EventKind.LOGIN_REFUSED: "fel inloggning",
 }
 
 

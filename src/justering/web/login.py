@@ -166,15 +166,18 @@ def login_routes(
             return await run_in_threadpool(refused, error, token)
 
     @router.get("/s/{token}/logga-in")
-    async def begin(token: str) -> Response:
+    async def begin(token: str, request: Request) -> Response:
+        needed = await attempt(token, lambda: gate.login_view(request, token))
+        if isinstance(needed, HTMLResponse):
+            return needed
         provider = gate.provider
-        if provider is None:
+        if provider is None or needed is None:  # the link needs no (further) login
             return RedirectResponse(f"/s/{token}", status_code=303, headers=PRIVATE_HEADERS)
-        request = await attempt(token, lambda: start_login(services, provider, token))
-        if isinstance(request, HTMLResponse):
-            return request
-        response = RedirectResponse(request.url, status_code=303, headers=PRIVATE_HEADERS)
-        gate.pending(response, token, request.state)
+        begun = await attempt(token, lambda: start_login(services, provider, token))
+        if isinstance(begun, HTMLResponse):
+            return begun
+        response = RedirectResponse(begun.url, status_code=303, headers=PRIVATE_HEADERS)
+        gate.pending(response, token, begun.state)
         return response
 
     @router.get(CALLBACK_PATH)
