@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--trust", type=Path, action="append", default=[], help="trusted CA (PEM); repeatable"
     )
+    verify.add_argument(
+        "--accept-unsealed",
+        action="store_true",
+        help="let a bundle archived before trails were sealed pass (its trail is unauthenticated)",
+    )
     verify.add_argument("--json", action="store_true")
 
     audit = commands.add_parser("audit", help="find extracts and read their trail (read-only)")
@@ -330,7 +335,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     roots = load_trust_roots(trust)
     results = []
     progress = args.json and sys.stderr.isatty()
-    for result in verify_targets(args.targets, roots):
+    for result in verify_targets(args.targets, roots, accept_unsealed=args.accept_unsealed):
         results.append(result)
         if progress:
             bad = sum(1 for r in results if not r.ok)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from justering.errors import ConfigError
+from justering.ledger.heads import TRAIL_KEY_INFO, upgrade_trail_heads
 from justering.ledger.schema import Base
 
 __all__ = ["Ledger", "utcnow"]
@@ -47,9 +48,15 @@ def _sqlite_transactions(engine: Engine, begin: str) -> None:
 
 
 class Ledger:
-    """A handle on the ledger database; creates the schema on first use."""
+    """A handle on the ledger database; creates the schema on first use, and upgrades
+    a ledger made by an earlier version (:func:`upgrade_trail_heads`).
 
-    def __init__(self, database_url: str) -> None:
+    ``trail_key``: the home's key that seals the trail heads
+    (:mod:`justering.ledger.heads`). Without it the ledger can be read and written,
+    but no trail event appended and no seal checked.
+    """
+
+    def __init__(self, database_url: str, *, trail_key: bytes | None = None) -> None:
         self.database_url = database_url
         try:
             if database_url.startswith("sqlite"):
@@ -66,6 +73,7 @@ class Ledger:
                     # Processes starting together on an empty database: one at a time.
                     connection.execute(text("SELECT pg_advisory_xact_lock(7411)"))
                 Base.metadata.create_all(connection)
+                upgrade_trail_heads(connection, trail_key)
         except OperationalError as error:
             raise ConfigError(
                 f"cannot open the ledger database {database_url}: {error.orig}"
@@ -74,8 +82,9 @@ class Ledger:
             raise ConfigError(
                 f"the database driver for {database_url} is not installed ({error.name})"
             ) from None
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
+        info = {TRAIL_KEY_INFO: trail_key} if trail_key is not None else {}
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
+        self._readers = sessionmaker(self._read_engine, expire_on_commit=False, info=info)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -342,6 +342,62 @@ class SigningCA:
         certificate = builder.sign(self._key, hashes.SHA256())
         return SignerCredential(key=key, certificate=certificate, chain=(self.certificate,))
 
+    def issue_seal(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        organisation: str,
+        name: str,
+        purpose: ObjectIdentifier,
+        validity: timedelta,
+        now: datetime | None = None,
+    ) -> x509.Certificate:
+        """A certificate for an organisation seal (e-sigill) of ``organisation``: a key
+        of the municipality itself, not of a person, for ``purpose`` only (its one
+        extended key usage), with the digitalSignature key usage. Subject: CN =
+        ``name``, O = ``organisation``. Valid for ``validity``, or until the CA
+        expires if that comes first."""
+        now = now or datetime.now(UTC)
+        try:
+            subject = _name(
+                (NameOID.COUNTRY_NAME, "SE"),
+                (NameOID.ORGANIZATION_NAME, organisation),
+                (NameOID.COMMON_NAME, name),
+            )
+        except ValueError as error:
+            raise SigningError(f"seal certificate: {error}") from error
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(min(now + validity, self.certificate.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+
 
 _LABELS = {NameOID.COMMON_NAME: "name", NameOID.ORGANIZATION_NAME: "organisation"}
 

@@ -14,32 +14,38 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy.orm import Session
 
 from justering.archive.bundle import (
     EXTRACT_CA,
     EXTRACT_COMPLETION,
     EXTRACT_PDF,
     EXTRACT_TRAIL,
+    EXTRACT_TRAIL_SEAL,
     EXTRACT_TSA_CA,
+    MANIFEST_NAME,
+    read_bundle,
     write_bundle,
 )
 from justering.archive.intyg import render_completion
 from justering.archive.keys import extract_prefix
 from justering.config import Settings
-from justering.errors import Refusal, WorkflowError
+from justering.errors import Refusal, TrailError, WorkflowError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import (
     append_event,
+    checked_trail,
     get_extract,
     last_event,
     load_document,
     lock_extract,
     store_document,
-    trail_of,
 )
 from justering.ledger.leases import WorkLease
+from justering.ledger.schema import ExtractRow
 from justering.model.process import ExtractStatus
-from justering.model.trail import EventKind, trail_to_json
+from justering.model.trail import EventKind, TrailEvent, trail_to_json
+from justering.pades.seal import verify_seal
 from justering.pades.timestamps import add_long_term_validation
 from justering.pades.validate import validate_extract
 from justering.workflow.meetings import load_meeting
@@ -55,9 +61,12 @@ __all__ = [
 
 def archive_extract(services: Services, extract_id: int) -> str:
     """Add long-term validation data to a certified extract (with a TSA), validate
-    it, write its bundle (PDF, trail, CA certificates, checksums) to the archive and
-    record it; returns the PDF's URI. Idempotent: a retry neither timestamps nor
-    writes twice. An extract whose PDF does not validate is not archived."""
+    it, write its bundle (PDF, trail and its seal, CA certificates, checksums) to
+    the archive and record it; returns the PDF's URI. Idempotent: a retry neither
+    timestamps nor writes twice. An extract whose PDF does not validate, or whose
+    trail in the ledger is broken or not the one the ledger sealed
+    (:func:`justering.ledger.extracts.checked_trail`), is not archived: nothing is
+    written."""
     with services.ledger.reading() as session:
         extract = get_extract(session, extract_id)
         if extract.status is ExtractStatus.ARCHIVED and extract.archive_uri:
@@ -66,6 +75,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
             raise WorkflowError(
                 Refusal.NOT_CERTIFIED, paragraph=extract.paragraph, detail=extract.status.value
             )
+        _trail_to_archive(session, extract)
         last = last_event(session, extract.id)
         timestamped = last is not None and last.kind == EventKind.TIMESTAMPED
         head = extract.head_sha256
@@ -75,7 +85,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
     with services.ledger.reading() as session:
         extract = get_extract(session, extract_id)
         meeting = load_meeting(session, extract.meeting_id)
-        trail = trail_of(session, extract.id)
+        trail = _trail_to_archive(session, extract)
         prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
         paragraph, head = extract.paragraph, extract.head_sha256
         dnr, title = extract.dnr, extract.title
@@ -86,9 +96,10 @@ def archive_extract(services: Services, extract_id: int) -> str:
         raise WorkflowError(
             Refusal.DOES_NOT_VALIDATE, paragraph=paragraph, detail="; ".join(validation.problems)
         )
+    trail_json = trail_to_json(trail)
     files = {
         EXTRACT_PDF: pdf,
-        EXTRACT_TRAIL: trail_to_json(trail),
+        EXTRACT_TRAIL: trail_json,
         EXTRACT_CA: services.ca.export_pem().encode(),
         # Issued at the last trail event, not the clock: a retry writes the same bytes.
         EXTRACT_COMPLETION: render_completion(
@@ -104,6 +115,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
     }
     if services.tsa_root is not None:
         files[EXTRACT_TSA_CA] = services.tsa_root.public_bytes(serialization.Encoding.PEM)
+    files[EXTRACT_TRAIL_SEAL] = _trail_seal(services, prefix, trail_json)
     bundle = write_bundle(services.archive, prefix, files)
     uri = services.archive.uri(f"{bundle.prefix}/{EXTRACT_PDF}")
     with services.ledger.transaction() as session:
@@ -123,6 +135,36 @@ def archive_extract(services: Services, extract_id: int) -> str:
         extract.archive_uri = uri
         extract.updated_at = utcnow()
     return uri
+
+
+def _trail_to_archive(session: Session, extract: ExtractRow) -> tuple[TrailEvent, ...]:
+    """The extract's trail, refused (``TrailError``) unless its chain holds and its
+    head is the one the ledger sealed."""
+    events, problems = checked_trail(session, extract)
+    if problems:
+        raise TrailError(
+            f"§ {extract.paragraph} of meeting {extract.meeting_id}: its trail in the ledger "
+            f"is not archived ({'; '.join(problems)}); nothing was written"
+        )
+    return events
+
+
+def _trail_seal(services: Services, prefix: str, trail: bytes) -> bytes:
+    """The municipality's seal on ``trail``. A seal is never made twice alike (a
+    fresh signature, a fresh timestamp), so a retry that finds its bundle already
+    complete (the ``archived`` event was lost) keeps the seal archived there, if it
+    seals these very bytes; otherwise a new seal, with a timestamp when a TSA is
+    configured (a TSA that fails raises, and the step is retried)."""
+    if services.archive.head(f"{prefix}/{MANIFEST_NAME}") is not None:
+        archived = read_bundle(services.archive, prefix).files
+        seal = archived.get(EXTRACT_TRAIL_SEAL)
+        if (
+            seal is not None
+            and archived.get(EXTRACT_TRAIL) == trail
+            and verify_seal(trail, seal, services.trust_roots).ok
+        ):
+            return seal
+    return services.trail_seal.seal(trail, timestamper=services.timestamper)
 
 
 def _add_long_term_validation(services: Services, extract_id: int, head: str, pdf: bytes) -> bytes:

@@ -10,10 +10,11 @@ from cryptography import x509
 
 from justering.archive.objects import ArchiveStore, RetentionPolicy
 from justering.archive.store import open_archive
-from justering.config import Settings
+from justering.config import Settings, home_key
 from justering.ledger.database import Ledger
 from justering.mail.delivery import Notifier, notifier_for
 from justering.pades.ca import SigningCA
+from justering.pades.seal import TrailSeal
 from justering.pades.timestamps import Timestamper, timestamper_for
 
 __all__ = ["Services", "open_services"]
@@ -28,6 +29,8 @@ class Services:
     ca: SigningCA
     notifier: Notifier
     archive: ArchiveStore
+    trail_seal: TrailSeal
+    """The municipality's seal on archived trails (:mod:`justering.pades.seal`)."""
     timestamper: Timestamper | None = None
     """With a TSA: every signature is timestamped and certified extracts get
     long-term validation data."""
@@ -43,12 +46,21 @@ class Services:
 
 
 def open_services(settings: Settings) -> Services:
-    """Connect to the ledger, load the CA (which must exist), open the archive."""
+    """Connect to the ledger with the home's trail key (made on first use), load the
+    CA (which must exist) and its trail seal (made or renewed when needed), open
+    the archive."""
     settings.home.mkdir(parents=True, exist_ok=True)
+    ca = SigningCA.load(settings.ca_dir)
+    trail_key = home_key(
+        settings.trail_key_file,
+        what="the trail key",
+        if_damaged="restore it from a backup or another home of this ledger (docs/deploy.md)",
+    )
     return Services(
         settings=settings,
-        ledger=Ledger(settings.database_url),
-        ca=SigningCA.load(settings.ca_dir),
+        ledger=Ledger(settings.database_url, trail_key=trail_key),
+        ca=ca,
+        trail_seal=TrailSeal.load_or_create(ca),
         notifier=notifier_for(
             settings.smtp_url, outbox=settings.outbox_dir, sender=settings.mail_from
         ),
