@@ -23,14 +23,13 @@ from justering.archive.bundle import (
     EXTRACT_TRAIL,
     EXTRACT_TRAIL_SEAL,
     EXTRACT_TSA_CA,
-    MANIFEST_NAME,
-    read_bundle,
+    Bundle,
     write_bundle,
 )
 from justering.archive.intyg import render_completion
 from justering.archive.keys import extract_prefix
 from justering.config import Settings
-from justering.errors import Refusal, TrailError, WorkflowError
+from justering.errors import ArchiveError, Refusal, TrailError, WorkflowError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import (
     append_event,
@@ -115,8 +114,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
     }
     if services.tsa_root is not None:
         files[EXTRACT_TSA_CA] = services.tsa_root.public_bytes(serialization.Encoding.PEM)
-    files[EXTRACT_TRAIL_SEAL] = _trail_seal(services, prefix, trail_json)
-    bundle = write_bundle(services.archive, prefix, files)
+    bundle = _write_sealed(services, prefix, files, trail_json)
     uri = services.archive.uri(f"{bundle.prefix}/{EXTRACT_PDF}")
     with services.ledger.transaction() as session:
         extract = lock_extract(session, extract_id)
@@ -149,22 +147,36 @@ def _trail_to_archive(session: Session, extract: ExtractRow) -> tuple[TrailEvent
     return events
 
 
-def _trail_seal(services: Services, prefix: str, trail: bytes) -> bytes:
-    """The municipality's seal on ``trail``. A seal is never made twice alike (a
-    fresh signature, a fresh timestamp), so a retry that finds its bundle already
-    complete (the ``archived`` event was lost) keeps the seal archived there, if it
-    seals these very bytes; otherwise a new seal, with a timestamp when a TSA is
-    configured (a TSA that fails raises, and the step is retried)."""
-    if services.archive.head(f"{prefix}/{MANIFEST_NAME}") is not None:
-        archived = read_bundle(services.archive, prefix).files
-        seal = archived.get(EXTRACT_TRAIL_SEAL)
-        if (
-            seal is not None
-            and archived.get(EXTRACT_TRAIL) == trail
-            and verify_seal(trail, seal, services.trust_roots).ok
-        ):
-            return seal
-    return services.trail_seal.seal(trail, timestamper=services.timestamper)
+def _write_sealed(services: Services, prefix: str, files: dict[str, bytes], trail: bytes) -> Bundle:
+    """Write the bundle with the municipality's seal on ``trail`` (a timestamp with
+    it when a TSA is configured; a TSA that fails raises, and the step is retried).
+
+    A seal is never made twice alike (a fresh signature, a fresh timestamp), and
+    archived objects are written once. So a retry that finds the seal of its
+    bundle already stored (the bundle was cut off, or its ``archived`` event was
+    lost), or an archiver that another one beat to it, keeps the stored seal, as
+    long as it seals these very bytes; anything else differing is refused as
+    before."""
+    stored = _stored_seal(services, prefix, trail)
+    seal = stored or services.trail_seal.seal(trail, timestamper=services.timestamper)
+    try:
+        return write_bundle(services.archive, prefix, {**files, EXTRACT_TRAIL_SEAL: seal})
+    except ArchiveError:
+        if stored is not None:
+            raise
+        stored = _stored_seal(services, prefix, trail)
+        if stored is None:
+            raise
+    return write_bundle(services.archive, prefix, {**files, EXTRACT_TRAIL_SEAL: stored})
+
+
+def _stored_seal(services: Services, prefix: str, trail: bytes) -> bytes | None:
+    """The seal stored at ``prefix``, if there is one and it seals ``trail``."""
+    key = f"{prefix}/{EXTRACT_TRAIL_SEAL}"
+    if services.archive.head(key) is None:
+        return None
+    seal = services.archive.get(key)
+    return seal if verify_seal(trail, seal, services.trust_roots).ok else None
 
 
 def _add_long_term_validation(services: Services, extract_id: int, head: str, pdf: bytes) -> bytes:
