@@ -129,6 +129,15 @@ class Settings:
         that shares the ledger (docs/deploy.md)."""
         return self.home / TRAIL_KEY_FILE
 
+    def trail_key(self) -> bytes:
+        """The key in :attr:`trail_key_file`, made on first use (mode 0600)."""
+        return home_key(
+            self.trail_key_file,
+            what="the trail key",
+            if_damaged="restore it from a backup or another home of this ledger "
+            "(docs/deploy.md); a new key would break the seal of every trail",
+        )
+
     def with_public_url(self, url: str) -> Settings:
         return replace(self, public_url=url.rstrip("/"))
 

@@ -146,9 +146,13 @@ def _ca(args: argparse.Namespace, settings: Settings) -> int:
     from justering.pades.ca import SigningCA
 
     if args.ca_command == "init":
+        from justering.pades.seal import TrailSeal
+
         ca = SigningCA.create(settings.ca_dir, organisation=args.organisation)
+        seal = TrailSeal.load_or_create(ca)
         print(f"created the signing CA in {settings.ca_dir}")
         print(f"SHA-256 fingerprint: {ca.fingerprint}")
+        print(f"and the trail seal {seal.certificate.subject.rfc4514_string()}")
     else:
         print(SigningCA.load(settings.ca_dir).export_pem(), end="")
     return EXIT_OK

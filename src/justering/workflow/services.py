@@ -10,7 +10,7 @@ from cryptography import x509
 
 from justering.archive.objects import ArchiveStore, RetentionPolicy
 from justering.archive.store import open_archive
-from justering.config import Settings, home_key
+from justering.config import Settings
 from justering.ledger.database import Ledger
 from justering.mail.delivery import Notifier, notifier_for
 from justering.pades.ca import SigningCA
@@ -51,14 +51,9 @@ def open_services(settings: Settings) -> Services:
     the archive."""
     settings.home.mkdir(parents=True, exist_ok=True)
     ca = SigningCA.load(settings.ca_dir)
-    trail_key = home_key(
-        settings.trail_key_file,
-        what="the trail key",
-        if_damaged="restore it from a backup or another home of this ledger (docs/deploy.md)",
-    )
     return Services(
         settings=settings,
-        ledger=Ledger(settings.database_url, trail_key=trail_key),
+        ledger=Ledger(settings.database_url, trail_key=settings.trail_key()),
         ca=ca,
         trail_seal=TrailSeal.load_or_create(ca),
         notifier=notifier_for(
