@@ -73,11 +73,14 @@ def test_the_key_is_kept_with_the_ca_0600_and_loaded_again(fresh_ca: SigningCA) 
 def test_a_seal_near_its_end_or_from_another_ca_is_renewed(fresh_ca: SigningCA) -> None:
     first = TrailSeal.load_or_create(fresh_ca)
     end = first.certificate.not_valid_after_utc
-    assert TrailSeal.load_or_create(fresh_ca, now=end - SEAL_RENEWAL - timedelta(days=1)) == first
-    renewed = TrailSeal.load_or_create(fresh_ca, now=end - SEAL_RENEWAL + timedelta(days=1))
+    kept = TrailSeal.load_or_create(fresh_ca, now=end - SEAL_RENEWAL - timedelta(days=1))
+    assert kept.certificate == first.certificate
+    late = end - SEAL_RENEWAL + timedelta(days=1)
+    renewed = TrailSeal.load_or_create(fresh_ca, now=late)
     assert renewed.certificate != first.certificate
     assert renewed.credential.key.public_key() != first.credential.key.public_key()
-    assert TrailSeal.load_or_create(fresh_ca).certificate == renewed.certificate
+    assert renewed.certificate.not_valid_before_utc <= late
+    assert TrailSeal.load_or_create(fresh_ca, now=late).certificate == renewed.certificate
     # A seal file next to another CA (a CA folder put together by hand): replaced.
     other = SigningCA.create(fresh_ca.directory.parent / "other", organisation="Annan kommun")
     (other.directory / SEAL_FILE).write_bytes((fresh_ca.directory / SEAL_FILE).read_bytes())
