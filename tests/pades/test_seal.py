@@ -186,3 +186,13 @@ def test_a_tsa_that_fails_fails_the_seal(seal: TrailSeal, tsa_service: TsaServic
     for url in (refused_url(), tsa_service.base_url + "/broken/500"):
         with pytest.raises(TimestampError, match=re.escape(url)):
             seal.seal(TRAIL, timestamper=timestamper_for(url))
+
+
+def test_a_seal_that_cannot_be_written_is_a_configuration_error(
+    fresh_ca: SigningCA, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    fresh_ca.directory = blocker / "ca"  # a CA folder that cannot be written in
+    with pytest.raises(ConfigError, match=r"cannot write the trail seal .*not-a-folder"):
+        TrailSeal.load_or_create(fresh_ca)

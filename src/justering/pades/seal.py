@@ -184,7 +184,10 @@ def _write(path: Path, seal: TrailSeal, *, replace: bool) -> bool:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ) + seal.certificate.public_bytes(serialization.Encoding.PEM)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".trail-seal-")
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".trail-seal-")
+    except OSError as error:
+        raise ConfigError(f"cannot write the trail seal {path}: {error.strerror}") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:  # mkstemp: mode 0600
             handle.write(pem)
