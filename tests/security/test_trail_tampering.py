@@ -16,16 +16,18 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
 from justering import workflow
-from justering.errors import TrailError
+from justering.archive.keys import extract_prefix
+from justering.errors import ArchiveError, TrailError
 from justering.ledger.heads import UNSEALED_HEAD
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.model.roles import Role
-from justering.model.trail import EventKind, TrailEvent
+from justering.model.trail import EventKind, TrailEvent, trail_to_json
 from justering.pades.ca import SigningCA
 from justering.pades.seal import TrailSeal
 from justering.workflow.services import Services
@@ -171,6 +173,13 @@ def certified(tmp_path: Path, sample_meeting: Meeting) -> Iterator[tuple[Service
     services.ledger.dispose()
 
 
+def _audit(services: Services, meeting: Meeting, *flags: str) -> CompletedProcess[str]:
+    """``justering audit`` of the meeting's one extract's timeline, as a subprocess."""
+    paragraph = str(meeting.paragraphs[0].number)
+    where = ("--meeting", meeting.meeting_id, "--paragraph", paragraph)
+    return run_cli(services.settings.home, "audit", *flags, *where)
+
+
 @CHANGES
 def test_a_trail_rewritten_in_the_ledger_is_not_archived_and_the_audit_names_it(
     certified: tuple[Services, Meeting], change: Change
@@ -191,14 +200,11 @@ def test_a_trail_rewritten_in_the_ledger_is_not_archived_and_the_audit_names_it(
     archived = services.settings.archive_dir
     assert not archived.exists() or not [p for p in archived.rglob("*") if p.is_file()]
 
-    paragraph = str(meeting.paragraphs[0].number)
-    done = run_cli(services.settings.home, "audit", "--meeting", meeting.meeting_id,
-                   "--paragraph", paragraph)  # fmt: skip
+    done = _audit(services, meeting)
     assert done.returncode == 1, done.stderr
     assert "Händelsekedjan är BRUTEN:" in done.stdout
     assert UNSEALED_HEAD in done.stdout
-    done = run_cli(services.settings.home, "audit", "--json", "--meeting", meeting.meeting_id,
-                   "--paragraph", paragraph)  # fmt: skip
+    done = _audit(services, meeting, "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["chain_ok"] is False and report["chain_problems"] == [UNSEALED_HEAD]
@@ -214,6 +220,25 @@ def test_the_untouched_ledger_trail_is_archived_and_sealed(
     assert (bundle / "trail.json.p7s").is_file()
     code, checks = _verify(services.settings.home, str(bundle))
     assert code == 0 and checks["trail seal"]["ok"] is True
-    done = run_cli(services.settings.home, "audit", "--meeting", meeting.meeting_id,
-                   "--paragraph", str(meeting.paragraphs[0].number))  # fmt: skip
+    done = _audit(services, meeting)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_seal_planted_in_the_archive_is_not_adopted(
+    certified: tuple[Services, Meeting], tmp_path: Path
+) -> None:
+    """Someone who can write the archive plants a seal of their own (over the very
+    trail the extract will archive) where its bundle will go: archiving keeps a
+    stored seal only if it verifies, so it refuses, and nothing is archived."""
+    services, meeting = certified
+    [extract] = extract_rows(services, meeting.meeting_id)
+    prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
+    rogue = SigningCA.create(tmp_path / "rogue", organisation="Nacka kommun")
+    planted = TrailSeal.load_or_create(rogue).seal(trail_to_json(trail(services, extract.id)))
+    key = f"{prefix}/trail.json.p7s"
+    services.archive.put(key, planted, content_type="application/pkcs7-signature")
+    with pytest.raises(ArchiveError, match=r"trail\.json\.p7s"):
+        workflow.archive_extract(services, extract.id)
+    [state] = workflow.meeting_summaries(services, meeting.meeting_id)
+    assert state.status is ExtractStatus.CERTIFIED
+    assert services.archive.head(f"{prefix}/manifest.json") is None
