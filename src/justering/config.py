@@ -84,6 +84,9 @@ class Settings:
     """Sender of notifications (``JUSTERING_MAIL_FROM``); SMTP needs a real address."""
     reminder_days: tuple[int, ...] = (3, 1)
     """Days before the deadline on which signers who have not signed are reminded."""
+    max_paragraphs: int = 300
+    """The most paragraphs one meeting may have: a signer signs them in one request,
+    which must finish well within any proxy's timeout."""
     bodies: Mapping[str, BodyRules] = field(default_factory=dict)
     """Per-body rules by body code (``[bodies.KSAU]``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -170,7 +173,7 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _positive_days(value: Any, name: str, unit: str = "days") -> int:
+def _positive(value: Any, name: str, unit: str = "days") -> int:
     try:
         count = int(value)
     except (TypeError, ValueError):
@@ -217,13 +220,13 @@ def load_settings(
         extra=table,
     )
     if "link_ttl_days" in table:
-        days = _positive_days(table["link_ttl_days"], "link_ttl_days")
+        days = _positive(table["link_ttl_days"], "link_ttl_days")
         settings = replace(settings, link_ttl=dt.timedelta(days=days))
     if "signer_certificate_days" in table:
-        days = _positive_days(table["signer_certificate_days"], "signer_certificate_days")
+        days = _positive(table["signer_certificate_days"], "signer_certificate_days")
         settings = replace(settings, signer_certificate_validity=dt.timedelta(days=days))
     if "archive_retention_days" in table:
-        days = _positive_days(table["archive_retention_days"], "archive_retention_days")
+        days = _positive(table["archive_retention_days"], "archive_retention_days")
         settings = replace(settings, archive_retention_days=days)
     if "archive_retention_mode" in table:
         mode = str(table["archive_retention_mode"]).upper()
@@ -233,11 +236,14 @@ def load_settings(
             )
         settings = replace(settings, archive_retention_mode=mode)
     if "appeal_weeks" in table:
-        weeks = _positive_days(table["appeal_weeks"], "appeal_weeks", "weeks")
+        weeks = _positive(table["appeal_weeks"], "appeal_weeks", "weeks")
         settings = replace(settings, appeal_weeks=weeks)
     if "justering_days" in table:
-        days = _positive_days(table["justering_days"], "justering_days")
+        days = _positive(table["justering_days"], "justering_days")
         settings = replace(settings, justering_days=days)
+    if "max_paragraphs" in table:
+        count = _positive(table["max_paragraphs"], "max_paragraphs", "paragraphs")
+        settings = replace(settings, max_paragraphs=count)
     if "reminder_days" in table:
         settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
     return replace(settings, bodies=_body_rules(bodies, settings))
@@ -269,7 +275,7 @@ def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
             raise ConfigError(f"{where}{unknown[0]}: unknown setting (known: {sorted(_BODY_KEYS)})")
         days = settings.justering_days
         if "justering_days" in table:
-            days = _positive_days(table["justering_days"], f"{where}justering_days")
+            days = _positive(table["justering_days"], f"{where}justering_days")
         reminders = settings.reminder_days
         if "reminder_days" in table:
             reminders = _reminder_days(table["reminder_days"], where)

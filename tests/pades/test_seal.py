@@ -7,13 +7,15 @@ import re
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asn1crypto import cms
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from justering.errors import ConfigError
+from justering.errors import ConfigError, SigningError
 from justering.pades.ca import SignerCredential, SigningCA
 from justering.pades.seal import (
     SEAL_FILE,
@@ -116,7 +118,7 @@ def test_the_seal_verifies_over_exactly_the_sealed_bytes(seal: TrailSeal, ca: Si
 
 def test_a_seal_from_another_ca_is_not_trusted(seal: TrailSeal, fresh_ca: SigningCA) -> None:
     rogue = TrailSeal.load_or_create(fresh_ca)  # same organisation name, another CA
-    result = verify_seal(TRAIL, rogue.seal(TRAIL), [seal.credential.chain[0]])
+    result = verify_seal(TRAIL, rogue.seal(TRAIL), [seal.credential.chain[-1]])
     assert result.intact and result.valid and not result.trusted
     [problem] = result.problems
     assert "does not chain to a trust root" in problem
@@ -131,21 +133,41 @@ def test_a_signer_certificate_of_the_same_ca_cannot_seal(ca: SigningCA) -> None:
     )
 
 
-def test_a_certificate_for_another_purpose_cannot_seal(ca: SigningCA) -> None:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = ca.issue_seal(
-        key.public_key(),
-        organisation=ORGANISATION,
-        name="Nacka kommun – e-post",
-        purpose=ExtendedKeyUsageOID.EMAIL_PROTECTION,
-        validity=SEAL_VALIDITY,
+def _builder(key: ec.EllipticCurvePrivateKey, *extensions: x509.ExtensionType) -> Any:
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nacka kommun – e-post")]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
     )
-    other = TrailSeal(SignerCredential(key, certificate, (ca.certificate,)))
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder
+
+
+def test_a_certificate_for_another_purpose_cannot_seal(ca: SigningCA) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = ca.certify(
+        _builder(
+            key,
+            x509.BasicConstraints(ca=False, path_length=None),
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
+        )
+    )
+    other = TrailSeal(SignerCredential(key, certificate, ca.issuing_chain))
     result = verify_seal(TRAIL, other.seal(TRAIL), [ca.certificate])
     assert not result.ok
     assert "not a trail seal's" in result.problems[0]
+
+
+def test_the_ca_certifies_no_ca(ca: SigningCA) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    for extensions in ((x509.BasicConstraints(ca=True, path_length=0),), ()):
+        with pytest.raises(SigningError, match="certifies no CA"):
+            ca.certify(_builder(key, *extensions))
 
 
 @pytest.mark.parametrize("junk", [b"", b"not cms", b"0\x03\x02\x01\x00"])

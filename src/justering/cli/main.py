@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from justering import __version__
 from justering.cli.audit import add_audit_arguments
+from justering.cli.ca import DEFAULT_CA_ORGANISATION, add_ca_arguments, ensure_ca, run_ca
+from justering.cli.clients import add_clients_parser, run_clients
 from justering.config import Settings, load_settings
-from justering.errors import ConfigError, JusteringError
+from justering.errors import JusteringError
 
 if TYPE_CHECKING:
     from justering.model.meeting import Meeting
@@ -28,7 +30,6 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
-DEFAULT_CA_ORGANISATION = "justering"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,11 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="find extracts and read their trail (read-only)")
     add_audit_arguments(audit)
 
-    ca = commands.add_parser("ca", help="the signing CA")
-    ca_commands = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
-    init = ca_commands.add_parser("init", help="create the signing CA")
-    init.add_argument("--organisation", default=DEFAULT_CA_ORGANISATION)
-    ca_commands.add_parser("export", help="print the CA certificate (PEM) for trust stores")
+    add_clients_parser(commands)
+    add_ca_arguments(commands.add_parser("ca", help="the signing CA"))
     return parser
 
 
@@ -129,10 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve": _serve,
             "verify": _verify,
             "audit": _audit,
-            "ca": _ca,
+            "ca": run_ca,
             "redraft": _redraft,
             "bench": _bench,
             "mailbox": _mailbox,
+            "clients": run_clients,
         }[args.command]
         return handler(args, settings)
     except JusteringError as error:
@@ -140,43 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
-
-
-def _ca(args: argparse.Namespace, settings: Settings) -> int:
-    from justering.pades.ca import SigningCA
-
-    if args.ca_command == "init":
-        from justering.pades.seal import TrailSeal
-
-        ca = SigningCA.create(settings.ca_dir, organisation=args.organisation)
-        seal = TrailSeal.load_or_create(ca)
-        print(f"created the signing CA in {settings.ca_dir}")
-        print(f"SHA-256 fingerprint: {ca.fingerprint}")
-        print(f"and the trail seal {seal.certificate.subject.rfc4514_string()}")
-    else:
-        print(SigningCA.load(settings.ca_dir).export_pem(), end="")
-    return EXIT_OK
-
-
-def ensure_ca(settings: Settings, organisation: str = DEFAULT_CA_ORGANISATION) -> None:
-    """Embedded defaults: create a local CA the first time one is needed. With a
-    shared ledger (not SQLite) every process must sign with the same CA, so none is
-    made up here: it is created once (`justering ca init`) and copied."""
-    from justering.pades.ca import CA_CERT_FILE, SigningCA
-
-    if (
-        not settings.database_url.startswith("sqlite")
-        and not (settings.ca_dir / CA_CERT_FILE).exists()
-    ):
-        raise ConfigError(
-            f"no signing CA in {settings.ca_dir}: with a shared ledger "
-            f"({settings.database_url.split('://')[0]}) every process must use the same CA; "
-            "create it once with `justering ca init` and copy that folder to each "
-            "machine (docs/deploy.md)"
-        )
-    ca, created = SigningCA.load_or_create(settings.ca_dir, organisation=organisation)
-    if created:
-        print(f"justering: created a local signing CA ({ca.fingerprint[:16]}…)", file=sys.stderr)
 
 
 def _use_prefect(settings: Settings, stack: ExitStack) -> None:
@@ -316,8 +278,21 @@ def _post_meeting(url: str, meeting: Meeting) -> int:
     from justering.model.meeting import meeting_to_dict
 
     endpoint = f"{url.rstrip('/')}/api/meetings"
+    token = os.environ.get("JUSTERING_API_TOKEN", "").strip()
+    if not token:
+        print(
+            "justering: set JUSTERING_API_TOKEN to the meeting system's token "
+            "(`justering clients add NAME --body CODE` on the server prints one)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
-        answer = httpx.post(endpoint, json=meeting_to_dict(meeting), timeout=60)
+        answer = httpx.post(
+            endpoint,
+            json=meeting_to_dict(meeting),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
     except httpx.HTTPError as error:
         print(f"justering: could not reach {endpoint}: {error}", file=sys.stderr)
         return EXIT_ERROR

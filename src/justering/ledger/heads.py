@@ -27,7 +27,7 @@ import hmac
 import json
 import logging
 
-from sqlalchemy import Connection, bindparam, inspect, select, text, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from justering.errors import ConfigError, TrailError
@@ -39,9 +39,9 @@ __all__ = [
     "UNSEALED_HEAD",
     "head_mac",
     "head_problem",
+    "seal_existing_heads",
     "seal_head",
     "trail_key",
-    "upgrade_trail_heads",
 ]
 
 TRAIL_KEY_INFO = "justering.trail_key"
@@ -93,23 +93,20 @@ def head_problem(session: Session, extract: ExtractRow) -> str | None:
     return None if hmac.compare_digest(expected, extract.trail_head_mac) else UNSEALED_HEAD
 
 
-def upgrade_trail_heads(connection: Connection, key: bytes | None) -> int:
-    """Add ``extracts.trail_head_mac`` to a ledger made before it, and seal every
-    extract's current head; the number of extracts sealed. Idempotent: a ledger
-    that has the column is left as it is (an extract whose MAC is missing then is
-    a broken seal, never sealed afresh).
+def seal_existing_heads(connection: Connection, key: bytes | None) -> int:
+    """Seal every extract's current head, in a ledger that has just been given the
+    ``trail_head_mac`` column (:func:`justering.ledger.database.add_missing_columns`);
+    the number of extracts sealed. It runs only then: in a ledger that has the
+    column, a missing MAC is a broken seal, never sealed afresh.
 
-    This trusts the ledger as it is at the upgrade: a trail rewritten before it
-    is sealed as rewritten. Runs in the transaction that creates the schema."""
-    columns = {column["name"] for column in inspect(connection).get_columns("extracts")}
-    if HEAD_MAC_COLUMN in columns:
-        return 0
+    This trusts the ledger as it is at the upgrade: a trail rewritten before it is
+    sealed as rewritten. Runs in the transaction that upgrades the schema, so a
+    ledger opened without the key is refused and left as it was."""
     if key is None:
         raise ConfigError(
             "the ledger predates sealed trail heads and must be upgraded with the home's "
             "trail key: open it once through the home (e.g. `justering audit`) first"
         )
-    connection.execute(text(f"ALTER TABLE extracts ADD COLUMN {HEAD_MAC_COLUMN} VARCHAR(64)"))
     rows = connection.execute(
         select(ExtractRow.id, ExtractRow.meeting_id, ExtractRow.paragraph, ExtractRow.trail_head)
         .where(ExtractRow.trail_head.is_not(None))

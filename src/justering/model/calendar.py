@@ -20,6 +20,7 @@ __all__ = [
     "appeal_deadline",
     "local_date",
     "local_minute",
+    "local_time",
     "local_today",
     "period_may_end_on",
 ]
@@ -28,11 +29,17 @@ SWEDISH_TIME = ZoneInfo("Europe/Stockholm")
 """The time zone of every date and time a person reads."""
 
 
+def local_time(moment: dt.datetime) -> dt.datetime:
+    """An aware ``moment`` in Swedish local time; a naive one is refused (whose
+    clock it was read from is unknown)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"a time without a time zone has no Swedish time: {moment.isoformat()}")
+    return moment.astimezone(SWEDISH_TIME)
+
+
 def local_date(moment: dt.datetime) -> dt.date:
     """The Swedish calendar day of an aware ``moment``."""
-    if moment.tzinfo is None:
-        raise ValueError("a time without a time zone has no Swedish date")
-    return moment.astimezone(SWEDISH_TIME).date()
+    return local_time(moment).date()
 
 
 def local_today(now: dt.datetime | None = None) -> dt.date:

@@ -56,13 +56,14 @@ def draft_extracts(meeting_id: str) -> list[int]:
     return list(workflow.draft_meeting(process_services(), meeting_id) or ())
 
 
-@task(
-    name="advance-meeting",
-    retries=6,
-    retry_delay_seconds=[1, 2, 5, 15, 30, 60],
-)
+@task(name="advance-meeting", retries=2, retry_delay_seconds=[2, 10])
 def advance_meeting(meeting_id: str) -> dict[str, Any]:
-    """Notify whoever's turn has come and archive what is certified (idempotent)."""
+    """Notify whoever's turn has come and archive what is certified (idempotent).
+
+    What fails in a step (a message, an archive write) does not raise: the meeting
+    backs off in the ledger and the reconciler comes back to it, so a stuck meeting
+    never fills the task worker with retries. Retries here are for the unexpected
+    (the ledger unreachable for a moment)."""
     report = workflow.advance_meeting(process_services(), meeting_id)
     return {
         "drafted": list(report.drafted),
@@ -70,6 +71,7 @@ def advance_meeting(meeting_id: str) -> dict[str, Any]:
         "archived": list(report.archived),
         "remaining": report.remaining,
         "complete": report.complete,
+        "failed": list(report.failed),
     }
 
 

@@ -10,7 +10,7 @@ key. The signing and the validation are pyHanko's general-data CMS functions.
 The seal's key and certificate live together in one file, ``trail-seal.pem``
 (mode 0600) in the CA folder, so that a copy of the CA folder (docs/deploy.md)
 carries it. The certificate is issued by the signing CA
-(:meth:`justering.pades.ca.SigningCA.issue_seal`): CN "<organisation> –
+(:meth:`justering.pades.ca.SigningCA.certify`): CN "<organisation> –
 signaturkedja", O the organisation, key usage digitalSignature and one extended
 key usage, :data:`TRAIL_SEAL_EKU`, which validation requires, so that no signer
 certificate of the same CA can seal a trail. It is renewed (a fresh key) when
@@ -47,12 +47,13 @@ from pyhanko_certvalidator import ValidationContext
 
 from justering.errors import ConfigError
 from justering.pades.ca import (
-    MAX_NAME_LENGTH,
+    BACKDATE,
     SignerCredential,
     SigningCA,
     asn1_certificate,
     common_name,
 )
+from justering.pades.names import MAX_NAME_LENGTH, certificate_name
 from justering.pades.timestamps import Timestamper, signature_timestamp_tokens, timestamp_time
 
 __all__ = [
@@ -76,6 +77,18 @@ SEAL_VALIDITY = timedelta(days=5 * 365)
 SEAL_RENEWAL = timedelta(days=30)
 """A seal whose certificate has less than this left is replaced by a new one."""
 _NAME_SUFFIX = " – signaturkedja"
+_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+"""The seal's key signs data (a trail), nothing else."""
 
 
 def _organisation(ca: SigningCA) -> str:
@@ -130,20 +143,33 @@ class TrailSeal:
 
 
 def _issue(ca: SigningCA, now: datetime) -> TrailSeal:
+    """A fresh key and its certificate: the organisation's, for sealing trails only."""
     organisation = _organisation(ca)
     name = organisation + _NAME_SUFFIX
     if len(name.encode()) > MAX_NAME_LENGTH:
         name = organisation
+    try:
+        subject = certificate_name(
+            (NameOID.COUNTRY_NAME, "SE"),
+            (NameOID.ORGANIZATION_NAME, organisation),
+            (NameOID.COMMON_NAME, name),
+        )
+    except ValueError as error:
+        raise ConfigError(f"trail seal certificate: {error}") from error
     key = ec.generate_private_key(ec.SECP256R1())
-    certificate = ca.issue_seal(
-        key.public_key(),
-        organisation=organisation,
-        name=name,
-        purpose=TRAIL_SEAL_EKU,
-        validity=SEAL_VALIDITY,
-        now=now,
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(min(now + SEAL_VALIDITY, ca.certificate.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_KEY_USAGE, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([TRAIL_SEAL_EKU]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     )
-    return TrailSeal(SignerCredential(key, certificate, (ca.certificate,)))
+    return TrailSeal(SignerCredential(key, ca.certify(builder), ca.issuing_chain))
 
 
 def _current(seal: TrailSeal, ca: SigningCA, now: datetime) -> bool:
@@ -173,7 +199,7 @@ def _read(path: Path, ca: SigningCA) -> TrailSeal:
             f"the trail seal {path}: its key and certificate do not match; delete it "
             "and a new seal is made"
         )
-    return TrailSeal(SignerCredential(key, certificate, (ca.certificate,)))
+    return TrailSeal(SignerCredential(key, certificate, ca.issuing_chain))
 
 
 def _write(path: Path, seal: TrailSeal, *, replace: bool) -> bool:

@@ -37,7 +37,6 @@ Every key is always present; dates are ISO dates in Swedish local time.
 from __future__ import annotations
 
 import datetime as dt
-import html
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +44,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from justering.model.calendar import SWEDISH_TIME
-from justering.web.pages import document
+from justering.web.pages import PUBLIC_HEADERS, public_page
 from justering.workflow.noticeboard import Notice, current_notices
 from justering.workflow.services import Services
 
@@ -55,23 +54,6 @@ __all__ = [
 ]
 
 FEED_FORMAT = "justering-anslagstavla/1"
-
-_HEADERS = {
-    "Cache-Control": "public, max-age=60",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-_STYLE = """
-h2{font-size:1.15rem;margin:0 0 .5rem}
-h3{font-size:1rem;margin:.75rem 0 .25rem}
-ul.items{padding-left:1.2rem;margin:.25rem 0}
-ul.items li{margin:.35rem 0}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.75rem 0}
-dt{font-weight:600}dd{margin:0}
-@media (max-width:30rem){dl{grid-template-columns:1fr}dd{margin-bottom:.4rem}}
-"""
-"""What the notice board adds to the shared style of :mod:`justering.web.pages`."""
 
 
 def _swedish_today() -> dt.date:
@@ -90,16 +72,14 @@ def noticeboard_router(
         with services.ledger.reading() as session:
             return day, current_notices(session, today=day)
 
-    @router.get("", response_class=HTMLResponse)
+    @router.get("", name="noticeboard", response_class=HTMLResponse)
     def page() -> HTMLResponse:
         day, shown = notices()
-        return HTMLResponse(
-            _page(day, shown, services.settings.appeal_weeks),
-            headers={
-                **_HEADERS,
-                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                "frame-ancestors 'none'",
-            },
+        return public_page(
+            "noticeboard.html",
+            today=day,
+            announcements=_announcements(shown),
+            appeal_weeks=services.settings.appeal_weeks,
         )
 
     @router.get("/feed.json")
@@ -111,7 +91,7 @@ def noticeboard_router(
                 "today": day.isoformat(),
                 "notices": [_feed_item(n) for n in shown],
             },
-            headers={**_HEADERS, "Access-Control-Allow-Origin": "*"},
+            headers={**PUBLIC_HEADERS, "Access-Control-Allow-Origin": "*"},
         )
 
     return router
@@ -141,51 +121,9 @@ def _announcement_key(notice: Notice) -> tuple[str, dt.date, dt.date, dt.date]:
     return (notice.meeting_id, notice.justered_on, notice.announced_on, notice.appeal_deadline)
 
 
-def _page(today: dt.date, notices: list[Notice], appeal_weeks: int) -> str:
-    e = html.escape
+def _announcements(notices: list[Notice]) -> list[list[Notice]]:
+    """The notices grouped into announcements (one card each), in the order given."""
     announcements: dict[tuple[str, dt.date, dt.date, dt.date], list[Notice]] = {}
     for notice in notices:
         announcements.setdefault(_announcement_key(notice), []).append(notice)
-    cards = []
-    for items in announcements.values():
-        first = items[0]
-        paragraphs = "".join(
-            f"<li><strong>§ {n.paragraph}</strong>"
-            + (f" · {e(n.dnr)}" if n.dnr else "")
-            + f"<br>{e(n.title)}"
-            + ('<br><span class="muted">Utdraget är arkiverat.</span>' if n.archive_uri else "")
-            + "</li>"
-            for n in items
-        )
-        cards.append(
-            f"""<article class="card">
-<h2>{e(first.body)}, {e(first.municipality)}</h2>
-<p>Protokollet är justerat. Justeringen har tillkännagivits genom anslag.</p>
-<dl>
-<dt>Sammanträdesdatum</dt><dd>{first.meeting_date.isoformat()}</dd>
-<dt>Datum för justering</dt><dd>{first.justered_on.isoformat()}</dd>
-<dt>Anslaget sattes upp</dt><dd>{first.announced_on.isoformat()}</dd>
-<dt>Sista dag för överklagande</dt><dd>{first.appeal_deadline.isoformat()}</dd>
-<dt>Anslaget tas ned</dt><dd>{first.taken_down_on.isoformat()}</dd>
-<dt>Förvaringsplats för protokollet</dt><dd>{e(first.kept_at)}, {e(first.municipality)}</dd>
-</dl>
-<h3>Paragrafer</h3><ul class="items">{paragraphs}</ul>
-</article>"""
-        )
-    listing = "".join(cards) or '<p class="card">Det finns inga anslag just nu.</p>'
-    weeks = "tre veckor" if appeal_weeks == 3 else f"{appeal_weeks} veckor"
-    return document(
-        "Anslagstavla",
-        "<h1>Anslagstavla</h1>"
-        '<p class="muted">Tillkännagivanden om justerade protokoll '
-        "(kommunallagen 8 kap. 12 §). Den som är medlem i kommunen kan överklaga "
-        "ett beslut genom laglighetsprövning hos förvaltningsrätten. Överklagandet "
-        f"ska ha kommit in till förvaltningsrätten inom {weeks} från den dag då "
-        "justeringen tillkännagavs på anslagstavlan (kommunallagen 13 kap. 5 §).</p>"
-        f'<p class="muted">Anslag per {today.isoformat()}.</p>'
-        f"{listing}"
-        '<p class="muted">Samma uppgifter som <a href="anslagstavla/feed.json">JSON</a>.'
-        "</p>",
-        extra_style=_STYLE,
-        head='<link rel="alternate" type="application/json" href="anslagstavla/feed.json">',
-    )
+    return list(announcements.values())

@@ -12,7 +12,7 @@ from justering.errors import NotFoundError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import append_event, store_document
 from justering.ledger.leases import WorkLease
-from justering.ledger.schema import ExtractRow
+from justering.ledger.schema import ExtractRow, MeetingRow
 from justering.model.process import ExtractStatus
 from justering.model.trail import EventKind
 from justering.workflow.meetings import get_meeting, load_meeting
@@ -58,7 +58,17 @@ def draft_extract(services: Services, meeting_id: str, paragraph_number: int) ->
             session.add(extract)
             session.flush()
             extract.head_sha256 = store_document(session, extract, pdf)
-            append_event(session, extract, EventKind.DRAFTED, document_sha256=extract.head_sha256)
+            client = session.execute(
+                select(MeetingRow.client).where(MeetingRow.meeting_id == meeting_id)
+            ).scalar_one()
+            append_event(
+                session,
+                extract,
+                EventKind.DRAFTED,
+                document_sha256=extract.head_sha256,
+                # Who started the meeting: a registered meeting system, or the operator.
+                detail={"started_by": f"client:{client}" if client else "command line"},
+            )
             return extract.id
     except IntegrityError:  # drafted concurrently by another advance: that one stands
         with services.ledger.reading() as session:
