@@ -13,15 +13,15 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from justering.cli.commands import Commands
 from justering.config import Settings
 from justering.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CA_ORGANISATION",
     "DEFAULT_KEY_LABEL",
-    "add_ca_arguments",
     "ensure_ca",
-    "run_ca",
+    "register",
 ]
 
 EXIT_OK, EXIT_INVALID = 0, 1
@@ -29,13 +29,20 @@ DEFAULT_CA_ORGANISATION = "justering"
 DEFAULT_KEY_LABEL = "justering-ca"
 
 
-def add_ca_arguments(ca: argparse.ArgumentParser) -> None:
-    """The ``ca`` subcommands, on the parser of ``justering ca``."""
-    actions = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
-    init = actions.add_parser(
-        "init", help="create the signing CA, its key in a file or in a PKCS#11 token (HSM)"
+def register(commands: Commands) -> None:
+    """``justering ca`` and its actions."""
+    actions = commands.nested(commands.add("ca", help="the signing CA"))
+    init = actions.add(
+        "init",
+        help="create the signing CA, its key in a file or in a PKCS#11 token (HSM)",
+        run=_init,
     )
-    init.add_argument("--organisation", default=DEFAULT_CA_ORGANISATION)
+    init.add_argument(
+        "--organisation",
+        default=DEFAULT_CA_ORGANISATION,
+        metavar="NAME",
+        help=f"the organisation the CA names (default: {DEFAULT_CA_ORGANISATION})",
+    )
     token = init.add_argument_group(
         "key in a PKCS#11 token",
         "generate the CA key inside a token (not extractable); the CA folder keeps only "
@@ -51,9 +58,13 @@ def add_ca_arguments(ca: argparse.ArgumentParser) -> None:
     token.add_argument(
         "--key-label", metavar="LABEL", help=f"the new key's label (default: {DEFAULT_KEY_LABEL})"
     )
-    actions.add_parser("export", help="print the CA certificate and its chain (PEM)")
-    csr = actions.add_parser(
-        "csr", help="a certificate signing request for an outside CA to issue the CA's certificate"
+    actions.add(
+        "export", help="print the CA certificate and its chain (PEM; read-only)", run=_export
+    )
+    csr = actions.add(
+        "csr",
+        help="a certificate signing request for an outside CA to issue the CA's certificate",
+        run=_csr,
     )
     csr.add_argument("--out", type=Path, metavar="FILE", help="write it here (default: stdout)")
     csr.add_argument(
@@ -62,8 +73,10 @@ def add_ca_arguments(ca: argparse.ArgumentParser) -> None:
         help="the organisation's identifier for the subject (ETSI EN 319 412-1, e.g. "
         "NTRSE-2120001234); also names the issued CA apart from the self-signed one",
     )
-    install = actions.add_parser(
-        "install", help="install the CA certificate an outside CA issued, with its chain"
+    install = actions.add(
+        "install",
+        help="install the CA certificate an outside CA issued, with its chain",
+        run=_install,
     )
     install.add_argument(
         "chain",
@@ -74,11 +87,6 @@ def add_ca_arguments(ca: argparse.ArgumentParser) -> None:
     install.add_argument(
         "--root", type=Path, metavar="ROOT.pem", help="the outside root, if not in CERT_CHAIN"
     )
-
-
-def run_ca(args: argparse.Namespace, settings: Settings) -> int:
-    handler = {"init": _init, "export": _export, "csr": _csr, "install": _install}
-    return handler[args.ca_command](args, settings)
 
 
 def _init(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+from justering.cli.commands import EXIT_OK, Commands, existing_services
 from justering.config import Settings
 
-__all__ = ["add_clients_parser", "run_clients"]
+if TYPE_CHECKING:
+    from justering.ledger.database import Ledger
 
-EXIT_OK = 0
+__all__ = ["register"]
 
 
-def add_clients_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``clients`` and its actions on the command line's subcommands."""
-    clients = commands.add_parser(
+def register(commands: Commands) -> None:
+    """``justering clients`` and its actions."""
+    clients = commands.add(
         "clients", help="the meeting systems that may start a justering (API tokens)"
     )
-    actions = clients.add_subparsers(dest="clients_command", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="register a meeting system; prints its token once")
+    actions = commands.nested(clients)
+    add = actions.add("add", help="register a meeting system; prints its token once", run=_add)
     add.add_argument("name", help="a short name: a-z, 0-9 and '-' (e.g. nacka-ns)")
     add.add_argument(
         "--body",
@@ -36,33 +41,53 @@ def add_clients_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     add.add_argument(
         "--municipality", help="the only municipality its manifests may name (default: any)"
     )
-    actions.add_parser("list", help="the registered meeting systems")
-    revoke = actions.add_parser("revoke", help="revoke a meeting system's token for good")
-    revoke.add_argument("name")
+    actions.add("list", help="the registered meeting systems (read-only)", run=_list)
+    revoke = actions.add("revoke", help="revoke a meeting system's token for good", run=_revoke)
+    revoke.add_argument("name", help="the client's name")
 
 
-def run_clients(args: argparse.Namespace, settings: Settings) -> int:
-    from justering.ledger.clients import add_client, list_clients, revoke_client
+@contextmanager
+def _ledger(settings: Settings) -> Iterator[Ledger]:
     from justering.ledger.database import Ledger
 
     ledger = Ledger(settings.database_url)
     try:
-        if args.clients_command == "add":
-            new = add_client(ledger, args.name, args.bodies, args.municipality)
-            print(
-                f"client {new.client.name} added for {', '.join(new.client.bodies)}; "
-                "its token (shown only now; give it to the meeting system):",
-                file=sys.stderr,
-            )
-            print(new.token)
-        elif args.clients_command == "revoke":
-            client = revoke_client(ledger, args.name)
-            print(f"client {client.name} revoked; its token no longer works")
-        else:
-            for client in list_clients(ledger):
-                state = "revoked" if client.revoked_at else "active"
-                where = f" in {client.municipality}" if client.municipality else ""
-                print(f"{client.name}\t{state}\t{','.join(client.bodies)}{where}")
+        yield ledger
     finally:
         ledger.dispose()
+
+
+def _add(args: argparse.Namespace, settings: Settings) -> int:
+    from justering.ledger.clients import add_client
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with _ledger(settings) as ledger:
+        new = add_client(ledger, args.name, args.bodies, args.municipality)
+    print(
+        f"client {new.client.name} added for {', '.join(new.client.bodies)}; "
+        "its token (shown only now; give it to the meeting system):",
+        file=sys.stderr,
+    )
+    print(new.token)
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from justering.ledger.clients import list_clients
+
+    with existing_services(settings) as services:
+        clients = list_clients(services.ledger)
+    for client in clients:
+        state = "revoked" if client.revoked_at else "active"
+        where = f" in {client.municipality}" if client.municipality else ""
+        print(f"{client.name}\t{state}\t{','.join(client.bodies)}{where}")
+    return EXIT_OK
+
+
+def _revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from justering.ledger.clients import revoke_client
+
+    with existing_services(settings) as services:
+        client = revoke_client(services.ledger, args.name)
+    print(f"client {client.name} revoked; its token no longer works")
     return EXIT_OK

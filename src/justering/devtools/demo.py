@@ -151,11 +151,15 @@ def start_service(
 ) -> subprocess.Popen[bytes]:
     """Start ``justering serve`` on loopback ``port`` for ``settings.home``, logging to
     ``HOME/serve.log``, with ``environ`` (default: this process's) plus the home and
-    public URL; ``command`` replaces ``python -m justering`` (e.g. to run it profiled)."""
+    public URL, the deadline pass paused; ``command`` replaces ``python -m justering``
+    (e.g. to run it profiled)."""
     env = {
         **(os.environ if environ is None else environ),
         "JUSTERING_HOME": str(settings.home),
         "JUSTERING_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        # The sample meeting is of 2014: a deadline pass would tell its secretary it is
+        # overdue, at whatever moment of the run the quarter hour strikes.
+        "JUSTERING_DEADLINE_PASSES": "paused",
     }
     log = (settings.home / "serve.log").open("ab")
     return subprocess.Popen(
