@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from asn1crypto import cms
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from justering.errors import ConfigError, SigningError
 from justering.pades.ca import SignerCredential, SigningCA
+from justering.pades.hsm import TokenKey
 from justering.pades.seal import (
     SEAL_FILE,
     SEAL_RENEWAL,
@@ -27,6 +29,7 @@ from justering.pades.seal import (
 )
 from justering.pades.timestamps import TimestampError, timestamper_for
 from support.pdfs import CHAIR, ORGANISATION
+from support.softhsm import SoftHsm
 from support.tsa import TsaService, refused_url, tsa_service_fixture  # noqa: F401
 
 TRAIL = b'{"format": "justering-trail/1", "events": []}'
@@ -218,3 +221,27 @@ def test_a_seal_that_cannot_be_written_is_a_configuration_error(
     fresh_ca.directory = blocker / "ca"  # a CA folder that cannot be written in
     with pytest.raises(ConfigError, match=r"cannot write the trail seal .*not-a-folder"):
         TrailSeal.load_or_create(fresh_ca)
+
+
+def test_with_the_ca_key_in_a_token_the_seal_key_is_made_there(
+    softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    ca = SigningCA.create(tmp_path / "ca", organisation=ORGANISATION, token=softhsm.reference())
+    seal = TrailSeal.load_or_create(ca)
+    kept = (ca.directory / SEAL_FILE).read_bytes()
+    assert b"PRIVATE KEY" not in kept and kept.count(b"BEGIN CERTIFICATE") == 1
+    key = seal.credential.key
+    assert isinstance(key, TokenKey)
+    assert key.reference.key_label == f"justering-sigill-{seal.certificate.serial_number:x}"
+    assert key.reference.token_label == softhsm.token_label
+    with pytest.raises(SigningError, match="cannot leave the token"):
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    assert verify_seal(TRAIL, seal.seal(TRAIL), [ca.certificate]).ok
+    again = TrailSeal.load_or_create(SigningCA.load(ca.directory))  # found again by its label
+    assert again.certificate == seal.certificate
+    result = verify_seal(TRAIL, again.seal(TRAIL), [ca.certificate])
+    assert result.ok, result.problems

@@ -7,9 +7,12 @@ TSA is configured. Whoever rewrites the trail, even recomputing its hash chain
 and the bundle's checksums, cannot make a seal that verifies without the seal's
 key. The signing and the validation are pyHanko's general-data CMS functions.
 
-The seal's key and certificate live together in one file, ``trail-seal.pem``
-(mode 0600) in the CA folder, so that a copy of the CA folder (docs/deploy.md)
-carries it. The certificate is issued by the signing CA
+The seal's certificate lives in one file, ``trail-seal.pem`` (mode 0600) in the CA
+folder, so that a copy of the CA folder (docs/deploy.md) carries it. Its key is
+where the CA's is: in that file before the certificate, or, when the CA key is in
+a PKCS#11 token (:mod:`justering.pades.hsm`), generated in the same token
+(sensitive, not extractable) under a label derived from the certificate's serial
+number, so that the file holds no private key at all. The certificate is issued by the signing CA
 (:meth:`justering.pades.ca.SigningCA.certify`): CN "<organisation> –
 signaturkedja", O the organisation, key usage digitalSignature and one extended
 key usage, :data:`TRAIL_SEAL_EKU`, which validation requires, so that no signer
@@ -26,6 +29,7 @@ has expired (the municipality's own clock), as signatures in the PDF are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import tempfile
 from collections.abc import Sequence
@@ -40,10 +44,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from pyhanko.sign.general import extract_certificate_info
+from pyhanko.sign.signers import Signer
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from justering.errors import ConfigError
 from justering.pades.ca import (
@@ -53,6 +60,7 @@ from justering.pades.ca import (
     asn1_certificate,
     common_name,
 )
+from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
 from justering.pades.names import MAX_NAME_LENGTH, certificate_name
 from justering.pades.timestamps import Timestamper, signature_timestamp_tokens, timestamp_time
 
@@ -72,7 +80,10 @@ purpose says that (RFC 9336's documentSigning would also admit a signer's
 certificate), so it is a private one, under the UUID arc 2.25 (ITU-T X.667),
 which needs no registration: UUID 20b0d5ac-62b0-4255-ac3f-d148cae5d923."""
 SEAL_FILE = "trail-seal.pem"
-"""The seal's private key and certificate (PEM, mode 0600), in the CA folder."""
+"""The seal's certificate, after its private key unless that is in a token (PEM,
+mode 0600), in the CA folder."""
+_SEAL_KEY_LABEL = "justering-sigill-{serial:x}"
+"""The label of a seal key in the CA's token: one per certificate."""
 SEAL_VALIDITY = timedelta(days=5 * 365)
 SEAL_RENEWAL = timedelta(days=30)
 """A seal whose certificate has less than this left is replaced by a new one."""
@@ -131,7 +142,7 @@ class TrailSeal:
         from ``timestamper`` when given; a TSA that fails raises ``TimestampError``."""
         attributes = PdfCMSSignedAttributes(signing_time=now or datetime.now(UTC))
         signed = asyncio.run(
-            self.credential.pyhanko_signer.async_sign_general_data(
+            _KeySigner(self.credential).async_sign_general_data(
                 data,
                 "sha256",
                 detached=True,
@@ -140,6 +151,41 @@ class TrailSeal:
             )
         )
         return bytes(signed.dump())
+
+
+class _KeySigner(Signer):  # type: ignore[misc]
+    """pyHanko's signer over a ``cryptography`` EC key wherever it is: a key in
+    memory, or a :class:`~justering.pades.hsm.TokenKey` that signs in its token
+    (pyHanko's ``SimpleSigner`` needs the key's bytes, which a token never gives)."""
+
+    def __init__(self, credential: SignerCredential) -> None:
+        self._key = credential.key
+        super().__init__(
+            signing_cert=asn1_certificate(credential.certificate),
+            cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+                [asn1_certificate(cert) for cert in credential.chain]
+            ),
+        )
+
+    async def async_sign_raw(
+        self, data: bytes, digest_algorithm: str, dry_run: bool = False
+    ) -> bytes:
+        algorithm = get_pyca_cryptography_hash(digest_algorithm)
+        return await asyncio.to_thread(self._key.sign, data, ec.ECDSA(algorithm))
+
+
+def _ca_token(ca: SigningCA) -> TokenReference | None:
+    """Where the CA key is when it is in a token (the seal's key goes there too)."""
+    path = ca.directory / KEY_REFERENCE_FILE
+    return TokenReference.read(path) if path.exists() else None
+
+
+def _token_key(token: TokenReference, certificate: x509.Certificate) -> TokenKey:
+    label = _SEAL_KEY_LABEL.format(serial=certificate.serial_number)
+    public = certificate.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise ConfigError("the trail seal's certificate is not for an EC key")
+    return TokenKey(dataclasses.replace(token, key_label=label), public)
 
 
 def _issue(ca: SigningCA, now: datetime) -> TrailSeal:
@@ -156,12 +202,19 @@ def _issue(ca: SigningCA, now: datetime) -> TrailSeal:
         )
     except ValueError as error:
         raise ConfigError(f"trail seal certificate: {error}") from error
-    key = ec.generate_private_key(ec.SECP256R1())
+    serial = x509.random_serial_number()
+    token = _ca_token(ca)
+    key: ec.EllipticCurvePrivateKey
+    if token is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        label = _SEAL_KEY_LABEL.format(serial=serial)
+        key = generate_token_key(dataclasses.replace(token, key_label=label))
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial)
         .not_valid_before(now - BACKDATE)
         .not_valid_after(min(now + SEAL_VALIDITY, ca.certificate.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -182,22 +235,31 @@ def _current(seal: TrailSeal, ca: SigningCA, now: datetime) -> bool:
 
 
 def _read(path: Path, ca: SigningCA) -> TrailSeal:
+    """The seal kept in ``path``: its certificate, and its key from the file or, when
+    the file has none and the CA key is in a token, from that token."""
     try:
         data = path.read_bytes()
-        key = serialization.load_pem_private_key(data, password=None)
         certificate = x509.load_pem_x509_certificate(data)
+        key = (
+            serialization.load_pem_private_key(data, password=None)
+            if b"PRIVATE KEY-----" in data
+            else None
+        )
     except OSError as error:
         raise ConfigError(f"the trail seal {path} is unreadable: {error.strerror}") from None
     except ValueError as error:
         raise ConfigError(
             f"the trail seal {path} is damaged ({error}); delete it and a new seal is made"
         ) from None
+    token = _ca_token(ca)
+    if key is None and token is not None:
+        key = _token_key(token, certificate)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != (
         certificate.public_key()
     ):
         raise ConfigError(
-            f"the trail seal {path}: its key and certificate do not match; delete it "
-            "and a new seal is made"
+            f"the trail seal {path}: its key is missing or does not match its certificate; "
+            "delete it and a new seal is made"
         )
     return TrailSeal(SignerCredential(key, certificate, ca.issuing_chain))
 
@@ -205,11 +267,16 @@ def _read(path: Path, ca: SigningCA) -> TrailSeal:
 def _write(path: Path, seal: TrailSeal, *, replace: bool) -> bool:
     """Write the seal's file whole (mode 0600) or not at all; False when, creating
     it, another process was first."""
-    pem = seal.credential.key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ) + seal.certificate.public_bytes(serialization.Encoding.PEM)
+    pem = seal.certificate.public_bytes(serialization.Encoding.PEM)
+    if not isinstance(seal.credential.key, TokenKey):  # a key in a token stays there
+        pem = (
+            seal.credential.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            + pem
+        )
     try:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".trail-seal-")
     except OSError as error:
