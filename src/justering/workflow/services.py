@@ -11,6 +11,7 @@ from cryptography import x509
 from justering.archive.objects import ArchiveStore, RetentionPolicy
 from justering.archive.store import open_archive
 from justering.config import Settings
+from justering.home import secure_home
 from justering.ledger.database import Ledger
 from justering.mail.delivery import Notifier, notifier_for
 from justering.pades.ca import SigningCA
@@ -44,8 +45,9 @@ class Services:
 
 
 def open_services(settings: Settings) -> Services:
-    """Connect to the ledger, load the CA (which must exist), open the archive."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    """Connect to the ledger, load the CA (which must exist), open the archive; the
+    home is made private first (0700, its files 0600)."""
+    secure_home(settings.home)
     return Services(
         settings=settings,
         ledger=Ledger(settings.database_url),
