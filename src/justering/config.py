@@ -7,6 +7,7 @@ archive directory and the outbox folder, all under ``JUSTERING_HOME``.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -84,6 +85,10 @@ class Settings:
     """Sender of notifications (``JUSTERING_MAIL_FROM``); SMTP needs a real address."""
     reminder_days: tuple[int, ...] = (3, 1)
     """Days before the deadline on which signers who have not signed are reminded."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
+    X-Forwarded-Proto are believed ([web] trusted_proxies, JUSTERING_TRUSTED_PROXIES);
+    empty: none, the client's own address and scheme count."""
     max_paragraphs: int = 300
     """The most paragraphs one meeting may have: a signer signs them in one request,
     which must finish well within any proxy's timeout."""
@@ -196,11 +201,12 @@ def load_settings(
     home_path = Path(home or _env(env, "JUSTERING_HOME") or DEFAULT_HOME).expanduser().resolve()
     table: dict[str, Any] = {}
     bodies: dict[str, Any] = {}
+    document_tables: dict[str, Any] = {}
     config_file = _env(env, "JUSTERING_CONFIG")
     if config_file:
         try:
-            document = tomllib.loads(Path(config_file).read_text("utf-8"))
-            table, bodies = document.get("justering", {}), document.get("bodies", {})
+            document_tables = tomllib.loads(Path(config_file).read_text("utf-8"))
+            table, bodies = document_tables.get("justering", {}), document_tables.get("bodies", {})
         except OSError as error:
             raise ConfigError(f"JUSTERING_CONFIG {config_file}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
@@ -241,12 +247,35 @@ def load_settings(
     if "justering_days" in table:
         days = _positive(table["justering_days"], "justering_days")
         settings = replace(settings, justering_days=days)
+    proxies = _env(env, "JUSTERING_TRUSTED_PROXIES")
+    web = document_tables.get("web", {})
+    if proxies is not None or "trusted_proxies" in web:
+        settings = replace(settings, trusted_proxies=_proxies(proxies, web))
     if "max_paragraphs" in table:
         count = _positive(table["max_paragraphs"], "max_paragraphs", "paragraphs")
         settings = replace(settings, max_paragraphs=count)
     if "reminder_days" in table:
         settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
     return replace(settings, bodies=_body_rules(bodies, settings))
+
+
+def _proxies(environment: str | None, web: Any) -> tuple[str, ...]:
+    """The trusted proxies: ``JUSTERING_TRUSTED_PROXIES`` (comma-separated) or
+    ``[web] trusted_proxies`` (a list), each an IP address or network."""
+    if environment is not None:
+        given: Any = [part.strip() for part in environment.split(",") if part.strip()]
+        where = "JUSTERING_TRUSTED_PROXIES"
+    else:
+        given = web.get("trusted_proxies") if isinstance(web, dict) else None
+        where = "web.trusted_proxies"
+    if not isinstance(given, list) or not all(isinstance(item, str) for item in given):
+        raise ConfigError(f"{where}: expected a list of IP addresses or networks")
+    for item in given:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{where}: {item!r} is not an IP address or network") from None
+    return tuple(given)
 
 
 def _reminder_days(value: Any, where: str) -> tuple[int, ...]:

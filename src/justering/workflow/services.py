@@ -11,6 +11,7 @@ from cryptography import x509
 from justering.archive.objects import ArchiveStore, RetentionPolicy
 from justering.archive.store import open_archive
 from justering.config import Settings
+from justering.home import secure_home
 from justering.ledger.database import Ledger
 from justering.mail.delivery import Notifier, notifier_for
 from justering.pades.ca import SigningCA
@@ -49,8 +50,8 @@ class Services:
 def open_services(settings: Settings) -> Services:
     """Connect to the ledger with the home's trail key (made on first use), load the
     CA (which must exist) and its trail seal (made or renewed when needed), open
-    the archive."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    the archive; the home is made private first (0700, its files 0600)."""
+    secure_home(settings.home)
     ca = SigningCA.load(settings.ca_dir)
     return Services(
         settings=settings,
