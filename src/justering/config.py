@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,12 +23,18 @@ from justering.model.roles import Person
 
 __all__ = [
     "DEFAULT_HOME",
+    "HOME_KEY_BYTES",
+    "TRAIL_KEY_FILE",
     "BodyRules",
     "Settings",
+    "home_key",
     "load_settings",
 ]
 
 DEFAULT_HOME = Path("~/.justering")
+TRAIL_KEY_FILE = "trail-head.key"
+"""The home's key for the ledger's trail heads (:mod:`justering.ledger.heads`)."""
+HOME_KEY_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,46 @@ class Settings:
     def prefect_home(self) -> Path:
         return self.home / "prefect"
 
+    @property
+    def trail_key_file(self) -> Path:
+        """The key that seals the ledger's trail heads: the same file in every home
+        that shares the ledger (docs/deploy.md)."""
+        return self.home / TRAIL_KEY_FILE
+
+    def trail_key(self) -> bytes:
+        """The key in :attr:`trail_key_file`, made on first use (mode 0600)."""
+        return home_key(
+            self.trail_key_file,
+            what="the trail key",
+            if_damaged="restore it from a backup or another home of this ledger "
+            "(docs/deploy.md); a new key would break the seal of every trail",
+        )
+
     def with_public_url(self, url: str) -> Settings:
         return replace(self, public_url=url.rstrip("/"))
+
+
+def home_key(path: Path, *, what: str, if_damaged: str) -> bytes:
+    """A secret of the home: ``HOME_KEY_BYTES`` random bytes in ``path`` (mode 0600,
+    the folder made if missing), created on first use and read ever after. Two
+    processes creating it at once get the same key (the file is created exclusively).
+    ``what`` names the key and ``if_damaged`` says what to do when the file is
+    shorter than a key, in the error raised then."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            key = path.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{path}: {what} is unreadable ({error.strerror})") from None
+        if len(key) < HOME_KEY_BYTES:
+            raise ConfigError(f"{path}: {what} is too short; {if_damaged}") from None
+        return key
+    key = secrets.token_bytes(HOME_KEY_BYTES)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:

@@ -44,6 +44,7 @@ CHECK_SWEDISH: Mapping[str, str] = {
     "trail chain": "Händelsekedjan",
     "trail matches PDF": "Händelsekedjan stämmer med PDF-filen",
     "trail matches signatures": "Händelsekedjan stämmer med underskrifterna",
+    "trail seal": "Kommunens sigill på händelsekedjan",
 }
 """Swedish names of the checks of :mod:`justering.archive.verify` (others show as named)."""
 

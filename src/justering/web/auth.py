@@ -37,7 +37,7 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from justering.config import Settings
+from justering.config import Settings, home_key
 from justering.errors import ConfigError
 
 __all__ = [
@@ -173,19 +173,7 @@ def _read_accounts(variable: str, path: Path) -> Accounts:
 
 def session_key(home: Path) -> bytes:
     """The HMAC key of archivist sessions, made on first use (mode 0600)."""
-    path = home / KEY_FILE
-    home.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) < 32:
-            raise ConfigError(f"{path}: the session key is too short; delete it to renew") from None
-        return key
-    key = secrets.token_bytes(32)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-    return key
+    return home_key(home / KEY_FILE, what="the session key", if_damaged="delete it to renew")
 
 
 @dataclass(frozen=True)
