@@ -78,7 +78,7 @@ def test_a_scanner_opening_the_link_is_recorded_as_what_it_is(
     ]
     # Once per client (a reload by the same client adds nothing), each named as it came.
     assert [e.detail["user_agent"] for e in opened] == [SCANNER, BROWSER + "X: y"]
-    assert EventKind.VIEWED.swedish == "länken öppnad"
+    assert EventKind.VIEWED.swedish == "länk öppnad"
     assert not any(
         e.kind is EventKind.SIGNED and e.role == "adjuster" for e in trail(services, row.id)
     )

@@ -60,7 +60,7 @@ class EventKind(StrEnum):
 _SWEDISH = {
     EventKind.DRAFTED: "utkast skapat",
     EventKind.NOTIFIED: "underrättad",
-    EventKind.VIEWED: "länken öppnad",
+    EventKind.VIEWED: "länk öppnad",
     EventKind.SIGNED: "signerat",
     EventKind.DECLINED: "avböjt",
     EventKind.REDRAFTED: "nytt utkast",
