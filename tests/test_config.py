@@ -1,9 +1,10 @@
 import datetime as dt
+import stat
 from pathlib import Path
 
 import pytest
 
-from justering.config import Settings, home_key, load_settings
+from justering.config import HOME_KEY_BYTES, Settings, home_key, load_settings
 from justering.errors import ConfigError
 from justering.model.assurance import Assurance, SigningMode
 from justering.model.roles import Person
@@ -111,6 +112,28 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(tmp_path / "nope.toml")})
 
 
+def test_a_home_key_is_made_once_0600_and_the_same_for_everyone(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "home" / "some.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: home_key(path, what="a key", if_damaged="x"), range(8)))
+    assert len(set(keys)) == 1 and len(keys[0]) == HOME_KEY_BYTES
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes() == keys[0]
+
+
+def test_a_damaged_home_key_is_named_with_what_to_do(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "home", environ={})
+    path = settings.trail_key_file
+    assert path == settings.home / "trail-head.key"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"short")
+    with pytest.raises(ConfigError, match=r"trail-head\.key: the trail key is too short; restore"):
+        home_key(path, what="the trail key", if_damaged="restore it")
+    assert path.read_bytes() == b"short"  # never replaced
+
+
 # --- e-legitimation ---------------------------------------------------------------------
 
 OIDC_ENV = {
@@ -214,11 +237,9 @@ def test_a_loopback_provider_may_speak_http(tmp_path: Path) -> None:
     assert identity is not None and identity.issuer == "http://127.0.0.1:9400"
 
 
-def test_home_keys_are_made_once_and_private(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    key = home_key(home, "k.key")
-    assert len(key) == 32 and home_key(home, "k.key") == key
-    assert (home / "k.key").stat().st_mode & 0o777 == 0o600
-    (home / "short.key").write_bytes(b"x")
-    with pytest.raises(ConfigError):
-        home_key(home, "short.key")
+def test_the_identity_key_is_a_home_key(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "home", environ={})
+    key = settings.identity_key
+    assert len(key) == HOME_KEY_BYTES and settings.identity_key == key
+    path = settings.home / "identity-hash.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -7,6 +7,7 @@ archive directory and the outbox folder, all under ``JUSTERING_HOME``.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -24,8 +25,10 @@ from justering.model.roles import Person
 
 __all__ = [
     "DEFAULT_HOME",
+    "HOME_KEY_BYTES",
     "IDENTITY_KEY_FILE",
     "PERSONAL_IDENTITY_NUMBER_CLAIM",
+    "TRAIL_KEY_FILE",
     "BodyRules",
     "IdentitySettings",
     "Settings",
@@ -34,28 +37,13 @@ __all__ = [
 ]
 
 DEFAULT_HOME = Path("~/.justering")
+TRAIL_KEY_FILE = "trail-head.key"
+"""The home's key for the ledger's trail heads (:mod:`justering.ledger.heads`)."""
+HOME_KEY_BYTES = 32
 IDENTITY_KEY_FILE = "identity-hash.key"
 """The home's secret that personnummer are hashed with (``home_key``)."""
 PERSONAL_IDENTITY_NUMBER_CLAIM = "https://id.oidc.se/claim/personalIdentityNumber"
 """The Swedish OpenID Connect profile's claim for a personnummer or samordningsnummer."""
-
-
-def home_key(home: Path, name: str) -> bytes:
-    """A secret of the home: 32 random bytes in ``home/name`` (mode 0600), made on
-    first use and read afterwards. Every process sharing a home shares its keys."""
-    path = home / name
-    home.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) < 32:
-            raise ConfigError(f"{path}: the key is too short; delete it to renew") from None
-        return key
-    key = secrets.token_bytes(32)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-    return key
 
 
 @dataclass(frozen=True)
@@ -150,6 +138,10 @@ class Settings:
     """Sender of notifications (``JUSTERING_MAIL_FROM``); SMTP needs a real address."""
     reminder_days: tuple[int, ...] = (3, 1)
     """Days before the deadline on which signers who have not signed are reminded."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
+    X-Forwarded-Proto are believed ([web] trusted_proxies, JUSTERING_TRUSTED_PROXIES);
+    empty: none, the client's own address and scheme count."""
     max_paragraphs: int = 300
     """The most paragraphs one meeting may have: a signer signs them in one request,
     which must finish well within any proxy's timeout."""
@@ -176,8 +168,13 @@ class Settings:
 
     @property
     def identity_key(self) -> bytes:
-        """The secret personnummer are hashed with (``HOME/identity-hash.key``)."""
-        return home_key(self.home, IDENTITY_KEY_FILE)
+        """The secret personnummer are hashed with (``HOME/identity-hash.key``, made on
+        first use, mode 0600)."""
+        return home_key(
+            self.home / IDENTITY_KEY_FILE,
+            what="the identity key",
+            if_damaged="restore it from the backup: the recorded personnummer hashes need it",
+        )
 
     @property
     def ca_dir(self) -> Path:
@@ -210,8 +207,46 @@ class Settings:
     def prefect_home(self) -> Path:
         return self.home / "prefect"
 
+    @property
+    def trail_key_file(self) -> Path:
+        """The key that seals the ledger's trail heads: the same file in every home
+        that shares the ledger (docs/deploy.md)."""
+        return self.home / TRAIL_KEY_FILE
+
+    def trail_key(self) -> bytes:
+        """The key in :attr:`trail_key_file`, made on first use (mode 0600)."""
+        return home_key(
+            self.trail_key_file,
+            what="the trail key",
+            if_damaged="restore it from a backup or another home of this ledger "
+            "(docs/deploy.md); a new key would break the seal of every trail",
+        )
+
     def with_public_url(self, url: str) -> Settings:
         return replace(self, public_url=url.rstrip("/"))
+
+
+def home_key(path: Path, *, what: str, if_damaged: str) -> bytes:
+    """A secret of the home: ``HOME_KEY_BYTES`` random bytes in ``path`` (mode 0600,
+    the folder made if missing), created on first use and read ever after. Two
+    processes creating it at once get the same key (the file is created exclusively).
+    ``what`` names the key and ``if_damaged`` says what to do when the file is
+    shorter than a key, in the error raised then."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            key = path.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{path}: {what} is unreadable ({error.strerror})") from None
+        if len(key) < HOME_KEY_BYTES:
+            raise ConfigError(f"{path}: {what} is too short; {if_damaged}") from None
+        return key
+    key = secrets.token_bytes(HOME_KEY_BYTES)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
@@ -242,13 +277,12 @@ def load_settings(
     home_path = Path(home or _env(env, "JUSTERING_HOME") or DEFAULT_HOME).expanduser().resolve()
     table: dict[str, Any] = {}
     bodies: dict[str, Any] = {}
-    identity: Any = {}
+    document_tables: dict[str, Any] = {}
     config_file = _env(env, "JUSTERING_CONFIG")
     if config_file:
         try:
-            document = tomllib.loads(Path(config_file).read_text("utf-8"))
-            table, bodies = document.get("justering", {}), document.get("bodies", {})
-            identity = document.get("identity", {})
+            document_tables = tomllib.loads(Path(config_file).read_text("utf-8"))
+            table, bodies = document_tables.get("justering", {}), document_tables.get("bodies", {})
         except OSError as error:
             raise ConfigError(f"JUSTERING_CONFIG {config_file}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
@@ -289,13 +323,36 @@ def load_settings(
     if "justering_days" in table:
         days = _positive(table["justering_days"], "justering_days")
         settings = replace(settings, justering_days=days)
+    proxies = _env(env, "JUSTERING_TRUSTED_PROXIES")
+    web = document_tables.get("web", {})
+    if proxies is not None or "trusted_proxies" in web:
+        settings = replace(settings, trusted_proxies=_proxies(proxies, web))
     if "max_paragraphs" in table:
         count = _positive(table["max_paragraphs"], "max_paragraphs", "paragraphs")
         settings = replace(settings, max_paragraphs=count)
     if "reminder_days" in table:
         settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
-    settings = replace(settings, identity=_identity(identity, env))
+    settings = replace(settings, identity=_identity(document_tables.get("identity", {}), env))
     return replace(settings, bodies=_body_rules(bodies, settings))
+
+
+def _proxies(environment: str | None, web: Any) -> tuple[str, ...]:
+    """The trusted proxies: ``JUSTERING_TRUSTED_PROXIES`` (comma-separated) or
+    ``[web] trusted_proxies`` (a list), each an IP address or network."""
+    if environment is not None:
+        given: Any = [part.strip() for part in environment.split(",") if part.strip()]
+        where = "JUSTERING_TRUSTED_PROXIES"
+    else:
+        given = web.get("trusted_proxies") if isinstance(web, dict) else None
+        where = "web.trusted_proxies"
+    if not isinstance(given, list) or not all(isinstance(item, str) for item in given):
+        raise ConfigError(f"{where}: expected a list of IP addresses or networks")
+    for item in given:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{where}: {item!r} is not an IP address or network") from None
+    return tuple(given)
 
 
 def _reminder_days(value: Any, where: str) -> tuple[int, ...]:

@@ -178,11 +178,13 @@ def write_trail(bundle: Path, events: Sequence[TrailEvent], *, reseal: bool = Fa
     """Write ``events`` as the bundle's trail (manifest updated). ``reseal``
     renumbers and rehashes the chain, as a forger who knows the format would."""
     if reseal:
-        events = list(_resealed(events))
+        events = list(reseal_chain(events))
     rewrite_file(bundle, "trail.json", trail_to_json(events))
 
 
-def _resealed(events: Sequence[TrailEvent]) -> Iterator[TrailEvent]:
+def reseal_chain(events: Sequence[TrailEvent]) -> Iterator[TrailEvent]:
+    """``events`` renumbered and rehashed into a chain that holds: what anyone who
+    knows the format can do (the hashes need no key)."""
     previous = GENESIS_HASH
     for seq, event in enumerate(events, start=1):
         sealed = with_hash(dataclasses.replace(event, seq=seq, prev_hash=previous, hash=""))

@@ -2,9 +2,15 @@
 
 A bare PDF gets its signatures checked. A bundle (the PDF, its trail and the
 checksum manifest, as the archive stores it) also gets its checksums, the
-trail's hash chain, and the agreement between the trail and the PDF checked.
-Nothing here trusts the bundle about whom to trust: trust roots come from the
-caller (the home's CA, or ``--trust``).
+trail's hash chain, the agreement between the trail and the PDF, and the
+municipality's seal on the trail (``trail.json.p7s``) checked. Nothing here
+trusts the bundle about whom to trust: trust roots come from the caller (the
+home's CA, or ``--trust``).
+
+A bundle without a seal (archived before trails were sealed, or with its seal
+removed) fails the ``trail seal`` check as an "unsealed trail", unless the
+caller accepts unsealed trails (``--accept-unsealed``): its trail could have
+been rewritten, chain and checksums included, and nothing would tell.
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ from urllib.request import url2pathname
 
 from cryptography import x509
 
-from justering.archive.bundle import EXTRACT_PDF, EXTRACT_TRAIL, MANIFEST_NAME, read_bundle
+from justering.archive.bundle import (
+    EXTRACT_PDF,
+    EXTRACT_TRAIL,
+    EXTRACT_TRAIL_SEAL,
+    MANIFEST_NAME,
+    read_bundle,
+)
 from justering.archive.local import LocalArchive
 from justering.archive.objects import ArchiveStore
 from justering.archive.s3 import S3Archive, parse_s3_uri
@@ -30,9 +42,11 @@ from justering.model.roles import Role
 from justering.model.trail import EventKind, TrailEvent, chain_problems, trail_from_json
 from justering.pades.assurance import CertificateAssurance
 from justering.pades.ca import CA_CERT_FILE, CA_RETIRED_FILE
+from justering.pades.seal import verify_seal
 from justering.pades.validate import ExtractValidation, validate_extract
 
 __all__ = [
+    "TRAIL_SEAL_CHECK",
     "Check",
     "Verification",
     "home_trust_paths",
@@ -42,6 +56,9 @@ __all__ = [
     "verify_pdf",
     "verify_targets",
 ]
+
+
+TRAIL_SEAL_CHECK = "trail seal"
 
 
 @dataclass(frozen=True)
@@ -210,10 +227,50 @@ def _trail_checks(
     return checks
 
 
+def _seal_check(
+    trail: bytes,
+    seal: bytes | None,
+    trust_roots: Sequence[x509.Certificate],
+    *,
+    accept_unsealed: bool,
+) -> Check:
+    if seal is None:
+        if accept_unsealed:
+            return Check(
+                TRAIL_SEAL_CHECK,
+                True,
+                f"unsealed trail, accepted (--accept-unsealed): nothing proves that "
+                f"{EXTRACT_TRAIL} was not rewritten",
+            )
+        return Check(
+            TRAIL_SEAL_CHECK,
+            False,
+            f"unsealed trail: the bundle has no {EXTRACT_TRAIL_SEAL} (archived before "
+            f"trails were sealed, or its seal was removed), so nothing proves that "
+            f"{EXTRACT_TRAIL} was not rewritten",
+        )
+    result = verify_seal(trail, seal, trust_roots, what=EXTRACT_TRAIL)
+    if not result.ok:
+        return Check(TRAIL_SEAL_CHECK, False, "; ".join(result.problems))
+    if result.timestamped_at is not None:
+        when = f"timestamped {result.timestamped_at:%Y-%m-%d %H:%M:%S} UTC by a trusted TSA"
+    elif result.signed_at is not None:
+        when = f"at {result.signed_at:%Y-%m-%d %H:%M:%S} UTC by its own clock (no timestamp)"
+    else:
+        when = "with no time (no timestamp)"
+    return Check(TRAIL_SEAL_CHECK, True, f"{EXTRACT_TRAIL} sealed by {result.sealed_by!r}, {when}")
+
+
 def verify_bundle(
-    target: str, store: ArchiveStore, prefix: str, trust_roots: Sequence[x509.Certificate]
+    target: str,
+    store: ArchiveStore,
+    prefix: str,
+    trust_roots: Sequence[x509.Certificate],
+    *,
+    accept_unsealed: bool = False,
 ) -> Verification:
-    """Checksums, signatures, the trail's chain and its agreement with the PDF."""
+    """Checksums, signatures, the trail's chain, its agreement with the PDF, and its
+    seal (an unsealed trail fails unless ``accept_unsealed``)."""
     try:
         bundle = read_bundle(store, prefix)
     except ArchiveError as error:
@@ -240,6 +297,8 @@ def verify_bundle(
     checks.extend(_signature_checks(validation))
     if events:
         checks.extend(_trail_checks(events, pdf, validation))
+    seal = bundle.files.get(EXTRACT_TRAIL_SEAL)
+    checks.append(_seal_check(trail_bytes, seal, trust_roots, accept_unsealed=accept_unsealed))
     return Verification(
         target,
         tuple(checks),
@@ -299,11 +358,15 @@ def _local_path(target: str) -> Path:
 
 
 def verify_targets(
-    targets: Sequence[str], trust_roots: Sequence[x509.Certificate]
+    targets: Sequence[str],
+    trust_roots: Sequence[x509.Certificate],
+    *,
+    accept_unsealed: bool = False,
 ) -> Iterator[Verification]:
     """Verify each target: a PDF path, a bundle directory, a folder of bundles,
     a ``file://`` URI or an ``s3://bucket/key-or-prefix``. Raises ``ConfigError``
-    (could not run) for a target that does not exist or cannot be reached."""
+    (could not run) for a target that does not exist or cannot be reached.
+    ``accept_unsealed``: a bundle whose trail has no seal passes that check."""
     client = None
     for target in targets:
         if target.startswith("s3://"):
@@ -313,7 +376,9 @@ def verify_targets(
                 client = S3ClientSettings().client()
             try:
                 for name, store, prefix in _s3_targets(target, client):
-                    yield verify_bundle(name, store, prefix, trust_roots)
+                    yield verify_bundle(
+                        name, store, prefix, trust_roots, accept_unsealed=accept_unsealed
+                    )
             except JusteringError:
                 raise
             except Exception as error:  # botocore's many connection errors
@@ -323,7 +388,11 @@ def verify_targets(
         for name, bundle_dir, bare in _local_targets(path):
             if bundle_dir is not None:
                 yield verify_bundle(
-                    name, LocalArchive(bundle_dir.parent), bundle_dir.name, trust_roots
+                    name,
+                    LocalArchive(bundle_dir.parent),
+                    bundle_dir.name,
+                    trust_roots,
+                    accept_unsealed=accept_unsealed,
                 )
             elif bare is not None:
                 yield verify_pdf(name, bare.read_bytes(), trust_roots)

@@ -1,6 +1,7 @@
-"""``justering verify TARGET… [--trust CA.pem]… [--require-assurance LEVEL] [--json]``:
-certified extracts checked offline (the checks are :mod:`justering.archive.verify`).
-It reads only: without ``--trust`` it trusts the home's CA, and creates nothing."""
+"""``justering verify TARGET… [--trust CA.pem]… [--accept-unsealed]
+[--require-assurance LEVEL] [--json]``: certified extracts checked offline (the
+checks are :mod:`justering.archive.verify`). It reads only: without ``--trust`` it
+trusts the home's CA, and creates nothing."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def register(commands: Commands) -> None:
         help="trusted CA (PEM); repeatable (default: the home's CA)",
     )
     verify.add_argument(
+        "--accept-unsealed",
+        action="store_true",
+        help="let a bundle archived before trails were sealed pass (its trail is unauthenticated)",
+    )
+    verify.add_argument(
         "--require-assurance",
         choices=[level.value for level in Assurance],
         metavar="LEVEL",
@@ -59,7 +65,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     results = []
     progress = args.json and sys.stderr.isatty()
     minimum = Assurance(args.require_assurance) if args.require_assurance else None
-    for found in verify_targets(args.targets, roots):
+    for found in verify_targets(args.targets, roots, accept_unsealed=args.accept_unsealed):
         result = found if minimum is None else require_assurance(found, minimum)
         results.append(result)
         if progress:

@@ -40,6 +40,7 @@ __all__ = [
     "SignerLoginRow",
     "TrailEventRow",
     "aware_utc",
+    "extract_ref",
 ]
 
 
@@ -47,6 +48,11 @@ def aware_utc(moment: dt.datetime) -> dt.datetime:
     """A stored time in UTC: SQLite hands back naive datetimes (stored as UTC),
     PostgreSQL aware ones in the session's time zone."""
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def extract_ref(meeting_id: str, paragraph: int) -> str:
+    """An extract's stable reference, ``<meeting_id>/<paragraph>``, as its trail names it."""
+    return f"{meeting_id}/{paragraph}"
 
 
 class Base(DeclarativeBase):
@@ -102,10 +108,14 @@ class ExtractRow(Base):
     trail_head: Mapped[str | None] = mapped_column(String(64))
     """The hash of the extract's last trail event: anchors the chain's end, so that
     events cut from the end of the trail are noticed (a chain alone cannot tell)."""
+    trail_head_mac: Mapped[str | None] = mapped_column(String(64))
+    """HMAC-SHA256, under the home's trail key, of the extract's reference and
+    ``trail_head`` (:mod:`justering.ledger.heads`): whoever can write the database
+    but not read that key cannot rewrite the trail and its head unnoticed."""
 
     @property
     def ref(self) -> str:
-        return f"{self.meeting_id}/{self.paragraph}"
+        return extract_ref(self.meeting_id, self.paragraph)
 
     def summary(self, *, immediate: bool) -> ExtractSummary:
         """The row as every reader sees it (``immediate`` comes from the meeting)."""

@@ -127,7 +127,7 @@ def signer_router(
         if (login := login_first(request, token)) is not None:
             return login
         try:
-            view = workflow.view_link(services, token)
+            view = workflow.view_link(services, token, user_agent=request.headers.get("user-agent"))
             counts = {
                 e.extract.extract_id: _page_count(services, cache, token, e.extract)
                 for e in view.extracts
