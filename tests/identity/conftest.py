@@ -1,11 +1,11 @@
 """Fixtures of the e-legitimation tests: a loopback OpenID provider that knows the
-meeting's signers (and a stranger), and the meeting, recorded and drafted, with a
-personnummer for each signer."""
+meeting's signers (and a stranger), and the meeting with a personnummer for each
+signer. The rules run on SQLite and PostgreSQL; the tests over HTTP and in the
+browser on SQLite only (``support.eid.sqlite_ledger``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,12 +14,6 @@ from justering.model.meeting import Meeting
 from support.eid import people_of, with_numbers
 from support.oidc_provider import LoopbackProvider
 from support.workflow import small_meeting
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """SQLite: logging in is the same on PostgreSQL (the workflow tests cover it)."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @pytest.fixture

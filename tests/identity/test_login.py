@@ -36,7 +36,14 @@ from justering.pades.validate import validate_extract
 from justering.web.auth import session_key
 from justering.web.signer import form_token
 from justering.workflow.services import Services
-from support.eid import NUMBERS, EidSite, eid_site, query_of, session_cookie
+from support.eid import (
+    NUMBERS,
+    EidSite,
+    eid_site,
+    query_of,
+    session_cookie,
+    sqlite_ledger,  # noqa: F401
+)
 from support.oidc_provider import CLIENT_ID, LoopbackProvider
 from support.workflow import Snapshot, extract_rows, newest_token, snapshot, start, trail
 

@@ -18,7 +18,11 @@ from justering.model.meeting import Meeting
 from justering.model.trail import EventKind
 from justering.workflow.services import Services
 from support.browser import DESKTOP, PHONE, Tab, chromium, loopback_tab, run_axe, save_screenshot
-from support.eid import EidSite, eid_site
+from support.eid import (
+    EidSite,
+    eid_site,
+    sqlite_ledger,  # noqa: F401
+)
 from support.oidc_provider import LoopbackProvider
 from support.workflow import extract_rows, newest_token, start, trail
 

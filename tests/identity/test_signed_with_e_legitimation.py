@@ -33,7 +33,14 @@ from justering.model.meeting import Meeting, meeting_to_dict
 from justering.model.process import ExtractStatus
 from justering.workflow.services import Services
 from support.archived import run_cli
-from support.eid import NUMBERS, EidSite, eid_site, people_of, with_numbers
+from support.eid import (
+    NUMBERS,
+    EidSite,
+    eid_site,
+    people_of,
+    sqlite_ledger,  # noqa: F401
+    with_numbers,
+)
 from support.oidc_provider import LoopbackProvider
 from support.workflow import dump_database, newest_token, small_meeting
 
