@@ -11,7 +11,7 @@ import ipaddress
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -424,26 +424,6 @@ def _body_signing(
     return signing, minimum
 
 
-_IDENTITY_KEYS = frozenset(
-    {
-        "issuer",
-        "client_id",
-        "display_name",
-        "scopes",
-        "acr_values",
-        "identity_claim",
-        "email_claim",
-        "email_verified_claim",
-        "minimum_assurance",
-        "max_age_seconds",
-        "login_minutes",
-        "acr",
-        "token_auth_method",
-        "timeout_seconds",
-    }
-)
-
-
 def _identity(table: Any, env: Mapping[str, str]) -> IdentitySettings | None:
     """``[identity]`` and the ``JUSTERING_OIDC_*`` variables (which win); None when
     no issuer is set anywhere."""
@@ -454,70 +434,26 @@ def _identity(table: Any, env: Mapping[str, str]) -> IdentitySettings | None:
             "identity.client_secret: keep the secret out of the config file; "
             "set JUSTERING_OIDC_CLIENT_SECRET in the service's environment"
         )
-    unknown = sorted(set(table) - _IDENTITY_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"identity.{unknown[0]}: unknown setting (known: {sorted(_IDENTITY_KEYS)})"
-        )
+    known = {"issuer", "client_id", *_IDENTITY_VALUES}
+    if unknown := sorted(set(table) - known):
+        raise ConfigError(f"identity.{unknown[0]}: unknown setting (known: {sorted(known)})")
     issuer = _env(env, "JUSTERING_OIDC_ISSUER") or table.get("issuer")
     if not issuer:
         if table:
             raise ConfigError("identity.issuer: missing (or set JUSTERING_OIDC_ISSUER)")
         return None
     client_id = _env(env, "JUSTERING_OIDC_CLIENT_ID") or table.get("client_id")
-    secret = _env(env, "JUSTERING_OIDC_CLIENT_SECRET")
     if not isinstance(client_id, str) or not client_id:
         raise ConfigError("identity.client_id: missing (or set JUSTERING_OIDC_CLIENT_ID)")
+    secret = _env(env, "JUSTERING_OIDC_CLIENT_SECRET")
     if not secret:
-        raise ConfigError(
-            "JUSTERING_OIDC_CLIENT_SECRET is not set: the identity provider's client secret"
-        )
-    values: dict[str, Any] = {}
-    for key in ("identity_claim", "token_auth_method"):
-        if key in table:
-            values[key] = _text(table[key], f"identity.{key}")
-    if "display_name" in table:
-        name = table["display_name"]
-        if not isinstance(name, str) or not name.strip() or not name.isprintable():
-            raise ConfigError(
-                "identity.display_name: expected a name, e.g. BankID eller Freja eID+"
-            )
-        values["display_name"] = name.strip()
-    for key in ("email_claim", "email_verified_claim"):
-        if key in table:
-            values[key] = _text(table[key], f"identity.{key}") if table[key] else None
-    for key in ("scopes", "acr_values"):
-        if key in table:
-            values[key] = _texts(table[key], f"identity.{key}")
-    if "minimum_assurance" in table:
-        values["minimum_assurance"] = _level(
-            table["minimum_assurance"], "identity.minimum_assurance"
-        )
-    if "max_age_seconds" in table:
-        seconds = table["max_age_seconds"]
-        if type(seconds) is not int or seconds < 0:
-            raise ConfigError("identity.max_age_seconds: expected whole seconds >= 0")
-        values["max_age_seconds"] = seconds
-    if "login_minutes" in table:
-        values["login_minutes"] = _positive(
-            table["login_minutes"], "identity.login_minutes", "minutes"
-        )
-    if "timeout_seconds" in table:
-        timeout = _positive(table["timeout_seconds"], "identity.timeout_seconds", "seconds")
-        values["timeout_seconds"] = float(timeout)
-    if "acr" in table:
-        mapping = table["acr"]
-        if not isinstance(mapping, dict):
-            raise ConfigError('identity.acr: expected a table of "acr value" = "loa3"')
-        values["extra_acr"] = {str(k): _level(v, f"identity.acr.{k}") for k, v in mapping.items()}
-    settings = IdentitySettings(_issuer(issuer), client_id, secret, **values)
-    if settings.token_auth_method not in ("client_secret_basic", "client_secret_post"):
-        raise ConfigError(
-            "identity.token_auth_method: expected client_secret_basic or client_secret_post"
-        )
-    if "openid" not in settings.scopes:
-        raise ConfigError("identity.scopes: must include openid")
-    return settings
+        raise ConfigError("JUSTERING_OIDC_CLIENT_SECRET is not set: the provider's client secret")
+    values = {
+        attribute: read(table[key], f"identity.{key}")
+        for key, (attribute, read) in _IDENTITY_VALUES.items()
+        if key in table
+    }
+    return IdentitySettings(_issuer(issuer), client_id, secret, **values)
 
 
 def _issuer(value: Any) -> str:
@@ -544,6 +480,37 @@ def _texts(value: Any, name: str) -> tuple[str, ...]:
     return tuple(_text(item, name) for item in value)
 
 
+def _scopes(value: Any, name: str) -> tuple[str, ...]:
+    scopes = _texts(value, name)
+    if "openid" not in scopes:
+        raise ConfigError(f"{name}: must include openid")
+    return scopes
+
+
+def _display_name(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or not value.isprintable():
+        raise ConfigError(f"{name}: expected a name, e.g. BankID eller Freja eID+")
+    return value.strip()
+
+
+def _auth_method(value: Any, name: str) -> str:
+    if value not in ("client_secret_basic", "client_secret_post"):
+        raise ConfigError(f"{name}: expected client_secret_basic or client_secret_post")
+    return str(value)
+
+
+def _seconds(value: Any, name: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ConfigError(f"{name}: expected whole seconds >= 0")
+    return value
+
+
+def _acr_levels(value: Any, name: str) -> dict[str, Assurance]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{name}: expected a table of "acr value" = "loa3"')
+    return {str(acr): _level(level, f"{name}.{acr}") for acr, level in value.items()}
+
+
 def _level(value: Any, name: str) -> Assurance:
     level = _choice(value, name, Assurance)
     if level is Assurance.LINK:
@@ -560,3 +527,24 @@ def _choice(value: Any, name: str, kind: type[_E]) -> _E:
     except ValueError:
         choices = ", ".join(member.value for member in kind)
         raise ConfigError(f"{name}: expected one of {choices}; got {value!r}") from None
+
+
+_IDENTITY_VALUES: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "display_name": ("display_name", _display_name),
+    "scopes": ("scopes", _scopes),
+    "acr_values": ("acr_values", _texts),
+    "identity_claim": ("identity_claim", _text),
+    "email_claim": ("email_claim", lambda value, name: _text(value, name) if value else None),
+    "email_verified_claim": (
+        "email_verified_claim",
+        lambda value, name: _text(value, name) if value else None,
+    ),
+    "minimum_assurance": ("minimum_assurance", _level),
+    "max_age_seconds": ("max_age_seconds", _seconds),
+    "login_minutes": ("login_minutes", lambda value, name: _positive(value, name, "minutes")),
+    "acr": ("extra_acr", _acr_levels),
+    "token_auth_method": ("token_auth_method", _auth_method),
+    "timeout_seconds": ("timeout_seconds", lambda v, name: float(_positive(v, name, "seconds"))),
+}
+"""The settings of ``[identity]`` besides the issuer and client id: the attribute of
+:class:`IdentitySettings` each sets, and how its value is read."""
