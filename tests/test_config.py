@@ -243,3 +243,26 @@ def test_the_identity_key_is_a_home_key(tmp_path: Path) -> None:
     assert len(key) == HOME_KEY_BYTES and settings.identity_key == key
     path = settings.home / "identity-hash.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_no_one_reads_a_home_key_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow random source holds the first process between making the file and
+    filling it; the others must still read the whole key, never an empty file."""
+    import secrets
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    random_bytes = secrets.token_bytes
+
+    def slowly(count: int | None = None) -> bytes:
+        time.sleep(0.05)
+        return random_bytes(count)
+
+    monkeypatch.setattr(secrets, "token_bytes", slowly)
+    path = tmp_path / "home" / "race.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: home_key(path, what="a key", if_damaged="x"), range(8)))
+    assert len(set(keys)) == 1 and len(keys[0]) == HOME_KEY_BYTES
+    assert [p.name for p in path.parent.iterdir()] == ["race.key"]

@@ -229,23 +229,28 @@ class Settings:
 def home_key(path: Path, *, what: str, if_damaged: str) -> bytes:
     """A secret of the home: ``HOME_KEY_BYTES`` random bytes in ``path`` (mode 0600,
     the folder made if missing), created on first use and read ever after. Two
-    processes creating it at once get the same key (the file is created exclusively).
-    ``what`` names the key and ``if_damaged`` says what to do when the file is
-    shorter than a key, in the error raised then."""
+    processes creating it at once get the same key: a key is written whole to a file
+    of its own and then linked into place, which only the first link does, so no one
+    ever reads a key half written. ``what`` names the key and ``if_damaged`` says what
+    to do when the file is shorter than a key, in the error raised then."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if not path.exists():
+        fresh = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(HOME_KEY_BYTES))
         try:
-            key = path.read_bytes()
-        except OSError as error:
-            raise ConfigError(f"{path}: {what} is unreadable ({error.strerror})") from None
-        if len(key) < HOME_KEY_BYTES:
-            raise ConfigError(f"{path}: {what} is too short; {if_damaged}") from None
-        return key
-    key = secrets.token_bytes(HOME_KEY_BYTES)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
+            os.link(fresh, path)
+        except FileExistsError:
+            pass  # another process was first: its key is the key
+        finally:
+            fresh.unlink()
+    try:
+        key = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path}: {what} is unreadable ({error.strerror})") from None
+    if len(key) < HOME_KEY_BYTES:
+        raise ConfigError(f"{path}: {what} is too short; {if_damaged}") from None
     return key
 
 
