@@ -29,6 +29,7 @@ from justering.documents.rendering import PRODUCER, number_pages
 from justering.model.meeting import Meeting
 from justering.model.roles import Role
 from justering.model.trail import TrailEvent, chain_problems
+from justering.pades.assurance import CertificateAssurance
 from justering.pades.sign import STAMP_TIMEZONE
 from justering.pades.validate import DocumentTimestampReport, ExtractValidation, SignatureReport
 
@@ -113,6 +114,7 @@ def _shown_texts(
     """Every text from the inputs that the certificate draws (to choose the fonts)."""
     texts = [meeting.municipality, meeting.body.name, meeting.body.code, title, dnr or ""]
     texts += [signature.signer_name for signature in validation.signatures]
+    texts += [_identification_line(signature.assurance) for signature in validation.signatures]
     texts += [timestamp.field_name for timestamp in validation.document_timestamps]
     texts += list(validation.problems)
     for event in events:
@@ -158,6 +160,16 @@ def _timestamp_line(at: dt.datetime | None, trusted: bool) -> str:
     if at is None:
         return "Tidsstämpel: ingen; tiden ovan är signeringstjänstens egen (no RFC 3161 timestamp)"
     return f"Tidsstämpel (RFC 3161): {_utc(at)}, {_swedish_time(at)}, betrodd: {_yes_no(trusted)}"
+
+
+def _identification_line(assurance: CertificateAssurance) -> str:
+    """How the certificate says its signer was identified (identified by)."""
+    line = f"Identifierad: {assurance.swedish}"
+    if assurance.identity_provider:
+        line += f", hos {assurance.identity_provider}"
+    if assurance.authenticated_at is not None:
+        line += f", {_swedish_time(assurance.authenticated_at)}"
+    return line
 
 
 def _yes_no(value: bool) -> str:
@@ -279,6 +291,8 @@ class _CompletionDocument(FPDF):
                 evidence.cell(
                     "Certifikatets SHA-256 (fingerprint): "
                     f"{signature.certificate_fingerprint or '–'}\n"
+                    + _identification_line(signature.assurance)
+                    + "\n"
                     + _timestamp_line(signature.timestamped_at, signature.timestamp_trusted),
                     colspan=len(_SIGNATURE_COLUMNS),
                     style=FontFace(color=_GREY),

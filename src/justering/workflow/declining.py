@@ -29,6 +29,7 @@ from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.model.roles import Person, Signer
 from justering.model.trail import EventKind
+from justering.workflow.identity import signer_identity
 from justering.workflow.meetings import secretary_of
 from justering.workflow.services import Services
 from justering.workflow.signer_links import (
@@ -82,16 +83,19 @@ class DeclineReceipt:
 
 
 def decline_with_link(
-    services: Services, token: str, extract_id: int, comment: str
+    services: Services, token: str, extract_id: int, comment: str, *, login: str | None = None
 ) -> DeclineReceipt:
     """Decline one extract the link grants, as its signer, with a required comment.
 
     In one transaction: the ``declined`` event (with the comment), the extract back
     to the secretary, links that now grant nothing revoked, and the e-mail to the
-    secretary with a redraft link (a failed delivery rolls it all back)."""
+    secretary with a redraft link (a failed delivery rolls it all back). Where the
+    body signs with e-legitimation, ``login`` must be the signer's login on this link,
+    as for signing."""
     text = clean_comment(comment)
     with services.ledger.transaction() as session:
         link, meeting, signer = link_signer(session, token)
+        signer_identity(session, services.settings, link, meeting, signer, login)
         lock_meeting(session, meeting.meeting_id)  # before the extract: one lock order
         grant = grant_for(session, link, extract_id)
         extract = lock_extract(session, extract_id)

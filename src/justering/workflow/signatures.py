@@ -23,6 +23,7 @@ from justering.ledger.extracts import (
 from justering.ledger.links import find_link, grants_of
 from justering.mail.delivery import NotificationError
 from justering.mail.messages import ExtractLine, MeetingHeader, SignedLine, SigningReceiptMail
+from justering.model.assurance import SignerIdentity
 from justering.model.extract import ExtractSummary
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus, status_after_signature
@@ -31,6 +32,7 @@ from justering.model.trail import EventKind
 from justering.pades.sign import SignedExtract, sign_extract
 from justering.pades.validate import validate_extract
 from justering.workflow.advance import request_work
+from justering.workflow.identity import signer_identity
 from justering.workflow.noticeboard import announce
 from justering.workflow.services import Services
 from justering.workflow.signer_links import (
@@ -82,6 +84,7 @@ class _SigningPlan:
     meeting: Meeting
     signer: Signer
     items: tuple[_PlannedSignature, ...]
+    identity: SignerIdentity
 
 
 class _ExtractMoved(Exception):
@@ -89,11 +92,18 @@ class _ExtractMoved(Exception):
 
 
 def sign_with_link(
-    services: Services, token: str, extract_ids: Collection[int] | None = None
+    services: Services,
+    token: str,
+    extract_ids: Collection[int] | None = None,
+    *,
+    login: str | None = None,
 ) -> SigningReceipt:
     """Sign, as the link's signer, the chosen extracts among those the link grants
     (``None``: every one waiting for them), all or nothing; each gets its own
     signature. The link is used up once nothing it grants waits for its signer.
+    Where the body signs with e-legitimation, ``login`` (the session the browser
+    holds) must be a valid login of this signer on this link (``IdentityError``
+    otherwise); the certificate and the trail say how the signer was identified.
 
     Refuses (and changes nothing) when the link is unknown, used, expired or
     revoked, when a chosen extract is not granted, has a newer version than the
@@ -106,7 +116,7 @@ def sign_with_link(
     done again on the newer document).
     """
     for _attempt in range(MAX_SIGNING_ATTEMPTS):
-        plan = _plan_signing(services, token, extract_ids)
+        plan = _plan_signing(services, token, extract_ids, login)
         signed = [_sign_planned(services, plan, item) for item in plan.items]
         try:
             receipt = _record_signatures(services, token, plan, signed)
@@ -118,10 +128,11 @@ def sign_with_link(
 
 
 def _plan_signing(
-    services: Services, token: str, extract_ids: Collection[int] | None
+    services: Services, token: str, extract_ids: Collection[int] | None, login: str | None
 ) -> _SigningPlan:
     with services.ledger.reading() as session:
         link, meeting, signer = link_signer(session, token)
+        identity = signer_identity(session, services.settings, link, meeting, signer, login)
         grants = grants_of(session, link.token_hash)
         if extract_ids is None:
             chosen = [
@@ -148,7 +159,7 @@ def _plan_signing(
                     extract.paragraph,
                 )
             )
-        return _SigningPlan(meeting, signer, tuple(items))
+        return _SigningPlan(meeting, signer, tuple(items), identity)
 
 
 def _state(session: Session, extract_id: int, version: int, signer: Signer) -> GrantState:
@@ -179,6 +190,7 @@ def _sign_planned(services: Services, plan: _SigningPlan, item: _PlannedSignatur
         plan.signer,
         organisation=plan.meeting.municipality,
         validity=services.settings.signer_certificate_validity,
+        identity=plan.identity,
     )
     return sign_extract(
         item.document,
@@ -214,7 +226,7 @@ def _record_signatures(
                 document_sha256=digest,
                 certificate_sha256=signature.certificate_fingerprint,
                 at=signature.signed_at,
-                detail=_timestamp_detail(signature),
+                detail={**plan.identity.trail_detail(), **_timestamp_detail(signature)},
             )
             extract.head_sha256 = digest
             extract.status = status_after_signature(
