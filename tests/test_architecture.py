@@ -143,3 +143,11 @@ def test_modules_stay_small_and_name_their_public_surface(module: str) -> None:
     assert source.count("\n") <= MAX_LINES, f"{module} has {source.count(chr(10))} lines"
     if path.name not in ("__init__.py", "__main__.py"):
         assert "\n__all__ = [" in source, f"{module} has no __all__"
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest imports test modules by their base name (tests/ has no packages):
+    two ``test_login.py`` in different folders break the collection of both."""
+    tests = Path(__file__).resolve().parent
+    names = [path.name for path in tests.rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
