@@ -128,8 +128,8 @@ def test_serve_refuses_a_busy_port_at_once_before_starting_prefect(
     seconds = time.monotonic() - started
     assert done.returncode == 2, done.stderr
     assert done.stderr == (
-        f"justering: port {busy_port} on 127.0.0.1 is already in use (another `justering "
-        "serve`?): stop what listens there or choose another with --port\n"
+        f"justering: serve: cannot listen on 127.0.0.1:{busy_port}: the address is already "
+        "in use; is another `justering serve` running? Stop it or choose another --port\n"
     )
     assert "serving" not in done.stdout + done.stderr
     assert not (home / "prefect-server.log").exists()  # Prefect was never started
@@ -140,7 +140,7 @@ def test_serve_refuses_a_busy_port_at_once_before_starting_prefect(
     ("arguments", "message"),
     [
         (["--port", "70000"], "argument --port: expected a port number from 1 to 65535"),
-        (["--host", "no-such-host.invalid"], "justering: --host no-such-host.invalid: "),
+        (["--host", "no-such-host.invalid"], "justering: serve: cannot listen on no-such-host.invalid:8040: unknown host"),
     ],
 )
 def test_serve_refuses_an_address_it_cannot_listen_on(

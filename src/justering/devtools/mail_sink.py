@@ -28,7 +28,6 @@ import contextlib
 import datetime as dt
 import email
 import email.policy
-import errno
 import logging
 import os
 import re
@@ -50,6 +49,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from justering.errors import ConfigError
+from justering.orchestration.listening import listen
 
 __all__ = [
     "DEFAULT_PORT",
@@ -361,34 +361,13 @@ class _BoundController(Controller):
 
 def _listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port``; :class:`ConfigError` naming it otherwise."""
-    where = _address(host, port)
-    if not 0 <= port <= 65535:
-        raise ConfigError(
-            f"mailbox: cannot listen on {where}: the port must be between 0 and 65535"
-        )
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-    except (socket.gaierror, UnicodeError) as error:
-        raise ConfigError(f"mailbox: cannot listen on {where}: unknown host ({error})") from None
-    sock = socket.socket(family, kind, proto)
-    try:
-        if os.name == "posix":  # as asyncio does: lets a restart bind despite TIME_WAIT
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(100)
-    except OSError as error:
-        sock.close()
-        if error.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"mailbox: cannot listen on {where}: the address is already in use "
-                "(adressen används redan); is another mailbox or SMTP server running there? "
-                "Stop it or choose another port."
-            ) from None
-        reason = error.strerror or str(error)
-        raise ConfigError(f"mailbox: cannot listen on {where}: {reason}") from None
-    return sock
+    return listen(
+        host,
+        port,
+        what="mailbox",
+        in_use="is another mailbox or SMTP server running there? Stop it or choose another port",
+        backlog=100,
+    )
 
 
 def _address(host: str, port: int) -> str:

@@ -9,7 +9,6 @@ ledger; every step checks the ledger, so they never step on each other.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import socket
@@ -25,6 +24,7 @@ from justering.documents.rendering import render_extract
 from justering.errors import ConfigError
 from justering.model.manifest import load_sample_meeting
 from justering.model.roles import Role
+from justering.orchestration import listening
 from justering.orchestration.deployments import (
     deadline_passes_paused,
     drop_missed_passes,
@@ -58,25 +58,13 @@ RECONCILE_SECONDS = 15.0
 def listen(host: str, port: int) -> socket.socket:
     """The web app's listening socket, bound before anything else starts, so that a
     port in use is refused at once (and no other process can take it meanwhile)."""
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
-        raise ConfigError(f"--host {host}: not an address this machine knows ({error})") from None
-    family, kind, protocol, _name, address = addresses[0]
-    listener = socket.socket(family, kind, protocol)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-        listener.listen(2048)
-    except OSError as error:
-        listener.close()
-        if error.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"port {port} on {host} is already in use (another `justering serve`?): "
-                "stop what listens there or choose another with --port"
-            ) from None
-        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    return listener
+    return listening.listen(
+        host,
+        port,
+        what="serve",
+        in_use="is another `justering serve` running? Stop it or choose another --port",
+        backlog=2048,
+    )
 
 
 def schedule_advance(meeting_id: str) -> None:
