@@ -17,6 +17,7 @@ from typing import Any
 from cryptography import x509
 
 from justering.errors import ConfigError
+from justering.model.calendar import APPEAL_WEEKS, MAX_JUSTERING_DAYS
 from justering.model.roles import Person
 
 __all__ = [
@@ -34,12 +35,18 @@ class BodyRules:
     """Rules that may differ between a municipality's bodies (``[bodies.CODE]`` in the
     config file); a body without a table follows the ``[justering]`` defaults."""
 
-    justering_days: int = 14
-    """Justering deadline after the meeting (Kommunallagen practice)."""
+    justering_days: int = MAX_JUSTERING_DAYS
+    """Justering deadline after the meeting: at most 14 days (KL 5 kap. 69 §)."""
     reminder_days: tuple[int, ...] = (3, 1)
     """Days before the deadline on which signers who have not signed are reminded."""
     secretary: Person | None = None
     """Who hears about declined and overdue extracts; None: the meeting's certifier."""
+    kept_at: str | None = None
+    """Förvaringsplats: where the body's protocols are kept, as the announcement on the
+    anslagstavla must say (KL 8 kap. 12 §). Required: a meeting of a body without one
+    is refused when it is recorded."""
+    immediate_days: int = 1
+    """Deadline of the omedelbar justering: 0 the meeting day, 1 the day after."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,8 @@ class Settings:
     link_ttl: dt.timedelta = dt.timedelta(days=21)
     """How long a signer link stays usable."""
     signer_certificate_validity: dt.timedelta = dt.timedelta(days=365)
-    justering_days: int = 14
-    """Justering deadline after the meeting (Kommunallagen practice)."""
+    justering_days: int = MAX_JUSTERING_DAYS
+    """Justering deadline after the meeting: at most 14 days (KL 5 kap. 69 §)."""
     prefect_api_url: str | None = None
     tsa_url: str | None = None
     """RFC 3161 time-stamping authority (``JUSTERING_TSA_URL``); None: no timestamps."""
@@ -66,8 +73,6 @@ class Settings:
     """S3 Object Lock mode for archived objects where the bucket has Object Lock."""
     archive_retention_days: int = 365 * 30
     """How long S3 Object Lock keeps archived objects from deletion."""
-    appeal_weeks: int = 3
-    """Appeal period after the anslagstavla announcement (KL 13 kap. 5 §)."""
     archivist_header: str | None = None
     """Trust this request header (set by a reverse proxy) as the archivist's name."""
     smtp_url: str | None = None
@@ -77,13 +82,22 @@ class Settings:
     """Sender of notifications (``JUSTERING_MAIL_FROM``); SMTP needs a real address."""
     reminder_days: tuple[int, ...] = (3, 1)
     """Days before the deadline on which signers who have not signed are reminded."""
+    kept_at: str | None = None
+    """The förvaringsplats of every body without its own (``protocol_kept_at``)."""
+    immediate_days: int = 1
+    """Deadline of the omedelbar justering, days after the meeting (0 or 1)."""
     bodies: Mapping[str, BodyRules] = field(default_factory=dict)
     """Per-body rules by body code (``[bodies.KSAU]``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def body_rules(self, body_code: str) -> BodyRules:
         """The rules for one body: its own table, else the defaults."""
-        return self.bodies.get(body_code) or BodyRules(self.justering_days, self.reminder_days)
+        return self.bodies.get(body_code) or BodyRules(
+            self.justering_days,
+            self.reminder_days,
+            kept_at=self.kept_at,
+            immediate_days=self.immediate_days,
+        )
 
     @property
     def ca_dir(self) -> Path:
@@ -135,14 +149,52 @@ def _positive_days(value: Any, name: str, unit: str = "days") -> int:
     return count
 
 
+def _justering_days(value: Any, name: str) -> int:
+    days = _positive_days(value, name)
+    if days > MAX_JUSTERING_DAYS:
+        raise ConfigError(
+            f"{name}: at most {MAX_JUSTERING_DAYS} days, got {days}: the protocol is justered "
+            "no later than fourteen days after the meeting (5 kap. 69 § kommunallagen)"
+        )
+    return days
+
+
+def _immediate_days(value: Any, name: str) -> int:
+    if value not in (0, 1) or isinstance(value, bool):
+        raise ConfigError(
+            f"{name}: expected 0 (the meeting day) or 1 (the day after), got {value!r}: "
+            "omedelbar justering is done at the meeting (5 kap. 70 § kommunallagen)"
+        )
+    return int(value)
+
+
+def _kept_at(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "\n" in value:
+        raise ConfigError(
+            f"{name}: expected the förvaringsplats as one line of text, e.g. "
+            f"'Kommunstyrelsens kansli, Stadshuset'; got {value!r}"
+        )
+    return value.strip()
+
+
+def _refuse_appeal_weeks(value: Any) -> None:
+    if value != APPEAL_WEEKS or isinstance(value, bool):
+        raise ConfigError(
+            f"appeal_weeks: the appeal period is three weeks from the announcement by law "
+            f"(13 kap. 5 § kommunallagen) and cannot be changed; got {value!r}: remove the "
+            "setting"
+        )
+
+
 def load_settings(
     home: Path | str | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Resolve settings: explicit ``home``, then ``JUSTERING_HOME``, then ``~/.justering``.
 
     ``JUSTERING_CONFIG`` may name a TOML file whose ``[justering]`` table sets
-    ``link_ttl_days``, ``signer_certificate_days`` and ``justering_days``;
-    environment variables win over it.
+    ``link_ttl_days``, ``signer_certificate_days``, ``justering_days`` (at most 14),
+    ``protocol_kept_at``, ``immediate_justering_days`` … and whose ``[bodies.CODE]``
+    tables set a body's own; environment variables win over it.
     """
     env = os.environ if environ is None else environ
     home_path = Path(home or _env(env, "JUSTERING_HOME") or DEFAULT_HOME).expanduser().resolve()
@@ -188,11 +240,17 @@ def load_settings(
             )
         settings = replace(settings, archive_retention_mode=mode)
     if "appeal_weeks" in table:
-        weeks = _positive_days(table["appeal_weeks"], "appeal_weeks", "weeks")
-        settings = replace(settings, appeal_weeks=weeks)
+        _refuse_appeal_weeks(table["appeal_weeks"])
     if "justering_days" in table:
-        days = _positive_days(table["justering_days"], "justering_days")
+        days = _justering_days(table["justering_days"], "justering_days")
         settings = replace(settings, justering_days=days)
+    if "protocol_kept_at" in table:
+        settings = replace(
+            settings, kept_at=_kept_at(table["protocol_kept_at"], "protocol_kept_at")
+        )
+    if "immediate_justering_days" in table:
+        days = _immediate_days(table["immediate_justering_days"], "immediate_justering_days")
+        settings = replace(settings, immediate_days=days)
     if "reminder_days" in table:
         settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
     return replace(settings, bodies=_body_rules(bodies, settings))
@@ -207,11 +265,21 @@ def _reminder_days(value: Any, where: str) -> tuple[int, ...]:
     return tuple(sorted(set(value), reverse=True))
 
 
-_BODY_KEYS = frozenset({"justering_days", "reminder_days", "secretary_name", "secretary_email"})
+_BODY_KEYS = frozenset(
+    {
+        "justering_days",
+        "reminder_days",
+        "secretary_name",
+        "secretary_email",
+        "protocol_kept_at",
+        "immediate_justering_days",
+    }
+)
 
 
 def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
-    """``[bodies.CODE]`` tables: justering_days, reminder_days, secretary_name/_email."""
+    """``[bodies.CODE]`` tables: justering_days, reminder_days, secretary_name/_email,
+    protocol_kept_at, immediate_justering_days."""
     if not isinstance(bodies, dict):
         raise ConfigError("bodies: expected tables such as [bodies.KSAU]")
     rules: dict[str, BodyRules] = {}
@@ -224,7 +292,15 @@ def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
             raise ConfigError(f"{where}{unknown[0]}: unknown setting (known: {sorted(_BODY_KEYS)})")
         days = settings.justering_days
         if "justering_days" in table:
-            days = _positive_days(table["justering_days"], f"{where}justering_days")
+            days = _justering_days(table["justering_days"], f"{where}justering_days")
+        kept_at = settings.kept_at
+        if "protocol_kept_at" in table:
+            kept_at = _kept_at(table["protocol_kept_at"], f"{where}protocol_kept_at")
+        immediate = settings.immediate_days
+        if "immediate_justering_days" in table:
+            immediate = _immediate_days(
+                table["immediate_justering_days"], f"{where}immediate_justering_days"
+            )
         reminders = settings.reminder_days
         if "reminder_days" in table:
             reminders = _reminder_days(table["reminder_days"], where)
@@ -236,5 +312,5 @@ def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
             if "@" not in email or any(c.isspace() for c in email):
                 raise ConfigError(f"{where}secretary_email: not an e-mail address: {email!r}")
             secretary = Person(name.strip(), email)
-        rules[str(code)] = BodyRules(days, reminders, secretary)
+        rules[str(code)] = BodyRules(days, reminders, secretary, kept_at, immediate)
     return rules

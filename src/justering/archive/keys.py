@@ -1,5 +1,6 @@
 """Archive keys: where an extract's bundle lives, derived safely from its body,
-meeting date, diarienummer and § (diarienummer contain ``/`` and spaces)."""
+meeting date, diarienummer and § (diarienummer contain ``/`` and spaces); and where
+a meeting's protocol lives, from its body, meeting date, meeting id and version."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import unicodedata
 
 from justering.errors import ArchiveError
 
-__all__ = ["check_key", "check_prefix", "extract_prefix"]
+__all__ = ["PROTOCOLS", "check_key", "check_prefix", "extract_prefix", "protocol_prefix"]
 
 _MAX_KEY_BYTES = 1024  # S3's limit on a key
 _MAX_SLUG = 60
@@ -23,6 +24,13 @@ _SPECIAL_LETTERS = str.maketrans(
 # needed. Every other value gets a hash of its exact text appended.
 _PLAIN_BODY = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 _PLAIN_DNR = re.compile(r"(?:[A-Z]+ )?[0-9]{4}/[0-9]+(?:-[0-9]+)*")
+_PLAIN_MEETING = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
+_PLAIN_NAME = re.compile(r"[a-z]+(?:-[a-z]+)*")
+
+PROTOCOLS = "protokoll"
+"""The key segment under which a body's protocols live: no diarienummer's segment is
+ever this word (those are a number or end with a hash), so protocol and extract keys
+never meet."""
 
 
 # --- keys ------------------------------------------------------------------------
@@ -56,6 +64,22 @@ def extract_prefix(body_code: str, meeting_date: dt.date, dnr: str | None, parag
     dnr_part = "utan-dnr" if dnr is None else _slug(dnr, _PLAIN_DNR, "dnr")
     date = meeting_date.isoformat()
     return f"{body}/{meeting_date.year:04d}/{dnr_part}/{date}-p{paragraph}"
+
+
+def protocol_prefix(
+    body_code: str, meeting_date: dt.date, meeting_id: str, name: str, version: int
+) -> str:
+    """The archive prefix of one version of a meeting's protocol, e.g.
+    ``KSAU/2014/protokoll/2014-08-19-nacka-ksau-2014-08-19/protokoll-v1``; ``name``
+    tells the protocol from the small protocol of the omedelbar justering
+    (``protokoll-omedelbar``). Safe for any input, as :func:`extract_prefix`."""
+    if isinstance(version, bool) or version < 1:
+        raise ArchiveError(f"protocol version must be a positive integer, not {version!r}")
+    body = _slug(body_code, _PLAIN_BODY, "organ")
+    meeting = _slug(meeting_id, _PLAIN_MEETING, "sammantrade")
+    date = meeting_date.isoformat()
+    document = _slug(name, _PLAIN_NAME, "protokoll")
+    return f"{body}/{meeting_date.year:04d}/{PROTOCOLS}/{date}-{meeting}/{document}-v{version}"
 
 
 def check_key(key: str) -> str:

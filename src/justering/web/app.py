@@ -94,9 +94,16 @@ def create_app(
     def get_meeting(meeting_id: str) -> JSONResponse:
         try:
             extracts = workflow.meeting_summaries(services, meeting_id)
+            protocols = workflow.protocol_summaries(services, meeting_id)
         except NotFoundError as error:
             return _api_error(error, 404)
-        return JSONResponse({"meeting_id": meeting_id, "extracts": [e.to_json() for e in extracts]})
+        return JSONResponse(
+            {
+                "meeting_id": meeting_id,
+                "extracts": [e.to_json() for e in extracts],
+                "protocols": [p.to_json() for p in protocols],
+            }
+        )
 
     return app
 

@@ -1,5 +1,7 @@
-"""Archiving a certified extract: long-term validation data (with a TSA), a last
-validation, the bundle written to object storage, and the ``archived`` event.
+"""Archiving a certified extract or a justered protocol: long-term validation data
+(with a TSA), a last validation, the bundle written to object storage (the PDF, its
+trail, the CA certificates, the certificate of completion, the checksums), and the
+``archived`` event.
 
 Archiving is the longest step of a meeting and runs after the certifier's one
 request: ``justering serve`` spreads it over worker processes, one per core
@@ -18,11 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from justering.archive.bundle import (
     EXTRACT_CA,
     EXTRACT_COMPLETION,
-    EXTRACT_PDF,
     EXTRACT_TRAIL,
     EXTRACT_TSA_CA,
     write_bundle,
 )
+from justering.archive.completion_text import CompletionSubject
 from justering.archive.intyg import render_completion
 from justering.archive.keys import extract_prefix
 from justering.config import Settings
@@ -38,11 +40,14 @@ from justering.ledger.extracts import (
     trail_of,
 )
 from justering.ledger.leases import WorkLease
+from justering.ledger.schema import ExtractRow
+from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.model.trail import EventKind, trail_to_json
 from justering.pades.timestamps import add_long_term_validation
 from justering.pades.validate import validate_extract
 from justering.workflow.meetings import load_meeting
+from justering.workflow.protocols import protocol_archive_key, shown_in, span
 from justering.workflow.services import Services, open_services
 
 __all__ = [
@@ -54,18 +59,20 @@ __all__ = [
 
 
 def archive_extract(services: Services, extract_id: int) -> str:
-    """Add long-term validation data to a certified extract (with a TSA), validate
-    it, write its bundle (PDF, trail, CA certificates, checksums) to the archive and
-    record it; returns the PDF's URI. Idempotent: a retry neither timestamps nor
-    writes twice. An extract whose PDF does not validate is not archived."""
+    """Add long-term validation data to a certified extract or a justered protocol
+    (with a TSA), validate it, write its bundle (PDF, trail, CA certificates,
+    certificate of completion, checksums) to the archive and record it; returns the
+    PDF's URI. Idempotent: a retry neither timestamps nor writes twice. A document
+    whose PDF does not validate is not archived."""
     with services.ledger.reading() as session:
         extract = get_extract(session, extract_id)
         if extract.status is ExtractStatus.ARCHIVED and extract.archive_uri:
             return extract.archive_uri
-        if extract.status is not ExtractStatus.CERTIFIED:
-            raise WorkflowError(
-                Refusal.NOT_CERTIFIED, paragraph=extract.paragraph, detail=extract.status.value
+        if not extract.status.to_archive:
+            refusal = (
+                Refusal.JUSTERING_INCOMPLETE if extract.kind.is_protocol else Refusal.NOT_CERTIFIED
             )
+            raise WorkflowError(refusal, paragraph=extract.paragraph, detail=extract.status.value)
         last = last_event(session, extract.id)
         timestamped = last is not None and last.kind == EventKind.TIMESTAMPED
         head = extract.head_sha256
@@ -76,26 +83,30 @@ def archive_extract(services: Services, extract_id: int) -> str:
         extract = get_extract(session, extract_id)
         meeting = load_meeting(session, extract.meeting_id)
         trail = trail_of(session, extract.id)
-        prefix = extract_prefix(meeting.body.code, meeting.date, extract.dnr, extract.paragraph)
-        paragraph, head = extract.paragraph, extract.head_sha256
-        dnr, title = extract.dnr, extract.title
+        prefix = _prefix(meeting, extract)
+        paragraph, head, kind = extract.paragraph, extract.head_sha256, extract.kind
+        subject = CompletionSubject(
+            kind,
+            paragraph,
+            extract.dnr,
+            extract.title,
+            span(shown_in(meeting, kind)) if kind.is_protocol else "",
+        )
     validation = validate_extract(
-        pdf, services.trust_roots, expected_adjusters=len(meeting.adjusters)
+        pdf, services.trust_roots, expected_adjusters=len(meeting.adjusters), roles=kind.roles
     )
     if not validation.ok:
         raise WorkflowError(
             Refusal.DOES_NOT_VALIDATE, paragraph=paragraph, detail="; ".join(validation.problems)
         )
     files = {
-        EXTRACT_PDF: pdf,
+        subject.pdf_name: pdf,
         EXTRACT_TRAIL: trail_to_json(trail),
         EXTRACT_CA: services.ca.export_pem().encode(),
         # Issued at the last trail event, not the clock: a retry writes the same bytes.
         EXTRACT_COMPLETION: render_completion(
             meeting,
-            paragraph,
-            dnr,
-            title,
+            subject,
             trail,
             validation,
             hashlib.sha256(pdf).hexdigest(),
@@ -105,7 +116,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
     if services.tsa_root is not None:
         files[EXTRACT_TSA_CA] = services.tsa_root.public_bytes(serialization.Encoding.PEM)
     bundle = write_bundle(services.archive, prefix, files)
-    uri = services.archive.uri(f"{bundle.prefix}/{EXTRACT_PDF}")
+    uri = services.archive.uri(f"{bundle.prefix}/{subject.pdf_name}")
     with services.ledger.transaction() as session:
         extract = lock_extract(session, extract_id)
         if extract.status is ExtractStatus.ARCHIVED and extract.archive_uri:
@@ -123,6 +134,14 @@ def archive_extract(services: Services, extract_id: int) -> str:
         extract.archive_uri = uri
         extract.updated_at = utcnow()
     return uri
+
+
+def _prefix(meeting: Meeting, row: ExtractRow) -> str:
+    """Where the document's bundle goes: an extract's by body, year, dnr, date and §,
+    a protocol's by body, year, date, meeting and version (:mod:`justering.archive.keys`)."""
+    if row.kind.is_protocol:
+        return protocol_archive_key(meeting, row)
+    return extract_prefix(meeting.body.code, meeting.date, row.dnr, row.paragraph)
 
 
 def _add_long_term_validation(services: Services, extract_id: int, head: str, pdf: bytes) -> bytes:
