@@ -24,13 +24,13 @@ from justering.pades.timestamps import TimestampError
 from justering.pades.validate import validate_extract
 from support.archived import ArchivedMeeting, archive_sample_meeting, run_cli
 from support.tsa import TsaService, start_tsa_service
-from support.workflow import small_meeting
+from support.workflow import KEPT_AT, small_meeting
 
 
 def _settings_with_tsa(home: Path, tsa: TsaService) -> Settings:
     home.mkdir(parents=True)
     (home / "tsa-ca.pem").write_bytes(tsa.root.public_bytes(serialization.Encoding.PEM))
-    return replace(load_settings(home, environ={}), tsa_url=tsa.tsa_url)
+    return replace(load_settings(home, environ={}), tsa_url=tsa.tsa_url, kept_at=KEPT_AT)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from justering.devtools.mail_sink import (
 )
 from justering.errors import ConfigError
 from justering.mail.delivery import OutboxNotifier, SmtpNotifier, build_message
-from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.mail.compose import ExtractLine, MeetingHeader
+from justering.mail.messages import SigningRequest
 from justering.model.roles import Person, Role
 
 SENDER = "Justering Nacka <justering@nacka.example>"

@@ -4,7 +4,8 @@ import email.policy
 from pathlib import Path
 
 from justering.mail.delivery import OutboxNotifier, outbox_messages
-from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.mail.compose import ExtractLine, MeetingHeader
+from justering.mail.messages import SigningRequest
 from justering.model.roles import Person, Role
 
 

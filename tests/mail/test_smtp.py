@@ -36,7 +36,8 @@ from justering.mail.delivery import (
     build_message,
     notifier_for,
 )
-from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.mail.compose import ExtractLine, MeetingHeader
+from justering.mail.messages import SigningRequest
 from justering.model.roles import Person, Role
 
 SENDER = "Justering Nacka <justering@nacka.example>"

@@ -47,6 +47,7 @@ from justering.model.trail import (
     with_hash,
 )
 from justering.pades.ca import SigningCA
+from support.workflow import KEPT_AT
 
 _LINK = re.compile(r"/s/([A-Za-z0-9_-]+)")
 MAX_ROUNDS = 8
@@ -123,7 +124,9 @@ def archive_sample_meeting(settings: Settings, meeting: Meeting | None = None) -
 
 def sample_settings(home: Path) -> Settings:
     """Settings for ``home`` with the defaults (SQLite, local archive), not the environment."""
-    return dataclasses.replace(load_settings(home, environ={}), public_url="http://justering.test")
+    return dataclasses.replace(
+        load_settings(home, environ={}), public_url="http://justering.test", kept_at=KEPT_AT
+    )
 
 
 @pytest.fixture(scope="session", name="archived_meeting")

@@ -23,6 +23,7 @@ from justering.ledger.extracts import trail_of
 from justering.ledger.schema import Base, DocumentRow, ExtractRow, LinkTokenRow, TrailEventRow
 from justering.mail.delivery import outbox_messages
 from justering.model.meeting import Meeting
+from justering.model.process import DocumentKind
 from justering.model.roles import Person, Role
 from justering.model.trail import TrailEvent
 from justering.workflow.services import Services
@@ -54,6 +55,9 @@ def raises_refusal(refusal: Refusal) -> Iterator[pytest.ExceptionInfo[WorkflowEr
         yield caught
     assert caught.value.refusal is refusal, caught.value
 
+
+KEPT_AT = "Kommunstyrelsens kansli, Nacka stadshus, Granitvägen 15"
+"""The förvaringsplats the tests' settings give every body (the announcement says it)."""
 
 SECOND_ADJUSTER = Person("Eva Andersson", "eva.andersson@nacka.example")
 SHORT_PARAGRAPH = 96
@@ -160,14 +164,31 @@ def start(services: Services, meeting: Meeting) -> workflow.AdvanceReport:
 
 
 def extract_rows(services: Services, meeting_id: str) -> list[ExtractRow]:
+    """The meeting's extracts by § (not its protocols: :func:`protocol_rows`)."""
     with services.ledger.transaction() as session:
         return list(
             session.execute(
                 select(ExtractRow)
-                .where(ExtractRow.meeting_id == meeting_id)
+                .where(ExtractRow.meeting_id == meeting_id, ExtractRow.kind == DocumentKind.EXTRACT)
                 .order_by(ExtractRow.paragraph)
             ).scalars()
         )
+
+
+def protocol_rows(services: Services, meeting_id: str) -> dict[DocumentKind, ExtractRow]:
+    """The meeting's protocols by kind."""
+    with services.ledger.transaction() as session:
+        rows = session.execute(
+            select(ExtractRow).where(
+                ExtractRow.meeting_id == meeting_id, ExtractRow.kind != DocumentKind.EXTRACT
+            )
+        ).scalars()
+        return {row.kind: row for row in rows}
+
+
+def protocol_row(services: Services, meeting_id: str) -> ExtractRow:
+    """The meeting's protocol (all its paragraphs)."""
+    return protocol_rows(services, meeting_id)[DocumentKind.PROTOCOL]
 
 
 def trail(services: Services, extract_id: int) -> tuple[TrailEvent, ...]:

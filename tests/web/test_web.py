@@ -32,7 +32,7 @@ from justering.web.app import Hooks, create_app
 from justering.web.auth import session_key
 from justering.web.signer import form_token
 from justering.workflow.services import Services
-from support.workflow import SHORT_PARAGRAPH, newest_token, outbox, small_meeting
+from support.workflow import KEPT_AT, SHORT_PARAGRAPH, newest_token, outbox, small_meeting
 
 HOSTILE_TITLE = 'Bygglov <script>alert("x")</script> & "citat"'
 SECURITY_HEADERS = {
@@ -406,7 +406,11 @@ def test_the_expiry_is_shown_in_swedish_time_whatever_the_database_zone(
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return replace(load_settings(tmp_path / "home", environ={}), public_url="http://justering.test")
+    return replace(
+        load_settings(tmp_path / "home", environ={}),
+        public_url="http://justering.test",
+        kept_at=KEPT_AT,
+    )
 
 
 def test_a_tsa_that_does_not_answer_leaves_the_link_usable(

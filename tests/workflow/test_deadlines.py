@@ -23,7 +23,7 @@ from justering.config import BodyRules
 from justering.ledger.extracts import lock_extract
 from justering.ledger.schema import LinkTokenRow
 from justering.mail.delivery import NotificationError, Notifier, outbox_messages
-from justering.mail.messages import Message
+from justering.mail.compose import Message
 from justering.model.calendar import local_today
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus

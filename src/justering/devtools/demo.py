@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import re
 import subprocess
@@ -41,6 +42,7 @@ __all__ = [
     "DemoExtract",
     "DemoSummary",
     "link_in",
+    "local_config",
     "run_demo",
     "start_service",
 ]
@@ -138,21 +140,39 @@ def link_in(path: Path) -> str | None:
     return match.group(0) if match else None
 
 
+def local_config(settings: Settings, meetings: Sequence[Meeting]) -> Path:
+    """A config file in the home for a local run (``HOME/justering.toml``): each body of
+    ``meetings`` gets a förvaringsplats, which the announcement of a justering needs
+    (8 kap. 12 § kommunallagen) and a meeting of a body without one is refused for."""
+    lines = ["# Written by `justering demo` / `justering bench` for a local run."]
+    for code, place in sorted({m.body.code: f"Kansliet, {m.place}" for m in meetings}.items()):
+        # JSON strings are TOML basic strings.
+        lines += ["", f"[bodies.{json.dumps(code)}]", f"protocol_kept_at = {json.dumps(place)}"]
+    path = settings.home / "justering.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def start_service(
     settings: Settings,
     port: int,
     *,
     environ: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
+    meetings: Sequence[Meeting] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``justering serve`` on loopback ``port`` for ``settings.home``, logging to
     ``HOME/serve.log``, with ``environ`` (default: this process's) plus the home and
-    public URL; ``command`` replaces ``python -m justering`` (e.g. to run it profiled)."""
+    public URL; ``command`` replaces ``python -m justering`` (e.g. to run it profiled).
+    Unless ``environ`` names a config file (``JUSTERING_CONFIG``), the bodies of
+    ``meetings`` are configured by :func:`local_config`."""
     env = {
         **(os.environ if environ is None else environ),
         "JUSTERING_HOME": str(settings.home),
         "JUSTERING_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
+    if meetings and not env.get("JUSTERING_CONFIG", "").strip():
+        env["JUSTERING_CONFIG"] = str(local_config(settings, meetings))
     log = (settings.home / "serve.log").open("ab")
     return subprocess.Popen(
         [
@@ -175,7 +195,7 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     show = _Progress(progress)
-    service = start_service(settings, port)
+    service = start_service(settings, port, meetings=[meeting])
     signatures = 0
     try:
         wait_until_healthy(f"{base}/healthz", service, 120)

@@ -6,27 +6,29 @@ what :func:`justering.workflow.noticeboard.current_notices` returns and nothing 
 signers (no names, no e-mail addresses).
 
 ``GET /anslagstavla`` is the page (Swedish). ``GET /anslagstavla/feed.json`` is the
-feed, format ``justering-anslagstavla/1``::
+feed, format ``justering-anslagstavla/2``, one notice per justered protocol::
 
     {
-      "format": "justering-anslagstavla/1",
+      "format": "justering-anslagstavla/2",
       "today": "2024-01-10",              # the Swedish date the feed is for
       "notices": [                         # newest announcement first
         {
-          "id": "nacka-ksau-2014-08-19/94@1",   # extract reference @ version
+          "id": "nacka-ksau-2014-08-19/protokoll@1",   # protocol reference @ version
           "meeting_id": "nacka-ksau-2014-08-19",
           "municipality": "Nacka kommun",
           "body": "Kommunstyrelsens arbetsutskott",
           "meeting_date": "2014-08-19",
-          "paragraph": 94,
-          "dnr": "KFKS 2014/1-1",           # or null
-          "title": "…",
+          "immediate": false,              # true: the omedelbar justering's own protocol
+          "paragraphs": [                  # the paragraphs this justering covers
+            {"paragraph": 94, "dnr": "KFKS 2014/1-1", "title": "…"}   # dnr may be null
+          ],
+          "immediate_paragraphs": [97],    # justered at once and announced on their own
           "justered_on": "2014-08-21",
           "announced_on": "2014-08-21",
           "appeal_deadline": "2014-09-11",   # last day an appeal can reach the court
           "taken_down_on": "2014-09-12",     # the notice leaves the board that day
-          "kept_at": "Nacka stadshus",       # where the minutes are kept
-          "archived": true                   # the certified extract is in the archive
+          "kept_at": "Kommunstyrelsens kansli, Nacka stadshus",   # the förvaringsplats
+          "archived": true                   # the justered protocol is in the archive
         }
       ]
     }
@@ -54,7 +56,7 @@ __all__ = [
     "noticeboard_router",
 ]
 
-FEED_FORMAT = "justering-anslagstavla/1"
+FEED_FORMAT = "justering-anslagstavla/2"
 
 _HEADERS = {
     "Cache-Control": "public, max-age=60",
@@ -94,7 +96,7 @@ def noticeboard_router(
     def page() -> HTMLResponse:
         day, shown = notices()
         return HTMLResponse(
-            _page(day, shown, services.settings.appeal_weeks),
+            _page(day, shown),
             headers={
                 **_HEADERS,
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -119,14 +121,16 @@ def noticeboard_router(
 
 def _feed_item(notice: Notice) -> dict[str, Any]:
     return {
-        "id": f"{notice.extract}@{notice.version}",
+        "id": f"{notice.reference}@{notice.version}",
         "meeting_id": notice.meeting_id,
         "municipality": notice.municipality,
         "body": notice.body,
         "meeting_date": notice.meeting_date.isoformat(),
-        "paragraph": notice.paragraph,
-        "dnr": notice.dnr,
-        "title": notice.title,
+        "immediate": notice.immediate,
+        "paragraphs": [
+            {"paragraph": p.number, "dnr": p.dnr, "title": p.title} for p in notice.paragraphs
+        ],
+        "immediate_paragraphs": list(notice.immediate_paragraphs),
         "justered_on": notice.justered_on.isoformat(),
         "announced_on": notice.announced_on.isoformat(),
         "appeal_deadline": notice.appeal_deadline.isoformat(),
@@ -136,51 +140,54 @@ def _feed_item(notice: Notice) -> dict[str, Any]:
     }
 
 
-def _announcement_key(notice: Notice) -> tuple[str, dt.date, dt.date, dt.date]:
-    """Extracts of one meeting announced together share one card."""
-    return (notice.meeting_id, notice.justered_on, notice.announced_on, notice.appeal_deadline)
-
-
-def _page(today: dt.date, notices: list[Notice], appeal_weeks: int) -> str:
+def _card(notice: Notice) -> str:
     e = html.escape
-    announcements: dict[tuple[str, dt.date, dt.date, dt.date], list[Notice]] = {}
-    for notice in notices:
-        announcements.setdefault(_announcement_key(notice), []).append(notice)
-    cards = []
-    for items in announcements.values():
-        first = items[0]
-        paragraphs = "".join(
-            f"<li><strong>§ {n.paragraph}</strong>"
-            + (f" · {e(n.dnr)}" if n.dnr else "")
-            + f"<br>{e(n.title)}"
-            + ('<br><span class="muted">Utdraget är arkiverat.</span>' if n.archive_uri else "")
-            + "</li>"
-            for n in items
+    paragraphs = "".join(
+        f"<li><strong>§ {p.number}</strong>"
+        + (f" · {e(p.dnr)}" if p.dnr else "")
+        + f"<br>{e(p.title)}</li>"
+        for p in notice.paragraphs
+    )
+    what = (
+        "Paragraferna nedan justerades omedelbart (kommunallagen 5 kap. 70 §). "
+        "Justeringen har tillkännagivits genom anslag."
+        if notice.immediate
+        else "Protokollet är justerat. Justeringen har tillkännagivits genom anslag."
+    )
+    earlier = ""
+    if notice.immediate_paragraphs:
+        numbers = ", ".join(f"§ {n}" for n in notice.immediate_paragraphs)
+        earlier = (
+            f'<p class="muted">{numbers} justerades omedelbart och har tillkännagivits '
+            "för sig.</p>"
         )
-        cards.append(
-            f"""<article class="card">
-<h2>{e(first.body)}, {e(first.municipality)}</h2>
-<p>Protokollet är justerat. Justeringen har tillkännagivits genom anslag.</p>
+    heading = "Omedelbart justerade paragrafer" if notice.immediate else "Paragrafer"
+    archived = '<p class="muted">Protokollet är arkiverat.</p>' if notice.archive_uri else ""
+    return f"""<article class="card">
+<h2>{e(notice.body)}, {e(notice.municipality)}</h2>
+<p>{what}</p>
 <dl>
-<dt>Sammanträdesdatum</dt><dd>{first.meeting_date.isoformat()}</dd>
-<dt>Datum för justering</dt><dd>{first.justered_on.isoformat()}</dd>
-<dt>Anslaget sattes upp</dt><dd>{first.announced_on.isoformat()}</dd>
-<dt>Sista dag för överklagande</dt><dd>{first.appeal_deadline.isoformat()}</dd>
-<dt>Anslaget tas ned</dt><dd>{first.taken_down_on.isoformat()}</dd>
-<dt>Förvaringsplats för protokollet</dt><dd>{e(first.kept_at)}, {e(first.municipality)}</dd>
+<dt>Sammanträdesdatum</dt><dd>{notice.meeting_date.isoformat()}</dd>
+<dt>Datum för justering</dt><dd>{notice.justered_on.isoformat()}</dd>
+<dt>Anslaget sattes upp</dt><dd>{notice.announced_on.isoformat()}</dd>
+<dt>Sista dag för överklagande</dt><dd>{notice.appeal_deadline.isoformat()}</dd>
+<dt>Anslaget tas ned</dt><dd>{notice.taken_down_on.isoformat()}</dd>
+<dt>Förvaringsplats för protokollet</dt><dd>{e(notice.kept_at)}</dd>
 </dl>
-<h3>Paragrafer</h3><ul class="items">{paragraphs}</ul>
+<h3>{heading}</h3><ul class="items">{paragraphs}</ul>{earlier}{archived}
 </article>"""
-        )
+
+
+def _page(today: dt.date, notices: list[Notice]) -> str:
+    cards = [_card(notice) for notice in notices]
     listing = "".join(cards) or '<p class="card">Det finns inga anslag just nu.</p>'
-    weeks = "tre veckor" if appeal_weeks == 3 else f"{appeal_weeks} veckor"
     return document(
         "Anslagstavla",
         "<h1>Anslagstavla</h1>"
         '<p class="muted">Tillkännagivanden om justerade protokoll '
         "(kommunallagen 8 kap. 12 §). Den som är medlem i kommunen kan överklaga "
         "ett beslut genom laglighetsprövning hos förvaltningsrätten. Överklagandet "
-        f"ska ha kommit in till förvaltningsrätten inom {weeks} från den dag då "
+        "ska ha kommit in till förvaltningsrätten inom tre veckor från den dag då "
         "justeringen tillkännagavs på anslagstavlan (kommunallagen 13 kap. 5 §).</p>"
         f'<p class="muted">Anslag per {today.isoformat()}.</p>'
         f"{listing}"

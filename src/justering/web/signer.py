@@ -71,6 +71,8 @@ _STATE_TEXT = {
     GrantState.SIGNED: "Signerat av dig.",
     GrantState.DECLINED: "Avböjt – utdraget har gått tillbaka till sekreteraren.",
     GrantState.REPLACED: "Har ändrats sedan länken skickades; du får en ny länk.",
+    GrantState.HELD: "Väntar: en paragraf har avböjts och rättas. Du får en ny länk till den "
+    "rättade versionen.",
     GrantState.NOT_YOUR_TURN: "Inte din tur ännu: du får ett meddelande när det är dags.",
 }
 
@@ -155,7 +157,7 @@ def signer_router(
         except (LinkError, WorkflowError, NotFoundError) as error:
             return refused(error, token)
         return page(
-            f"Signera som {view.signer.role.swedish.lower()}",
+            f"Signera {view.signer.role.capacity}",
             _signer_body(services, view, token, csrf(token), counts),
             extra_style=EXTRA_STYLE,
         )
@@ -217,14 +219,21 @@ def signer_router(
         if isinstance(form, HTMLResponse):
             return form
         extract_text = str(form.get("extract", ""))
-        if not extract_text.isdigit():
+        paragraph_text = str(form.get("paragraph", ""))
+        if not extract_text.isdigit() or not (paragraph_text.isdigit() or not paragraph_text):
             return _error_page(Answer(400, "Utdraget saknas."))
         comment = str(form.get("comment", ""))
+        paragraph = int(paragraph_text) if paragraph_text else None
         receipt = await run(
-            token, lambda: workflow.decline_with_link(services, token, int(extract_text), comment)
+            token,
+            lambda: workflow.decline_with_link(
+                services, token, int(extract_text), comment, paragraph=paragraph
+            ),
         )
         if isinstance(receipt, HTMLResponse):
             return receipt
+        # The chair and the adjusters hear that the protocol waits (the next advance).
+        await run_in_threadpool(schedule_advance, receipt.meeting_id)
         return page("Avböjt", _declined_body(receipt, token), extra_style=EXTRA_STYLE)
 
     @router.get("/r/{token}", response_class=HTMLResponse)
@@ -314,7 +323,7 @@ def _error_page(
 
 def _label(e: ExtractSummary) -> str:
     dnr = f" · {_e(e.dnr)}" if e.dnr else ""
-    return f"§ {e.paragraph}{dnr}"
+    return f"{_e(e.label)}{dnr}"
 
 
 def _images(token: str, e: ExtractSummary, pages: int) -> str:
@@ -325,7 +334,7 @@ def _images(token: str, e: ExtractSummary, pages: int) -> str:
         figures.append(
             f'<img src="{base}/{number}.png?w={DEFAULT_WIDTH_PX}" srcset="{srcset}" '
             'sizes="(max-width: 44rem) 100vw, 42rem" width="1000" height="1414" '
-            f'loading="lazy" alt="§ {e.paragraph}, sida {number} av {pages}">'
+            f'loading="lazy" alt="{_e(e.label)}, sida {number} av {pages}">'
         )
     return "".join(figures)
 
@@ -334,17 +343,21 @@ def _extract_card(
     token: str, csrf: str, granted: GrantedExtract, pages: int | None, *, open_pages: bool
 ) -> str:
     e = granted.extract
-    flag = '<p class="flag">Omedelbart justerad</p>' if e.immediate else ""
-    heading = f'<h2 id="x{e.extract_id}">{_label(e)}</h2>{flag}<p>{_e(e.title)}</p>'
+    name = _e(e.label)
+    flag = '<p class="flag">Omedelbar justering</p>' if e.immediate else ""
+    title = _e(e.title)
+    if e.is_protocol:
+        title = "Paragrafer: " + ", ".join(f"§ {p.number}" for p in granted.paragraphs)
+    heading = f'<h2 id="x{e.extract_id}">{_label(e)}</h2>{flag}<p>{title}</p>'
     pdf = f"/s/{_e(token)}/utdrag/{e.extract_id}.pdf"
     reading = ""
     if pages is not None:
         noun = "sida" if pages == 1 else "sidor"
         reading = (
             f'<details class="pages"{" open" if open_pages else ""}>'
-            f"<summary>Läs § {e.paragraph} ({pages} {noun})</summary>{_images(token, e, pages)}"
+            f"<summary>Läs {name} ({pages} {noun})</summary>{_images(token, e, pages)}"
             "</details>"
-            f'<p><a href="{pdf}" download>Ladda ned PDF (§ {e.paragraph})</a></p>'
+            f'<p><a href="{pdf}" download>Ladda ned PDF ({name})</a></p>'
         )
     if granted.state is not GrantState.PENDING:
         return (
@@ -354,25 +367,43 @@ def _extract_card(
     choose = (
         f'<div class="choose"><input type="checkbox" form="sign" name="extract" '
         f'value="{e.extract_id}" id="c{e.extract_id}" checked>'
-        f'<label for="c{e.extract_id}">Signera § {e.paragraph}</label></div>'
-    )
-    decline = (
-        f'<details class="decline"><summary>Avböj § {e.paragraph} …</summary>'
-        f'<form method="post" action="/s/{_e(token)}/avbojning">'
-        f'<input type="hidden" name="csrf" value="{csrf}">'
-        f'<input type="hidden" name="extract" value="{e.extract_id}">'
-        f'<label class="block" for="d{e.extract_id}">Vad behöver ändras i § {e.paragraph}? '
-        "(krävs)</label>"
-        f'<textarea id="d{e.extract_id}" name="comment" required maxlength="2000" '
-        f'aria-describedby="h{e.extract_id}"></textarea>'
-        f'<p class="muted" id="h{e.extract_id}">Utdraget går tillbaka till sekreteraren '
-        "med din kommentar. De andra utdragen påverkas inte.</p>"
-        f'<button type="submit" class="secondary">Avböj § {e.paragraph}</button></form>'
-        "</details>"
+        f'<label for="c{e.extract_id}">Signera {name}</label></div>'
     )
     return (
         f'<section class="card extract" aria-labelledby="x{e.extract_id}">'
-        f"{heading}{reading}{choose}{decline}</section>"
+        f"{heading}{reading}{choose}{_decline_form(token, csrf, granted)}</section>"
+    )
+
+
+def _decline_form(token: str, csrf: str, granted: GrantedExtract) -> str:
+    """Decline an extract, or (on the protocol) one of its paragraphs."""
+    e = granted.extract
+    which, what = f"§ {e.paragraph}", f"i § {e.paragraph}"
+    choose = ""
+    if e.is_protocol:
+        which, what = "en paragraf", "i paragrafen"
+        options = "".join(
+            f'<option value="{p.number}">§ {p.number} {_e(p.title)}</option>'
+            for p in granted.paragraphs
+        )
+        choose = (
+            f'<label class="block" for="p{e.extract_id}">Paragraf</label>'
+            f'<select id="p{e.extract_id}" name="paragraph" required>{options}</select>'
+        )
+    return (
+        f'<details class="decline"><summary>Avböj {which} …</summary>'
+        f'<form method="post" action="/s/{_e(token)}/avbojning">'
+        f'<input type="hidden" name="csrf" value="{csrf}">'
+        f'<input type="hidden" name="extract" value="{e.extract_id}">{choose}'
+        f'<label class="block" for="d{e.extract_id}">Vad behöver ändras {what}? '
+        "(krävs)</label>"
+        f'<textarea id="d{e.extract_id}" name="comment" required maxlength="2000" '
+        f'aria-describedby="h{e.extract_id}"></textarea>'
+        f'<p class="muted" id="h{e.extract_id}">Paragrafen går tillbaka till sekreteraren '
+        "med din kommentar, och protokollet väntar tills den rättade versionen är signerad. "
+        "Utdragen ur de andra paragraferna påverkas inte.</p>"
+        f'<button type="submit" class="secondary">Avböj {which}</button></form>'
+        "</details>"
     )
 
 

@@ -105,13 +105,14 @@ def draft_meeting(services: Services, meeting_id: str) -> tuple[int, ...] | None
     twice."""
     meeting = get_meeting(services, meeting_id)
     with services.ledger.reading() as session:
-        existing = set(
-            session.execute(
+        existing = {
+            (kind, paragraph)
+            for kind, paragraph in session.execute(
                 select(ExtractRow.kind, ExtractRow.paragraph).where(
                     ExtractRow.meeting_id == meeting_id
                 )
-            ).tuples()
-        )
+            )
+        }
     missing = sorted(
         (p for p in meeting.paragraphs if (DocumentKind.EXTRACT, p.number) not in existing),
         key=lambda p: (not p.immediate, p.number),
