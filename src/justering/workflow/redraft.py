@@ -226,18 +226,19 @@ def _plan_redraft(
         ]
         _check_protocols_open(protocols, paragraph_number)
         versions = [(protocol.id, protocol.version, protocol.kind) for protocol in protocols]
+        extract_id, version = row.id, row.version
     new_title = old_title if title is None or not title.strip() else title.strip()
     paragraph = _corrected_paragraph(meeting, paragraph_number, new_title, text)
     paragraphs[paragraph_number] = paragraph
     return _RedraftPlan(
         meeting,
-        row.id,
-        row.version,
+        extract_id,
+        version,
         paragraph,
-        render_extract(meeting, paragraph, version=row.version + 1),
+        render_extract(meeting, paragraph, version=version + 1),
         tuple(
-            (protocol_id, version, render_protocol_version(meeting, kind, paragraphs, version + 1))
-            for protocol_id, version, kind in versions
+            (protocol_id, current, render_protocol_version(meeting, kind, paragraphs, current + 1))
+            for protocol_id, current, kind in versions
         ),
     )
 
