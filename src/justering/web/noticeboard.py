@@ -158,8 +158,7 @@ def _card(notice: Notice) -> str:
     if notice.immediate_paragraphs:
         numbers = ", ".join(f"§ {n}" for n in notice.immediate_paragraphs)
         earlier = (
-            f'<p class="muted">{numbers} justerades omedelbart och har tillkännagivits '
-            "för sig.</p>"
+            f'<p class="muted">{numbers} justerades omedelbart och har tillkännagivits för sig.</p>'
         )
     heading = "Omedelbart justerade paragrafer" if notice.immediate else "Paragrafer"
     archived = '<p class="muted">Protokollet är arkiverat.</p>' if notice.archive_uri else ""
