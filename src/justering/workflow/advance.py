@@ -27,6 +27,7 @@ from justering.model.trail import EventKind
 from justering.workflow.archiving import archive_certified
 from justering.workflow.drafting import draft_meeting
 from justering.workflow.meetings import deadline_of, get_meeting
+from justering.workflow.noticeboard import announcement_of
 from justering.workflow.protocol_notices import tell_held, tell_justered
 from justering.workflow.protocols import document_line, documents_of, under_immediate
 from justering.workflow.services import Services
@@ -73,18 +74,12 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     tell_justered(services, meeting)
     tell_held(services, meeting)
     with services.ledger.reading() as session:
-        to_archive = list(
-            session.execute(
-                select(ExtractRow.id)
-                .where(
-                    ExtractRow.meeting_id == meeting_id,
-                    ExtractRow.status.in_(
-                        [status for status in ExtractStatus if status.to_archive]
-                    ),
-                )
-                .order_by(ExtractRow.id)
-            ).scalars()
-        )
+        to_archive = [
+            row.id
+            for row in documents_of(session, meeting_id)
+            if row.status.to_archive
+            and (not row.kind.is_protocol or announcement_of(session, row) is not None)
+        ]
     outcomes = archive_certified(services, to_archive)
     archived = tuple(uri for uri in outcomes if uri is not None)
     complete = len(archived) == len(outcomes)  # else another process is archiving one

@@ -47,6 +47,7 @@ from justering.model.trail import EventKind, trail_to_json
 from justering.pades.timestamps import add_long_term_validation
 from justering.pades.validate import validate_extract
 from justering.workflow.meetings import load_meeting
+from justering.workflow.noticeboard import announcement_of
 from justering.workflow.protocols import protocol_archive_key, shown_in, span
 from justering.workflow.services import Services, open_services
 
@@ -73,6 +74,11 @@ def archive_extract(services: Services, extract_id: int) -> str:
                 Refusal.JUSTERING_INCOMPLETE if extract.kind.is_protocol else Refusal.NOT_CERTIFIED
             )
             raise WorkflowError(refusal, paragraph=extract.paragraph, detail=extract.status.value)
+        if extract.kind.is_protocol and announcement_of(session, extract) is None:
+            # A protocol is archived as justered once its justering is announced.
+            raise WorkflowError(
+                Refusal.JUSTERING_INCOMPLETE, paragraph=extract.paragraph, detail="not announced"
+            )
         last = last_event(session, extract.id)
         timestamped = last is not None and last.kind == EventKind.TIMESTAMPED
         head = extract.head_sha256
