@@ -1,15 +1,23 @@
-"""``justering verify``: check certified extracts, alone or as archived bundles.
+"""``justering verify``: check certified extracts and justered protocols, alone or
+as archived bundles.
 
 A bare PDF gets its signatures checked. A bundle (the PDF, its trail and the
 checksum manifest, as the archive stores it) also gets its checksums, the
-trail's hash chain, and the agreement between the trail and the PDF checked.
-Nothing here trusts the bundle about whom to trust: trust roots come from the
-caller (the home's CA, or ``--trust``).
+trail's hash chain, and the agreement between the trail and the PDF checked; an
+extract's bundle also that its trail names the justered protocol it is a copy of
+(and, when that protocol's bundle is in the same archive, that it holds that very
+document). Nothing here trusts the bundle about whom to trust: trust roots come
+from the caller (the home's CA, or ``--trust``).
+
+Check names are stable English keys (``--json``); what each found is said in
+Swedish, for the archivist who reads it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +26,22 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from cryptography import x509
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
 
-from justering.archive.bundle import EXTRACT_PDF, EXTRACT_TRAIL, MANIFEST_NAME, read_bundle
+from justering.archive.bundle import (
+    EXTRACT_PDF,
+    EXTRACT_TRAIL,
+    MANIFEST_NAME,
+    PROTOCOL_PDF,
+    read_bundle,
+)
 from justering.archive.local import LocalArchive
 from justering.archive.objects import ArchiveStore
 from justering.archive.s3 import S3Archive, parse_s3_uri
 from justering.config import Settings
 from justering.errors import ArchiveError, ConfigError, JusteringError, TrailError
-from justering.model.roles import Role
+from justering.model.roles import JUSTERING_ROLES, SIGNING_ORDER, Role
 from justering.model.trail import EventKind, TrailEvent, chain_problems, trail_from_json
 from justering.pades.ca import CA_CERT_FILE
 from justering.pades.validate import ExtractValidation, validate_extract
@@ -50,13 +66,15 @@ class Check:
 
 @dataclass(frozen=True)
 class Verification:
-    """The outcome for one target (one extract)."""
+    """The outcome for one target (one extract, or one protocol)."""
 
     target: str
     checks: tuple[Check, ...]
     sha256: str | None = None
     signers: tuple[tuple[str, str], ...] = ()
     """(name, role) of each signature, in order."""
+    kind: str = "extract"
+    """``extract`` or ``protocol``."""
 
     @property
     def ok(self) -> bool:
@@ -65,6 +83,7 @@ class Verification:
     def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
+            "kind": self.kind,
             "valid": self.ok,
             "sha256": self.sha256,
             "signers": [{"name": n, "role": r} for n, r in self.signers],
@@ -102,7 +121,7 @@ def _signature_checks(validation: ExtractValidation) -> list[Check]:
             "signatures",
             validation.ok,
             "; ".join(validation.problems)
-            or f"{len(validation.signatures)} valid signatures in the right order",
+            or f"{len(validation.signatures)} giltiga underskrifter i rätt ordning",
         )
     ]
 
@@ -112,41 +131,78 @@ def _signers(validation: ExtractValidation) -> tuple[tuple[str, str], ...]:
 
 
 def verify_pdf(target: str, pdf: bytes, trust_roots: Sequence[x509.Certificate]) -> Verification:
-    """Signatures only: a PDF met outside its bundle."""
+    """Signatures only: a PDF met outside its bundle (a protocol when its title says
+    so and no certifier signed it)."""
     validation = validate_extract(pdf, trust_roots)
+    kind = "extract"
+    if not any(s.role is Role.CERTIFIER for s in validation.signatures) and _titled_protocol(pdf):
+        validation, kind = validate_extract(pdf, trust_roots, roles=JUSTERING_ROLES), "protocol"
     return Verification(
         target,
         tuple(_signature_checks(validation)),
         hashlib.sha256(pdf).hexdigest(),
         _signers(validation),
+        kind,
     )
 
 
-_FINAL_KINDS = (EventKind.CERTIFIED, EventKind.TIMESTAMPED)
-"""An archived trail ends with the certification, or with the long-term validation data after it."""
+def _titled_protocol(pdf: bytes) -> bool:
+    """Whether the PDF's title says it is a protocol (not an extract): only which
+    signatures to expect depends on it, never whether they hold."""
+    try:
+        title = PdfReader(io.BytesIO(pdf)).metadata.title or ""  # type: ignore[union-attr]
+    except (PdfReadError, ValueError, AttributeError):
+        return False
+    return title.startswith("Protokoll ")
+
+
+_COMPLETED_BY = {"extract": EventKind.CERTIFIED, "protocol": EventKind.ANNOUNCED}
+"""The event that completes a document before it is archived."""
+_AFTER_COMPLETION = {
+    "extract": frozenset({EventKind.CERTIFIED, EventKind.TIMESTAMPED}),
+    "protocol": frozenset({EventKind.ANNOUNCED, EventKind.NOTIFIED, EventKind.TIMESTAMPED}),
+}
+"""What may follow it in an archived trail: the long-term validation data, and for a
+protocol the notice to the secretary."""
 
 
 def _trail_checks(
-    events: Sequence[TrailEvent], pdf: bytes, validation: ExtractValidation
+    events: Sequence[TrailEvent], pdf: bytes, validation: ExtractValidation, kind: str
 ) -> list[Check]:
     checks = []
     problems = chain_problems(events)
     checks.append(
-        Check("trail chain", not problems, "; ".join(problems) or f"{len(events)} events")
+        Check(
+            "trail chain",
+            not problems,
+            "; ".join(problems)
+            or f"{len(events)} händelser i arkivexemplarets trail.json, obruten kedja (i "
+            "registret följer händelsen arkiverat, som skrevs när paketet var sparat)",
+        )
     )
     if problems:
         return checks
     digest = hashlib.sha256(pdf).hexdigest()
     final = events[-1]
-    matches = final.document_sha256 == digest and final.kind in _FINAL_KINDS
+    completion = [
+        i
+        for i, e in enumerate(events)
+        if e.kind is _COMPLETED_BY[kind] and e.version == final.version
+    ]
+    matches = (
+        final.document_sha256 == digest
+        and bool(completion)
+        and all(e.kind in _AFTER_COMPLETION[kind] for e in events[completion[-1] :])
+    )
     checks.append(
         Check(
             "trail matches PDF",
             matches,
-            f"the trail ends with this very file ({final.kind.value})"
+            f"händelseförloppet slutar med just den här filen ({final.kind.swedish})"
             if matches
-            else f"the trail's last event ({final.kind.value}) names document "
-            f"{final.document_sha256}, the PDF is {digest}",
+            else f"händelseförloppets sista händelse ({final.kind.swedish}) gäller dokumentet "
+            f"{final.document_sha256}, men PDF-filen är {digest}, eller så saknas "
+            f"händelsen {_COMPLETED_BY[kind].swedish}",
         )
     )
     signed = [
@@ -163,29 +219,120 @@ def _trail_checks(
         Check(
             "trail matches signatures",
             in_trail == in_pdf,
-            f"{len(in_pdf)} signatures, each recorded in the trail with its signer and role"
+            f"{len(in_pdf)} underskrifter, var och en med undertecknare och roll i "
+            "händelseförloppet"
             if in_trail == in_pdf
-            else "the signatures in the PDF (certificate, signer, role) differ from those "
-            "the trail recorded",
+            else "underskrifterna i PDF-filen (certifikat, undertecknare, roll) skiljer sig "
+            "från dem som händelseförloppet har",
         )
     )
     return checks
 
 
+def _justered_protocol_check(
+    events: Sequence[TrailEvent], store: ArchiveStore, prefix: str
+) -> Check:
+    """An extract's trail names the justered protocol it is a copy of (after the
+    justering signatures, before the certification); when that protocol's bundle is in
+    the same archive, its trail must hold that very document."""
+    final = events[-1].version
+    named = [e for e in events if e.kind is EventKind.JUSTERED and e.version == final]
+    if not named:
+        return Check(
+            "justered protocol",
+            False,
+            "händelseförloppet nämner inget justerat protokoll: utdraget bestyrktes inte "
+            "ur ett justerat protokoll",
+        )
+    detail = named[-1].detail
+    sha, key = detail.get("protocol_sha256", ""), detail.get("protocol_archive_key", "")
+    kinds = [e.kind for e in events if e.version == final]
+    ordered = EventKind.CERTIFIED in kinds and (
+        kinds.index(EventKind.JUSTERED) < kinds.index(EventKind.CERTIFIED)
+    )
+    if not (sha and key and ordered):
+        return Check(
+            "justered protocol",
+            False,
+            "händelsen protokollet justerat saknar protokollets SHA-256 eller arkivnyckel, "
+            "eller kommer efter bestyrkandet",
+        )
+    where = f"{detail.get('protocol', '?')}, SHA-256 {sha}, arkivnyckel {key}"
+    found = _protocol_holds(store, prefix, key, sha)
+    if found is None:
+        return Check(
+            "justered protocol",
+            True,
+            f"utdraget är en kopia av {where}; det arkivpaketet finns inte här: verifiera det "
+            "för sig",
+        )
+    return Check(
+        "justered protocol",
+        found,
+        f"utdraget är en kopia av {where}, som finns i protokollets arkivpaket"
+        if found
+        else f"protokollets arkivpaket {key} har inte dokumentet {sha}",
+    )
+
+
+def _protocol_holds(store: ArchiveStore, prefix: str, key: str, sha256: str) -> bool | None:
+    """Whether the protocol bundle at ``key`` (relative to the archive the bundle at
+    ``prefix`` was written to, which is ``store`` or a folder around it) has the
+    document ``sha256`` in its trail; None when that bundle is not there."""
+    for holder, found in _around(store, prefix, key):
+        try:
+            manifest = json.loads(holder.get(f"{found}/{MANIFEST_NAME}"))
+            trail = holder.get(f"{found}/{EXTRACT_TRAIL}")
+            entry = manifest["files"][EXTRACT_TRAIL]
+            if hashlib.sha256(trail).hexdigest() != entry["sha256"]:
+                return False
+            return any(event.document_sha256 == sha256 for event in trail_from_json(trail))
+        except (ArchiveError, TrailError, ValueError, KeyError, TypeError):
+            return False
+    return None
+
+
+def _around(store: ArchiveStore, prefix: str, key: str) -> Iterator[tuple[ArchiveStore, str]]:
+    """Where a bundle at ``key`` of the same archive as ``prefix`` is: the store and
+    the key in it, trying each folder that encloses ``prefix`` as the archive's root."""
+    if isinstance(store, LocalArchive):
+        for folder in (store.root / prefix).parents:
+            if (folder / key / MANIFEST_NAME).is_file():
+                yield LocalArchive(folder), key
+                return
+        return
+    parts = prefix.split("/")
+    for depth in range(len(parts) - 1, -1, -1):
+        candidate = "/".join([*parts[:depth], key])
+        if store.head(f"{candidate}/{MANIFEST_NAME}") is not None:
+            yield store, candidate
+            return
+
+
 def verify_bundle(
     target: str, store: ArchiveStore, prefix: str, trust_roots: Sequence[x509.Certificate]
 ) -> Verification:
-    """Checksums, signatures, the trail's chain and its agreement with the PDF."""
+    """Checksums, signatures, the trail's chain and its agreement with the PDF; for
+    an extract, the justered protocol its trail names."""
     try:
         bundle = read_bundle(store, prefix)
     except ArchiveError as error:
         return Verification(target, (Check("checksums", False, error.diagnostics()),))
-    checks = [Check("checksums", True, f"{len(bundle.files)} files match manifest.json")]
-    pdf = bundle.files.get(EXTRACT_PDF)
+    checks = [Check("checksums", True, f"alla {len(bundle.files)} filer stämmer med manifest.json")]
+    kind = "protocol" if PROTOCOL_PDF in bundle.files else "extract"
+    pdf = bundle.files.get(PROTOCOL_PDF if kind == "protocol" else EXTRACT_PDF)
     trail_bytes = bundle.files.get(EXTRACT_TRAIL)
-    if pdf is None or trail_bytes is None:
-        checks.append(Check("bundle", False, f"the bundle lacks {EXTRACT_PDF} or {EXTRACT_TRAIL}"))
-        return Verification(target, tuple(checks))
+    both = EXTRACT_PDF in bundle.files and PROTOCOL_PDF in bundle.files
+    if pdf is None or trail_bytes is None or both:
+        checks.append(
+            Check(
+                "bundle",
+                False,
+                f"paketet saknar {EXTRACT_TRAIL}, eller har inte precis en av {EXTRACT_PDF} "
+                f"och {PROTOCOL_PDF}",
+            )
+        )
+        return Verification(target, tuple(checks), kind=kind)
     try:
         events = trail_from_json(trail_bytes)
     except TrailError as error:
@@ -198,12 +345,17 @@ def verify_bundle(
             if e.role == Role.ADJUSTER.value and e.kind is EventKind.SIGNED
         }
     )
-    validation = validate_extract(pdf, trust_roots, expected_adjusters=adjusters or None)
+    roles = JUSTERING_ROLES if kind == "protocol" else SIGNING_ORDER
+    validation = validate_extract(
+        pdf, trust_roots, expected_adjusters=adjusters or None, roles=roles
+    )
     checks.extend(_signature_checks(validation))
     if events:
-        checks.extend(_trail_checks(events, pdf, validation))
+        checks.extend(_trail_checks(events, pdf, validation, kind))
+        if kind == "extract" and not chain_problems(events):
+            checks.append(_justered_protocol_check(events, store, prefix))
     return Verification(
-        target, tuple(checks), hashlib.sha256(pdf).hexdigest(), _signers(validation)
+        target, tuple(checks), hashlib.sha256(pdf).hexdigest(), _signers(validation), kind
     )
 
 
@@ -211,7 +363,8 @@ def _local_targets(path: Path) -> Iterator[tuple[str, Path | None, Path | None]]
     """(target, bundle directory or None, bare PDF or None) for a local path."""
     path = path.resolve()
     if path.is_file():
-        if path.parent.joinpath(MANIFEST_NAME).is_file() and path.name == EXTRACT_PDF:
+        in_bundle = path.name in (EXTRACT_PDF, PROTOCOL_PDF)
+        if path.parent.joinpath(MANIFEST_NAME).is_file() and in_bundle:
             yield str(path), path.parent, None
         else:
             yield str(path), None, path
