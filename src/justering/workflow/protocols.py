@@ -333,7 +333,7 @@ def _to_certifier(
         "protocol_archive_key": protocol_archive_key(meeting, protocol),
     }
     detail.update(_copied(announcement.detail, ("justered_on", "announced_on", "appeal_deadline")))
-    detail.update(_copied(announcement.detail, ("justering_deadline", "late")))
+    detail.update(_copied(announcement.detail, ("justering_deadline", "late", "kept_at")))
     append_event(
         session, extract, EventKind.JUSTERED, document_sha256=extract.head_sha256, detail=detail
     )
