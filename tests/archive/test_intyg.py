@@ -11,7 +11,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import os
 import subprocess
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +39,12 @@ from justering.pades.validate import (
     SignatureReport,
     validate_extract,
 )
-from support.archived import ArchivedMeeting, archived_meeting_fixture  # noqa: F401
+from support.archived import (  # noqa: F401
+    ArchivedMeeting,
+    archived_meeting_fixture,
+    clean_environment,
+    copy_bundle,
+)
 from support.poppler import PT_PER_MM, page_texts, pdftotext, words
 from support.workflow import KEPT_AT
 
@@ -555,3 +562,48 @@ def test_one_line_collapses_whitespace_and_marks_undrawable_characters() -> None
     assert rendering.one_line("  Anna \n\t Ek  ") == "Anna Ek"
     assert rendering.one_line("Anna 中 Ek") == "Anna \ufffd Ek"
     assert rendering.one_line("Nguye\u0302\u0303n") == "Nguyễn"  # NFC
+
+
+# -- its instructions, followed as written ----------------------------------------------
+
+COMMANDS = ("sha256sum ", "justering verify ", "mkdir ", "certutil ", "pdfsig ")
+
+
+@pytest.mark.parametrize("which", ["extract", "protocol"])
+def test_the_instructions_work_as_written(
+    archived_meeting: ArchivedMeeting, tmp_path: Path, which: str
+) -> None:
+    """Every command the certificate gives, run as it stands in a copy of the bundle's
+    folder, succeeds: the checksum is the one stated, pdfsig (with the CA trusted in
+    the NSS folder the commands make) finds every signature valid and trusted, and
+    ``justering verify`` says the bundle is valid."""
+    source = (
+        archived_meeting.bundle_dirs()[0]
+        if which == "extract"
+        else archived_meeting.protocol_bundle_dirs()[0]
+    )
+    bundle = copy_bundle(source, tmp_path / "paket")
+    text = pdftotext((bundle / "intyg.pdf").read_bytes(), tmp_path, "-layout")
+    commands = [  # the indented lines: the paragraphs around them start at the margin
+        line.strip()
+        for line in text.splitlines()
+        if line.startswith("   ") and line.strip().startswith(COMMANDS)
+    ]
+    assert [c.split()[0] for c in commands] == [
+        "sha256sum", "justering", "mkdir", "certutil", "certutil", "pdfsig",
+    ]  # fmt: skip
+    env = {**clean_environment(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    outputs = []
+    for command in commands:
+        done = subprocess.run(
+            command.split(), cwd=bundle, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        outputs.append(done.stdout)
+    pdf_name = "extract.pdf" if which == "extract" else "protocol.pdf"
+    digest = hashlib.sha256((bundle / pdf_name).read_bytes()).hexdigest()
+    assert outputs[0].split()[0] == digest and digest in flat(text)
+    assert outputs[1].startswith("GILTIG (valid)")
+    signatures = outputs[-1].count("Signature Validation: Signature is Valid.")
+    assert signatures == (3 if which == "extract" else 2)
+    assert outputs[-1].count("Certificate Validation: Certificate is Trusted.") == signatures
