@@ -19,6 +19,7 @@ from justering.config import Settings, load_settings
 from justering.ledger.extracts import trail_of
 from justering.model.manifest import load_sample_meeting
 from justering.model.process import ExtractStatus
+from justering.model.roles import JUSTERING_ROLES
 from justering.model.trail import EventKind, trail_from_json
 from justering.pades.timestamps import TimestampError
 from justering.pades.validate import validate_extract
@@ -74,10 +75,21 @@ def test_a_sealed_archive_verifies_offline_with_the_tsa_stopped(sealed: SealedAr
         assert future.document_timestamps
         assert all(s.timestamped_at is not None for s in future.signatures)
 
+    for bundle_dir in archived.protocol_bundle_dirs():  # the protocol is sealed too
+        kinds = [e.kind for e in trail_from_json((bundle_dir / "trail.json").read_bytes())]
+        assert kinds[-1] is EventKind.TIMESTAMPED and EventKind.ANNOUNCED in kinds
+        pdf = (bundle_dir / "protocol.pdf").read_bytes()
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3650)
+        future = validate_extract(
+            pdf, [archived.ca_certificate, tsa_root], now=later, roles=JUSTERING_ROLES
+        )
+        assert future.ok, future.problems
+        assert future.document_timestamps
+
     done = run_cli(archived.home, "verify", "--json", str(settings.archive_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(done.stdout)["results"]
-    assert len(results) == len(archived.bundle_dirs())
+    assert len(results) == len(archived.bundle_dirs()) + len(archived.protocol_bundle_dirs())
     assert all(r["valid"] for r in results)
 
 
