@@ -143,7 +143,7 @@ class JusteringNotice(Composed):
     kind = "justered"
 
     def subject(self) -> str:
-        late = " (försenad)" if self.late else ""
+        late = " (för sent)" if self.late else ""
         return f"{self.protocol.label} är justerat{late}: {self.meeting.short()}"
 
     def blocks(self) -> list[Block]:
