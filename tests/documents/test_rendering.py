@@ -83,6 +83,15 @@ def make_meeting(*paragraphs: Paragraph) -> Meeting:
     )
 
 
+def box_around(word: Any) -> layout.Box:
+    """The footer box a word of the footer lies in, across."""
+    return next(
+        box
+        for box in map(layout.footer_box, layout.FOOTER_ROLES)
+        if box.x * PT_PER_MM <= word.x_min and word.x_max <= (box.x + box.width) * PT_PER_MM
+    )
+
+
 def long_paragraph(sections: int = 12) -> Paragraph:
     sentence = (
         "Kommunstyrelsens arbetsutskott föreslår att kommunfullmäktige beslutar "
@@ -227,13 +236,7 @@ def test_body_text_stays_above_the_footer_and_out_of_the_stamp_areas(tmp_path: P
     assert below_limit, "the captions should be found below the body limit"
     for word in below_limit:
         assert word.text in caption_words, word
-        box = next(
-            layout.footer_box(role)
-            for role in layout.FOOTER_ROLES
-            if layout.footer_box(role).x * PT_PER_MM <= word.x_min
-            and word.x_max
-            <= (layout.footer_box(role).x + layout.footer_box(role).width) * PT_PER_MM
-        )
+        box = box_around(word)
         assert box.y * PT_PER_MM <= word.y_min
         assert word.y_max <= (box.y + layout.FOOTER_CAPTION_MM) * PT_PER_MM
     # The last body line of a full page comes close to the limit, but never past it.
@@ -391,13 +394,7 @@ def test_the_boxes_of_every_page_but_the_last_say_where_the_signatures_are(
     marks = [w for w in words(pdf, tmp_path) if w.text == "Signeras"]
     assert len(marks) == len(layout.FOOTER_ROLES) * (len(pages) - 1)
     for word in marks:
-        box = next(
-            layout.footer_box(role)
-            for role in layout.FOOTER_ROLES
-            if layout.footer_box(role).x * PT_PER_MM <= word.x_min
-            and word.x_max
-            <= (layout.footer_box(role).x + layout.footer_box(role).width) * PT_PER_MM
-        )
+        box = box_around(word)
         assert (box.y + layout.FOOTER_CAPTION_MM) * PT_PER_MM <= word.y_min
         assert word.y_max <= (box.y + box.height) * PT_PER_MM
     one_page = render_extract(MEETING, replace(SEED_PARAGRAPH, sections=()))
