@@ -108,6 +108,20 @@ def test_drafting_is_idempotent(services: Services, meeting: Meeting) -> None:
     assert _head(services, first).startswith(b"%PDF-")
 
 
+def test_a_meeting_of_a_body_without_a_forvaringsplats_is_not_recorded(
+    services: Services, meeting: Meeting
+) -> None:
+    """The announcement must say where the protocol is kept (8 kap. 12 § KL): a body
+    the config gives no förvaringsplats is refused before anything starts."""
+    bare = replace(services, settings=replace(services.settings, kept_at=None))
+    with pytest.raises(ManifestError) as refused:
+        workflow.record_meeting(bare, meeting)
+    assert refused.value.field == "body.code"
+    assert "no förvaringsplats is configured for body 'KSAU'" in str(refused.value)
+    assert "[bodies.KSAU]" in str(refused.value) and "8 kap. 12 §" in str(refused.value)
+    assert _count(services, MeetingRow) == 0
+
+
 def test_a_meeting_the_fonts_cannot_show_is_not_recorded(
     services: Services, meeting: Meeting
 ) -> None:
