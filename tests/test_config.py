@@ -60,7 +60,13 @@ def test_the_shipped_config_file_is_the_defaults(tmp_path: Path) -> None:
     assert configured.signer_certificate_validity == defaults.signer_certificate_validity
     assert configured.justering_days == defaults.justering_days
     assert configured.reminder_days == defaults.reminder_days == (3, 1)
-    assert configured.bodies == defaults.bodies == {}
+    assert configured.immediate_days == defaults.immediate_days == 1
+    assert defaults.bodies == {}
+    # beyond the defaults: the förvaringsplats of the sample meeting's body
+    assert list(configured.bodies) == ["KSAU"]
+    ksau = configured.body_rules("KSAU")
+    assert ksau.kept_at == "Kommunstyrelsens kansli, Nacka stadshus"
+    assert (ksau.justering_days, ksau.reminder_days) == (14, (3, 1))
 
 
 def test_bodies_have_their_own_rules(tmp_path: Path) -> None:
@@ -102,7 +108,7 @@ def test_bodies_have_their_own_rules(tmp_path: Path) -> None:
         ("[justering]\nimmediate_justering_days = 2\n", r"0 \(the meeting day\) or 1.*70 §"),
         ("[bodies.KS]\nimmediate_justering_days = true\n", r"bodies\.KS\.immediate_justering"),
         ("[justering]\nprotocol_kept_at = ''\n", "protocol_kept_at: expected the förvaringsplats"),
-        ("[bodies.KS]\nprotocol_kept_at = \"a\\nb\"\n", r"bodies\.KS\.protocol_kept_at"),
+        ('[bodies.KS]\nprotocol_kept_at = "a\\nb"\n', r"bodies\.KS\.protocol_kept_at"),
     ],
 )
 def test_bad_config_is_refused_naming_the_setting(

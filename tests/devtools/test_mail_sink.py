@@ -35,8 +35,8 @@ from justering.devtools.mail_sink import (
     summary_line,
 )
 from justering.errors import ConfigError
-from justering.mail.delivery import OutboxNotifier, SmtpNotifier, build_message
 from justering.mail.compose import ExtractLine, MeetingHeader
+from justering.mail.delivery import OutboxNotifier, SmtpNotifier, build_message
 from justering.mail.messages import SigningRequest
 from justering.model.roles import Person, Role
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import json
 import logging
 import os
 import re
@@ -64,7 +65,7 @@ from justering.pades.ca import SigningCA
 from justering.web.auth import KEY_FILE, session_key
 from support.archived import clean_environment
 from support.s3 import AWS_TEST_ENV
-from support.workflow import SECOND_ADJUSTER
+from support.workflow import KEPT_AT, SECOND_ADJUSTER
 
 T = TypeVar("T")
 
@@ -551,7 +552,10 @@ def start_cluster(
         ledger_url = f"{base.replace('postgresql', 'postgresql+psycopg')}/{ledger_db}"
         _shared_parameter_storage(root, api_url)
         secrets = _shared_secrets(root, organisation)
+        config = root / "justering.toml"
+        config.write_text(f"[justering]\nprotocol_kept_at = {json.dumps(KEPT_AT)}\n", "utf-8")
         environment = clean_environment(
+            JUSTERING_CONFIG=str(config),
             **AWS_TEST_ENV,
             AWS_ENDPOINT_URL=s3_endpoint,
             PREFECT_API_URL=api_url,
