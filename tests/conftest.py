@@ -18,6 +18,7 @@ from justering.model.meeting import Meeting
 from justering.pades.ca import SigningCA
 from support.pdfs import ca, steps, unsigned  # noqa: F401
 from support.s3 import s3_bucket, s3_endpoint, s3_env, s3_locked_bucket  # noqa: F401
+from support.softhsm import softhsm  # noqa: F401
 from support.workflow import KEPT_AT
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -86,6 +86,9 @@ class Settings:
     """The förvaringsplats of every body without its own (``protocol_kept_at``)."""
     immediate_days: int = 1
     """Deadline of the omedelbar justering, days after the meeting (0 or 1)."""
+    max_paragraphs: int = 300
+    """The most paragraphs one meeting may have: a signer signs them in one request,
+    which must finish well within any proxy's timeout."""
     bodies: Mapping[str, BodyRules] = field(default_factory=dict)
     """Per-body rules by body code (``[bodies.KSAU]``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -139,7 +142,7 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _positive_days(value: Any, name: str, unit: str = "days") -> int:
+def _positive(value: Any, name: str, unit: str = "days") -> int:
     try:
         count = int(value)
     except (TypeError, ValueError):
@@ -150,7 +153,7 @@ def _positive_days(value: Any, name: str, unit: str = "days") -> int:
 
 
 def _justering_days(value: Any, name: str) -> int:
-    days = _positive_days(value, name)
+    days = _positive(value, name)
     if days > MAX_JUSTERING_DAYS:
         raise ConfigError(
             f"{name}: at most {MAX_JUSTERING_DAYS} days, got {days}: the protocol is justered "
@@ -224,13 +227,13 @@ def load_settings(
         extra=table,
     )
     if "link_ttl_days" in table:
-        days = _positive_days(table["link_ttl_days"], "link_ttl_days")
+        days = _positive(table["link_ttl_days"], "link_ttl_days")
         settings = replace(settings, link_ttl=dt.timedelta(days=days))
     if "signer_certificate_days" in table:
-        days = _positive_days(table["signer_certificate_days"], "signer_certificate_days")
+        days = _positive(table["signer_certificate_days"], "signer_certificate_days")
         settings = replace(settings, signer_certificate_validity=dt.timedelta(days=days))
     if "archive_retention_days" in table:
-        days = _positive_days(table["archive_retention_days"], "archive_retention_days")
+        days = _positive(table["archive_retention_days"], "archive_retention_days")
         settings = replace(settings, archive_retention_days=days)
     if "archive_retention_mode" in table:
         mode = str(table["archive_retention_mode"]).upper()
@@ -251,6 +254,9 @@ def load_settings(
     if "immediate_justering_days" in table:
         days = _immediate_days(table["immediate_justering_days"], "immediate_justering_days")
         settings = replace(settings, immediate_days=days)
+    if "max_paragraphs" in table:
+        count = _positive(table["max_paragraphs"], "max_paragraphs", "paragraphs")
+        settings = replace(settings, max_paragraphs=count)
     if "reminder_days" in table:
         settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
     return replace(settings, bodies=_body_rules(bodies, settings))

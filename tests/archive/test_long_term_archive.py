@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from justering import workflow
 from justering.archive.bundle import EXTRACT_TSA_CA
@@ -21,11 +22,15 @@ from justering.model.manifest import load_sample_meeting
 from justering.model.process import ExtractStatus
 from justering.model.roles import JUSTERING_ROLES
 from justering.model.trail import EventKind, trail_from_json
-from justering.pades.timestamps import TimestampError
+from justering.pades.ca import SigningCA
+from justering.pades.ca_chain import install_issued_chain
+from justering.pades.timestamps import TimestampError, add_long_term_validation, timestamper_for
 from justering.pades.validate import validate_extract
 from support.archived import ArchivedMeeting, archive_sample_meeting, run_cli
+from support.outside_ca import issue_ca_certificate
+from support.pdfs import CHAIR, ORGANISATION, extract_pdf, sign_in_turn
 from support.tsa import TsaService, start_tsa_service
-from support.workflow import KEPT_AT, small_meeting
+from support.workflow import KEPT_AT, archived_meeting, small_meeting
 
 
 def _settings_with_tsa(home: Path, tsa: TsaService) -> Settings:
@@ -123,3 +128,61 @@ def test_a_tsa_without_its_trust_root_is_a_configuration_error(tmp_path: Path) -
     settings = load_settings(tmp_path, environ={"JUSTERING_TSA_URL": "http://127.0.0.1:9/tsa"})
     with pytest.raises(ConfigError, match="trust root"):
         settings.tsa_root()
+
+
+def _root_key(tsa_folder: Path) -> ec.EllipticCurvePrivateKey:
+    """The key of the TSA's root (start_tsa_service keeps it in its folder)."""
+    key = serialization.load_pem_private_key(
+        (tsa_folder / "root.key.pem").read_bytes(), password=None
+    )
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+def test_a_sealed_archive_under_an_outside_root_verifies_with_that_root_alone(
+    tmp_path: Path,
+) -> None:
+    """The TSA's PKI stands in for the outside CA: its root issues our CA's
+    certificate with a CRL distribution point, and sealing archives that CRL, so
+    the extract still verifies after our CA's certificate has expired."""
+    tsa = start_tsa_service(tmp_path / "tsa")
+    try:
+        settings = _settings_with_tsa(tmp_path / "home", tsa)
+        meeting = small_meeting(load_sample_meeting())
+        ca = SigningCA.create(settings.ca_dir, organisation=meeting.municipality)
+        root_key = _root_key(tmp_path / "tsa")
+        request = ca.signing_request(organisation_identifier="NTRSE-2120001234")
+        issued = issue_ca_certificate(request, root_key, tsa.root, crl_url=tsa.crl_url)
+        install_issued_chain(ca, [issued, tsa.root])
+        [state] = archived_meeting(settings, meeting)
+        # the root's CRL, fetched once for the TSA's certificate and once for our CA's
+        crl_path = tsa.crl_url.removeprefix(tsa.base_url)
+        assert tsa.requests.count(f"GET {crl_path}") == 2
+    finally:
+        tsa.stop()
+    pdf = Path((state.archive_uri or "").removeprefix("file://")).read_bytes()
+    after_expiry = issued.not_valid_after_utc + dt.timedelta(days=30)
+    report = validate_extract(pdf, [tsa.root], now=after_expiry)
+    assert report.ok, report.problems
+    assert all(s.long_term and s.trusted for s in report.signatures)
+
+
+def test_sealing_under_an_outside_root_needs_its_revocation_source(tmp_path: Path) -> None:
+    """An outside CA certificate that names no CRL or OCSP: the long-term
+    validation data cannot say it was not revoked, and sealing says so."""
+    tsa = start_tsa_service(tmp_path / "tsa")
+    try:
+        ca = SigningCA.create(tmp_path / "ca", organisation=ORGANISATION)
+        root_key = _root_key(tmp_path / "tsa")
+        issued = issue_ca_certificate(ca.signing_request(), root_key, tsa.root)
+        ca = install_issued_chain(ca, [issued, tsa.root])
+        timestamper = timestamper_for(tsa.tsa_url)
+        assert timestamper is not None
+        [signed] = sign_in_turn(extract_pdf(), ca, (CHAIR,), timestamper=timestamper)
+        with pytest.raises(
+            TimestampError,
+            match=r"the signing CA's chain certificate '.*' names no CRL distribution point",
+        ):
+            add_long_term_validation(signed.pdf, ca, timestamper)
+    finally:
+        tsa.stop()

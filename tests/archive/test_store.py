@@ -40,15 +40,36 @@ def sha(data: bytes) -> str:
 # --- keys ------------------------------------------------------------------------
 
 
+MEETING = "nacka-ksau-2014-08-19"
+
+
+def prefix(body: str, dnr: str | None, paragraph: int = 1, meeting: str = MEETING) -> str:
+    return extract_prefix(body, DATE, meeting, dnr, paragraph, 1)
+
+
 def test_extract_prefix_of_a_real_diarienummer() -> None:
-    assert extract_prefix("KSAU", DATE, "KFKS 2012/577-001", 94) == (
-        "KSAU/2014/KFKS-2012-577-001/2014-08-19-p94"
+    assert prefix("KSAU", "KFKS 2012/577-001", 94) == (
+        "KSAU/2014/nacka-ksau-2014-08-19/KFKS-2012-577-001/2014-08-19-p94-v1"
     )
-    assert extract_prefix("KS", DATE, "2014/12", 3) == "KS/2014/2014-12/2014-08-19-p3"
+    assert prefix("KS", "2014/12", 3) == f"KS/2014/{MEETING}/2014-12/2014-08-19-p3-v1"
 
 
 def test_extract_prefix_without_dnr() -> None:
-    assert extract_prefix("KSAU", DATE, None, 95) == "KSAU/2014/utan-dnr/2014-08-19-p95"
+    assert prefix("KSAU", None, 95) == f"KSAU/2014/{MEETING}/utan-dnr/2014-08-19-p95-v1"
+
+
+def test_two_meetings_and_two_versions_never_share_a_key() -> None:
+    """The same body, date, dnr and § in two meetings (a corrected manifest under a
+    new id, another meeting system's meeting) and the versions of one extract."""
+    same = ("KSAU", DATE, "KFKS 2012/577-001", 94)
+    keys = {
+        extract_prefix(same[0], same[1], meeting, same[2], same[3], version)
+        for meeting in (MEETING, f"{MEETING}-rattad", f"nacka-ns:{MEETING}", f"other:{MEETING}")
+        for version in (1, 2)
+    }
+    assert len(keys) == 8
+    scoped = extract_prefix("KSAU", DATE, f"nacka-ns:{MEETING}", None, 1, 1).split("/")[2]
+    assert re.fullmatch(r"nacka-ns-nacka-ksau-2014-08-19-h[0-9a-f]{12}", scoped)
 
 
 HOSTILE = [
@@ -71,10 +92,10 @@ HOSTILE = [
 @pytest.mark.parametrize("dnr", HOSTILE)
 @pytest.mark.parametrize("body", ["KSAU", "../..", "Miljö- och stadsbyggnadsnämnden"])
 def test_extract_prefix_is_safe_for_hostile_input(body: str, dnr: str, tmp_path: Path) -> None:
-    key = extract_prefix(body, DATE, dnr, 94)
+    key = extract_prefix(body, DATE, dnr, dnr, 94, 1)  # the hostile text as the meeting too
     segments = key.split("/")
-    assert len(segments) == 4
-    assert segments[1] == "2014" and segments[3] == "2014-08-19-p94"
+    assert len(segments) == 5
+    assert segments[1] == "2014" and segments[4] == "2014-08-19-p94-v1"
     for segment in segments:
         assert SEGMENT.fullmatch(segment), segment
         assert segment not in (".", "..")
@@ -85,14 +106,14 @@ def test_extract_prefix_is_safe_for_hostile_input(body: str, dnr: str, tmp_path:
 
 
 def test_extract_prefix_transliterates_and_hashes_what_it_changed() -> None:
-    key = extract_prefix("KSAU", DATE, "ÅÄÖ 2014/1", 1)
-    assert re.fullmatch(r"KSAU/2014/AAO-2014-1-h[0-9a-f]{12}/2014-08-19-p1", key)
-    assert extract_prefix("KSAU", DATE, "AAO 2014/1", 1) == "KSAU/2014/AAO-2014-1/2014-08-19-p1"
-    body = extract_prefix("Miljö- och stadsbyggnadsnämnden", DATE, None, 1).split("/")[0]
+    key = prefix("KSAU", "ÅÄÖ 2014/1")
+    assert re.fullmatch(rf"KSAU/2014/{MEETING}/AAO-2014-1-h[0-9a-f]{{12}}/2014-08-19-p1-v1", key)
+    assert prefix("KSAU", "AAO 2014/1") == f"KSAU/2014/{MEETING}/AAO-2014-1/2014-08-19-p1-v1"
+    body = prefix("Miljö- och stadsbyggnadsnämnden", None).split("/")[0]
     assert body.startswith("Miljo-och-stadsbyggnadsnamnden-h")
-    long = extract_prefix("KSAU", DATE, "x" * 500, 1).split("/")[2]
+    long = prefix("KSAU", "x" * 500).split("/")[3]
     assert re.fullmatch(r"x{60}-h[0-9a-f]{12}", long)
-    assert extract_prefix("KSAU", DATE, "\x00", 1).split("/")[2].startswith("dnr-h")
+    assert prefix("KSAU", "\x00").split("/")[3].startswith("dnr-h")
 
 
 def test_different_dnr_never_share_a_key() -> None:
@@ -115,14 +136,20 @@ def test_different_dnr_never_share_a_key() -> None:
         "x" * 500,
         "x" * 501,
     ]
-    keys = {extract_prefix("KSAU", DATE, dnr, 1) for dnr in [*variants, None]}
+    keys = {prefix("KSAU", dnr) for dnr in [*variants, None]}
     assert len(keys) == len(variants) + 1
 
 
 @pytest.mark.parametrize("paragraph", [0, -1, True])
 def test_extract_prefix_refuses_a_non_positive_paragraph(paragraph: int) -> None:
     with pytest.raises(ArchiveError, match="paragraph"):
-        extract_prefix("KSAU", DATE, None, paragraph)
+        prefix("KSAU", None, paragraph)
+
+
+@pytest.mark.parametrize("version", [0, -1, True])
+def test_extract_prefix_refuses_a_non_positive_version(version: int) -> None:
+    with pytest.raises(ArchiveError, match="version"):
+        extract_prefix("KSAU", DATE, MEETING, None, 1, version)
 
 
 # --- local store -----------------------------------------------------------------

@@ -15,27 +15,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
 
 from justering.cli.main import main
-from justering.ledger.database import Ledger
-from justering.ledger.schema import MeetingRow
-from support.archived import clean_environment, run_cli
+from support.archived import clean_environment, meetings_in_ledger, run_cli
 
 SAMPLE_MEETING_ID = "nacka-ksau-2014-08-19"
-
-
-def meetings_in_ledger(home: Path) -> list[str]:
-    """The meeting ids recorded in the home's default SQLite ledger (none if it is absent)."""
-    database = home / "justering.db"
-    if not database.exists():
-        return []
-    ledger = Ledger(f"sqlite:///{database}")
-    try:
-        with ledger.transaction() as session:
-            return list(session.execute(select(MeetingRow.meeting_id)).scalars())
-    finally:
-        ledger.dispose()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import time
@@ -24,6 +23,7 @@ import pytest
 
 from justering.model.manifest import load_sample_meeting
 from support.archived import clean_environment, flip_byte, inside_first_stream, run_cli
+from support.processes import processes_mentioning
 from support.s3 import AWS_TEST_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -54,22 +54,6 @@ def run_demo(home: Path, env: dict[str, str]) -> DemoRun:
     started = time.monotonic()
     done = run_cli(home, "demo", "--json", env=env, timeout=DEMO_SECONDS + 120)
     return DemoRun(home, env, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
-
-
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of running processes that mention ``text`` (from /proc)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            environ = (proc / "environ").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if text in command or text in environ:
-            found.append(command)
-    return found
 
 
 def describe(run: DemoRun) -> str:
@@ -211,6 +195,19 @@ def test_justering_verify_accepts_the_archive_and_catches_a_flipped_byte(
         path.write_bytes(original)
         path.chmod(mode)
     assert run_cli(demo.home, "verify", str(path)).returncode == 0
+
+
+def test_the_demo_prints_prefects_ui_and_every_link_logged_leads_there(demo: DemoRun) -> None:
+    assert demo.returncode == 0, describe(demo)
+    found = re.search(
+        r"Prefect's UI is at (http://127\.0\.0\.1:\d+) while the demo runs", demo.stderr
+    )
+    assert found, demo.stderr
+    ui = found.group(1)
+    logged = (demo.home / "serve.log").read_text(errors="replace")
+    links = re.findall(r"https?://[^\s'\"]+/runs/[^\s'\"]+", logged)
+    assert links, "serve logged no link to a run"  # one per scheduled advance
+    assert [link for link in links if not link.startswith(f"{ui}/runs/")] == []
 
 
 def test_the_demo_leaves_no_process_behind(demo: DemoRun) -> None:

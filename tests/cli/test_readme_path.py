@@ -73,13 +73,23 @@ def test_a_new_user_takes_the_sample_meeting_to_the_archive_by_e_mail(
 ) -> None:
     home, base, mailbox = running
     meeting = load_sample_meeting()
-    sent = run_cli(home, "meeting-ended", str(SAMPLE), "--url", base)
+    added = run_cli(home, "clients", "add", "nacka-ns", "--body", "KSAU")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.splitlines()[-1]  # the README takes it with `tail -n 1`
+    sent = run_cli(
+        home,
+        "meeting-ended",
+        str(SAMPLE),
+        "--url",
+        base,
+        env=clean_environment(JUSTERING_API_TOKEN=token),
+    )
     assert sent.returncode == 0, sent.stderr
     assert f"meeting {meeting.meeting_id} started" in sent.stdout
 
     followed: set[Path] = set()
     deadline = time.monotonic() + FINISH_SECONDS
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {token}"}) as client:
         while True:
             for path in sorted(mailbox.glob("*.eml")):
                 if path in followed:

@@ -295,12 +295,15 @@ def _letters() -> str:
 
 NAME_LETTERS = _letters()
 name = st.lists(
-    st.text(st.sampled_from(NAME_LETTERS), min_size=1, max_size=12), min_size=1, max_size=4
+    # At most 2 × 10 letters of up to 3 bytes: within a certificate's 64-byte names.
+    st.text(st.sampled_from(NAME_LETTERS), min_size=1, max_size=10),
+    min_size=1,
+    max_size=2,
 ).map(" ".join)
 emails = st.lists(
     st.builds(
         "{}@{}.{}".format,
-        st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789._+-"), min_size=1),
+        st.from_regex(r"[a-z0-9+_-]{1,12}(\.[a-z0-9+_-]{1,12}){0,2}", fullmatch=True),
         st.sampled_from(["nacka", "kommun", "example"]),
         st.sampled_from(["se", "org"]),
     ),

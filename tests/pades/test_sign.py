@@ -19,7 +19,7 @@ from support.pdfs import (
     CHAIR,
     ORGANISATION,
 )
-from support.poppler import pdfsig
+from support.poppler import nss_database, pdfsig
 
 PERSONNUMMER = re.compile(rb"\d{6,8}[-+]?\d{4}")
 
@@ -33,13 +33,7 @@ def signed_file(steps, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def nss_db(ca: SigningCA, tmp_path_factory: pytest.TempPathFactory) -> str:
-    directory = tmp_path_factory.mktemp("nss")
-    (directory / "ca.pem").write_text(ca.export_pem())
-    db = f"sql:{directory}"
-    subprocess.run(["certutil", "-N", "-d", db, "--empty-password"], check=True)
-    add = ["certutil", "-A", "-n", "justering-ca", "-t", "CT,C,C", "-d", db]
-    subprocess.run([*add, "-i", str(directory / "ca.pem")], check=True)
-    return db
+    return nss_database(tmp_path_factory.mktemp("nss"), ca.export_pem())
 
 
 def test_the_extract_has_two_pages(unsigned: bytes) -> None:

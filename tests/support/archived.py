@@ -30,10 +30,13 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from sqlalchemy import select
 
 from justering import workflow
 from justering.config import Settings, load_settings
+from justering.ledger.database import Ledger
 from justering.ledger.extracts import load_document
+from justering.ledger.schema import MeetingRow
 from justering.mail.delivery import outbox_messages
 from justering.model.extract import ExtractSummary
 from justering.model.manifest import load_sample_meeting
@@ -212,14 +215,29 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def meetings_in_ledger(home: Path) -> list[str]:
+    """The meeting ids recorded in the home's default SQLite ledger (none if it is absent)."""
+    database = home / "justering.db"
+    if not database.exists():
+        return []
+    ledger = Ledger(f"sqlite:///{database}")
+    try:
+        with ledger.transaction() as session:
+            return list(session.execute(select(MeetingRow.meeting_id)).scalars())
+    finally:
+        ledger.dispose()
+
+
 def run_cli(
     home: Path | None,
     *args: str,
     env: dict[str, str] | None = None,
     timeout: float = 120,
     cwd: Path | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m justering [--home HOME] ARGS`` in a clean environment."""
+    """``python -m justering [--home HOME] ARGS`` in a clean environment, with
+    ``input`` on its standard input (default: none)."""
     command = [sys.executable, "-m", "justering"]
     if home is not None:
         command += ["--home", str(home)]
@@ -229,7 +247,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
         cwd=cwd,
         check=False,
     )

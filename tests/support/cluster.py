@@ -52,6 +52,7 @@ from sqlalchemy import select
 
 from justering.devtools.mail_sink import MailSink, ReceivedMail
 from justering.devtools.signer_client import sign_everything
+from justering.ledger.clients import add_client, scoped_meeting_id
 from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow, TrailEventRow
 from justering.model.manifest import load_sample_meeting
@@ -266,6 +267,10 @@ class EventRow:
     detail: dict[str, str]
 
 
+CLIENT = "skala"
+"""The meeting system the cluster tests post as."""
+
+
 @dataclass
 class Cluster:
     root: Path
@@ -281,6 +286,8 @@ class Cluster:
     """Called (in the SMTP server's thread, before it answers) for each message."""
     early_clicks: int = 0
     """How often a signer's link answered 404 because it was not committed yet."""
+    token: str | None = None
+    """The bearer token of the meeting system the tests post as (registered on first use)."""
 
     def __post_init__(self) -> None:
         self.transport = RoundRobin(self.backends)
@@ -325,12 +332,17 @@ class Cluster:
             self._ledger = Ledger(self.ledger_url)
         return self._ledger
 
+    @staticmethod
+    def key(meeting_id: str) -> str:
+        """Where the ledger keeps the test meeting system's meeting ``meeting_id``."""
+        return scoped_meeting_id(CLIENT, meeting_id)
+
     def statuses(self, meeting_id: str) -> dict[int, str]:
         """Every extract's status, by § number."""
         with self.ledger.reading() as session:
             rows = session.execute(
                 select(ExtractRow.paragraph, ExtractRow.status).where(
-                    ExtractRow.meeting_id == meeting_id
+                    ExtractRow.meeting_id == self.key(meeting_id)
                 )
             ).all()
         return {int(paragraph): str(status) for paragraph, status in rows}
@@ -347,7 +359,7 @@ class Cluster:
                     TrailEventRow.detail,
                 )
                 .join(ExtractRow, ExtractRow.id == TrailEventRow.extract_id)
-                .where(ExtractRow.meeting_id == meeting_id)
+                .where(ExtractRow.meeting_id == self.key(meeting_id))
                 .order_by(ExtractRow.paragraph, TrailEventRow.seq)
             ).all()
         return [EventRow(int(p), str(k), s, int(v), dict(d or {})) for p, k, s, v, d in rows]
@@ -401,9 +413,15 @@ class Cluster:
         return httpx.Client(transport=self.transport, timeout=timeout, base_url=PUBLIC_URL)
 
     def post_meeting(self, meeting: Meeting, via: int = 0) -> None:
-        """Send the meeting to one web app, as a meeting system does."""
+        """Send the meeting to one web app, as a meeting system does (registered,
+        with its token)."""
+        if self.token is None:
+            self.token = add_client(self.ledger, CLIENT, [meeting.body.code]).token
         answer = httpx.post(
-            f"{self.serves[via].url}/api/meetings", json=meeting_to_dict(meeting), timeout=120
+            f"{self.serves[via].url}/api/meetings",
+            json=meeting_to_dict(meeting),
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=120,
         )
         assert answer.status_code == 202, answer.text
 

@@ -71,3 +71,16 @@ def pdfsig(path: Path, *args: str) -> list[dict[str, str]]:
             key, _, value = line[4:].partition(": ")
             signatures[-1][key] = value if value else key
     return signatures
+
+
+def nss_database(directory: Path, trusted_pem: bytes | str) -> str:
+    """An NSS database (pdfsig's trust store, ``-nssdir``) in ``directory`` that
+    trusts the first certificate of ``trusted_pem`` as a CA, and nothing else."""
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "trusted.pem"
+    source.write_bytes(trusted_pem.encode() if isinstance(trusted_pem, str) else trusted_pem)
+    db = f"sql:{directory}"
+    subprocess.run(["certutil", "-N", "-d", db, "--empty-password"], check=True)
+    add = ["certutil", "-A", "-n", "trusted-ca", "-t", "CT,C,C", "-d", db, "-i", str(source)]
+    subprocess.run(add, check=True)
+    return db

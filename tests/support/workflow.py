@@ -18,12 +18,14 @@ import pytest
 from sqlalchemy import func, select
 
 from justering import workflow
+from justering.config import Settings
 from justering.errors import LinkError, LinkProblem, Refusal, WorkflowError
 from justering.ledger.extracts import trail_of
 from justering.ledger.schema import Base, DocumentRow, ExtractRow, LinkTokenRow, TrailEventRow
 from justering.mail.delivery import outbox_messages
+from justering.model.extract import ExtractSummary
 from justering.model.meeting import Meeting
-from justering.model.process import DocumentKind
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Person, Role
 from justering.model.trail import TrailEvent
 from justering.workflow.services import Services
@@ -252,6 +254,19 @@ def sign_through(services: Services, meeting: Meeting) -> None:
         for signer in meeting.signers(role):
             sign_as(services, signer.email)
         workflow.advance_meeting(services, meeting.meeting_id)
+
+
+def archived_meeting(settings: Settings, meeting: Meeting) -> tuple[ExtractSummary, ...]:
+    """Open the services on ``settings`` (whose home has a CA), take ``meeting`` to the
+    archive (:func:`sign_through`) and return its extracts, each checked archived."""
+    services = workflow.open_services(settings)
+    try:
+        sign_through(services, meeting)
+        states = workflow.meeting_summaries(services, meeting.meeting_id)
+    finally:
+        services.ledger.dispose()
+    assert [s.status for s in states] == [ExtractStatus.ARCHIVED] * len(states), states
+    return tuple(states)
 
 
 def run_in_threads(count: int, action: Callable[[], T]) -> list[T | BaseException]:

@@ -1,4 +1,5 @@
-"""The signer's and the secretary's pages in a real browser.
+"""The signer's and the secretary's pages in a real browser (and the front page,
+which leads to the anslagstavla and the archive).
 
 Debian's Chromium, driven by Playwright, at a desktop and at a phone viewport,
 against the real app (``justering.web.app.create_app``) served by uvicorn on
@@ -566,6 +567,29 @@ def test_unusable_links_say_what_happened_and_whom_to_contact(
         assert alert.locator('[lang="en"]').count() == 0  # Swedish only, no English aside
         fits_the_screen(page)
     assert_accessible(page, "error page")
+
+
+def test_the_front_page_leads_to_the_anslagstavla_and_the_archive(tab: Tab, site: Site) -> None:
+    """Whoever types the service's address learns what it is, that signers use their
+    e-mail's link, and where the public notices and the archive are."""
+    page = tab.page
+    response = page.goto(f"{site.base_url}/")
+    assert response.status == 200
+    assert page.title() == "Justering av protokoll"
+    assert "länken i e-postmeddelandet" in page.inner_text("main")
+    fits_the_screen(page)
+    assert_accessible(page, "front page")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Anslagstavlan").click()
+    assert urlsplit(page.url).path == "/anslagstavla"
+    assert page.get_by_role("heading", level=1).inner_text() == "Anslagstavla"
+    fits_the_screen(page)
+    assert_accessible(page, "anslagstavla")
+    page.go_back()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Arkivet").click()
+    assert urlsplit(page.url).path == "/arkiv/logga-in"
+    assert page.get_by_role("heading", level=1).inner_text() == "Logga in – arkivet"
 
 
 # --- the keyboard ----------------------------------------------------------------------------

@@ -4,7 +4,6 @@ TestClient over the real app, a real ledger and the outbox)."""
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import re
 from collections.abc import Iterator
@@ -15,11 +14,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlalchemy import select
 
 from justering import workflow
 from justering.config import Settings, load_settings
 from justering.devtools.signer_client import SIGN_FORM, read_forms
+from justering.ledger.clients import add_client, scoped_meeting_id
 from justering.ledger.links import issue_link
 from justering.ledger.schema import ExtractRow, LinkTokenRow, aware_utc
 from justering.model.calendar import local_minute
@@ -60,10 +61,22 @@ def calls() -> Calls:
     return Calls()
 
 
+CLIENT = "nacka-ns"
+"""The meeting system the tests post as (registered with a token for KSAU)."""
+
+
+def key(meeting_id: str) -> str:
+    """Where the ledger keeps the test client's meeting ``meeting_id``."""
+    return scoped_meeting_id(CLIENT, meeting_id)
+
+
 @pytest.fixture
 def client(services: Services, calls: Calls) -> Iterator[TestClient]:
+    """The web app, called as the registered meeting system (its bearer token on
+    every request; the signer pages ignore it)."""
+    token = add_client(services.ledger, CLIENT, ["KSAU"]).token
     app = create_app(services, Hooks(calls.recorded.append, calls.scheduled.append))
-    with TestClient(app) as client:
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 
 
@@ -91,9 +104,9 @@ def signer_token(
     """The chair's link for a one-paragraph meeting whose title and dnr hold HTML."""
     meeting = _hostile_meeting(sample_meeting)
     assert client.post("/api/meetings", json=meeting_to_dict(meeting)).status_code == 202
-    assert calls.scheduled == [meeting.meeting_id]  # drafting starts at once
+    assert calls.scheduled == [key(meeting.meeting_id)]  # drafting starts at once
     calls.scheduled.clear()
-    workflow.advance_meeting(services, meeting.meeting_id)
+    workflow.advance_meeting(services, key(meeting.meeting_id))
     return newest_token(services, meeting.chair.email)
 
 
@@ -115,13 +128,13 @@ def test_posting_a_manifest_with_inline_text_starts_the_meeting_once(
     response = client.post("/api/meetings", json=document)
     assert response.status_code == 202
     assert response.json() == {"meeting_id": sample_meeting.meeting_id, "created": True}
-    assert calls.recorded == [sample_meeting.meeting_id]
+    assert calls.recorded == [key(sample_meeting.meeting_id)]
 
     again = client.post("/api/meetings", json=document)
     assert again.status_code == 200
     assert again.json() == {"meeting_id": sample_meeting.meeting_id, "created": False}
-    assert calls.recorded == [sample_meeting.meeting_id]
-    assert calls.scheduled == [sample_meeting.meeting_id]  # once, for the new meeting
+    assert calls.recorded == [key(sample_meeting.meeting_id)]
+    assert calls.scheduled == [key(sample_meeting.meeting_id)]  # once, for the new meeting
 
 
 def test_posting_a_manifest_with_paragraphs(
@@ -130,8 +143,9 @@ def test_posting_a_manifest_with_paragraphs(
     meeting = small_meeting(sample_meeting, meeting_id="with-paragraphs")
     response = client.post("/api/meetings", json=meeting_to_dict(meeting))
     assert response.status_code == 202
-    assert calls.recorded == ["with-paragraphs"]
-    assert workflow.get_meeting(services, "with-paragraphs") == meeting
+    assert calls.recorded == [key("with-paragraphs")]
+    stored = workflow.get_meeting(services, key("with-paragraphs"))
+    assert stored == replace(meeting, meeting_id=key("with-paragraphs"))
 
 
 def _broken(change: str) -> bytes:
@@ -214,11 +228,12 @@ def test_meeting_status(client: TestClient, services: Services, sample_meeting: 
         "meeting_id": meeting.meeting_id,
         "extracts": [],
     }
-    workflow.advance_meeting(services, meeting.meeting_id)
+    workflow.advance_meeting(services, key(meeting.meeting_id))
     [extract] = client.get(f"/api/meetings/{meeting.meeting_id}").json()["extracts"]
     assert extract["paragraph"] == SHORT_PARAGRAPH
     assert extract["status"] == "awaiting_chair"
-    assert extract["version"] == 1 and extract["archive_uri"] is None
+    assert extract["version"] == 1 and extract["archived"] is False
+    assert "archive_uri" not in extract  # where the server keeps files is its own business
     assert re.fullmatch(r"[0-9a-f]{64}", extract["sha256"])
     sign_on_page(client, newest_token(services, meeting.chair.email))
     [extract] = client.get(f"/api/meetings/{meeting.meeting_id}").json()["extracts"]
@@ -245,7 +260,7 @@ def test_the_signer_page_shows_who_signs_what_escaped(
     assert "Signera som ordförande" in page
     assert f"Hej {sample_meeting.chair.name}!" in page
     assert f">§ {SHORT_PARAGRAPH} · KS 2014/1 &lt;b&gt;</h2>" in page
-    assert html.escape(HOSTILE_TITLE) in page
+    assert escape(HOSTILE_TITLE) in page
     assert "KS 2014/1 &lt;b&gt;" in page
     assert "<script" not in page and "<b>" not in page
     assert "Signera markerade utdrag" in page
@@ -289,7 +304,7 @@ def test_signing_needs_the_form_token_and_a_choice(
         assert "Formuläret kom inte från den här sidan" in response.text
     genuine = sign_on_page(client, signer_token)
     assert genuine.status_code == 200
-    assert calls.scheduled == ["hostile-title"]
+    assert calls.scheduled == [key("hostile-title")]
 
 
 def test_a_foreign_site_cannot_post_the_form(
@@ -316,11 +331,11 @@ def test_signing_shows_the_receipt_and_the_link_is_then_used(
     page = response.text
     assert "Klart – du har signerat" in page
     assert "Mats Gerdau, ordförande" in page
-    assert html.escape(HOSTILE_TITLE) in page and "<script" not in page
-    [state] = workflow.meeting_summaries(services, "hostile-title")
+    assert escape(HOSTILE_TITLE) in page and "<script" not in page
+    [state] = workflow.meeting_summaries(services, key("hostile-title"))
     assert state.status is ExtractStatus.AWAITING_ADJUSTERS
     assert f"<code>{state.document_sha256}</code>" in page
-    assert calls.scheduled == ["hostile-title"]
+    assert calls.scheduled == [key("hostile-title")]
     _assert_security_headers(response)
 
     again = client.post(f"/s/{signer_token}", data=dict(forms.fields[SIGN_FORM]))
@@ -330,8 +345,8 @@ def test_signing_shows_the_receipt_and_the_link_is_then_used(
     assert 'href="mailto:lena.sekreterare@nacka.example"' in again.text
     _assert_security_headers(again)
     assert client.get(f"/s/{signer_token}").status_code == 410
-    assert calls.scheduled == ["hostile-title"]
-    assert workflow.meeting_summaries(services, "hostile-title") == (state,)
+    assert calls.scheduled == [key("hostile-title")]
+    assert workflow.meeting_summaries(services, key("hostile-title")) == (state,)
 
 
 @pytest.mark.parametrize("token", ["A" * 43, "nope", "x" * 200])
@@ -352,7 +367,7 @@ def test_an_unknown_link_is_not_found(client: TestClient, services: Services, to
 def test_an_out_of_turn_link_gets_a_conflict_page(
     client: TestClient, calls: Calls, services: Services, signer_token: str
 ) -> None:
-    meeting = workflow.get_meeting(services, "hostile-title")
+    meeting = workflow.get_meeting(services, key("hostile-title"))
     with services.ledger.transaction() as session:
         extracts = list(session.execute(select(ExtractRow)).scalars())
         token = issue_link(
@@ -421,14 +436,14 @@ def test_a_tsa_that_does_not_answer_leaves_the_link_usable(
 
     with_tsa = replace(services, timestamper=timestamper_for(refused_url(), timeout=2))
     app = create_app(with_tsa, Hooks(calls.recorded.append, calls.scheduled.append))
-    before = workflow.meeting_summaries(services, "hostile-title")
+    before = workflow.meeting_summaries(services, key("hostile-title"))
     with TestClient(app) as client:
         response = sign_on_page(client, signer_token)
         assert response.status_code == 503
         assert "Försök igen om en stund" in response.text
         assert "inget har sparats" in response.text
         assert client.get(f"/s/{signer_token}").status_code == 200
-    assert workflow.meeting_summaries(services, "hostile-title") == before
+    assert workflow.meeting_summaries(services, key("hostile-title")) == before
     assert calls.scheduled == []
 
 
@@ -440,3 +455,23 @@ def test_the_app_serves_the_anslagstavla_and_guards_the_archive(client: TestClie
     archive = client.get("/arkiv/", follow_redirects=False)
     assert archive.status_code in (302, 303, 307)
     assert "/arkiv/logga-in" in archive.headers["location"]
+
+
+def test_the_front_page_says_what_the_service_is_and_where_to_go(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert '<html lang="sv">' in page and 'name="viewport"' in page
+    assert "<h1>Justering av protokoll</h1>" in page
+    assert "Använd länken i e-postmeddelandet som du har fått." in page
+    links = dict(re.findall(r'<a href="([^"]+)">([^<]+)</a>', page))
+    assert links == {"/anslagstavla": "Anslagstavlan", "/arkiv/": "Arkivet"}
+    assert client.get("/anslagstavla").status_code == 200
+    assert "/arkiv/logga-in" in client.get("/arkiv/", follow_redirects=False).headers["location"]
+    board = client.get("/anslagstavla")
+    for name in ("cache-control", "referrer-policy", "x-content-type-options"):
+        assert response.headers[name] == board.headers[name], name
+    assert response.headers["content-security-policy"] == board.headers["content-security-policy"]
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "http://" not in page and "https://" not in page  # nothing from elsewhere

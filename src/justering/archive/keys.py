@@ -1,6 +1,12 @@
 """Archive keys: where an extract's bundle lives, derived safely from its body,
-meeting date, diarienummer and § (diarienummer contain ``/`` and spaces); and where
-a meeting's protocol lives, from its body, meeting date, meeting id and version."""
+meeting, diarienummer, § and version (diarienummer contain ``/`` and spaces); and
+where a meeting's protocol lives, beside its extracts, by its version.
+
+The meeting (its key in the ledger, scoped to the meeting system that started it)
+and the version are part of the key, so two meetings never share a bundle: not a
+corrected manifest under a new meeting id, not another client's meeting with the
+same body, date, dnr and §, not version 2 of a redrafted extract.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +30,13 @@ _SPECIAL_LETTERS = str.maketrans(
 # needed. Every other value gets a hash of its exact text appended.
 _PLAIN_BODY = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 _PLAIN_DNR = re.compile(r"(?:[A-Z]+ )?[0-9]{4}/[0-9]+(?:-[0-9]+)*")
-_PLAIN_MEETING = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
+_PLAIN_MEETING = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _PLAIN_NAME = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 PROTOCOLS = "protokoll"
-"""The key segment under which a body's protocols live: no diarienummer's segment is
-ever this word (those are a number or end with a hash), so protocol and extract keys
-never meet."""
+"""The key segment under a meeting where its protocols live: no diarienummer's
+segment is ever this word (those hold a number, end with a hash, or are
+``utan-dnr``), so protocol and extract keys never meet."""
 
 
 # --- keys ------------------------------------------------------------------------
@@ -51,8 +57,16 @@ def _slug(value: str, plain: re.Pattern[str], empty: str) -> str:
     return f"{slug or empty}-h{digest}"
 
 
-def extract_prefix(body_code: str, meeting_date: dt.date, dnr: str | None, paragraph: int) -> str:
-    """The archive prefix of one extract, e.g. ``KSAU/2014/KFKS-2012-577-001/2014-08-19-p94``.
+def extract_prefix(
+    body_code: str,
+    meeting_date: dt.date,
+    meeting_id: str,
+    dnr: str | None,
+    paragraph: int,
+    version: int,
+) -> str:
+    """The archive prefix of one version of an extract, e.g.
+    ``KSAU/2014/nacka-ksau-2014-08-19/KFKS-2012-577-001/2014-08-19-p94-v1``.
 
     Safe for any input: segments are ASCII letters, digits and ``-``, never empty,
     bounded in length; a value that had to change beyond ``/`` and space -> ``-``
@@ -60,26 +74,29 @@ def extract_prefix(body_code: str, meeting_date: dt.date, dnr: str | None, parag
     """
     if isinstance(paragraph, bool) or paragraph < 1:
         raise ArchiveError(f"paragraph number must be a positive integer, not {paragraph!r}")
+    if isinstance(version, bool) or version < 1:
+        raise ArchiveError(f"version must be a positive integer, not {version!r}")
     body = _slug(body_code, _PLAIN_BODY, "organ")
+    meeting = _slug(meeting_id, _PLAIN_MEETING, "mote")
     dnr_part = "utan-dnr" if dnr is None else _slug(dnr, _PLAIN_DNR, "dnr")
     date = meeting_date.isoformat()
-    return f"{body}/{meeting_date.year:04d}/{dnr_part}/{date}-p{paragraph}"
+    return f"{body}/{meeting_date.year:04d}/{meeting}/{dnr_part}/{date}-p{paragraph}-v{version}"
 
 
 def protocol_prefix(
     body_code: str, meeting_date: dt.date, meeting_id: str, name: str, version: int
 ) -> str:
-    """The archive prefix of one version of a meeting's protocol, e.g.
-    ``KSAU/2014/protokoll/2014-08-19-nacka-ksau-2014-08-19/protokoll-v1``; ``name``
-    tells the protocol from the small protocol of the omedelbar justering
+    """The archive prefix of one version of a meeting's protocol, beside its extracts,
+    e.g. ``KSAU/2014/nacka-ksau-2014-08-19/protokoll/2014-08-19-protokoll-v1``;
+    ``name`` tells the protocol from the small protocol of the omedelbar justering
     (``protokoll-omedelbar``). Safe for any input, as :func:`extract_prefix`."""
     if isinstance(version, bool) or version < 1:
-        raise ArchiveError(f"protocol version must be a positive integer, not {version!r}")
+        raise ArchiveError(f"version must be a positive integer, not {version!r}")
     body = _slug(body_code, _PLAIN_BODY, "organ")
-    meeting = _slug(meeting_id, _PLAIN_MEETING, "sammantrade")
-    date = meeting_date.isoformat()
+    meeting = _slug(meeting_id, _PLAIN_MEETING, "mote")
     document = _slug(name, _PLAIN_NAME, "protokoll")
-    return f"{body}/{meeting_date.year:04d}/{PROTOCOLS}/{date}-{meeting}/{document}-v{version}"
+    date = meeting_date.isoformat()
+    return f"{body}/{meeting_date.year:04d}/{meeting}/{PROTOCOLS}/{date}-{document}-v{version}"
 
 
 def check_key(key: str) -> str:

@@ -43,7 +43,7 @@ from justering.config import Settings
 from justering.errors import ArchiveError, ConfigError, JusteringError, TrailError
 from justering.model.roles import JUSTERING_ROLES, SIGNING_ORDER, Role
 from justering.model.trail import EventKind, TrailEvent, chain_problems, trail_from_json
-from justering.pades.ca import CA_CERT_FILE
+from justering.pades.ca import CA_CERT_FILE, CA_RETIRED_FILE
 from justering.pades.validate import ExtractValidation, validate_extract
 
 __all__ = [
@@ -92,13 +92,20 @@ class Verification:
 
 
 def home_trust_paths(settings: Settings) -> list[Path]:
-    """The trust roots a home provides: its signing CA and, next to it, the TSA's
-    root when there is one. None without the CA (the caller must give ``--trust``)."""
+    """The trust roots a home provides: its signing CA (with the chain above it and
+    its retired certificates, for extracts signed before an outside CA's certificate
+    was installed) and, next to it, the TSA's root when there is one. None without
+    the CA (the caller must give ``--trust``)."""
     ca_file = settings.ca_dir / CA_CERT_FILE
     if not ca_file.exists():
         return []
+    retired = settings.ca_dir / CA_RETIRED_FILE
     tsa_file = settings.tsa_ca_file
-    return [ca_file, *([tsa_file] if tsa_file is not None and tsa_file.exists() else [])]
+    return [
+        ca_file,
+        *([retired] if retired.exists() else []),
+        *([tsa_file] if tsa_file is not None and tsa_file.exists() else []),
+    ]
 
 
 def load_trust_roots(paths: Sequence[Path]) -> list[x509.Certificate]:

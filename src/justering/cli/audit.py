@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from justering.cli.commands import EXIT_ERROR, EXIT_INVALID, EXIT_OK, Commands, existing_services
+from justering.config import Settings
 from justering.errors import JusteringError
 from justering.model.calendar import local_minute
 from justering.model.process import ExtractStatus
@@ -22,12 +24,11 @@ if TYPE_CHECKING:
     from justering.workflow.audit import AuditRow, Timeline
     from justering.workflow.services import Services
 
-__all__ = ["add_audit_arguments", "describe_rows", "describe_timeline", "run_audit"]
+__all__ = ["add_audit_arguments", "describe_rows", "describe_timeline", "register", "run_audit"]
 
 DEFAULT_LIMIT = 200
 """As :data:`justering.workflow.audit.DEFAULT_LIMIT` (not imported: the queries are heavy)."""
 MAX_LIMIT = 10_000
-EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 
 
 def _date_argument(name: str) -> Any:
@@ -60,6 +61,16 @@ def _limit_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}"
         ) from None
+
+
+def register(commands: Commands) -> None:
+    audit = commands.add("audit", help="find extracts and read their trail (read-only)", run=_audit)
+    add_audit_arguments(audit)
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    with existing_services(settings) as services:
+        return run_audit(args, services)
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,11 +120,10 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_audit(args: argparse.Namespace, services: Services) -> int:
-    from justering.workflow.audit import FilterError, extract_timeline, find_extracts
-
     """``justering audit``: 0 found (or none), 1 a timeline whose chain is broken,
     2 bad arguments or no such extract."""
     from justering.model.process import DocumentKind
+    from justering.workflow.audit import FilterError, extract_timeline, find_extracts
 
     try:
         document = args.paragraph is not None or args.protocol is not None

@@ -27,13 +27,17 @@ import httpx
 
 from justering.archive.verify import home_trust_paths, load_trust_roots, verify_targets
 from justering.config import Settings
+from justering.devtools.meeting_system import register_meeting_system
 from justering.devtools.signer_client import sign_everything
 from justering.errors import ConfigError
 from justering.mail.delivery import outbox_messages
+from justering.model.extract import ExtractSummary
 from justering.model.manifest import load_manifest, load_sample_meeting
 from justering.model.meeting import Meeting, meeting_to_dict
 from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
 from justering.pades.ca import SigningCA
+from justering.workflow.services import open_services
+from justering.workflow.status import meeting_summaries
 
 __all__ = [
     "LINK",
@@ -163,13 +167,17 @@ def start_service(
 ) -> subprocess.Popen[bytes]:
     """Start ``justering serve`` on loopback ``port`` for ``settings.home``, logging to
     ``HOME/serve.log``, with ``environ`` (default: this process's) plus the home and
-    public URL; ``command`` replaces ``python -m justering`` (e.g. to run it profiled).
-    Unless ``environ`` names a config file (``JUSTERING_CONFIG``), the bodies of
-    ``meetings`` are configured by :func:`local_config`."""
+    public URL, the deadline pass paused; ``command`` replaces ``python -m justering``
+    (e.g. to run it profiled). Unless ``environ`` names a config file
+    (``JUSTERING_CONFIG``), the bodies of ``meetings`` are configured by
+    :func:`local_config`."""
     env = {
         **(os.environ if environ is None else environ),
         "JUSTERING_HOME": str(settings.home),
         "JUSTERING_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        # The sample meeting is of 2014: a deadline pass would tell its secretary it is
+        # overdue, at whatever moment of the run the quarter hour strikes.
+        "JUSTERING_DEADLINE_PASSES": "paused",
     }
     if meetings and not env.get("JUSTERING_CONFIG", "").strip():
         env["JUSTERING_CONFIG"] = str(local_config(settings, meetings))
@@ -187,6 +195,16 @@ def start_service(
     )
 
 
+def _archived(settings: Settings, key: str) -> tuple[ExtractSummary, ...]:
+    """The meeting's extracts as the ledger has them (with where they are archived,
+    which the web API does not tell a meeting system)."""
+    services = open_services(settings)
+    try:
+        return meeting_summaries(services, key)
+    finally:
+        services.ledger.dispose()
+
+
 def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True) -> DemoSummary:
     started = time.monotonic()
     meeting: Meeting = load_manifest(manifest) if manifest else load_sample_meeting()
@@ -195,12 +213,15 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     show = _Progress(progress)
+    system = register_meeting_system(settings, "demo", [meeting.body.code])
     service = start_service(settings, port, meetings=[meeting])
     signatures = 0
     try:
         wait_until_healthy(f"{base}/healthz", service, 120)
         with httpx.Client(base_url=base, timeout=120) as client:
-            answer = client.post("/api/meetings", json=meeting_to_dict(meeting))
+            answer = client.post(
+                "/api/meetings", json=meeting_to_dict(meeting), headers=system.headers
+            )
             if answer.status_code not in (200, 202):
                 raise ConfigError(f"the web API refused the meeting: {answer.text}")
             if progress:
@@ -215,7 +236,9 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                     link = link_in(path)
                     if link and link.startswith(base) and sign_everything(client, link) is not None:
                         signatures += 1
-                state = client.get(f"/api/meetings/{meeting.meeting_id}").json()
+                state = client.get(
+                    f"/api/meetings/{meeting.meeting_id}", headers=system.headers
+                ).json()
                 extracts = state.get("extracts", [])
                 show.show(extracts)
                 if extracts and all(e["status"] == "archived" for e in extracts):
@@ -228,18 +251,20 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                 time.sleep(0.2)
     finally:
         stop_process(service)
+        system.revoke(settings)
     trust = load_trust_roots(home_trust_paths(settings))
     results: list[DemoExtract] = []
-    for extract in extracts:
-        verified = [r.ok for r in verify_targets([extract["archive_uri"]], trust)]
+    for extract in _archived(settings, system.key(meeting.meeting_id)):
+        uri = extract.archive_uri or ""
+        verified = [r.ok for r in verify_targets([uri], trust)] if uri else []
         results.append(
             DemoExtract(
-                paragraph=extract["paragraph"],
-                dnr=extract["dnr"],
-                title=extract["title"],
-                status=extract["status"],
-                archive_uri=extract["archive_uri"],
-                sha256=extract["sha256"],
+                paragraph=extract.paragraph,
+                dnr=extract.dnr,
+                title=extract.title,
+                status=extract.status.value,
+                archive_uri=uri,
+                sha256=extract.document_sha256,
                 verified=bool(verified) and all(verified),
             )
         )

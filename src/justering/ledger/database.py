@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 from justering.errors import ConfigError
 from justering.ledger.schema import Base
 
-__all__ = ["Ledger", "utcnow"]
+__all__ = ["Ledger", "add_missing_columns", "utcnow"]
 
 
 def utcnow() -> dt.datetime:
@@ -46,6 +46,31 @@ def _sqlite_transactions(engine: Engine, begin: str) -> None:
         connection.exec_driver_sql(begin)
 
 
+def add_missing_columns(connection: Connection) -> list[str]:
+    """Bring a ledger made by an earlier version up to the schema: every column the
+    tables declare and the database lacks is added (new columns are nullable, so an
+    existing row simply has none). Idempotent; returns what was added, as
+    ``table.column``. Columns are never dropped or changed here."""
+    inspector = inspect(connection)
+    added: list[str] = []
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise ConfigError(
+                    f"the ledger lacks {table.name}.{column.name}, which cannot be added "
+                    "to existing rows (not nullable): upgrade the ledger by hand"
+                )
+            kind = column.type.compile(dialect=connection.dialect)
+            # The names and type come from our own metadata, never from input.
+            statement = f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
+            connection.execute(text(statement))
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
 class Ledger:
     """A handle on the ledger database; creates the schema on first use."""
 
@@ -66,6 +91,7 @@ class Ledger:
                     # Processes starting together on an empty database: one at a time.
                     connection.execute(text("SELECT pg_advisory_xact_lock(7411)"))
                 Base.metadata.create_all(connection)
+                add_missing_columns(connection)
         except OperationalError as error:
             raise ConfigError(
                 f"cannot open the ledger database {database_url}: {error.orig}"

@@ -31,6 +31,7 @@ from justering.model.trail import EventKind, TrailEvent
 
 __all__ = [
     "Base",
+    "ClientRow",
     "DocumentRow",
     "ExtractRow",
     "LeaseRow",
@@ -65,6 +66,14 @@ class MeetingRow(Base):
     """Bumped by every event that may let the meeting move (a signature)."""
     work_done: Mapped[int] = mapped_column(Integer, default=0)
     """The ``work_requested`` value the last complete advance started from."""
+    client: Mapped[str | None] = mapped_column(ForeignKey("clients.name"), index=True)
+    """The meeting system that started the meeting; None: the operator's command line."""
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    """The ``meeting_id`` the client gave (the row's key is scoped to the client)."""
+    failures: Mapped[int | None] = mapped_column(Integer)
+    """Advances in a row that failed (archiving that keeps failing); None: none."""
+    retry_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """A meeting whose advances keep failing is left alone until then (back-off)."""
 
 
 def _enum_values(enum: Any) -> list[str]:
@@ -177,6 +186,22 @@ class TrailEventRow(Base):
             prev_hash=self.prev_hash,
             hash=self.hash,
         )
+
+
+class ClientRow(Base):
+    """A registered meeting system: the only kind of caller that may start a
+    justering. Its token is stored only as a SHA-256 hash."""
+
+    __tablename__ = "clients"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    bodies: Mapped[list[str]] = mapped_column(JSON)
+    """The body codes it may start meetings for."""
+    municipality: Mapped[str | None] = mapped_column(Text)
+    """If set, the only municipality its manifests may name."""
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class LinkTokenRow(Base):

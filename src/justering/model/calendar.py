@@ -23,6 +23,7 @@ __all__ = [
     "local_date",
     "local_minute",
     "local_second",
+    "local_time",
     "local_today",
     "period_may_end_on",
 ]
@@ -38,11 +39,17 @@ APPEAL_WEEKS = 3
 """An appeal must reach the court within three weeks of the announcement (KL 13 kap. 5 §)."""
 
 
+def local_time(moment: dt.datetime) -> dt.datetime:
+    """An aware ``moment`` in Swedish local time; a naive one is refused (whose
+    clock it was read from is unknown)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"a time without a time zone has no Swedish time: {moment.isoformat()}")
+    return moment.astimezone(SWEDISH_TIME)
+
+
 def local_date(moment: dt.datetime) -> dt.date:
     """The Swedish calendar day of an aware ``moment``."""
-    if moment.tzinfo is None:
-        raise ValueError("a time without a time zone has no Swedish date")
-    return moment.astimezone(SWEDISH_TIME).date()
+    return local_time(moment).date()
 
 
 def local_today(now: dt.datetime | None = None) -> dt.date:
@@ -54,14 +61,14 @@ def local_minute(moment: dt.datetime, *, zone: bool = False) -> str:
     """``2014-08-19 14:30`` in Swedish local time (for a person to read); with ``zone``
     the zone's abbreviation follows (``14:30 CEST``), where a reader may be elsewhere
     or compare with a time in UTC."""
-    local = moment.astimezone(SWEDISH_TIME)
+    local = local_time(moment)
     return local.strftime("%Y-%m-%d %H:%M") + (f" {local.tzname()}" if zone else "")
 
 
 def local_second(moment: dt.datetime) -> str:
     """``2014-08-19 14:30:05 CEST``: Swedish local time to the second, with its zone
     (the certificate of completion, the archivist's timeline)."""
-    local = moment.astimezone(SWEDISH_TIME)
+    local = local_time(moment)
     return local.strftime("%Y-%m-%d %H:%M:%S ") + str(local.tzname())
 
 

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import email_validator
+
 from justering.errors import ManifestError, ProtocolTextError
 from justering.model.calendar import local_today
 from justering.model.meeting import Body, Meeting
@@ -47,7 +49,6 @@ DOCUMENT = "(manifest)"
 _MEETING_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _BODY_CODE = re.compile(r"[^\W_](?:(?:[^\W_]|[ -]){0,18}[^\W_])?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-_EMAIL = re.compile(r"[^@\s]{1,64}@(?=[^@\s]{1,253}$)[^@\s.]+(?:\.[^@\s.]+)+")
 _TEXT_SOURCES = ("protocol_text", "protocol_text_inline", "paragraphs")
 _FIELDS = frozenset(
     {"meeting_id", "municipality", "body", "date", "place", "chair", "adjusters", "certifier"}
@@ -55,8 +56,14 @@ _FIELDS = frozenset(
 )
 _PARAGRAPH_FIELDS = frozenset({"number", "dnr", "title", "text", "immediate"})
 _MAX_LINE = MAX_TITLE_LENGTH
-_NOT_IN_A_LINE = frozenset({"Cc", "Cs", "Zl", "Zp"})
-"""Unicode categories refused in one-line fields: controls (tab too), line separators."""
+_NOT_IN_A_LINE = frozenset({"Cc", "Cs", "Zl", "Zp", "Cf"})
+"""Unicode categories refused in one-line fields: controls (tab too), line separators,
+and invisible formatting characters (bidi overrides such as U+202E, zero-width
+spaces and joiners), which can make one name look like another."""
+MAX_CERTIFICATE_NAME_BYTES = 64
+"""What an X.509 certificate holds in a CN or O (RFC 5280 ub-common-name,
+ub-organization-name), counted in UTF-8 bytes as ``cryptography`` does: signer
+names and the municipality go into every signer's certificate."""
 
 
 def parse_manifest(
@@ -124,7 +131,7 @@ def _parse(data: Any, load_text: _Loader | None, today: dt.date) -> Meeting:
     adjusters = _adjusters(obj["adjusters"], chair)
     meeting = Meeting(
         meeting_id=meeting_id,
-        municipality=_string(obj, "municipality", "municipality"),
+        municipality=_certificate_name(obj, "municipality", "municipality"),
         body=Body(code, _string(body_obj, "name", "body.name")),
         date=_date(obj["date"], today),
         place=_string(obj, "place", "place"),
@@ -170,10 +177,39 @@ def _string(obj: dict[str, Any], key: str, field: str) -> str:
         raise ManifestError(field, f"is longer than {_MAX_LINE} characters")
     for char in value:
         if unicodedata.category(char) in _NOT_IN_A_LINE:
+            name = unicodedata.name(char, "").lower() or "a control character"
             raise ManifestError(
-                field, f"must be one line without control characters (found U+{ord(char):04X})"
+                field,
+                "must be one line of visible text: found U+"
+                f"{ord(char):04X} ({name}), which is not allowed here",
             )
     return value
+
+
+def _certificate_name(obj: dict[str, Any], key: str, field: str) -> str:
+    """A one-line string that also fits in a certificate's CN or O."""
+    value = _string(obj, key, field)
+    size = len(value.encode("utf-8"))
+    if size > MAX_CERTIFICATE_NAME_BYTES:
+        raise ManifestError(
+            field,
+            f"is {size} bytes in UTF-8; a signer's certificate holds at most "
+            f"{MAX_CERTIFICATE_NAME_BYTES} (X.509, RFC 5280)",
+        )
+    return value
+
+
+def _email(obj: dict[str, Any], field: str) -> str:
+    """One e-mail address (an addr-spec) and nothing else: no display name, no second
+    address, no comment; ASCII (it goes into the certificate's subjectAltName)."""
+    text = _string(obj, "email", field)
+    try:
+        email_validator.validate_email(
+            text, check_deliverability=False, allow_smtputf8=False, allow_display_name=False
+        )
+    except email_validator.EmailNotValidError as error:
+        raise ManifestError(field, f"{text!r} is not one e-mail address: {error}") from None
+    return text  # valid as written: kept as the meeting system wrote it
 
 
 def _date(value: Any, today: dt.date) -> dt.date:
@@ -195,11 +231,7 @@ def _date(value: Any, today: dt.date) -> dt.date:
 
 def _person(value: Any, field: str) -> Person:
     obj = _object(value, field, {"name", "email"})
-    name = _string(obj, "name", f"{field}.name")
-    email = _string(obj, "email", f"{field}.email")
-    if not _EMAIL.fullmatch(email):
-        raise ManifestError(f"{field}.email", f"{email!r} is not a plausible email address")
-    return Person(name, email)
+    return Person(_certificate_name(obj, "name", f"{field}.name"), _email(obj, f"{field}.email"))
 
 
 def _adjusters(value: Any, chair: Person) -> tuple[Person, ...]:

@@ -90,6 +90,11 @@ _IMMEDIATE = re.compile(
 )
 
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+"""Bidirectional formatting characters: they reorder what is shown, so text can read
+differently on the page than in the file (Trojan Source); refused in the text."""
 _ALLOWED_CONTROLS = frozenset("\t\n")
 
 
@@ -217,6 +222,12 @@ def _clean_lines(text: str) -> list[tuple[int, str]]:
             if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
                 raise ProtocolTextError(
                     number, f"control character U+{ord(char):04X} is not allowed in the text"
+                )
+            if char in _BIDI_CONTROLS:
+                raise ProtocolTextError(
+                    number,
+                    f"U+{ord(char):04X} ({unicodedata.name(char).lower()}) is not allowed in "
+                    "the text: it changes the order in which the text is shown",
                 )
     footer = {i for i, line in enumerate(raw) if _FOOTER.fullmatch(line)}
     dropped = set(footer)

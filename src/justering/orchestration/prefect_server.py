@@ -1,7 +1,14 @@
-"""A local Prefect server on loopback, for embedded defaults (``serve``, ``demo``).
+"""A local Prefect server on loopback, for embedded defaults (``serve``, ``demo``),
+and where its UI is.
 
 Started only when ``PREFECT_API_URL`` is not set. Its state lives under the
-justering home folder, like everything else.
+justering home folder, like everything else; it serves Prefect's UI beside its API,
+so an operator sees the meetings' flow runs and the deadline pass's schedule.
+
+Prefect logs links to its UI ("View it in the UI at …"). A link must lead somewhere:
+:func:`prefect_ui_url` asks the server whether it serves its UI, and
+:func:`prefect_environment` sets ``PREFECT_UI_URL`` to that address, or to nothing
+(no links) when there is no UI.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ __all__ = [
     "free_port",
     "local_prefect_server",
     "prefect_environment",
+    "prefect_ui_url",
     "stop_process",
     "wait_until_healthy",
 ]
@@ -37,8 +45,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prefect_environment(prefect_home: Path, api_url: str | None) -> dict[str, str]:
-    """Environment variables every justering process shares with Prefect."""
+def prefect_environment(
+    prefect_home: Path, api_url: str | None, *, ui_url: str | None = None
+) -> dict[str, str]:
+    """Environment variables every justering process shares with Prefect. With an
+    ``api_url``, ``PREFECT_UI_URL`` is ``ui_url``, or empty where there is no UI: Prefect
+    then logs no links to it."""
     env = {
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -48,7 +60,24 @@ def prefect_environment(prefect_home: Path, api_url: str | None) -> dict[str, st
     }
     if api_url:
         env["PREFECT_API_URL"] = api_url
+        env["PREFECT_UI_URL"] = ui_url or ""
     return env
+
+
+def prefect_ui_url(api_url: str, timeout: float = 3.0) -> str | None:
+    """The address of the UI of the Prefect server at ``api_url``, if it serves one
+    (its root answers with a page); None if it does not (``PREFECT_UI_ENABLED=false``,
+    a proxy that hides it, no answer)."""
+    base = api_url.rstrip("/").removesuffix("/api")
+    if not base.startswith(("http://", "https://")):
+        return None
+    request = urllib.request.Request(f"{base}/", headers={"Accept": "text/html"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            page = response.status == 200 and "html" in response.headers.get("content-type", "")
+    except (OSError, ValueError):
+        return None
+    return base if page else None
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
@@ -78,7 +107,8 @@ def _prefect_executable() -> str:
 def local_prefect_server(
     prefect_home: Path, log_file: Path, *, database_url: str | None = None
 ) -> Iterator[str]:
-    """Start ``prefect server start`` on a free loopback port; yields its API URL.
+    """Start ``prefect server start`` on a free loopback port, with its UI; yields its
+    API URL (the UI is at the same address without ``/api``: :func:`prefect_ui_url`).
     Its database is SQLite under ``prefect_home``, or ``database_url`` (e.g.
     ``postgresql+asyncpg://…``, as in a scale-out deployment)."""
     prefect_home.mkdir(parents=True, exist_ok=True)
@@ -87,7 +117,7 @@ def local_prefect_server(
     env = {
         **os.environ,
         **prefect_environment(prefect_home, None),
-        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "true",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
     }

@@ -1,5 +1,6 @@
 """``justering serve``: the web app, the Prefect runner for the ``meeting-ended``
-flow and the task worker for ``advance-meeting``, in one long-running process.
+flow and the scheduled deadline pass (:mod:`justering.orchestration.deployments`)
+and the task worker for ``advance-meeting``, in one long-running process.
 
 Scale-out runs more of these against one Prefect server and one PostgreSQL
 ledger; every step checks the ledger, so they never step on each other.
@@ -8,8 +9,10 @@ ledger; every step checks the ledger, so they never step on each other.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
@@ -22,23 +25,26 @@ from justering.documents.rendering import render_extract
 from justering.errors import ConfigError
 from justering.model.manifest import load_sample_meeting
 from justering.model.roles import Role
+from justering.orchestration.deployments import (
+    deadline_passes_paused,
+    drop_missed_passes,
+    served_deployments,
+    trigger_meeting,
+)
 from justering.pades.ca import SigningCA
 from justering.pades.sign import sign_extract
 from justering.web.app import Hooks, create_app
-from justering.workflow import deadlines
 from justering.workflow.archiving import start_archive_workers
 from justering.workflow.services import Services, open_services
 from justering.workflow.status import meetings_needing_work
 
 __all__ = [
-    "DEPLOYMENT",
     "RECONCILE_SECONDS",
-    "REMINDER_SECONDS",
     "archive_workers",
+    "listen",
     "reconcile_seconds",
     "run_service",
     "schedule_advance",
-    "trigger_meeting",
     "warm_up",
     "warn_unless_parameters_are_shared",
 ]
@@ -47,16 +53,30 @@ log = logging.getLogger(__name__)
 
 RECONCILE_SECONDS = 15.0
 """The reconciler's period unless ``JUSTERING_RECONCILE_SECONDS`` says otherwise."""
-REMINDER_SECONDS = 15 * 60.0
-"""Reminders are due per day; a pass every quarter of an hour sends them promptly."""
-DEPLOYMENT = "meeting-ended/justering"
 
 
-def trigger_meeting(meeting_id: str) -> None:
-    """Start the ``meeting-ended`` flow for a recorded meeting (returns at once)."""
-    from prefect.deployments import run_deployment
-
-    run_deployment(DEPLOYMENT, parameters={"meeting_id": meeting_id}, timeout=0)
+def listen(host: str, port: int) -> socket.socket:
+    """The web app's listening socket, bound before anything else starts, so that a
+    port in use is refused at once (and no other process can take it meanwhile)."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise ConfigError(f"--host {host}: not an address this machine knows ({error})") from None
+    family, kind, protocol, _name, address = addresses[0]
+    listener = socket.socket(family, kind, protocol)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use (another `justering serve`?): "
+                "stop what listens there or choose another with --port"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return listener
 
 
 def schedule_advance(meeting_id: str) -> None:
@@ -92,21 +112,6 @@ async def _reconcile(services: Services, period: float) -> None:
         except Exception:  # a reconcile pass must never stop the service
             log.exception("reconcile pass failed")
         await asyncio.sleep(period)
-
-
-async def _remind(services: Services) -> None:
-    """At start and then periodically, remind signers as the justering deadline
-    nears and tell the secretary once it has passed (``justering.workflow.deadlines``)."""
-    while True:
-        try:
-            report = await asyncio.to_thread(deadlines.send_due_reminders, services)
-            if report.reminded or report.escalated:
-                log.info("reminded %s; overdue notices for %s", report.reminded, report.escalated)
-            if report.failed:
-                log.warning("reminders for %s failed; retried next pass", report.failed)
-        except Exception:  # a reminder pass must never stop the service
-            log.exception("reminder pass failed")
-        await asyncio.sleep(REMINDER_SECONDS)
 
 
 def warn_unless_parameters_are_shared(settings: Settings) -> None:
@@ -152,27 +157,39 @@ def warm_up() -> None:
         )
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+async def _serve(settings: Settings, listener: socket.socket) -> None:
     from prefect.runner import Runner
     from prefect.task_worker import aserve
-    from prefect.types.entrypoint import EntrypointType
 
-    from justering.orchestration.flows import advance_meeting, install_services, meeting_ended
+    from justering.orchestration.flows import (
+        advance_meeting,
+        install_services,
+        meeting_label_of,
+    )
 
     period = reconcile_seconds()
+    passes_paused = deadline_passes_paused()
     warn_unless_parameters_are_shared(settings)
     pool = start_archive_workers(settings, archive_workers())
     svc = replace(open_services(settings), archive_pool=pool)
     install_services(svc)
     await asyncio.to_thread(warm_up)
+
+    def meeting_recorded(meeting_id: str) -> None:
+        trigger_meeting(meeting_id, label=meeting_label_of(meeting_id, svc))
+
     app = create_app(
-        svc, Hooks(meeting_recorded=trigger_meeting, schedule_advance=schedule_advance)
+        svc, Hooks(meeting_recorded=meeting_recorded, schedule_advance=schedule_advance)
     )
+    # Several serve processes share one Prefect server: a schedule paused by one that
+    # stops would stop the deadline passes of all.
     runner = Runner(name="justering", query_seconds=1, limit=4, pause_on_shutdown=False)
-    deployment = await meeting_ended.ato_deployment(
-        name="justering", entrypoint_type=EntrypointType.MODULE_PATH
-    )
-    await runner.aadd_deployment(deployment)
+    meetings, passes = await served_deployments(passes_paused=passes_paused)
+    await runner.aadd_deployment(meetings)
+    dropped = await drop_missed_passes(await runner.aadd_deployment(passes))
+    if dropped:
+        log.info("%d deadline passes missed while no service ran were cancelled", dropped)
+    host, port = listener.getsockname()[:2]
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     )
@@ -180,7 +197,6 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         asyncio.create_task(runner.start(), name="prefect-runner"),
         asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
         asyncio.create_task(_reconcile(svc, period), name="reconciler"),
-        asyncio.create_task(_remind(svc), name="reminders"),
     ]
     # Let Prefect's runner and task worker start (and install their SIGTERM handlers)
     # before uvicorn starts serving; on SIGTERM the task worker then raises
@@ -188,8 +204,11 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     # without this, uvicorn logged the stop as an error with a traceback).
     await asyncio.sleep(0)
     log.info("justering serving on http://%s:%d (public %s)", host, port, settings.public_url)
+    ui_url = os.environ.get("PREFECT_UI_URL")
+    if ui_url:
+        log.info("Prefect UI: %s (flow runs by meeting; the deadline pass)", ui_url)
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
         for job in background:
             job.cancel()
@@ -198,8 +217,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def run_service(settings: Settings, *, host: str, port: int) -> None:
-    """Run until SIGINT/SIGTERM. The environment must already point at Prefect.
+def run_service(settings: Settings, listener: socket.socket) -> None:
+    """Serve on ``listener`` (:func:`listen`) until SIGINT/SIGTERM. The environment
+    must already point at Prefect.
 
     Prefect's task worker takes over SIGTERM and stops by raising; every step
     is one ledger transaction, so stopping anywhere loses nothing.
@@ -207,6 +227,6 @@ def run_service(settings: Settings, *, host: str, port: int) -> None:
     from prefect.task_worker import StopTaskWorker
 
     try:
-        asyncio.run(_serve(settings, host, port))
+        asyncio.run(_serve(settings, listener))
     except (StopTaskWorker, KeyboardInterrupt):
         log.info("justering stopped")

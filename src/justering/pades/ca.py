@@ -2,8 +2,17 @@
 
 At each signature the CA issues a certificate for a fresh key that names the
 signer and their role; the key signs one PDF and is then dropped. The CA itself
-is a key (file mode 0600) and a self-signed certificate (PEM) in one directory.
-Archivists and validators trust the CA certificate (``export_pem``).
+is a key and a certificate, in one directory (``Settings.ca_dir``):
+
+- ``ca-cert.pem``: the CA certificate, self-signed as made by ``create``, or
+  issued by an outside CA (``justering.pades.ca_chain``) and then followed by
+  the certificates above it up to that CA's root;
+- ``ca-key.pem`` (file mode 0600), or ``ca-token.json`` when the key lives in a
+  PKCS#11 token (``justering.pades.hsm``) and no private key is on disk;
+- ``ca-retired.pem``: the certificates the key had before an outside CA's was
+  installed, so that extracts signed under them still verify.
+
+Archivists and validators trust the CA's root (``export_pem``, ``trust_anchors``).
 
 Keys are EC P-256: a key pair costs well under a millisecond, and pyHanko,
 poppler/NSS (``pdfsig``) and Adobe Reader all verify ECDSA signatures.
@@ -12,6 +21,7 @@ poppler/NSS (``pdfsig``) and Adobe Reader all verify ECDSA signatures.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +37,20 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from justering.errors import ConfigError, SigningError
 from justering.model.roles import Role, Signer
+from justering.pades.ca_files import (
+    check_chain,
+    is_self_signed,
+    pem,
+    read_certificates,
+    replace_file,
+    unique,
+)
+from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
+from justering.pades.names import MAX_NAME_LENGTH, certificate_name, with_organisation_identifier
 
 CA_KEY_FILE = "ca-key.pem"
 CA_CERT_FILE = "ca-cert.pem"
+CA_RETIRED_FILE = "ca-retired.pem"
 
 DEFAULT_CERTIFICATE_VALIDITY = timedelta(days=365)
 """How long a signer certificate stays valid; see :meth:`SigningCA.issue`."""
@@ -37,9 +58,6 @@ DEFAULT_CERTIFICATE_VALIDITY = timedelta(days=365)
 CA_VALIDITY = timedelta(days=20 * 365)
 CRL_VALIDITY = timedelta(days=1)
 """How long a CRL of the signing CA says it is current (its next update)."""
-MAX_NAME_LENGTH = 64
-"""X.509's upper bound for a CN or O (RFC 5280 ub-common-name), which
-``cryptography`` applies to the UTF-8 bytes: "Å" counts twice."""
 BACKDATE = timedelta(minutes=5)
 """Certificates start a little before now, so a validator with a slow clock accepts them."""
 
@@ -49,6 +67,18 @@ ADOBE_AUTHENTIC_DOCUMENTS_EKU = ObjectIdentifier("1.2.840.113583.1.1.5")
 """Adobe Authentic Documents Trust: Adobe Reader's document-signing usage."""
 
 _ROLE_BY_TITLE = {role.swedish: role for role in Role}
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+"""A CA's key signs certificates and CRLs, nothing else."""
 
 
 def fingerprint(certificate: x509.Certificate) -> str:
@@ -102,14 +132,23 @@ class SignerCredential:
 
 
 class SigningCA:
-    """The signing CA kept in ``directory``: ``ca-key.pem`` (0600) and ``ca-cert.pem``."""
+    """The signing CA kept in ``directory`` (see the module docstring for its files)."""
 
     def __init__(
-        self, directory: Path, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate
+        self,
+        directory: Path,
+        key: ec.EllipticCurvePrivateKey,
+        certificate: x509.Certificate,
+        chain: Sequence[x509.Certificate] = (),
+        retired: Sequence[x509.Certificate] = (),
     ) -> None:
         self.directory = directory
         self._key = key
         self.certificate = certificate
+        self.chain = tuple(chain)
+        """The certificates above ``certificate``, up to the root; empty when self-signed."""
+        self.retired = tuple(retired)
+        """The CA's earlier certificates (and their chains)."""
 
     @classmethod
     def create(
@@ -119,29 +158,45 @@ class SigningCA:
         organisation: str,
         common_name: str | None = None,
         now: datetime | None = None,
+        token: TokenReference | None = None,
     ) -> SigningCA:
-        """Make a new CA in ``directory`` (created if missing); refuse to overwrite one."""
+        """Make a new CA in ``directory`` (created if missing); refuse to overwrite one.
+
+        With ``token`` the key is generated in that PKCS#11 token and the folder
+        keeps only the reference to it; else the key is a file (mode 0600).
+        """
         directory = Path(directory)
-        key_path, cert_path = directory / CA_KEY_FILE, directory / CA_CERT_FILE
-        for path in (key_path, cert_path):
+        key_path = directory / (KEY_REFERENCE_FILE if token else CA_KEY_FILE)
+        cert_path = directory / CA_CERT_FILE
+        for path in (directory / CA_KEY_FILE, directory / KEY_REFERENCE_FILE, cert_path):
             if path.exists():
                 raise ConfigError(
                     f"a signing CA already exists in {directory} ({path.name}); "
                     "refusing to overwrite it"
                 )
         now = now or datetime.now(UTC)
-        key = ec.generate_private_key(ec.SECP256R1())
         default_name = f"{organisation} signeringstjänst CA"
         if len(default_name.encode()) > MAX_NAME_LENGTH:
             default_name = organisation
         try:
-            name = _name(
+            name = certificate_name(
                 (NameOID.COUNTRY_NAME, "SE"),
                 (NameOID.ORGANIZATION_NAME, organisation),
                 (NameOID.COMMON_NAME, common_name or default_name),
             )
         except ValueError as error:
             raise ConfigError(f"signing CA name: {error}") from error
+        key: ec.EllipticCurvePrivateKey
+        if token is None:
+            key = ec.generate_private_key(ec.SECP256R1())
+            key_file = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        else:
+            key = generate_token_key(token)
+            key_file = token.to_json().encode()
         certificate = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -151,35 +206,17 @@ class SigningCA:
             .not_valid_before(now - BACKDATE)
             .not_valid_after(now + CA_VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_CA_KEY_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
         try:
             fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError as error:
             raise ConfigError(f"a signing CA key already exists at {key_path}") from error
         with os.fdopen(fd, "wb") as handle:
-            handle.write(key_pem)
+            handle.write(key_file)
         try:
             with cert_path.open("xb") as handle:
                 handle.write(certificate.public_bytes(serialization.Encoding.PEM))
@@ -197,34 +234,114 @@ class SigningCA:
 
     @classmethod
     def load(cls, directory: Path) -> SigningCA:
-        """Load the CA kept in ``directory``."""
+        """Load the CA kept in ``directory``. A key in a token is not touched until
+        it signs: the PIN is needed then, not here."""
         directory = Path(directory)
-        key_path, cert_path = directory / CA_KEY_FILE, directory / CA_CERT_FILE
-        for path in (cert_path, key_path):
-            if not path.is_file():
-                raise ConfigError(
-                    f"no signing CA in {directory}: {path.name} is missing "
-                    "(create one with `justering ca init`)"
-                )
-        try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        except ValueError as error:
-            raise ConfigError(f"signing CA in {directory} is unreadable: {error}") from error
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ConfigError(f"signing CA key {key_path} is not an EC key")
-        if key.public_key() != certificate.public_key():
-            raise ConfigError(f"signing CA in {directory}: key and certificate do not match")
-        return cls(directory, key, certificate)
+        cert_path = directory / CA_CERT_FILE
+        key_path, token_path = directory / CA_KEY_FILE, directory / KEY_REFERENCE_FILE
+        if not cert_path.is_file():
+            raise ConfigError(
+                f"no signing CA in {directory}: {cert_path.name} is missing "
+                "(create one with `justering ca init`)"
+            )
+        if key_path.exists() and token_path.exists():
+            raise ConfigError(
+                f"signing CA in {directory}: both {key_path.name} and {token_path.name} are "
+                "there; the key is in one place only"
+            )
+        certificate, *chain = read_certificates(cert_path)
+        retired_path = directory / CA_RETIRED_FILE
+        retired = read_certificates(retired_path) if retired_path.exists() else []
+        public = certificate.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise ConfigError(f"signing CA certificate {cert_path} is not for an EC key")
+        check_chain(cert_path, certificate, chain)
+        key: ec.EllipticCurvePrivateKey
+        if token_path.exists():
+            key = TokenKey(TokenReference.read(token_path), public)
+        elif key_path.is_file():
+            try:
+                loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            except ValueError as error:
+                raise ConfigError(f"signing CA key {key_path} is unreadable: {error}") from error
+            if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+                raise ConfigError(f"signing CA key {key_path} is not an EC key")
+            if loaded.public_key() != public:
+                raise ConfigError(f"signing CA in {directory}: key and certificate do not match")
+            key = loaded
+        else:
+            raise ConfigError(
+                f"no signing CA in {directory}: {key_path.name} is missing "
+                f"(and there is no {token_path.name} naming a key in a token)"
+            )
+        return cls(directory, key, certificate, chain, retired)
 
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the CA certificate, lowercase hex."""
         return fingerprint(self.certificate)
 
+    @property
+    def key_location(self) -> str:
+        """Where the CA key is, for people: a file, or a key in a PKCS#11 token."""
+        if isinstance(self._key, TokenKey):
+            return f"the {self._key.reference.describe()}"
+        return f"the file {self.directory / CA_KEY_FILE}"
+
+    @property
+    def trust_anchors(self) -> tuple[x509.Certificate, ...]:
+        """The roots a validator of this CA's signatures trusts: the root of its
+        chain, and the roots of its retired certificates (older signatures)."""
+        found: dict[bytes, x509.Certificate] = {}
+        for certificate in (self.certificate, *self.chain, *self.retired):
+            if is_self_signed(certificate):
+                found.setdefault(certificate.fingerprint(hashes.SHA256()), certificate)
+        return tuple(found.values())
+
     def export_pem(self) -> str:
-        """The CA certificate as PEM, for trust stores (NSS, Adobe, ``justering verify``)."""
-        return self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        """The CA certificate and the chain above it (up to the root) as PEM, for
+        trust stores (NSS, Adobe, ``justering verify``) and archive bundles."""
+        return "".join(
+            cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+            for cert in (self.certificate, *self.chain)
+        )
+
+    def signing_request(
+        self, *, organisation_identifier: str | None = None
+    ) -> x509.CertificateSigningRequest:
+        """A PKCS#10 request for an outside CA to issue this CA's certificate: the
+        CA's subject, CA:true with no CA below it, the key usages keyCertSign and
+        cRLSign; signed by the CA key wherever it is.
+
+        ``organisation_identifier`` (ETSI EN 319 412-1, e.g. ``NTRSE-2120001234``
+        for a Swedish organisationsnummer) goes in the subject after O. It also
+        names the issued CA apart from the self-signed certificate: under the very
+        same name and key, a validator that trusts the old certificate would trust
+        the new signatures too.
+        """
+        subject = self.certificate.subject
+        if organisation_identifier is not None:
+            subject = with_organisation_identifier(subject, organisation_identifier)
+        return (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(subject)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_CA_KEY_USAGE, critical=True)
+            .sign(self._key, hashes.SHA256())
+        )
+
+    def install(
+        self, certificate: x509.Certificate, above: Sequence[x509.Certificate]
+    ) -> SigningCA:
+        """Make ``certificate`` (for this CA's key, issued under ``above``, which ends
+        with the root) the CA's certificate; the current one is retired. Check the
+        chain first: ``justering.pades.ca_chain.install_issued_chain`` does."""
+        if certificate.public_key() != self.certificate.public_key():
+            raise ConfigError("the certificate to install is not for the CA's key")
+        retired = unique([*self.retired, self.certificate, *self.chain])
+        replace_file(self.directory / CA_RETIRED_FILE, pem(retired))
+        replace_file(self.directory / CA_CERT_FILE, pem([certificate, *above]))
+        return SigningCA(self.directory, self._key, certificate, above, retired)
 
     def crl(
         self, now: datetime | None = None, *, validity: timedelta = CRL_VALIDITY
@@ -284,7 +401,7 @@ class SigningCA:
                 "before the certificate it would issue; renew the CA"
             )
         try:
-            subject = _name(
+            subject = certificate_name(
                 (NameOID.COUNTRY_NAME, "SE"),
                 (NameOID.ORGANIZATION_NAME, organisation),
                 (NameOID.ORGANIZATIONAL_UNIT_NAME, signer.role.swedish),
@@ -340,22 +457,11 @@ class SigningCA:
                 x509.SubjectAlternativeName([x509.RFC822Name(signer.email)]), critical=False
             )
         certificate = builder.sign(self._key, hashes.SHA256())
-        return SignerCredential(key=key, certificate=certificate, chain=(self.certificate,))
-
-
-_LABELS = {NameOID.COMMON_NAME: "name", NameOID.ORGANIZATION_NAME: "organisation"}
-
-
-def _name(*attributes: tuple[ObjectIdentifier, str]) -> x509.Name:
-    """An X.509 name; ValueError naming the attribute when one is too long."""
-    for oid, value in attributes:
-        if len(value.encode()) > MAX_NAME_LENGTH:
-            label = _LABELS.get(oid, oid.dotted_string)
-            raise ValueError(
-                f"{label} {value!r} is longer than the {MAX_NAME_LENGTH} bytes (UTF-8) "
-                "a certificate allows"
-            )
-    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+        # the chain up to, not including, an outside root (the validator has that)
+        intermediates = [cert for cert in self.chain if not is_self_signed(cert)]
+        return SignerCredential(
+            key=key, certificate=certificate, chain=(self.certificate, *intermediates)
+        )
 
 
 def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
@@ -364,6 +470,9 @@ def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
 
 
 __all__ = [
+    "CA_CERT_FILE",
+    "CA_KEY_FILE",
+    "CA_RETIRED_FILE",
     "DEFAULT_CERTIFICATE_VALIDITY",
     "SignerCredential",
     "SigningCA",

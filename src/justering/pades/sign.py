@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from asn1crypto import cms
+from cryptography.hazmat.primitives.serialization import Encoding
 from fontTools import subset
 from fontTools.ttLib import TTFont
 from fontTools.ttLib.scaleUpem import scale_upem
@@ -48,6 +49,7 @@ from justering.pades.timestamps import (
 )
 
 __all__ = [
+    "CHAIN_BYTES_INCLUDED",
     "SHARED_STAMP_FONT_SIZE",
     "SIGNATURE_BYTES_RESERVED",
     "STAMP_FONT_SIZE",
@@ -68,7 +70,11 @@ SIGNATURE_BYTES_RESERVED = 6144
 """Room for the CMS signature, in hex digits in the file (so 3 KB of DER; ours,
 ECDSA with the signer and CA certificates, take about 1.6 KB). A fixed size
 spares pyHanko a dummy signature to estimate it, and a small one keeps
-validation fast (pyHanko parses the padded hex too)."""
+validation fast (pyHanko parses the padded hex too). A chain longer than
+``CHAIN_BYTES_INCLUDED`` gets the difference on top (:func:`_chain_room`)."""
+CHAIN_BYTES_INCLUDED = 1024
+"""The DER bytes of CA certificates ``SIGNATURE_BYTES_RESERVED`` has room for: our
+self-signed CA certificate is about 500; an outside CA's intermediates are more."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,11 @@ def sign_extract(
         "local_time": signed_at.astimezone(STAMP_TIMEZONE).strftime("%Y-%m-%d %H:%M"),
     }
     try:
-        reserved = SIGNATURE_BYTES_RESERVED + (TIMESTAMP_BYTES_RESERVED if timestamper else 0)
+        reserved = (
+            SIGNATURE_BYTES_RESERVED
+            + _chain_room(credential)
+            + (TIMESTAMP_BYTES_RESERVED if timestamper else 0)
+        )
         output, contents = asyncio.run(_sign(pdf_signer, writer, signed_at, text, reserved))
     except (PdfError, ValueError) as error:
         raise SigningError(f"could not sign field {name}: {error}") from error
@@ -165,6 +175,12 @@ def sign_extract(
         certificate_fingerprint=credential.fingerprint,
         timestamped_at=_timestamp_time(contents),
     )
+
+
+def _chain_room(credential: SignerCredential) -> int:
+    """Extra room, in hex digits, for a chain of CA certificates over ``CHAIN_BYTES_INCLUDED``."""
+    chain = sum(len(cert.public_bytes(Encoding.DER)) for cert in credential.chain)
+    return 2 * max(0, chain - CHAIN_BYTES_INCLUDED)
 
 
 def _timestamp_time(contents: bytes) -> datetime | None:

@@ -7,7 +7,9 @@ certification :func:`add_long_term_validation` adds, as incremental updates,
 1. a Document Security Store (DSS) with everything a validator needs offline:
    each signer's certificate and our CA certificate, a CRL of our CA issued at
    sealing time, and the TSA's certificates with their revocation data (CRL or
-   OCSP) fetched from the TSA's own distribution points;
+   OCSP) fetched from the TSA's own distribution points; under an outside root
+   (``justering.pades.ca_chain``) also the certificates above our CA and what
+   their issuers say of them, fetched the same way;
 2. a document timestamp over all of it, which proves that the signatures and
    that validation data existed at its time.
 
@@ -130,7 +132,8 @@ async def _add_validation_and_timestamp(
     timestamper: Timestamper,
     now: datetime,
 ) -> bytes:
-    own_certs = [asn1_certificate(ca.certificate)]
+    chain_certs = [asn1_certificate(cert) for cert in (ca.certificate, *ca.chain)]
+    own_certs = list(chain_certs)
     tsa_certs: list[asn1_x509.Certificate] = []
     for signature in signatures:
         own_certs.append(signature.signer_cert)
@@ -140,6 +143,11 @@ async def _add_validation_and_timestamp(
     for stamp in stamps:  # earlier document timestamps: a renewal archives their data too
         tsa_certs.extend(_certificates(stamp.signed_data))
     tsa_data = await _fetch_revocation_data(tsa_certs, timestamper)
+    # under an outside root: what its CA says of our CA's certificate (and of any
+    # intermediate above it), fetched like the TSA's
+    chain_data = await _fetch_revocation_data(
+        chain_certs, timestamper, what="the signing CA's chain certificate"
+    )
     our_crl = crl.CertificateList.load(ca.crl(now).public_bytes(serialization.Encoding.DER))
 
     writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
@@ -147,8 +155,8 @@ async def _add_validation_and_timestamp(
         writer,
         None,
         certs=_unique([*own_certs, *tsa_data.certs]),
-        crls=[our_crl, *tsa_data.crls],
-        ocsps=list(tsa_data.ocsps),
+        crls=[our_crl, *chain_data.crls, *tsa_data.crls],
+        ocsps=[*chain_data.ocsps, *tsa_data.ocsps],
     )
     with_dss = BytesIO()
     writer.write(with_dss)  # type: ignore[no-untyped-call]
@@ -199,11 +207,16 @@ def _unique(certs: Sequence[asn1_x509.Certificate]) -> list[asn1_x509.Certificat
 
 
 async def _fetch_revocation_data(
-    certs: Sequence[asn1_x509.Certificate], timestamper: Timestamper
+    certs: Sequence[asn1_x509.Certificate],
+    timestamper: Timestamper,
+    *,
+    what: str = "the TSA certificate",
 ) -> _ValidationData:
-    """CRLs (or, where a certificate names no CRL, OCSP responses) for each TSA certificate.
+    """CRLs (or, where a certificate names no CRL, OCSP responses) for each
+    certificate: the TSA's, or those of our CA's chain under an outside root.
 
-    A self-signed certificate (the TSA's root) needs none: the validator trusts it.
+    A self-signed certificate (a root, our own CA's too) needs none: the
+    validator trusts it.
     """
     certs = _unique(certs)
     by_subject = {cert.subject.dump(): cert for cert in certs}
@@ -223,12 +236,12 @@ async def _fetch_revocation_data(
                     ocsps.append(await fetchers.ocsp_fetcher.fetch(cert, issuer))
                 else:
                     raise TimestampError(
-                        f"the TSA certificate {name!r} names no CRL distribution point "
+                        f"{what} {name!r} names no CRL distribution point "
                         "or OCSP responder: its revocation status cannot be archived"
                     )
             except (CRLFetchError, OCSPFetchError, OSError) as error:
                 raise TimestampError(
-                    f"could not fetch the revocation data of the TSA certificate {name!r} "
+                    f"could not fetch the revocation data of {what} {name!r} "
                     f"(TSA {timestamper.url}): {_cause(error)}"
                 ) from error
     return _ValidationData(certs=tuple(certs), crls=tuple(crls), ocsps=tuple(ocsps))

@@ -1,39 +1,25 @@
-"""The skeleton every page of the web app shares: Swedish, accessible, readable
-at phone width, with nothing fetched from a third party."""
+"""How every page of the web app is answered: rendered from its template
+(:mod:`justering.web.templating`), Swedish, accessible, readable at phone width,
+with nothing fetched from a third party, and with the headers of its kind:
+private (behind a link or a login) or public (the anslagstavla, the front page)."""
 
 from __future__ import annotations
 
-import html
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from justering.web.templating import render
+
 __all__ = [
     "PRIVATE_HEADERS",
-    "STYLE",
-    "document",
+    "PUBLIC_HEADERS",
     "page",
+    "public_page",
     "same_origin",
 ]
-
-STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
-background:#f6f6f4;color:#1b1b1b;line-height:1.5}
-main{max-width:44rem;margin:0 auto;padding:1rem 1.25rem 3rem}
-h1{font-size:1.4rem;margin:.5rem 0 1rem}
-.card{background:#fff;border:1px solid #d0d0cc;border-radius:.5rem;padding:1rem;margin:1rem 0}
-ul.extracts{list-style:none;padding:0}
-ul.extracts li{padding:.6rem 0;border-bottom:1px solid #e4e4e0}
-.muted{color:#4a4a48}
-button{font-size:1.05rem;padding:.8rem 1.4rem;border-radius:.4rem;border:0;
-background:#00529b;color:#fff;cursor:pointer;min-height:44px}
-:is(a,button,input,select,textarea,summary):focus-visible{outline:3px solid #a35200;
-outline-offset:2px}
-.error{border-left:6px solid #b00020}
-.ok{border-left:6px solid #1b7f3b}
-code{word-break:break-all}
-"""
 
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
@@ -42,28 +28,35 @@ PRIVATE_HEADERS = {
 }
 """Headers of everything behind a signer's link: not cached, the link not leaked."""
 
+PUBLIC_HEADERS = {
+    "Cache-Control": "public, max-age=60",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+"""Headers of what anyone may read (the anslagstavla and its feed, the front page)."""
 
-def document(title: str, body: str, *, extra_style: str = "", head: str = "") -> str:
-    """A whole HTML document with the shared style; ``extra_style`` is CSS added
-    after it, ``head`` more elements for the head."""
-    return (
-        '<!doctype html><html lang="sv"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"{head}<title>{html.escape(title)}</title><style>{STYLE}{extra_style}</style></head>"
-        f"<body><main>{body}</main></body></html>"
+_PRIVATE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+_PUBLIC_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+def page(template: str, status_code: int = 200, /, **context: Any) -> HTMLResponse:
+    """A private page (behind a link or a login) from ``template``: not cached, no
+    referrer."""
+    return HTMLResponse(
+        render(template, **context),
+        status_code=status_code,
+        headers={**PRIVATE_HEADERS, "Content-Security-Policy": _PRIVATE_POLICY},
     )
 
 
-def page(title: str, body: str, status_code: int = 200, *, extra_style: str = "") -> HTMLResponse:
-    """A private page (behind a link or a login): not cached, no referrer."""
+def public_page(template: str, /, **context: Any) -> HTMLResponse:
+    """A public page from ``template``: cached for a minute, no forms, no images."""
     return HTMLResponse(
-        document(f"{title} – justering", body, extra_style=extra_style),
-        status_code=status_code,
-        headers={
-            **PRIVATE_HEADERS,
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
-        },
+        render(template, **context),
+        headers={**PUBLIC_HEADERS, "Content-Security-Policy": _PUBLIC_POLICY},
     )
 
 

@@ -9,14 +9,15 @@ running one twice does nothing new.
 
 This package's public surface is what this module names; the modules behind it
 are one step each (meetings, drafting, the protocols, advance, signer links,
-signatures, declining, redraft, archiving, deadlines, the anslagstavla, audit
-queries).
+signatures, declining, redraft, archiving, deadlines, the anslagstavla) or a
+read-only view (a meeting's state, audit queries).
 """
 
 from justering.workflow.advance import AdvanceReport, advance_meeting
 from justering.workflow.archiving import archive_extract, start_archive_workers
 from justering.workflow.declining import DeclineReceipt, decline_with_link
 from justering.workflow.drafting import draft_extract, draft_meeting
+from justering.workflow.meeting_view import MeetingView, meeting_view
 from justering.workflow.meetings import deadline_of, get_meeting, record_meeting, secretary_of
 from justering.workflow.redraft import RedraftResult, redraft_extract, redraft_with_link
 from justering.workflow.services import Services, open_services
@@ -40,6 +41,7 @@ __all__ = [
     "DeclineReceipt",
     "GrantState",
     "LinkView",
+    "MeetingView",
     "RedraftResult",
     "Services",
     "SigningReceipt",
@@ -53,6 +55,7 @@ __all__ = [
     "link_contact",
     "link_document",
     "meeting_summaries",
+    "meeting_view",
     "meetings_needing_work",
     "open_services",
     "protocol_summaries",

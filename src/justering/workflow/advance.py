@@ -1,19 +1,22 @@
 """Advancing a meeting: drafting what is missing, one message to every signer whose
 turn has come, telling the secretary and the signers what happened to the protocols
-(justered, held), archiving what is complete (certified extracts, justered
-protocols). Idempotent, safe to run concurrently.
+(justered, held), archiving what is complete (certified extracts, justered and
+announced protocols). Idempotent, safe to run concurrently.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from justering.errors import JusteringError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import append_signer_event, lock_meeting, slots_with
 from justering.ledger.links import issue_link
@@ -24,7 +27,7 @@ from justering.model.meeting import Meeting
 from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
 from justering.model.roles import Role, Signer
 from justering.model.trail import EventKind
-from justering.workflow.archiving import archive_certified
+from justering.workflow.archiving import ArchiveFailure, archive_certified
 from justering.workflow.drafting import draft_meeting
 from justering.workflow.meetings import deadline_of, get_meeting
 from justering.workflow.noticeboard import announcement_of
@@ -33,14 +36,25 @@ from justering.workflow.protocols import document_line, documents_of, under_imme
 from justering.workflow.services import Services
 
 __all__ = [
+    "BACK_OFF_FIRST",
+    "BACK_OFF_LONGEST",
     "AdvanceReport",
     "advance_meeting",
+    "back_off",
     "justering_deadline",
     "request_signatures",
     "request_work",
 ]
 
+log = logging.getLogger(__name__)
+
 _NOTIFIED_OR_SIGNED = SIGNATURE_EVENTS | {EventKind.NOTIFIED}
+
+
+BACK_OFF_FIRST = dt.timedelta(seconds=30)
+BACK_OFF_LONGEST = dt.timedelta(hours=1)
+"""A meeting whose advances keep failing waits 30 s, then 1, 2, 4 … minutes, at most an
+hour, before the reconciler tries it again; other meetings are not held up by it."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +66,17 @@ class AdvanceReport:
     archived: tuple[str, ...] = ()
     remaining: int = 0
     complete: bool = True
-    """False when another process held part of the work (the meeting stays marked)."""
+    """False when part of the work is left: another process held it, or it failed
+    (the meeting stays marked, and the reconciler comes back to it)."""
+    failed: tuple[str, ...] = ()
+    """What could not be done now, and why (a message that did not leave, an extract
+    the archive refused); the meeting backs off before it is tried again."""
+
+
+def back_off(failures: int) -> dt.timedelta:
+    """How long a meeting waits after ``failures`` failed advances in a row."""
+    doubled: dt.timedelta = BACK_OFF_FIRST * (2 ** min(max(failures - 1, 0), 16))
+    return min(doubled, BACK_OFF_LONGEST)
 
 
 def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
@@ -70,9 +94,9 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     drafted = draft_meeting(services, meeting_id)
     if drafted is None:  # another process is drafting; it notifies when it is done
         return AdvanceReport(complete=False, remaining=len(meeting.paragraphs))
-    notified = _notify_due(services, meeting)
-    tell_justered(services, meeting)
-    tell_held(services, meeting)
+    notified, failed = _notify_due(services, meeting)
+    failed += tell_justered(services, meeting)
+    failed += tell_held(services, meeting)
     with services.ledger.reading() as session:
         to_archive = [
             row.id
@@ -81,8 +105,12 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
             and (not row.kind.is_protocol or announcement_of(session, row) is not None)
         ]
     outcomes = archive_certified(services, to_archive)
-    archived = tuple(uri for uri in outcomes if uri is not None)
-    complete = len(archived) == len(outcomes)  # else another process is archiving one
+    archived = tuple(outcome for outcome in outcomes if isinstance(outcome, str))
+    failed += [
+        f"extract {o.extract_id}: {o.reason}" for o in outcomes if isinstance(o, ArchiveFailure)
+    ]
+    # Incomplete when another process is archiving an extract, or something failed.
+    complete = len(archived) == len(outcomes) and not failed
     with services.ledger.transaction() as session:
         remaining = len(
             session.execute(
@@ -96,33 +124,62 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
             session.execute(
                 update(MeetingRow)
                 .where(MeetingRow.meeting_id == meeting_id, MeetingRow.work_done < requested)
-                .values(work_done=requested)
+                .values(work_done=requested, failures=None, retry_after=None)
             )
-    return AdvanceReport(drafted, notified, archived, remaining, complete)
+        elif failed:
+            _note_failure(session, meeting_id)
+    return AdvanceReport(drafted, notified, archived, remaining, complete, tuple(failed))
 
 
-def _notify_due(services: Services, meeting: Meeting) -> tuple[str, ...]:
+def _failed(outcome: object) -> TypeGuard[ArchiveFailure]:
+    return isinstance(outcome, ArchiveFailure)
+
+
+def _note_failure(session: Session, meeting_id: str) -> None:
+    """Count one more failed advance and set when the meeting may be tried again."""
+    row = session.get(MeetingRow, meeting_id, with_for_update=True)
+    if row is None:
+        return
+    row.failures = (row.failures or 0) + 1
+    row.retry_after = utcnow() + back_off(row.failures)
+    log.warning(
+        "meeting %s: advance failed %d time(s) in a row; next try after %s",
+        meeting_id,
+        row.failures,
+        row.retry_after.isoformat(timespec="seconds"),
+    )
+
+
+def _notify_due(services: Services, meeting: Meeting) -> tuple[tuple[str, ...], list[str]]:
     """One message to every signer whose turn has come on some extract and who has
-    not been notified for it. Each signer's link, message and events are one short
-    transaction under the meeting's lock (which serialises concurrent advances), so
-    a link is committed the moment after its message leaves, not after everyone's."""
+    not been notified for it; (who was notified, what failed). Each signer's link,
+    message and events are one short transaction under the meeting's lock (which
+    serialises concurrent advances), so a link is committed the moment after its
+    message leaves, not after everyone's; a message that cannot leave rolls back
+    only its own link and does not keep the others from theirs."""
     with services.ledger.reading() as session:
         signers = list(_due(session, meeting))
     sent: list[str] = []
+    failed: list[str] = []
     for signer in signers:
-        with services.ledger.transaction() as session:
-            lock_meeting(session, meeting.meeting_id)
-            waiting = _due(session, meeting).get(signer)
-            if not waiting:
-                continue  # notified by a concurrent advance meanwhile
-            request_signatures(session, services, meeting, signer, waiting)
-            session.execute(
-                update(MeetingRow)
-                .where(MeetingRow.meeting_id == meeting.meeting_id)
-                .values(advanced_at=utcnow())
-            )
+        try:
+            with services.ledger.transaction() as session:
+                lock_meeting(session, meeting.meeting_id)
+                waiting = _due(session, meeting).get(signer)
+                if not waiting:
+                    continue  # notified by a concurrent advance meanwhile
+                request_signatures(session, services, meeting, signer, waiting)
+                session.execute(
+                    update(MeetingRow)
+                    .where(MeetingRow.meeting_id == meeting.meeting_id)
+                    .values(advanced_at=utcnow())
+                )
+        except JusteringError as error:
+            log.warning("no message to %s: %s", signer.email, error.diagnostics())
+            failed.append(f"{signer.slot}: {error.diagnostics()}")
+            continue
         sent.append(f"{signer.slot}:{signer.email}")
-    return tuple(sent)
+    return tuple(sent), failed
 
 
 def _due(session: Session, meeting: Meeting) -> dict[Signer, list[ExtractRow]]:

@@ -11,9 +11,11 @@ request: ``justering serve`` spreads it over worker processes, one per core
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 
@@ -28,7 +30,7 @@ from justering.archive.completion_text import CompletionSubject
 from justering.archive.intyg import render_completion
 from justering.archive.keys import extract_prefix
 from justering.config import Settings
-from justering.errors import Refusal, WorkflowError
+from justering.errors import JusteringError, Refusal, WorkflowError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import (
     append_event,
@@ -51,7 +53,11 @@ from justering.workflow.noticeboard import announcement_of
 from justering.workflow.protocols import protocol_archive_key, shown_in, span
 from justering.workflow.services import Services, open_services
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "ArchiveFailure",
+    "ArchiveOutcome",
     "archive_certified",
     "archive_extract",
     "archive_if_free",
@@ -143,11 +149,13 @@ def archive_extract(services: Services, extract_id: int) -> str:
 
 
 def _prefix(meeting: Meeting, row: ExtractRow) -> str:
-    """Where the document's bundle goes: an extract's by body, year, dnr, date and §,
-    a protocol's by body, year, date, meeting and version (:mod:`justering.archive.keys`)."""
+    """Where the document's bundle goes: an extract's by body, year, meeting, dnr, date,
+    § and version, a protocol's beside them by its version (:mod:`justering.archive.keys`)."""
     if row.kind.is_protocol:
         return protocol_archive_key(meeting, row)
-    return extract_prefix(meeting.body.code, meeting.date, row.dnr, row.paragraph)
+    return extract_prefix(
+        meeting.body.code, meeting.date, meeting.meeting_id, row.dnr, row.paragraph, row.version
+    )
 
 
 def _add_long_term_validation(services: Services, extract_id: int, head: str, pdf: bytes) -> bytes:
@@ -173,16 +181,35 @@ def _add_long_term_validation(services: Services, extract_id: int, head: str, pd
     return extended
 
 
-def archive_if_free(services: Services, extract_id: int) -> str | None:
-    """Archive the extract unless another process is archiving it (its lease); the
-    PDF's URI, or None."""
+@dataclass(frozen=True)
+class ArchiveFailure:
+    """An extract that could not be archived now (the store refused or is down, the
+    PDF does not validate): the meeting backs off and tries again later."""
+
+    extract_id: int
+    reason: str
+    """What went wrong (the error's diagnostics; errors do not cross processes)."""
+
+
+ArchiveOutcome = str | ArchiveFailure | None
+"""The archived PDF's URI; a failure; or None when another process is archiving it."""
+
+
+def archive_if_free(services: Services, extract_id: int) -> ArchiveOutcome:
+    """Archive the extract unless another process is archiving it (its lease)."""
     with WorkLease(services.ledger, f"archive:{extract_id}") as lease:
-        return archive_extract(services, extract_id) if lease.held else None
+        if not lease.held:
+            return None
+        try:
+            return archive_extract(services, extract_id)
+        except JusteringError as error:
+            log.warning("extract %s not archived: %s", extract_id, error.diagnostics())
+            return ArchiveFailure(extract_id, error.diagnostics())
 
 
-def archive_certified(services: Services, extract_ids: Sequence[int]) -> list[str | None]:
-    """Archive each extract (unless another process holds it: None in its place),
-    in the archive worker processes when there are some and more than one extract."""
+def archive_certified(services: Services, extract_ids: Sequence[int]) -> list[ArchiveOutcome]:
+    """Archive each extract, in the archive worker processes when there are some and
+    more than one extract; an outcome for each."""
     if services.archive_pool is not None and len(extract_ids) > 1:
         return list(services.archive_pool.map(_archive_in_worker, extract_ids))
     return [archive_if_free(services, extract_id) for extract_id in extract_ids]
@@ -207,6 +234,6 @@ def _start_worker(settings: Settings) -> None:
     _Worker.services = open_services(settings)
 
 
-def _archive_in_worker(extract_id: int) -> str | None:
+def _archive_in_worker(extract_id: int) -> ArchiveOutcome:
     assert _Worker.services is not None, "not in an archive worker"
     return archive_if_free(_Worker.services, extract_id)

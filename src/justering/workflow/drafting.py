@@ -13,7 +13,7 @@ from justering.errors import NotFoundError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import append_event, store_document
 from justering.ledger.leases import WorkLease
-from justering.ledger.schema import ExtractRow
+from justering.ledger.schema import ExtractRow, MeetingRow
 from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.trail import EventKind
 from justering.workflow.meetings import get_meeting, load_meeting
@@ -88,7 +88,17 @@ def _record_draft(services: Services, row: ExtractRow, pdf: bytes) -> int:
             session.add(row)
             session.flush()
             row.head_sha256 = store_document(session, row, pdf)
-            append_event(session, row, EventKind.DRAFTED, document_sha256=row.head_sha256)
+            client = session.execute(
+                select(MeetingRow.client).where(MeetingRow.meeting_id == row.meeting_id)
+            ).scalar_one()
+            append_event(
+                session,
+                row,
+                EventKind.DRAFTED,
+                document_sha256=row.head_sha256,
+                # Who started the meeting: a registered meeting system, or the operator.
+                detail={"started_by": f"client:{client}" if client else "command line"},
+            )
             return row.id
     except IntegrityError:  # drafted concurrently by another advance: that one stands
         with services.ledger.reading() as session:

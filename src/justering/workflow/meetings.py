@@ -9,6 +9,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from justering.config import Settings
 from justering.documents.fonts import check_printable
 from justering.errors import ManifestError, NotFoundError
+from justering.ledger.clients import scoped_meeting_id
 from justering.ledger.database import utcnow
 from justering.ledger.schema import ExtractRow, MeetingRow
 from justering.model.meeting import Meeting, meeting_from_dict, meeting_to_dict
@@ -41,14 +43,25 @@ def _manifest_digest(manifest: dict[str, object]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def record_meeting(services: Services, meeting: Meeting) -> bool:
+def record_meeting(services: Services, meeting: Meeting, *, client: str | None = None) -> bool:
     """Record a validated meeting. True if new; False if the same manifest was
-    recorded before (``meeting_id`` is the idempotency key). A different
-    manifest under a known ``meeting_id`` is refused, and so is text the
-    extract's fonts cannot show, and a meeting of a body without a förvaringsplats:
-    this is the last check before anything starts."""
+    recorded before (``meeting_id`` is the idempotency key, per client: the meeting
+    is kept under :func:`~justering.ledger.clients.scoped_meeting_id`). A different
+    manifest under a known ``meeting_id`` is refused, and so are more paragraphs
+    than the configured maximum, text the extract's fonts cannot show, and a meeting
+    of a body without a förvaringsplats: this is the last check before anything
+    starts."""
+    limit = services.settings.max_paragraphs
+    if len(meeting.paragraphs) > limit:
+        raise ManifestError(
+            "paragraphs",
+            f"{len(meeting.paragraphs)} paragraphs; at most {limit} are accepted in one "
+            "meeting (max_paragraphs in the configuration)",
+        )
     check_printable(meeting)
     kept_at_of(meeting, services.settings)
+    external_id = meeting.meeting_id
+    meeting = replace(meeting, meeting_id=scoped_meeting_id(client, external_id))
     manifest = meeting_to_dict(meeting)
     digest = _manifest_digest(manifest)
     try:
@@ -63,6 +76,8 @@ def record_meeting(services: Services, meeting: Meeting) -> bool:
                     created_at=utcnow(),
                     work_requested=1,
                     work_done=0,
+                    client=client,
+                    external_id=external_id,
                 )
             )
     except IntegrityError:  # recorded concurrently by another request: same rules

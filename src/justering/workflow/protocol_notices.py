@@ -5,17 +5,20 @@ declined paragraph.
 Both run from :func:`justering.workflow.advance.advance_meeting` and are decided
 from the ledger alone: a message is recorded as a ``notified`` event on the
 protocol's trail in the transaction that sends it, under the meeting's lock, so
-running them again, or in two processes at once, sends nothing twice.
+running them again, or in two processes at once, sends nothing twice. A message
+that cannot leave is logged and reported, and tried again by the next advance.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from justering.errors import JusteringError
 from justering.ledger.extracts import append_event, append_signer_event, event_rows, lock_meeting
 from justering.ledger.schema import ExtractRow
 from justering.mail.compose import MeetingHeader
@@ -37,6 +40,8 @@ from justering.workflow.services import Services
 
 __all__ = ["HELD_NOTICE", "JUSTERED_NOTICE", "tell_held", "tell_justered"]
 
+log = logging.getLogger(__name__)
+
 JUSTERED_NOTICE = "justered_notice"
 """The detail key of the ``notified`` event that records the secretary's notice of a
 justered protocol (its value: the protocol's version)."""
@@ -45,23 +50,24 @@ HELD_NOTICE = "held_notice"
 protocol (its value: the declined §)."""
 
 
-def tell_justered(services: Services, meeting: Meeting) -> int:
+def tell_justered(services: Services, meeting: Meeting) -> list[str]:
     """Tell the secretary of every justered protocol of the meeting they have not
-    heard of; how many notices were sent."""
-    sent = 0
+    heard of; what could not be sent."""
+    failed: list[str] = []
     with services.ledger.reading() as session:
         due = [row.id for row in _justered_untold(session, meeting)]
     for protocol_id in due:
-        with services.ledger.transaction() as session:
-            lock_meeting(session, meeting.meeting_id)
-            protocol = next(
-                (row for row in _justered_untold(session, meeting) if row.id == protocol_id), None
-            )
-            if protocol is None:
-                continue  # told by a concurrent advance meanwhile
-            _send_justered(session, services, meeting, protocol)
-            sent += 1
-    return sent
+        try:
+            with services.ledger.transaction() as session:
+                lock_meeting(session, meeting.meeting_id)
+                untold = _justered_untold(session, meeting)
+                protocol = next((row for row in untold if row.id == protocol_id), None)
+                if protocol is not None:  # else told by a concurrent advance meanwhile
+                    _send_justered(session, services, meeting, protocol)
+        except JusteringError as error:
+            log.warning("no justering notice for %s: %s", meeting.meeting_id, error.diagnostics())
+            failed.append(f"justering notice: {error.diagnostics()}")
+    return failed
 
 
 def _justered_untold(session: Session, meeting: Meeting) -> list[ExtractRow]:
@@ -119,23 +125,26 @@ class _Hold:
     protocols: tuple[ExtractRow, ...]
 
 
-def tell_held(services: Services, meeting: Meeting) -> int:
+def tell_held(services: Services, meeting: Meeting) -> list[str]:
     """Tell the chair and every adjuster (but the one who declined) of every declined
     paragraph that holds a protocol they have not heard of, in one message per
-    paragraph; how many messages were sent."""
-    sent = 0
+    paragraph; what could not be sent."""
+    failed: list[str] = []
     with services.ledger.reading() as session:
         due = [(hold.paragraph, signer) for hold, signer in _held_untold(session, meeting)]
     for paragraph, signer in due:
-        with services.ledger.transaction() as session:
-            lock_meeting(session, meeting.meeting_id)
-            untold = _held_untold(session, meeting)
-            hold = next((h for h, s in untold if (h.paragraph, s) == (paragraph, signer)), None)
-            if hold is None:
-                continue
-            _send_held(session, services, meeting, hold, signer)
-            sent += 1
-    return sent
+        try:
+            with services.ledger.transaction() as session:
+                lock_meeting(session, meeting.meeting_id)
+                untold = _held_untold(session, meeting)
+                found = (h for h, s in untold if (h.paragraph, s) == (paragraph, signer))
+                hold = next(found, None)
+                if hold is not None:
+                    _send_held(session, services, meeting, hold, signer)
+        except JusteringError as error:
+            log.warning("no notice to %s: %s", signer.email, error.diagnostics())
+            failed.append(f"{signer.slot}: {error.diagnostics()}")
+    return failed
 
 
 def _held_untold(session: Session, meeting: Meeting) -> list[tuple[_Hold, Signer]]:

@@ -38,8 +38,9 @@ class Services:
 
     @property
     def trust_roots(self) -> list[x509.Certificate]:
-        """What an archived extract is validated against: our CA and the TSA's root."""
-        return [self.ca.certificate, *([self.tsa_root] if self.tsa_root else [])]
+        """What an archived extract is validated against: our CA's roots (its
+        chain's and those of earlier certificates) and the TSA's root."""
+        return [*self.ca.trust_anchors, *([self.tsa_root] if self.tsa_root else [])]
 
 
 def open_services(settings: Settings) -> Services:

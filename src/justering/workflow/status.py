@@ -3,8 +3,11 @@ have work."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import datetime as dt
 
+from sqlalchemy import or_, select
+
+from justering.ledger.database import utcnow
 from justering.ledger.schema import ExtractRow, MeetingRow
 from justering.model.extract import ExtractSummary
 from justering.model.process import DocumentKind, ExtractStatus
@@ -63,14 +66,19 @@ def unfinished_meetings(services: Services) -> tuple[str, ...]:
         return tuple(sorted((meetings - drafted) | open_))
 
 
-def meetings_needing_work(services: Services) -> tuple[str, ...]:
+def meetings_needing_work(services: Services, *, now: dt.datetime | None = None) -> tuple[str, ...]:
     """Meetings with something recorded since their last complete advance (a new
-    meeting, a signature): what the reconciler nudges after a restart or a failure."""
+    meeting, a signature): what the reconciler nudges after a restart or a failure.
+    A meeting whose advances keep failing is left out until its back-off has run out."""
+    moment = now or utcnow()
     with services.ledger.reading() as session:
         return tuple(
             session.execute(
                 select(MeetingRow.meeting_id)
-                .where(MeetingRow.work_requested > MeetingRow.work_done)
+                .where(
+                    MeetingRow.work_requested > MeetingRow.work_done,
+                    or_(MeetingRow.retry_after.is_(None), MeetingRow.retry_after <= moment),
+                )
                 .order_by(MeetingRow.created_at)
             ).scalars()
         )

@@ -44,6 +44,7 @@ from justering.devtools.bench.memory import (
 from justering.devtools.bench.report import BenchReport
 from justering.devtools.bench.verify import clean_environment, compare_verify
 from justering.devtools.demo import start_service
+from justering.devtools.meeting_system import MeetingSystem, register_meeting_system
 from justering.errors import ConfigError
 from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow, TrailEventRow, aware_utc
@@ -69,18 +70,23 @@ def _say(progress: bool, text: str) -> None:
 class _Service:
     """``justering serve`` for the bench and a client of its web API."""
 
-    def __init__(self, settings: Settings, client: httpx.Client, base: str) -> None:
+    def __init__(
+        self, settings: Settings, client: httpx.Client, base: str, system: MeetingSystem
+    ) -> None:
         self.settings = settings
         self.client = client
         self.base = base
+        self.system = system
 
     def post(self, meeting: Meeting) -> None:
-        answer = self.client.post("/api/meetings", json=meeting_to_dict(meeting))
+        answer = self.client.post(
+            "/api/meetings", json=meeting_to_dict(meeting), headers=self.system.headers
+        )
         if answer.status_code != 202:
             raise ConfigError(f"bench: the web API refused {meeting.meeting_id}: {answer.text}")
 
     def statuses(self, meeting_id: str) -> list[str]:
-        answer = self.client.get(f"/api/meetings/{meeting_id}")
+        answer = self.client.get(f"/api/meetings/{meeting_id}", headers=self.system.headers)
         if answer.status_code != 200:
             raise ConfigError(f"bench: {meeting_id}: {answer.status_code} {answer.text[:300]}")
         return [extract["status"] for extract in answer.json()["extracts"]]
@@ -186,8 +192,9 @@ def _run_pipeline(
                 f"bench: the pipeline did not finish; see {service.settings.home / 'serve.log'}"
             )
         time.sleep(POLL_SECONDS)
-    stages = stage_times(service.settings, meeting.meeting_id, posted)
-    return _archived_at(service.settings, meeting.meeting_id) - posted, clicks, reaction, stages
+    key = service.system.key(meeting.meeting_id)
+    stages = stage_times(service.settings, key, posted)
+    return _archived_at(service.settings, key) - posted, clicks, reaction, stages
 
 
 def unfinished_flow_runs(meeting_ids: Collection[str]) -> int | None:
@@ -244,7 +251,7 @@ def _run_latency(
         len(meetings),
         "the chairs' messages",
     )
-    _wait_quiet(service_pid, ids)
+    _wait_quiet(service_pid, {service.system.key(meeting_id) for meeting_id in ids})
     clicks: list[Click] = []
     for number, meeting in enumerate(meetings, 1):
 
@@ -383,6 +390,9 @@ def run_bench(
     for pid in _prefect_server_pids(os.environ.get("PREFECT_API_URL")):
         sampler.watch("prefect", pid)
     outbox = Outbox(bench.outbox_dir)
+    system = register_meeting_system(
+        bench, "bench", [main.body.code, *(m.body.code for m in small)]
+    )
     with sampler.running():
         command, environ = _serve_command()
         process = start_service(
@@ -392,7 +402,7 @@ def run_bench(
         try:
             wait_until_healthy(f"{base}/healthz", process, 120)
             with httpx.Client(base_url=base, timeout=WAIT_SECONDS) as client:
-                service = _Service(bench, client, base)
+                service = _Service(bench, client, base, system)
                 _say(progress, f"pipeline: {extracts} extracts through {base}")
                 seconds, bulk_clicks, reaction, stages = _run_pipeline(
                     service, outbox, main, progress
@@ -407,7 +417,7 @@ def run_bench(
         floors.append(run_floor(main, ca, bench.signer_certificate_validity, home / "floor"))
         note_load("floor_2")
         _say(progress, f"floor: {min(floors):.1f} s at best; verify against pdfsig")
-        mine = _archived_pdfs(bench, main.meeting_id)
+        mine = _archived_pdfs(bench, system.key(main.meeting_id))
         signatures = 2 + len(main.adjusters)
         verify = compare_verify(home, mine, signatures, sampler)
     latencies = click_latencies(clicks, outbox.notices)

@@ -1,0 +1,304 @@
+"""Where a meeting's paragraphs stand, as the secretary follows it: for each
+paragraph its version and status, who has signed it, who is waiting (and since
+when they were asked), the decline comments, the announcement; for the meeting
+its justering deadline.
+
+Read only, in the same few queries whatever the meeting's size (the meeting, its
+extracts, their trail events). ``justering status`` prints it
+(:mod:`justering.cli.status`); a secretary's page can render the same
+:class:`MeetingView`. Times are UTC here; readers show them in Swedish time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from justering.ledger.schema import ExtractRow, TrailEventRow, aware_utc
+from justering.model.calendar import local_today
+from justering.model.extract import ExtractSummary
+from justering.model.meeting import Meeting
+from justering.model.minutes import Paragraph
+from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
+from justering.model.roles import Role
+from justering.model.trail import EventKind
+from justering.workflow.meetings import deadline_of, load_meeting
+from justering.workflow.services import Services
+
+__all__ = [
+    "Decline",
+    "MeetingView",
+    "ParagraphView",
+    "Signature",
+    "Waiting",
+    "meeting_view",
+]
+
+NOT_DRAFTED_SWEDISH = "inte upprättat ännu"
+"""The status of a paragraph whose extract has not been drafted yet."""
+
+_KINDS = (*SIGNATURE_EVENTS, EventKind.NOTIFIED, EventKind.DECLINED, EventKind.ANNOUNCED)
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A signature on the paragraph's current version."""
+
+    name: str
+    email: str | None
+    role: Role
+    at: dt.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "email": self.email,
+            "role": self.role.value,
+            "signed_at": _utc(self.at),
+        }
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A signer whose turn it is and who has not signed the current version."""
+
+    name: str
+    email: str
+    role: Role
+    notified_at: dt.datetime | None
+    """When they were first asked to sign this version; None: not asked yet."""
+    last_notified_at: dt.datetime | None
+    """Their latest message for this version (a reminder, if later than the first)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "email": self.email,
+            "role": self.role.value,
+            "notified_at": _utc(self.notified_at) if self.notified_at else None,
+            "last_notified_at": _utc(self.last_notified_at) if self.last_notified_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Decline:
+    """A signer's decline of the current version, with their comment."""
+
+    name: str
+    email: str | None
+    role: Role | None
+    comment: str
+    at: dt.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "email": self.email,
+            "role": self.role.value if self.role else None,
+            "comment": self.comment,
+            "declined_at": _utc(self.at),
+        }
+
+
+@dataclass(frozen=True)
+class ParagraphView:
+    """One paragraph of the meeting and where its extract stands."""
+
+    paragraph: Paragraph
+    extract: ExtractSummary | None
+    """None while the paragraph is not drafted yet."""
+    overdue: bool
+    """Still in the justering (chair or adjusters) after the deadline."""
+    signatures: tuple[Signature, ...] = ()
+    waiting: tuple[Waiting, ...] = ()
+    declines: tuple[Decline, ...] = ()
+    announced_on: dt.date | None = None
+    """The day the justering was announced on the anslagstavla (this version)."""
+    appeal_deadline: dt.date | None = None
+
+    @property
+    def number(self) -> int:
+        return self.paragraph.number
+
+    @property
+    def title(self) -> str:
+        return self.extract.title if self.extract else self.paragraph.title
+
+    @property
+    def dnr(self) -> str | None:
+        return self.extract.dnr if self.extract else self.paragraph.dnr
+
+    @property
+    def status(self) -> ExtractStatus | None:
+        return self.extract.status if self.extract else None
+
+    @property
+    def status_swedish(self) -> str:
+        return self.extract.status.swedish if self.extract else NOT_DRAFTED_SWEDISH
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.extract
+        return {
+            "paragraph": self.number,
+            "dnr": self.dnr,
+            "title": self.title,
+            "immediate": self.paragraph.immediate,
+            "drafted": e is not None,
+            "version": e.version if e else None,
+            "status": e.status.value if e else None,
+            "status_swedish": self.status_swedish,
+            "overdue": self.overdue,
+            "signatures": [s.to_json() for s in self.signatures],
+            "waiting": [w.to_json() for w in self.waiting],
+            "declines": [d.to_json() for d in self.declines],
+            "announced_on": self.announced_on.isoformat() if self.announced_on else None,
+            "appeal_deadline": self.appeal_deadline.isoformat() if self.appeal_deadline else None,
+            "sha256": e.document_sha256 if e else None,
+            "archive_uri": e.archive_uri if e else None,
+        }
+
+
+@dataclass(frozen=True)
+class MeetingView:
+    """A meeting and its paragraphs, as of ``today`` (a Swedish date)."""
+
+    meeting: Meeting
+    deadline: dt.date
+    """The last day of the justering (:func:`justering.workflow.meetings.deadline_of`)."""
+    today: dt.date
+    paragraphs: tuple[ParagraphView, ...]
+
+    @property
+    def deadline_passed(self) -> bool:
+        return self.today > self.deadline
+
+    def count(self, status: ExtractStatus | None) -> int:
+        """How many paragraphs stand at ``status`` (None: not drafted yet)."""
+        return sum(1 for p in self.paragraphs if p.status == status)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON of ``justering status --json`` (docs/cli.md)."""
+        m = self.meeting
+        return {
+            "meeting_id": m.meeting_id,
+            "municipality": m.municipality,
+            "body": {"code": m.body.code, "name": m.body.name},
+            "date": m.date.isoformat(),
+            "justering_deadline": self.deadline.isoformat(),
+            "deadline_passed": self.deadline_passed,
+            "paragraphs": [p.to_json() for p in self.paragraphs],
+        }
+
+
+def meeting_view(
+    services: Services, meeting_id: str, *, today: dt.date | None = None
+) -> MeetingView:
+    """Where the meeting's paragraphs stand; ``NotFoundError`` for an unknown meeting."""
+    today = today or local_today()
+    with services.ledger.reading() as session:
+        meeting = load_meeting(session, meeting_id)
+        extracts = {
+            row.paragraph: row
+            for row in session.execute(
+                select(ExtractRow).where(ExtractRow.meeting_id == meeting_id)
+            ).scalars()
+        }
+        events: dict[int, list[TrailEventRow]] = defaultdict(list)
+        for event in session.execute(
+            select(TrailEventRow)
+            .where(
+                TrailEventRow.extract_id.in_([row.id for row in extracts.values()]),
+                TrailEventRow.kind.in_(_KINDS),
+            )
+            .order_by(TrailEventRow.extract_id, TrailEventRow.seq)
+        ).scalars():
+            events[event.extract_id].append(event)
+        deadline = deadline_of(meeting, services.settings)
+        views = []
+        for paragraph in meeting.paragraphs:
+            row = extracts.get(paragraph.number)
+            if row is None:
+                views.append(ParagraphView(paragraph, None, overdue=False))
+                continue
+            views.append(
+                _paragraph_view(
+                    meeting,
+                    paragraph,
+                    row.summary(immediate=paragraph.immediate),
+                    [e for e in events[row.id] if e.version == row.version],
+                    overdue=row.status.in_justering and today > deadline,
+                )
+            )
+    return MeetingView(meeting, deadline, today, tuple(views))
+
+
+def _role(value: str | None) -> Role | None:
+    try:
+        return Role(value) if value else None
+    except ValueError:
+        return None
+
+
+def _paragraph_view(
+    meeting: Meeting,
+    paragraph: Paragraph,
+    extract: ExtractSummary,
+    events: Sequence[TrailEventRow],
+    *,
+    overdue: bool,
+) -> ParagraphView:
+    """The view of one drafted paragraph from its current version's events."""
+    signatures = tuple(
+        Signature(e.actor, e.actor_email, by, aware_utc(e.at))
+        for e in events
+        if e.kind in SIGNATURE_EVENTS and (by := _role(e.role)) is not None
+    )
+    signed = {e.slot for e in events if e.kind in SIGNATURE_EVENTS}
+    asked: dict[str, list[dt.datetime]] = defaultdict(list)
+    for e in events:
+        if e.kind == EventKind.NOTIFIED and e.slot:
+            asked[e.slot].append(aware_utc(e.at))
+    role = extract.status.signing_role
+    waiting = tuple(
+        Waiting(
+            signer.name,
+            signer.email,
+            signer.role,
+            min(asked[signer.slot], default=None),
+            max(asked[signer.slot], default=None),
+        )
+        for signer in (meeting.signers(role) if role else ())
+        if signer.slot not in signed
+    )
+    declines = tuple(
+        Decline(e.actor, e.actor_email, _role(e.role), e.detail.get("comment", ""), aware_utc(e.at))
+        for e in events
+        if e.kind == EventKind.DECLINED
+    )
+    announcement = next((e.detail for e in events if e.kind == EventKind.ANNOUNCED), {})
+    return ParagraphView(
+        paragraph,
+        extract,
+        overdue,
+        signatures,
+        waiting,
+        declines,
+        _date(announcement.get("announced_on")),
+        _date(announcement.get("appeal_deadline")),
+    )
+
+
+def _date(text: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
