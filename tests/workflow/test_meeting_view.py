@@ -180,7 +180,7 @@ def test_the_deadline_is_the_bodys_and_a_reminder_shows_as_the_latest_notice(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = _today_meeting(sample_meeting, adjusters=1)
-    rules = BodyRules(justering_days=5, reminder_days=(2,))
+    rules = BodyRules(justering_days=5, reminder_days=(2,), kept_at="Kansliet")
     services = replace(
         services,
         settings=replace(services.settings, bodies={meeting.body.code: rules}),

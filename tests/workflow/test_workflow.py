@@ -352,7 +352,7 @@ def test_archive_to_s3(settings: Settings, sample_meeting: Meeting, s3_bucket: s
     ) == sorted([*files, "extract.pdf"])
     # beside it, the two protocols (the omedelbar justering's and the whole one)
     protocols = [
-        f"prefix/KSAU/2014/protokoll/2014-08-19-{meeting.meeting_id}/{name}-v1"
+        f"prefix/KSAU/2014/{meeting.meeting_id}/protokoll/2014-08-19-{name}-v1"
         for name in ("protokoll", "protokoll-omedelbar")
     ]
     assert sorted(o["Key"] for o in listed if not o["Key"].startswith(bundle_dir)) == sorted(
