@@ -155,9 +155,10 @@ def test_a_sealed_archive_under_an_outside_root_verifies_with_that_root_alone(
         issued = issue_ca_certificate(request, root_key, tsa.root, crl_url=tsa.crl_url)
         install_issued_chain(ca, [issued, tsa.root])
         [state] = archived_meeting(settings, meeting)
-        # the root's CRL, fetched once for the TSA's certificate and once for our CA's
+        # the root's CRL, fetched once for the TSA's certificate and once for our CA's,
+        # for each document sealed: the extract and the protocol
         crl_path = tsa.crl_url.removeprefix(tsa.base_url)
-        assert tsa.requests.count(f"GET {crl_path}") == 2
+        assert tsa.requests.count(f"GET {crl_path}") == 2 * 2
     finally:
         tsa.stop()
     pdf = Path((state.archive_uri or "").removeprefix("file://")).read_bytes()

@@ -138,6 +138,7 @@ DETAIL_LABELS: Mapping[str, str] = {
     "protocol_sha256": "protokollets SHA-256",
     "protocol_archive_key": "protokollets arkivnyckel",
     "comment": "kommentar",
+    "started_by": "startat av",
     "message_id": "meddelande",
     "reminder_days_left": "påminnelse, dagar kvar",
     "overdue": "försenat, sista dag",
