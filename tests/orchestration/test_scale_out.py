@@ -40,7 +40,7 @@ from support.workflow import run_in_threads
 PARAGRAPHS = 50
 SERVES = 2
 FINISH_SECONDS = 600.0
-FILES_PER_BUNDLE = 5  # extract.pdf, trail.json, intyg.pdf, ca.pem, manifest.json
+FILES_PER_BUNDLE = 5  # extract.pdf (protocol.pdf), trail.json, intyg.pdf, ca.pem, manifest.json
 STAGES = ("awaiting_chair", "awaiting_adjusters", "awaiting_certifier", "certified", "archived")
 MESSAGE_ID_PID = re.compile(r"<\d+\.(\d+)\.")
 """Python's ``make_msgid`` puts the sending process's pid second."""
@@ -202,18 +202,23 @@ def test_two_serve_processes_take_a_50_paragraph_meeting_to_the_archive(
     for paragraph, counts in by_extract.items():
         assert {k: counts[k] for k in once} == once, (paragraph, counts)
 
-    # Each signer: one signing request (one link for all 50) and one receipt.
+    # Each signer: one signing request (one link for all 50 and the protocols) and one
+    # receipt; the certifier, the secretary too, also a notice of each justering (the
+    # protocol, and the omedelbar justering's: the big meeting has such paragraphs).
+    protocols = 1 + bool(meeting.immediate_numbers)
     for email, received in mail.items():
         subjects = [m.subject for m in received]
         assert len([m for m in received if any("/s/" in u for u in m.links)]) == 1, subjects
-        assert len(received) == 2, (email, subjects)
+        expected = 2 + (protocols if email == meeting.certifier.email else 0)
+        assert len(received) == expected, (email, subjects)
 
-    # The archive: one bundle per extract, one version per object, all verified.
-    assert len(versions) == PARAGRAPHS * FILES_PER_BUNDLE, sorted(versions)
+    # The archive: one bundle per extract and per protocol, one version per object,
+    # all verified.
+    assert len(versions) == (PARAGRAPHS + protocols) * FILES_PER_BUNDLE, sorted(versions)
     assert set(versions.values()) == {1}, {k: n for k, n in versions.items() if n != 1}
     assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-3000:]
     report = json.loads(verify.stdout)
-    assert report["valid"] is True and len(report["results"]) == PARAGRAPHS
+    assert report["valid"] is True and len(report["results"]) == PARAGRAPHS + protocols
 
     # One flow run for the meeting, though two runners serve the deployment.
     ran = [

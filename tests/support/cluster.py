@@ -57,6 +57,7 @@ from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow, TrailEventRow
 from justering.model.manifest import load_sample_meeting
 from justering.model.meeting import Meeting, meeting_to_dict
+from justering.model.process import DocumentKind
 from justering.orchestration.prefect_server import (
     free_port,
     local_prefect_server,
@@ -338,17 +339,18 @@ class Cluster:
         return scoped_meeting_id(CLIENT, meeting_id)
 
     def statuses(self, meeting_id: str) -> dict[int, str]:
-        """Every extract's status, by § number."""
+        """Every extract's status, by § number (not the protocols')."""
         with self.ledger.reading() as session:
             rows = session.execute(
                 select(ExtractRow.paragraph, ExtractRow.status).where(
-                    ExtractRow.meeting_id == self.key(meeting_id)
+                    ExtractRow.meeting_id == self.key(meeting_id),
+                    ExtractRow.kind == DocumentKind.EXTRACT,
                 )
             ).all()
         return {int(paragraph): str(status) for paragraph, status in rows}
 
     def events(self, meeting_id: str) -> list[EventRow]:
-        """Every trail event of the meeting's extracts, in order."""
+        """Every trail event of the meeting's extracts (not its protocols'), in order."""
         with self.ledger.reading() as session:
             rows = session.execute(
                 select(
@@ -359,7 +361,10 @@ class Cluster:
                     TrailEventRow.detail,
                 )
                 .join(ExtractRow, ExtractRow.id == TrailEventRow.extract_id)
-                .where(ExtractRow.meeting_id == self.key(meeting_id))
+                .where(
+                    ExtractRow.meeting_id == self.key(meeting_id),
+                    ExtractRow.kind == DocumentKind.EXTRACT,
+                )
                 .order_by(ExtractRow.paragraph, TrailEventRow.seq)
             ).all()
         return [EventRow(int(p), str(k), s, int(v), dict(d or {})) for p, k, s, v, d in rows]
