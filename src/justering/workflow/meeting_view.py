@@ -193,6 +193,9 @@ class ProtocolView:
     appeal_deadline: dt.date | None = None
     late: bool = False
     """Justered after its last day."""
+    justered_on: dt.date | None = None
+    kept_at: str | None = None
+    """The förvaringsplats the announcement gave."""
 
     def to_json(self) -> dict[str, Any]:
         p = self.protocol
@@ -209,6 +212,8 @@ class ProtocolView:
             "announced_on": self.announced_on.isoformat() if self.announced_on else None,
             "appeal_deadline": self.appeal_deadline.isoformat() if self.appeal_deadline else None,
             "late": self.late,
+            "justered_on": self.justered_on.isoformat() if self.justered_on else None,
+            "kept_at": self.kept_at,
             "sha256": p.document_sha256,
             "archive_uri": p.archive_uri,
         }
@@ -340,6 +345,8 @@ def _protocol_view(
         _date(announcement.get("announced_on")),
         _date(announcement.get("appeal_deadline")),
         announcement.get("late") == "true",
+        _date(announcement.get("justered_on")),
+        announcement.get("kept_at"),
     )
 
 
