@@ -66,8 +66,10 @@ def test_ok_needs_a_protocol_and_every_document_archived_and_verified() -> None:
     assert not summary(dataclasses.replace(PROTOCOL, verified=False)).ok
     assert not summary(dataclasses.replace(PROTOCOL, status="justered")).ok
     assert not summary(PROTOCOL, extract=dataclasses.replace(EXTRACT, verified=False)).ok
-    assert summary(dataclasses.replace(PROTOCOL, verified=False)).describe().endswith(
-        "NÅGOT GICK FEL (something failed)"
+    assert (
+        summary(dataclasses.replace(PROTOCOL, verified=False))
+        .describe()
+        .endswith("NÅGOT GICK FEL (something failed)")
     )
 
 
