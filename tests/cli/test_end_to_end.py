@@ -7,6 +7,7 @@ One demo run per variant (module-scoped), since each takes about half a minute.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -34,6 +35,9 @@ SIGNERS = [
     ("Rolf Wasteson", "Justerare"),
     ("Lena Sekreterare", "Utdragsbestyrkande"),
 ]
+PROTOCOL_SIGNERS = SIGNERS[:2]
+"""The protocol is justered by the chair and the adjuster; the certifier certifies
+the extracts only."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class DemoRun:
     @property
     def extracts(self) -> list[dict[str, Any]]:
         return list(json.loads(self.stdout)["extracts"])
+
+    @property
+    def protocols(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.stdout)["protocols"])
 
 
 def run_demo(home: Path, env: dict[str, str]) -> DemoRun:
@@ -120,6 +128,34 @@ def test_demo_archives_every_paragraph_in_time(demo: DemoRun) -> None:
         assert extract["status"] == "archived"
 
 
+def test_demo_justers_announces_and_archives_the_protocol(demo: DemoRun) -> None:
+    """The sample meeting has no omedelbart justerad paragraph: one protocol, justered
+    in time, announced on the anslagstavla with its förvaringsplats and the appeal
+    deadline three weeks on, archived and verified."""
+    assert demo.returncode == 0, describe(demo)
+    [protocol] = demo.protocols
+    assert protocol["kind"] == "protocol"
+    assert protocol["status"] == "archived"
+    assert protocol["verified"] is True
+    assert protocol["late"] is False
+    assert protocol["justered_on"] == protocol["announced_on"]
+    announced = dt.date.fromisoformat(protocol["announced_on"])
+    assert protocol["appeal_deadline"] == (announced + dt.timedelta(weeks=3)).isoformat()
+    assert protocol["kept_at"]
+
+
+def test_the_demo_counts_the_signatures_it_made_apart_from_the_links_it_followed(
+    demo: DemoRun,
+) -> None:
+    """Three signatures in each of the four extracts and two in the protocol, made
+    through one link per signer."""
+    assert demo.returncode == 0, describe(demo)
+    summary = json.loads(demo.stdout)
+    assert [e["signatures"] for e in demo.extracts] == [len(SIGNERS)] * 4
+    assert [p["signatures"] for p in demo.protocols] == [len(PROTOCOL_SIGNERS)]
+    assert (summary["signatures"], summary["links"]) == (14, len(SIGNERS))
+
+
 def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
     assert demo.returncode == 0, describe(demo)
     archive = demo.home / "archive"
@@ -136,16 +172,31 @@ def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
             "ca.pem",
             "manifest.json",
         }
+    [protocol] = demo.protocols
+    path = local_path(protocol["archive_uri"])
+    assert path.is_relative_to(archive) and path.name == "protocol.pdf"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == protocol["sha256"]
+    assert {p.name for p in path.parent.iterdir()} == {
+        "protocol.pdf",
+        "trail.json",
+        "intyg.pdf",
+        "ca.pem",
+        "manifest.json",
+    }
 
 
 def test_the_signers_were_notified_once_per_stage(demo: DemoRun) -> None:
-    """One message per signer, each granting every extract: the demo followed them;
-    and one receipt per signer."""
+    """One message per signer, each granting every document of their stage (the
+    chair's and the adjuster's the protocol with its extracts): the demo followed
+    them; one receipt per signer; and one notice to the secretary that the protocol
+    is justered."""
     outbox = sorted((demo.home / "outbox").glob("*.eml"))
     receipts = [m for m in outbox if "-receipt-" in m.name]
-    messages = [m for m in outbox if "-receipt-" not in m.name]
+    notices = [m for m in outbox if "-justered-" in m.name]
+    messages = [m for m in outbox if m not in receipts and m not in notices]
     assert len(messages) == len(SIGNERS), messages
     assert len(receipts) == len(SIGNERS), receipts
+    assert len(notices) == 1, notices
     text = "\n".join(m.read_text(encoding="utf-8", errors="replace") for m in messages)
     assert len(re.findall(r"/s/[A-Za-z0-9_-]+", text)) >= len(SIGNERS)
 
@@ -156,16 +207,24 @@ def test_pdfsig_finds_every_signature_valid(demo: DemoRun) -> None:
         assert report.count("Signature #") == len(SIGNERS), report
         assert report.count("- Signature Validation: Signature is Valid.") == len(SIGNERS)
         assert report.count("Total document signed") == 1  # the certification, last
+    [protocol] = demo.protocols
+    report = pdfsig(local_path(protocol["archive_uri"]))
+    assert report.count("Signature #") == len(PROTOCOL_SIGNERS), report
+    assert report.count("- Signature Validation: Signature is Valid.") == len(PROTOCOL_SIGNERS)
+    assert report.count("Total document signed") == 1  # the last adjuster's
 
 
 def test_pdfsig_trusts_the_exported_ca_and_names_signers_and_roles(
     demo: DemoRun, nss_db: str
 ) -> None:
-    for extract in demo.extracts:
-        report = pdfsig(local_path(extract["archive_uri"]), "-nssdir", nss_db)
+    documents = [(e, SIGNERS) for e in demo.extracts] + [
+        (p, PROTOCOL_SIGNERS) for p in demo.protocols
+    ]
+    for document, signers in documents:
+        report = pdfsig(local_path(document["archive_uri"]), "-nssdir", nss_db)
         signatures = report.split("Signature #")[1:]
-        assert len(signatures) == len(SIGNERS), report
-        for (name, role), signature in zip(SIGNERS, signatures, strict=True):
+        assert len(signatures) == len(signers), report
+        for (name, role), signature in zip(signers, signatures, strict=True):
             assert f"Signer Certificate Common Name: {name}\n" in signature
             assert f"title={role}" in signature
             assert "Signature Validation: Signature is Valid." in signature
@@ -178,7 +237,10 @@ def test_justering_verify_accepts_the_archive_and_catches_a_flipped_byte(
     archive = demo.home / "archive"
     done = run_cli(demo.home, "verify", "--json", str(archive))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(json.loads(done.stdout)["results"]) == len(demo.extracts)
+    results = json.loads(done.stdout)["results"]
+    assert sorted(r["sha256"] for r in results) == sorted(
+        d["sha256"] for d in demo.extracts + demo.protocols
+    )
 
     path = local_path(demo.extracts[0]["archive_uri"])
     original = path.read_bytes()
@@ -251,6 +313,10 @@ def test_s3_demo_archives_to_the_bucket(s3_demo: DemoRun, s3_endpoint: str) -> N
         key = uri.removeprefix(f"s3://{bucket}/")
         data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         assert hashlib.sha256(data).hexdigest() == extract["sha256"]
+    [protocol] = s3_demo.protocols
+    assert protocol["status"] == "archived"
+    assert protocol["archive_uri"].startswith(f"s3://{bucket}/x/KSAU/2014/")
+    assert protocol["archive_uri"].endswith("/protocol.pdf")
     assert not (s3_demo.home / "archive").exists() or not any(
         (s3_demo.home / "archive").rglob("*.pdf")
     )
@@ -264,5 +330,5 @@ def test_s3_demo_archive_verifies_by_prefix(s3_demo: DemoRun) -> None:
     report = json.loads(done.stdout)
     assert report["valid"] is True
     assert sorted(r["sha256"] for r in report["results"]) == sorted(
-        e["sha256"] for e in s3_demo.extracts
+        d["sha256"] for d in s3_demo.extracts + s3_demo.protocols
     )

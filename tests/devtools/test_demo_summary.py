@@ -75,7 +75,8 @@ def test_ok_needs_a_protocol_and_every_document_archived_and_verified() -> None:
 
 def test_the_json_has_the_protocols_beside_the_extracts() -> None:
     data = summary(PROTOCOL).to_json()
-    assert [e["paragraph"] for e in data["extracts"]] == [125, 125]
+    assert (data["signatures"], data["links"]) == (11, 3)
+    assert [(e["paragraph"], e["signatures"]) for e in data["extracts"]] == [(125, 4), (125, 4)]
     assert data["protocols"] == [
         {
             "kind": "protocol",
@@ -83,6 +84,7 @@ def test_the_json_has_the_protocols_beside_the_extracts() -> None:
             "archive_uri": "s3://arkiv/x/protocol.pdf",
             "sha256": "cd" * 32,
             "verified": True,
+            "signatures": 3,
             "justered_on": "2014-08-25",
             "justering_deadline": "2014-09-02",
             "late": False,

@@ -41,6 +41,7 @@ class DemoExtract:
             "archive_uri": self.archive_uri,
             "sha256": self.sha256,
             "verified": self.verified,
+            "signatures": self.signatures,
         }
 
     def describe(self) -> list[str]:
@@ -77,6 +78,7 @@ class DemoProtocol:
             "archive_uri": self.archive_uri,
             "sha256": self.sha256,
             "verified": self.verified,
+            "signatures": self.signatures,
             "justered_on": day(self.justered_on),
             "justering_deadline": self.justering_deadline.isoformat(),
             "late": self.late,
@@ -134,6 +136,8 @@ class DemoSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "signatures": self.signatures,
+            "links": self.links,
             "extracts": [extract.to_json() for extract in self.extracts],
             "protocols": [protocol.to_json() for protocol in self.protocols],
         }
