@@ -297,6 +297,25 @@ def test_a_protocol_with_a_new_version_leaves_the_board(
     assert _notices(services, ANNOUNCED_ON) == []
 
 
+def _add_extracts(
+    session: Session, meeting: Meeting, status: ExtractStatus, at: dt.datetime
+) -> None:
+    """The meeting's extracts, version 1 in ``status``, without PDFs."""
+    for paragraph in meeting.paragraphs:
+        session.add(
+            ExtractRow(
+                meeting_id=meeting.meeting_id,
+                paragraph=paragraph.number,
+                dnr=paragraph.dnr,
+                title=paragraph.title,
+                version=1,
+                status=status,
+                head_sha256="cd" * 32,
+                updated_at=at,
+            )
+        )
+
+
 def _synthetic_protocol(
     session: Session,
     meeting: Meeting,
@@ -307,19 +326,7 @@ def _synthetic_protocol(
 ) -> ExtractRow:
     """A protocol whose chair and adjusters signed at ``signed_at``, and its extracts,
     recorded through the ledger without rendering or signing PDFs."""
-    for paragraph in meeting.paragraphs:
-        session.add(
-            ExtractRow(
-                meeting_id=meeting.meeting_id,
-                paragraph=paragraph.number,
-                dnr=paragraph.dnr,
-                title=paragraph.title,
-                version=1,
-                status=ExtractStatus.AWAITING_PROTOCOL,
-                head_sha256="cd" * 32,
-                updated_at=signed_at,
-            )
-        )
+    _add_extracts(session, meeting, ExtractStatus.AWAITING_PROTOCOL, signed_at)
     protocol = ExtractRow(
         id=extract_id,
         meeting_id=meeting.meeting_id,
@@ -647,19 +654,7 @@ class TestPublicBoard:
                     session, small_meeting(meeting, paragraphs=()), signed_at, kind=kind
                 )
                 announce(session, protocol, meeting, services.settings, now=signed_at)
-            for paragraph in meeting.paragraphs:
-                session.add(
-                    ExtractRow(
-                        meeting_id=meeting.meeting_id,
-                        paragraph=paragraph.number,
-                        dnr=paragraph.dnr,
-                        title=paragraph.title,
-                        version=1,
-                        status=ExtractStatus.AWAITING_CERTIFIER,
-                        head_sha256="ef" * 32,
-                        updated_at=signed_at,
-                    )
-                )
+            _add_extracts(session, meeting, ExtractStatus.AWAITING_CERTIFIER, signed_at)
         app = FastAPI()
         app.include_router(
             noticeboard_router(services, today=Clock(dt.date(2024, 1, 8))), prefix="/anslagstavla"
