@@ -15,16 +15,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from justering.archive.bundle import EXTRACT_PDF, PROTOCOL_PDF
+from justering.documents.fonts import one_line
 from justering.model.calendar import local_second
 from justering.model.process import DocumentKind
+from justering.model.roles import Role
 from justering.model.trail import EventKind, TrailEvent
 
 __all__ = [
     "DETAIL_LABELS",
+    "SHORT_HASH_CHARS",
     "CompletionSubject",
     "JusteringFacts",
+    "abridged",
     "detail_text",
+    "role_name",
+    "short",
+    "timestamp_line",
+    "yes_no",
 ]
+
+SHORT_HASH_CHARS = 10
+_DETAIL_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -180,3 +191,35 @@ def _aware_time(value: str) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
+
+
+def short(digest: str | None) -> str:
+    """A SHA-256 cut to its first characters (the whole one is in trail.json)."""
+    if not digest:
+        return "–"
+    return digest if len(digest) <= SHORT_HASH_CHARS else f"{digest[:SHORT_HASH_CHARS]}…"
+
+
+def abridged(text: str) -> str:
+    """A long detail cut short, pointing to trail.json for the rest."""
+    return text if len(text) <= _DETAIL_CHARS else f"{text[:_DETAIL_CHARS]}… (trail.json)"
+
+
+def role_name(role: str | None) -> str:
+    """A trail's role in Swedish (an unknown one as it was recorded, on one line)."""
+    if role is None:
+        return "–"
+    try:
+        return Role(role).swedish
+    except ValueError:
+        return one_line(role)
+
+
+def timestamp_line(at: dt.datetime | None, trusted: bool) -> str:
+    if at is None:
+        return "Tidsstämpel: ingen; tiden ovan är signeringstjänstens egen (no RFC 3161 timestamp)"
+    return f"Tidsstämpel (RFC 3161): {local_second(at)}, betrodd: {yes_no(trusted)}"
+
+
+def yes_no(value: bool) -> str:
+    return "ja" if value else "NEJ"

@@ -26,13 +26,22 @@ from fpdf.enums import TableBordersLayout, WrapMode
 from fpdf.fonts import FontFace
 from fpdf.table import Table
 
-from justering.archive.completion_text import CompletionSubject, JusteringFacts, detail_text
+from justering.archive.completion_text import (
+    SHORT_HASH_CHARS,
+    CompletionSubject,
+    JusteringFacts,
+    abridged,
+    detail_text,
+    role_name,
+    short,
+    timestamp_line,
+    yes_no,
+)
 from justering.documents import layout
 from justering.documents.fonts import FONT_FAMILY, add_fonts, one_line
 from justering.documents.rendering import PRODUCER, number_pages
 from justering.model.calendar import local_minute, local_second
 from justering.model.meeting import Meeting
-from justering.model.roles import Role
 from justering.model.trail import TrailEvent, chain_problems
 from justering.pades.validate import DocumentTimestampReport, ExtractValidation, SignatureReport
 
@@ -47,7 +56,6 @@ __all__ = [
 TITLE = "Intyg om genomförd signering"
 SUBTITLE = "Certificate of completion"
 ALL_CHECKS_PASSED = "Alla kontroller godkända"
-SHORT_HASH_CHARS = 10
 """Hex digits shown of a shortened hash (followed by "…")."""
 
 
@@ -64,7 +72,6 @@ _SIGNATURE_COLUMNS = (50.0, 30.0, 56.0, 16.0, 18.0)
 _TRAIL_COLUMNS = (7.0, 33.0, 28.0, 31.0, 27.0, 22.0, 22.0)
 _TRAIL_ROW_MM = 5.6
 _CELL_PADDING_MM = 1.2
-_DETAIL_CHARS = 300
 """Longer detail values (a redraft's whole corrected text) are shortened in the
 certificate; trail.json beside it has them whole."""
 _FACT_COLUMNS = (48.0, 122.0)
@@ -123,39 +130,10 @@ def _shown_texts(
     return texts
 
 
-def _short(digest: str | None) -> str:
-    if not digest:
-        return "–"
-    return digest if len(digest) <= SHORT_HASH_CHARS else f"{digest[:SHORT_HASH_CHARS]}…"
-
-
-def _abridged(text: str) -> str:
-    return text if len(text) <= _DETAIL_CHARS else f"{text[:_DETAIL_CHARS]}… (trail.json)"
-
-
-def _role_name(role: str | None) -> str:
-    if role is None:
-        return "–"
-    try:
-        return Role(role).swedish
-    except ValueError:
-        return one_line(role)
-
-
 def _has_timestamps(validation: ExtractValidation) -> bool:
     return bool(validation.document_timestamps) or any(
         signature.timestamped_at is not None for signature in validation.signatures
     )
-
-
-def _timestamp_line(at: dt.datetime | None, trusted: bool) -> str:
-    if at is None:
-        return "Tidsstämpel: ingen; tiden ovan är signeringstjänstens egen (no RFC 3161 timestamp)"
-    return f"Tidsstämpel (RFC 3161): {local_second(at)}, betrodd: {_yes_no(trusted)}"
-
-
-def _yes_no(value: bool) -> str:
-    return "ja" if value else "NEJ"
 
 
 class _CompletionDocument(FPDF):
@@ -296,13 +274,13 @@ class _CompletionDocument(FPDF):
                 row.cell(one_line(signature.signer_name) or "–")
                 row.cell(signature.role.swedish if signature.role else "–")
                 row.cell(local_second(signature.signed_at) if signature.signed_at else "okänd")
-                row.cell(_yes_no(signature.intact and signature.valid))
-                row.cell(_yes_no(signature.trusted))
+                row.cell(yes_no(signature.intact and signature.valid))
+                row.cell(yes_no(signature.trusted))
                 evidence = table.row()
                 evidence.cell(
                     "Certifikatets SHA-256 (fingerprint): "
                     f"{signature.certificate_fingerprint or '–'}\n"
-                    + _timestamp_line(signature.timestamped_at, signature.timestamp_trusted),
+                    + timestamp_line(signature.timestamped_at, signature.timestamp_trusted),
                     colspan=len(_SIGNATURE_COLUMNS),
                     style=FontFace(color=_GREY),
                 )
@@ -328,7 +306,7 @@ class _CompletionDocument(FPDF):
                 row.cell(one_line(timestamp.field_name))
                 at = timestamp.timestamped_at
                 row.cell(local_second(at) if at else "okänd")
-                row.cell(_yes_no(timestamp.trusted))
+                row.cell(yes_no(timestamp.trusted))
         self.ln(4)
 
     def write_trail(self, events: Sequence[TrailEvent]) -> None:
@@ -355,13 +333,13 @@ class _CompletionDocument(FPDF):
                     local_minute(event.at, zone=True),
                     event.kind.swedish,
                     one_line(event.actor) or "–",
-                    _role_name(event.role),
-                    _short(event.document_sha256),
-                    _short(event.hash),
+                    role_name(event.role),
+                    short(event.document_sha256),
+                    short(event.hash),
                 )
             )
             details = [
-                _abridged(one_line(detail_text(key, value)))
+                abridged(one_line(detail_text(key, value)))
                 for key, value in sorted(event.detail.items())
             ]
             actor = one_line(event.actor)
