@@ -17,6 +17,7 @@ from justering import workflow
 from justering.archive.verify import verify_targets
 from justering.errors import Refusal
 from justering.ledger.extracts import load_document
+from justering.model.calendar import local_today
 from justering.model.meeting import Meeting
 from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Role
@@ -223,6 +224,13 @@ def test_a_meeting_with_an_omedelbar_paragraph_and_a_declined_one(
     results = list(verify_targets([str(services.settings.archive_dir)], services.trust_roots))
     assert sorted(r.kind for r in results) == ["extract"] * 4 + ["protocol"] * 2
     assert all(r.ok for r in results), [(r.target, r.checks) for r in results if not r.ok]
+
+    # The secretary's view lists the protocols in the order they were justered.
+    view = workflow.meeting_view(services, meeting.meeting_id)
+    assert [(p.protocol.kind, p.justered_on) for p in view.protocols] == [
+        (DocumentKind.IMMEDIATE_PROTOCOL, local_today()),
+        (DocumentKind.PROTOCOL, local_today()),
+    ]
 
 
 @SQLITE_ONLY

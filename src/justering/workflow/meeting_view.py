@@ -265,7 +265,7 @@ def meeting_view(
             session.execute(
                 select(ExtractRow)
                 .where(ExtractRow.meeting_id == meeting_id)
-                .order_by(ExtractRow.kind.desc())
+                .order_by(ExtractRow.id)
             ).scalars()
         )
         events: dict[int, list[TrailEventRow]] = defaultdict(list)
@@ -307,12 +307,17 @@ def meeting_view(
                 ),
                 today,
             )
-            for row in rows
+            for row in sorted(rows, key=_justered_first)
             if row.kind.is_protocol
         )
     return MeetingView(
         meeting, deadline_of(meeting, services.settings), today, tuple(views), protocols
     )
+
+
+def _justered_first(row: ExtractRow) -> bool:
+    """The small protocol of the omedelbar justering first: it is justered first."""
+    return row.kind is not DocumentKind.IMMEDIATE_PROTOCOL
 
 
 def _role(value: str | None) -> Role | None:
