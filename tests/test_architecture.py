@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "justering"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),
     frozenset({"model"}),
-    frozenset({"config"}),
+    frozenset({"config", "home"}),
     frozenset({"documents"}),
     frozenset({"pades"}),
     frozenset({"ledger"}),

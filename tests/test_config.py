@@ -1,9 +1,10 @@
 import datetime as dt
+import stat
 from pathlib import Path
 
 import pytest
 
-from justering.config import load_settings
+from justering.config import HOME_KEY_BYTES, home_key, load_settings
 from justering.errors import ConfigError
 from justering.model.roles import Person
 
@@ -144,3 +145,25 @@ def test_the_forvaringsplats_and_the_omedelbar_deadline_per_body(tmp_path: Path)
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_a_home_key_is_made_once_0600_and_the_same_for_everyone(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "home" / "some.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: home_key(path, what="a key", if_damaged="x"), range(8)))
+    assert len(set(keys)) == 1 and len(keys[0]) == HOME_KEY_BYTES
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes() == keys[0]
+
+
+def test_a_damaged_home_key_is_named_with_what_to_do(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "home", environ={})
+    path = settings.trail_key_file
+    assert path == settings.home / "trail-head.key"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"short")
+    with pytest.raises(ConfigError, match=r"trail-head\.key: the trail key is too short; restore"):
+        home_key(path, what="the trail key", if_damaged="restore it")
+    assert path.read_bytes() == b"short"  # never replaced

@@ -7,7 +7,9 @@ archive directory and the outbox folder, all under ``JUSTERING_HOME``.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,12 +24,18 @@ from justering.model.roles import Person
 
 __all__ = [
     "DEFAULT_HOME",
+    "HOME_KEY_BYTES",
+    "TRAIL_KEY_FILE",
     "BodyRules",
     "Settings",
+    "home_key",
     "load_settings",
 ]
 
 DEFAULT_HOME = Path("~/.justering")
+TRAIL_KEY_FILE = "trail-head.key"
+"""The home's key for the ledger's trail heads (:mod:`justering.ledger.heads`)."""
+HOME_KEY_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,10 @@ class Settings:
     """The förvaringsplats of every body without its own (``protocol_kept_at``)."""
     immediate_days: int = 1
     """Deadline of the omedelbar justering, days after the meeting (0 or 1)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
+    X-Forwarded-Proto are believed ([web] trusted_proxies, JUSTERING_TRUSTED_PROXIES);
+    empty: none, the client's own address and scheme count."""
     max_paragraphs: int = 300
     """The most paragraphs one meeting may have: a signer signs them in one request,
     which must finish well within any proxy's timeout."""
@@ -133,8 +145,46 @@ class Settings:
     def prefect_home(self) -> Path:
         return self.home / "prefect"
 
+    @property
+    def trail_key_file(self) -> Path:
+        """The key that seals the ledger's trail heads: the same file in every home
+        that shares the ledger (docs/deploy.md)."""
+        return self.home / TRAIL_KEY_FILE
+
+    def trail_key(self) -> bytes:
+        """The key in :attr:`trail_key_file`, made on first use (mode 0600)."""
+        return home_key(
+            self.trail_key_file,
+            what="the trail key",
+            if_damaged="restore it from a backup or another home of this ledger "
+            "(docs/deploy.md); a new key would break the seal of every trail",
+        )
+
     def with_public_url(self, url: str) -> Settings:
         return replace(self, public_url=url.rstrip("/"))
+
+
+def home_key(path: Path, *, what: str, if_damaged: str) -> bytes:
+    """A secret of the home: ``HOME_KEY_BYTES`` random bytes in ``path`` (mode 0600,
+    the folder made if missing), created on first use and read ever after. Two
+    processes creating it at once get the same key (the file is created exclusively).
+    ``what`` names the key and ``if_damaged`` says what to do when the file is
+    shorter than a key, in the error raised then."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            key = path.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{path}: {what} is unreadable ({error.strerror})") from None
+        if len(key) < HOME_KEY_BYTES:
+            raise ConfigError(f"{path}: {what} is too short; {if_damaged}") from None
+        return key
+    key = secrets.token_bytes(HOME_KEY_BYTES)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
@@ -203,11 +253,12 @@ def load_settings(
     home_path = Path(home or _env(env, "JUSTERING_HOME") or DEFAULT_HOME).expanduser().resolve()
     table: dict[str, Any] = {}
     bodies: dict[str, Any] = {}
+    document_tables: dict[str, Any] = {}
     config_file = _env(env, "JUSTERING_CONFIG")
     if config_file:
         try:
-            document = tomllib.loads(Path(config_file).read_text("utf-8"))
-            table, bodies = document.get("justering", {}), document.get("bodies", {})
+            document_tables = tomllib.loads(Path(config_file).read_text("utf-8"))
+            table, bodies = document_tables.get("justering", {}), document_tables.get("bodies", {})
         except OSError as error:
             raise ConfigError(f"JUSTERING_CONFIG {config_file}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
@@ -254,12 +305,35 @@ def load_settings(
     if "immediate_justering_days" in table:
         days = _immediate_days(table["immediate_justering_days"], "immediate_justering_days")
         settings = replace(settings, immediate_days=days)
+    proxies = _env(env, "JUSTERING_TRUSTED_PROXIES")
+    web = document_tables.get("web", {})
+    if proxies is not None or "trusted_proxies" in web:
+        settings = replace(settings, trusted_proxies=_proxies(proxies, web))
     if "max_paragraphs" in table:
         count = _positive(table["max_paragraphs"], "max_paragraphs", "paragraphs")
         settings = replace(settings, max_paragraphs=count)
     if "reminder_days" in table:
         settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
     return replace(settings, bodies=_body_rules(bodies, settings))
+
+
+def _proxies(environment: str | None, web: Any) -> tuple[str, ...]:
+    """The trusted proxies: ``JUSTERING_TRUSTED_PROXIES`` (comma-separated) or
+    ``[web] trusted_proxies`` (a list), each an IP address or network."""
+    if environment is not None:
+        given: Any = [part.strip() for part in environment.split(",") if part.strip()]
+        where = "JUSTERING_TRUSTED_PROXIES"
+    else:
+        given = web.get("trusted_proxies") if isinstance(web, dict) else None
+        where = "web.trusted_proxies"
+    if not isinstance(given, list) or not all(isinstance(item, str) for item in given):
+        raise ConfigError(f"{where}: expected a list of IP addresses or networks")
+    for item in given:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{where}: {item!r} is not an IP address or network") from None
+    return tuple(given)
 
 
 def _reminder_days(value: Any, where: str) -> tuple[int, ...]:

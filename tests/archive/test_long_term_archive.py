@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,23 +15,29 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from justering import workflow
-from justering.archive.bundle import EXTRACT_TSA_CA
+from justering.archive.bundle import EXTRACT_TRAIL, EXTRACT_TRAIL_SEAL, EXTRACT_TSA_CA
 from justering.archive.verify import verify_targets
 from justering.config import Settings, load_settings
 from justering.ledger.extracts import trail_of
 from justering.model.manifest import load_sample_meeting
 from justering.model.process import ExtractStatus
-from justering.model.roles import JUSTERING_ROLES
+from justering.model.roles import JUSTERING_ROLES, Role
 from justering.model.trail import EventKind, trail_from_json
 from justering.pades.ca import SigningCA
 from justering.pades.ca_chain import install_issued_chain
-from justering.pades.timestamps import TimestampError, add_long_term_validation, timestamper_for
+from justering.pades.seal import verify_seal
+from justering.pades.timestamps import (
+    Timestamper,
+    TimestampError,
+    add_long_term_validation,
+    timestamper_for,
+)
 from justering.pades.validate import validate_extract
 from support.archived import ArchivedMeeting, archive_sample_meeting, run_cli
 from support.outside_ca import issue_ca_certificate
 from support.pdfs import CHAIR, ORGANISATION, extract_pdf, sign_in_turn
 from support.tsa import TsaService, start_tsa_service
-from support.workflow import KEPT_AT, archived_meeting, small_meeting
+from support.workflow import KEPT_AT, archived_meeting, sign_as, small_meeting, start
 
 
 def _settings_with_tsa(home: Path, tsa: TsaService) -> Settings:
@@ -96,6 +103,76 @@ def test_a_sealed_archive_verifies_offline_with_the_tsa_stopped(sealed: SealedAr
     results = json.loads(done.stdout)["results"]
     assert len(results) == len(archived.bundle_dirs()) + len(archived.protocol_bundle_dirs())
     assert all(r["valid"] for r in results)
+    for result in results:  # the trail's seal carries a timestamp, and verify says so
+        [seal] = [c for c in result["checks"] if c["name"] == "trail seal"]
+        assert seal["ok"] and "av en betrodd tidsstämpeltjänst" in seal["detail"], seal
+        assert re.search(r"tidsstämplat \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T ", seal["detail"])
+
+
+def test_the_trail_seal_is_timestamped_and_holds_after_its_certificate(
+    sealed: SealedArchive,
+) -> None:
+    roots = [sealed.archived.ca_certificate, sealed.tsa_root]
+    for bundle_dir in sealed.archived.bundle_dirs():
+        trail = (bundle_dir / EXTRACT_TRAIL).read_bytes()
+        seal = (bundle_dir / EXTRACT_TRAIL_SEAL).read_bytes()
+        now = verify_seal(trail, seal, roots)
+        assert now.ok and now.timestamp_trusted, now.problems
+        assert now.timestamped_at is not None
+        assert now.timestamped_at >= trail_from_json(trail)[-1].at.replace(microsecond=0)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3650)
+        assert verify_seal(trail, seal, roots, now=later).ok
+        assert not verify_seal(trail, seal, [sealed.archived.ca_certificate]).ok
+
+
+class _FailsAfterFirstStamp(Timestamper):
+    """A TSA that answers once (the document timestamp of the PDF), then fails
+    with an HTTP 500 (the seal's timestamp)."""
+
+    broken_url = ""
+    calls = 0
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> object:
+        self.calls += 1
+        if self.calls > 1:
+            self.url = self.broken_url
+        return await super().async_timestamp(message_digest, md_algorithm)
+
+
+def test_a_tsa_failing_at_the_seal_fails_the_archiving_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    tsa = start_tsa_service(tmp_path / "tsa")
+    try:
+        settings = _settings_with_tsa(tmp_path / "home", tsa)
+        meeting = small_meeting(load_sample_meeting())
+        SigningCA.create(settings.ca_dir, organisation=meeting.municipality)
+        services = workflow.open_services(settings)
+        try:
+            start(services, meeting)
+            for role in (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER):
+                sign_as(services, meeting.signers(role)[0].email)
+                if role is not Role.CERTIFIER:
+                    workflow.advance_meeting(services, meeting.meeting_id)
+            [state] = workflow.meeting_summaries(services, meeting.meeting_id)
+            flaky = _FailsAfterFirstStamp(tsa.tsa_url)
+            flaky.broken_url = tsa.base_url + "/broken/500"
+            archived = sorted(p for p in settings.archive_dir.rglob("*") if p.is_file())
+            assert all("/protokoll/" in str(p) for p in archived)  # the justered protocol's
+            with pytest.raises(TimestampError, match="/broken/500"):
+                workflow.archive_extract(replace(services, timestamper=flaky), state.extract_id)
+            [after] = workflow.meeting_summaries(services, meeting.meeting_id)
+            assert after.status is ExtractStatus.CERTIFIED
+            assert sorted(p for p in settings.archive_dir.rglob("*") if p.is_file()) == archived
+            # The retry (the TSA answers again) archives it, sealed and timestamped.
+            uri = workflow.archive_extract(services, state.extract_id)
+        finally:
+            services.ledger.dispose()
+    finally:
+        tsa.stop()
+    [result] = verify_targets([uri], [services.ca.certificate, tsa.root])
+    assert result.ok, result.checks
+    assert "av en betrodd tidsstämpeltjänst" in result.checks[-1].detail
 
 
 def test_without_the_tsa_root_the_sealed_archive_does_not_verify(sealed: SealedArchive) -> None:

@@ -35,6 +35,7 @@ from justering.archive.store import open_archive
 from justering.archive.verify import verify_targets
 from justering.errors import ArchiveError, ConfigError
 from justering.ledger.database import utcnow
+from justering.ledger.schema import MeetingRow
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.model.roles import Role
@@ -53,7 +54,14 @@ FAST_WORKFLOW = dataclasses.replace(FAST, max_attempts=2)
 GIVE_UP_WITHIN = 20.0
 """Seconds in which the archive step must give up on a dead endpoint (FAST)."""
 PREFIX = "arkiv"
-BUNDLE_FILES = ("ca.pem", "extract.pdf", "intyg.pdf", "manifest.json", "trail.json")
+BUNDLE_FILES = (
+    "ca.pem",
+    "extract.pdf",
+    "intyg.pdf",
+    "manifest.json",
+    "trail.json",
+    "trail.json.p7s",
+)
 RETENTION = RetentionPolicy("COMPLIANCE", 1)
 
 
@@ -141,6 +149,14 @@ def archive_fails(services: Services, meeting: Meeting) -> str:
     assert not report.complete and report.archived == ()
     [failure] = report.failed
     return failure
+
+
+def back_off_runs_out(services: Services, meeting: Meeting) -> None:
+    """Time passes: the meeting's back-off is over (as after BACK_OFF_FIRST)."""
+    with services.ledger.transaction() as session:
+        row = session.get(MeetingRow, meeting.meeting_id)
+        assert row is not None and row.retry_after is not None
+        row.retry_after = utcnow()
 
 
 def assert_still_certified(services: Services, meeting: Meeting) -> None:
@@ -424,6 +440,10 @@ def test_storage_down_keeps_the_extract_certified_until_it_is_back(
     assert_still_certified(s3_services, meeting)
     assert of_extract(versions(moto, bucket), meeting) == {}
     proxy.pass_through()
+    # Within its back-off the meeting's archiving waits, even with storage back ...
+    waited = workflow.advance_meeting(s3_services, meeting.meeting_id)
+    assert waited.archived == () and not waited.complete and waited.failed == ()
+    back_off_runs_out(s3_services, meeting)  # ... and once it has run out:
     report = workflow.advance_meeting(s3_services, meeting.meeting_id)
     assert report.remaining == 0 and len(report.archived) == 1
     assert_archived_once(s3_services, meeting, moto, bucket)
@@ -440,8 +460,16 @@ def test_storage_down_keeps_the_extract_certified_until_it_is_back(
         Rule(Fault.HTTP_ERROR, methods={"PUT"}, skip=2),
         Rule(Fault.REFUSE, methods={"PUT"}, skip=3),
         Rule(Fault.DROP, methods={"PUT"}, skip=1),
+        # Every file but the manifest, the trail's seal included: a new seal would
+        # differ, so the retry must keep the stored one.
+        Rule(Fault.REFUSE, methods={"PUT"}, skip=len(BUNDLE_FILES) - 1),
     ],
-    ids=["500-after-2-files", "refused-after-3-files", "answers-lost-after-1-file"],
+    ids=[
+        "500-after-2-files",
+        "refused-after-3-files",
+        "answers-lost-after-1-file",
+        "refused-after-the-seal",
+    ],
 )
 def test_a_bundle_cut_off_between_files_is_completed_on_the_next_advance(
     rule: Rule,
@@ -469,5 +497,6 @@ def test_a_bundle_cut_off_between_files_is_completed_on_the_next_advance(
     assert f"{MANIFEST_NAME} is missing" in partial.checks[0].detail
     with pytest.raises(ConfigError, match="no archived extract there"):
         list(verify_targets([f"s3://{bucket}/{prefix}/"], s3_services.trust_roots))
+    back_off_runs_out(s3_services, meeting)
     workflow.advance_meeting(s3_services, meeting.meeting_id)
     assert_archived_once(s3_services, meeting, moto, bucket)

@@ -46,9 +46,11 @@ PROTOCOL_CHECKS = {
     "trail chain",
     "trail matches PDF",
     "trail matches signatures",
+    "trail seal",
 }
 BUNDLE_CHECKS = PROTOCOL_CHECKS | {"justered protocol"}
 """An extract's bundle: also the justered protocol it is a copy of."""
+CHANGED_AFTER_SEALING = "trail.json was changed after it was sealed"
 SAMPLE_SIGNERS = [
     ("Mats Gerdau", "chair"),
     ("Rolf Wasteson", "adjuster"),
@@ -222,7 +224,8 @@ def test_a_removed_trail_event_breaks_the_chain(
     write_trail(bundle, events[:viewed] + events[viewed + 1 :])
     result = verify_one(bundle, roots)
     problems = failed(result)
-    assert list(problems) == ["trail chain"]
+    assert list(problems) == ["trail chain", "trail seal"]
+    assert problems["trail seal"] == CHANGED_AFTER_SEALING
     assert f"event {viewed + 1} (notified)" not in problems["trail chain"]
     assert "does not link to the event before it" in problems["trail chain"]
     assert "sequence number" in problems["trail chain"]
@@ -235,21 +238,29 @@ def test_a_trail_cut_before_its_certification_no_longer_matches_the_pdf(
     assert events[-1].kind is EventKind.CERTIFIED
     write_trail(bundle, events[:-1])  # the chain of what is left still holds
     problems = failed(verify_one(bundle, roots))
-    assert set(problems) == {"trail matches PDF", "trail matches signatures", "justered protocol"}
-    assert "sista händelse (läst)" in problems["trail matches PDF"]
+    assert set(problems) == {
+        "trail matches PDF",
+        "trail matches signatures",
+        "justered protocol",
+        "trail seal",
+    }
+    assert problems["trail seal"] == CHANGED_AFTER_SEALING
+    assert "sista händelse (länk öppnad)" in problems["trail matches PDF"]
     assert "kommer efter bestyrkandet" in problems["justered protocol"]
 
 
 def test_an_extract_whose_trail_names_no_justered_protocol_is_refused(
     bundle: Path, roots: list[x509.Certificate]
 ) -> None:
-    """An extract certified without its protocol's justering: the resealed trail (a
-    forger who knows the format) holds, and only the justered protocol check fails."""
+    """An extract certified without its protocol's justering: the rechained trail (a
+    forger who knows the format) holds, and the justered protocol check fails (as the
+    seal does: the forger has not the municipality's seal)."""
     events = [e for e in read_trail(bundle) if e.kind is not EventKind.JUSTERED]
     write_trail(bundle, events, reseal=True)
     assert failed(verify_one(bundle, roots)) == {
         "justered protocol": "händelseförloppet nämner inget justerat protokoll: utdraget "
-        "bestyrktes inte ur ett justerat protokoll"
+        "bestyrktes inte ur ett justerat protokoll",
+        "trail seal": CHANGED_AFTER_SEALING,
     }
 
 
@@ -271,15 +282,15 @@ def test_an_extract_naming_another_protocol_document_is_refused(
         copy_bundle(bundle, inside)
         write_trail(inside, forged, reseal=True)
         problems = failed(verify_one(inside, roots))
-        assert list(problems) == ["justered protocol"]
+        assert list(problems) == ["justered protocol", "trail seal"]
         assert f"har inte dokumentet {'0' * 64}" in problems["justered protocol"]
     finally:
         shutil.rmtree(inside, ignore_errors=True)
     write_trail(bundle, forged, reseal=True)  # the copy outside the archive
     result = verify_one(bundle, roots)
-    assert result.ok
+    assert list(failed(result)) == ["trail seal"]
     [named] = [c for c in result.checks if c.name == "justered protocol"]
-    assert "det arkivpaketet finns inte här" in named.detail
+    assert named.ok and "det arkivpaketet finns inte här" in named.detail
 
 
 def test_reordered_trail_events_break_the_chain(
@@ -289,7 +300,7 @@ def test_reordered_trail_events_break_the_chain(
     events[4], events[5] = events[5], events[4]
     write_trail(bundle, events)
     problems = failed(verify_one(bundle, roots))
-    assert list(problems) == ["trail chain"]
+    assert list(problems) == ["trail chain", "trail seal"]
     assert "event 5 (viewed) has sequence number 6, expected 5" in problems["trail chain"]
 
 
@@ -301,14 +312,14 @@ def test_an_edited_trail_event_breaks_the_chain(
     events[signed] = dataclasses.replace(events[signed], actor="Mallory")
     write_trail(bundle, events)
     problems = failed(verify_one(bundle, roots))
-    assert list(problems) == ["trail chain"]
+    assert list(problems) == ["trail chain", "trail seal"]
     assert f"event {signed + 1} (signed) was altered" in problems["trail chain"]
 
 
 def test_a_malformed_trail_is_named(bundle: Path, roots: list[x509.Certificate]) -> None:
     rewrite_file(bundle, "trail.json", b'{"format": "justering-trail/1", "events": [{}]}')
     problems = failed(verify_one(bundle, roots))
-    assert list(problems) == ["trail chain"]
+    assert list(problems) == ["trail chain", "trail seal"]
     assert "trail event 1 is malformed" in problems["trail chain"]
 
 
@@ -322,14 +333,15 @@ def test_a_resealed_trail_naming_another_signer_is_caught(
     assert not verify_one(bundle, roots).ok
 
 
-def test_a_certifier_signature_from_another_ca_fails_only_the_signatures(
+def test_a_certifier_signature_from_another_ca_fails_the_signatures_and_the_seal(
     archived_meeting: ArchivedMeeting,
     bundle: Path,
     roots: list[x509.Certificate],
     rogue_ca: SigningCA,
 ) -> None:
     """Re-sign the certification with a certificate from another CA, and rewrite
-    the trail and the manifest to match: only the trust in the CA can tell."""
+    the trail and the manifest to match: the trust in the CA tells, and the trail
+    no longer matches its seal."""
     events = read_trail(bundle)
     final = events[-1]
     before = events[-2].document_sha256
@@ -352,7 +364,8 @@ def test_a_certifier_signature_from_another_ca_fails_only_the_signatures(
     write_trail(bundle, events, reseal=True)
     result = verify_one(bundle, roots)
     problems = failed(result)
-    assert list(problems) == ["signatures"]
+    assert list(problems) == ["signatures", "trail seal"]
+    assert problems["trail seal"] == CHANGED_AFTER_SEALING
     assert "Signatur-certifier-0" in problems["signatures"]
     assert "'Lena Sekreterare' is not trusted" in problems["signatures"]
     assert "Mats Gerdau" not in problems["signatures"]
@@ -368,9 +381,10 @@ def test_trusting_another_ca_fails_every_signature_despite_the_bundled_ca(
     bundle_dir = archived_meeting.bundle_dirs()[0]
     assert (bundle_dir / "ca.pem").read_text() == archived_meeting.ca_pem.read_text()
     problems = failed(verify_one(bundle_dir, [rogue_ca.certificate]))
-    assert set(problems) == {"signatures"}
+    assert set(problems) == {"signatures", "trail seal"}
     for name, _role in SAMPLE_SIGNERS:
         assert f"certificate of {name!r} is not trusted" in problems["signatures"]
+    assert "does not chain to a trust root" in problems["trail seal"]
 
 
 def _incremental(pdf: bytes, change: str) -> bytes:
@@ -388,7 +402,7 @@ def _incremental(pdf: bytes, change: str) -> bytes:
 
 
 @pytest.mark.parametrize("change", ["metadata", "annotation"])
-def test_an_update_appended_after_certification_fails_only_the_signatures(
+def test_an_update_appended_after_certification_fails_the_signatures(
     bundle: Path, roots: list[x509.Certificate], change: str
 ) -> None:
     pdf = (bundle / "extract.pdf").read_bytes()
@@ -401,7 +415,7 @@ def test_an_update_appended_after_certification_fails_only_the_signatures(
     )
     write_trail(bundle, events, reseal=True)
     problems = failed(verify_one(bundle, roots))
-    assert list(problems) == ["signatures"]
+    assert list(problems) == ["signatures", "trail seal"]
     assert "the file goes on after the last signature" in problems["signatures"]
 
 
@@ -644,12 +658,13 @@ def test_a_tampered_s3_object_is_caught(s3_meeting: S3Meeting, s3_env: str, tmp_
     source_key = source.removeprefix(f"s3://{s3_meeting.bucket}/")
     local = tmp_path / "bundle"
     local.mkdir()
-    for name in ("extract.pdf", "trail.json", "intyg.pdf", "ca.pem", "manifest.json"):
+    names = ("extract.pdf", "trail.json", "trail.json.p7s", "intyg.pdf", "ca.pem", "manifest.json")
+    for name in names:
         body = client.get_object(Bucket=s3_meeting.bucket, Key=f"{source_key}/{name}")
         (local / name).write_bytes(body["Body"].read())
     pdf = (local / "extract.pdf").read_bytes()
     rewrite_file(local, "extract.pdf", flip_byte(pdf, inside_first_stream(pdf)))
-    for name in ("extract.pdf", "trail.json", "intyg.pdf", "ca.pem", "manifest.json"):
+    for name in names:
         client.put_object(
             Bucket=s3_meeting.bucket, Key=f"manipulerat/b/{name}", Body=(local / name).read_bytes()
         )

@@ -104,8 +104,10 @@ def test_the_private_key_scan_finds_a_key_file(tmp_path: Path) -> None:
     """The scan above can fail: a CA made with a key file is caught."""
     done = run_cli(tmp_path / "home", "ca", "init")
     assert done.returncode == 0, done.stderr
-    assert _private_keys_under(tmp_path / "home") == [
-        f"{tmp_path / 'home' / 'ca' / 'ca-key.pem'}: PEM private key"
+    seal = f"{tmp_path / 'home' / 'ca' / 'trail-seal.pem'}: PEM private key"  # where the CA's is
+    assert sorted(_private_keys_under(tmp_path / "home")) == [
+        f"{tmp_path / 'home' / 'ca' / 'ca-key.pem'}: PEM private key",
+        seal,
     ]
     key = serialization.load_pem_private_key(
         (tmp_path / "home" / "ca" / "ca-key.pem").read_bytes(), password=None
@@ -116,8 +118,9 @@ def test_the_private_key_scan_finds_a_key_file(tmp_path: Path) -> None:
         serialization.NoEncryption(),
     )
     (tmp_path / "home" / "ca" / "ca-key.pem").write_bytes(der)
-    assert _private_keys_under(tmp_path / "home") == [
-        f"{tmp_path / 'home' / 'ca' / 'ca-key.pem'}: DER private key"
+    assert sorted(_private_keys_under(tmp_path / "home")) == [
+        f"{tmp_path / 'home' / 'ca' / 'ca-key.pem'}: DER private key",
+        seal,
     ]
 
 

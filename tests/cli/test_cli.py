@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 from importlib import resources
 from pathlib import Path
 
@@ -102,6 +103,9 @@ def test_ca_init_then_a_second_init_refuses(tmp_path: Path) -> None:
     assert loaded.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == (
         "Nacka kommun"
     )
+    # The trail seal is made with it, so that a copy of the folder carries one seal.
+    assert "the trail seal CN=Nacka kommun – signaturkedja,O=Nacka kommun,C=SE" in done.stdout
+    assert stat.S_IMODE((ca_dir / "trail-seal.pem").stat().st_mode) == 0o600
 
     again = run_cli(home, "ca", "init")
     assert again.returncode == 2

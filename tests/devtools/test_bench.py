@@ -29,8 +29,8 @@ from justering.devtools.bench import run_bench
 from justering.devtools.bench.floor import run_floor
 from justering.devtools.bench.latency import (
     Click,
-    Notice,
     Outbox,
+    SentMessage,
     click_latencies,
     outbox_time,
     percentile,
@@ -83,21 +83,21 @@ def test_percentile_refuses_nothing_and_fractions_outside_0_to_1() -> None:
 # --- clicks and the messages they cause ------------------------------------------------------
 
 
-def notice(meeting_id: str, role: Role, at: float) -> Notice:
-    return Notice(meeting_id, role, at, f"{role.value}@x.example", None, Path(f"{at}.eml"))
+def sent(meeting_id: str, role: Role, at: float) -> SentMessage:
+    return SentMessage(meeting_id, role, at, f"{role.value}@x.example", None, Path(f"{at}.eml"))
 
 
 def test_each_click_is_matched_to_the_next_signers_first_message_after_it() -> None:
     clicks = [Click("m1", Role.CHAIR, 10.0), Click("m1", Role.ADJUSTER, 20.0)]
-    notices = [
-        notice("m1", Role.CHAIR, 5.0),
-        notice("m1", Role.ADJUSTER, 9.0),  # before the click: not its consequence
-        notice("m1", Role.ADJUSTER, 10.75),
-        notice("m1", Role.ADJUSTER, 12.0),
-        notice("m2", Role.CERTIFIER, 20.1),  # another meeting
-        notice("m1", Role.CERTIFIER, 21.5),
+    sent_messages = [
+        sent("m1", Role.CHAIR, 5.0),
+        sent("m1", Role.ADJUSTER, 9.0),  # before the click: not its consequence
+        sent("m1", Role.ADJUSTER, 10.75),
+        sent("m1", Role.ADJUSTER, 12.0),
+        sent("m2", Role.CERTIFIER, 20.1),  # another meeting
+        sent("m1", Role.CERTIFIER, 21.5),
     ]
-    assert click_latencies(clicks, notices) == pytest.approx([0.75, 1.5])
+    assert click_latencies(clicks, sent_messages) == pytest.approx([0.75, 1.5])
 
 
 def test_only_the_last_adjusters_click_hands_on_to_the_certifier() -> None:
@@ -107,19 +107,19 @@ def test_only_the_last_adjusters_click_hands_on_to_the_certifier() -> None:
         Click("m", Role.ADJUSTER, 4.0),
         Click("m", Role.CERTIFIER, 6.0),
     ]
-    notices = [
-        notice("m", Role.ADJUSTER, 1.5),
-        notice("m", Role.ADJUSTER, 1.6),
-        notice("m", Role.CERTIFIER, 4.25),
+    sent_messages = [
+        sent("m", Role.ADJUSTER, 1.5),
+        sent("m", Role.ADJUSTER, 1.6),
+        sent("m", Role.CERTIFIER, 4.25),
     ]
     # The chair's click → the first adjuster message; the second adjuster's → the
     # certifier's; the first adjuster's and the certifier's clicks hand on nothing.
-    assert click_latencies(clicks, notices) == pytest.approx([0.5, 0.25])
+    assert click_latencies(clicks, sent_messages) == pytest.approx([0.5, 0.25])
 
 
 def test_a_click_whose_next_message_never_came_is_an_error() -> None:
     with pytest.raises(ValueError, match="no adjuster message for m after the chair"):
-        click_latencies([Click("m", Role.CHAIR, 1.0)], [notice("m", Role.ADJUSTER, 0.5)])
+        click_latencies([Click("m", Role.CHAIR, 1.0)], [sent("m", Role.ADJUSTER, 0.5)])
 
 
 def request_to(email: str, role: Role) -> SigningRequest:
@@ -175,7 +175,7 @@ def test_the_bench_reads_only_its_own_signers_requests(tmp_path: Path) -> None:
     )
     assert found.link == "http://127.0.0.1:1/s/token-adjuster"
     assert outbox.poll() == []
-    assert outbox.notices == [found]
+    assert outbox.sent_messages == [found]
 
 
 def test_without_a_prefect_api_the_flow_runs_are_not_asked_about(

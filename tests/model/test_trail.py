@@ -266,7 +266,7 @@ def test_an_edit_in_the_json_is_found_after_reading() -> None:
 
 @pytest.fixture
 def ledger(database_url: str) -> Any:
-    ledger = Ledger(database_url)
+    ledger = Ledger(database_url, trail_key=b"k" * 32)
     yield ledger
     ledger.dispose()
 

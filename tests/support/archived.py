@@ -50,10 +50,13 @@ from justering.model.trail import (
     with_hash,
 )
 from justering.pades.ca import SigningCA
-from support.workflow import KEPT_AT
 
 _LINK = re.compile(r"/s/([A-Za-z0-9_-]+)")
 MAX_ROUNDS = 8
+
+
+KEPT_AT = "Kommunstyrelsens kansli, Nacka stadshus, Granitvägen 15"
+"""The förvaringsplats the tests' settings give every body (the announcement says it)."""
 
 
 @dataclass(frozen=True)
@@ -188,11 +191,13 @@ def write_trail(bundle: Path, events: Sequence[TrailEvent], *, reseal: bool = Fa
     """Write ``events`` as the bundle's trail (manifest updated). ``reseal``
     renumbers and rehashes the chain, as a forger who knows the format would."""
     if reseal:
-        events = list(_resealed(events))
+        events = list(reseal_chain(events))
     rewrite_file(bundle, "trail.json", trail_to_json(events))
 
 
-def _resealed(events: Sequence[TrailEvent]) -> Iterator[TrailEvent]:
+def reseal_chain(events: Sequence[TrailEvent]) -> Iterator[TrailEvent]:
+    """``events`` renumbered and rehashed into a chain that holds: what anyone who
+    knows the format can do (the hashes need no key)."""
     previous = GENESIS_HASH
     for seq, event in enumerate(events, start=1):
         sealed = with_hash(dataclasses.replace(event, seq=seq, prev_hash=previous, hash=""))

@@ -50,6 +50,7 @@ import httpx
 import psycopg
 from sqlalchemy import select
 
+from justering.config import TRAIL_KEY_FILE, load_settings
 from justering.devtools.mail_sink import MailSink, ReceivedMail
 from justering.devtools.signer_client import sign_everything
 from justering.ledger.clients import add_client, scoped_meeting_id
@@ -64,6 +65,7 @@ from justering.orchestration.prefect_server import (
     wait_until_healthy,
 )
 from justering.pades.ca import SigningCA
+from justering.pades.seal import TrailSeal
 from justering.web.auth import KEY_FILE, session_key
 from support.archived import clean_environment
 from support.s3 import AWS_TEST_ENV
@@ -491,11 +493,13 @@ def fresh_database(admin_url: str, purpose: str) -> Iterator[str]:
 
 
 def _shared_secrets(root: Path, organisation: str) -> Path:
-    """The signing CA and the session key, made once (``justering ca init`` does the
-    same); every serve's home gets a copy. Returns the folder that holds them."""
+    """The signing CA with its trail seal, the session key and the trail key, made
+    once (as docs/deploy.md says); every serve's home gets a copy. Returns the
+    folder that holds them."""
     secrets = root / "secrets"
-    SigningCA.create(secrets / "ca", organisation=organisation)
+    TrailSeal.load_or_create(SigningCA.create(secrets / "ca", organisation=organisation))
     session_key(secrets)
+    load_settings(secrets, environ={}).trail_key()
     return secrets
 
 
@@ -526,6 +530,7 @@ def _home_for(root: Path, index: int, secrets: Path) -> Path:
     home.mkdir(parents=True)
     shutil.copytree(secrets / "ca", home / "ca")
     shutil.copy2(secrets / KEY_FILE, home / KEY_FILE)
+    shutil.copy2(secrets / TRAIL_KEY_FILE, home / TRAIL_KEY_FILE)
     return home
 
 

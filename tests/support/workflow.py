@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from justering import workflow
 from justering.config import Settings
 from justering.errors import LinkError, LinkProblem, Refusal, WorkflowError
-from justering.ledger.extracts import trail_of
+from justering.ledger.extracts import event_rows, trail_of
 from justering.ledger.schema import Base, DocumentRow, ExtractRow, LinkTokenRow, TrailEventRow
 from justering.mail.delivery import outbox_messages
 from justering.model.extract import ExtractSummary
@@ -29,6 +29,8 @@ from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Person, Role
 from justering.model.trail import TrailEvent
 from justering.workflow.services import Services
+from support.archived import KEPT_AT as KEPT_AT  # the tests import it from here too
+from support.archived import reseal_chain
 
 T = TypeVar("T")
 
@@ -57,9 +59,6 @@ def raises_refusal(refusal: Refusal) -> Iterator[pytest.ExceptionInfo[WorkflowEr
         yield caught
     assert caught.value.refusal is refusal, caught.value
 
-
-KEPT_AT = "Kommunstyrelsens kansli, Nacka stadshus, Granitvägen 15"
-"""The förvaringsplats the tests' settings give every body (the announcement says it)."""
 
 SECOND_ADJUSTER = Person("Eva Andersson", "eva.andersson@nacka.example")
 SHORT_PARAGRAPH = 96
@@ -254,6 +253,24 @@ def sign_through(services: Services, meeting: Meeting) -> None:
         for signer in meeting.signers(role):
             sign_as(services, signer.email)
         workflow.advance_meeting(services, meeting.meeting_id)
+
+
+def rewrite_ledger_trail(
+    services: Services, extract_id: int, change: Callable[[TrailEvent], TrailEvent]
+) -> None:
+    """Rewrite the extract's trail in the database as an attacker with write access to
+    it would: each event through ``change``, the chain rehashed and ``trail_head``
+    set to its new end. The attacker has no trail key: ``trail_head_mac`` stays."""
+    with services.ledger.transaction() as session:
+        rows = event_rows(session, extract_id)
+        events = list(reseal_chain([change(row.to_event()) for row in rows]))
+        for row, event in zip(rows, events, strict=True):
+            row.actor, row.actor_email, row.at = event.actor, event.actor_email, event.at
+            row.detail = dict(event.detail)
+            row.prev_hash, row.hash = event.prev_hash, event.hash
+        extract = session.get(ExtractRow, extract_id)
+        assert extract is not None
+        extract.trail_head = events[-1].hash
 
 
 def archived_meeting(settings: Settings, meeting: Meeting) -> tuple[ExtractSummary, ...]:

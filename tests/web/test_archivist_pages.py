@@ -206,6 +206,7 @@ def test_search_timeline_and_verify(
         text = row.inner_text()
         assert name in text and "Godkänd" in text and "Underkänd" not in text
     assert "Underskrifter" in page.content() and "Kontrollsummor" in page.content()
+    assert "Kommunens sigill på händelsekedjan" in page.content()
     _fits_the_screen(page)
     if desktop:
         save_screenshot(page, "arkiv-verifiering", tmp_path)

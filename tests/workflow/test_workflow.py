@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import threading
 from dataclasses import replace
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 
 from justering import workflow
 from justering.archive.bundle import read_bundle, write_bundle
+from justering.archive.verify import verify_targets
 from justering.config import Settings
 from justering.errors import ManifestError, NotFoundError, Refusal
 from justering.ledger.database import utcnow as utcnow_in_ledger
@@ -346,7 +348,7 @@ def test_archive_to_s3(settings: Settings, sample_meeting: Meeting, s3_bucket: s
     key = state.archive_uri.removeprefix(f"s3://{s3_bucket}/")
     listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]
     bundle_dir = key.rsplit("/", 1)[0]
-    files = ["ca.pem", "intyg.pdf", "manifest.json", "trail.json"]
+    files = ["ca.pem", "intyg.pdf", "manifest.json", "trail.json", "trail.json.p7s"]
     assert sorted(
         o["Key"].removeprefix(bundle_dir + "/") for o in listed if o["Key"].startswith(bundle_dir)
     ) == sorted([*files, "extract.pdf"])
@@ -465,10 +467,13 @@ def test_concurrent_archiving_records_once(
     [extract] = extract_rows(services, meeting.meeting_id)
     assert extract.status == ExtractStatus.CERTIFIED
     gate = threading.Barrier(2)
+    writes = itertools.count()
 
     def both_write(*args: Any) -> Any:
-        """Both archivers have checked the extract before either records it."""
-        gate.wait(timeout=30)
+        """Both archivers have checked the extract (and each sealed its trail) before
+        either writes; the one that comes second writes again with the seal stored."""
+        if next(writes) < 2:
+            gate.wait(timeout=30)
         return write_bundle(*args)
 
     monkeypatch.setattr("justering.workflow.archiving.write_bundle", both_write)
@@ -477,3 +482,5 @@ def test_concurrent_archiving_records_once(
     assert len(set(results)) == 1 and isinstance(results[0], str), results
     assert trail_kinds(services, extract.id).count("archived") == 1
     assert chain_problems(trail(services, extract.id)) == []
+    [result] = verify_targets([str(results[0])], services.trust_roots)
+    assert result.ok, result.checks

@@ -21,6 +21,7 @@ __all__ = [
     "EXTRACT_COMPLETION",
     "EXTRACT_PDF",
     "EXTRACT_TRAIL",
+    "EXTRACT_TRAIL_SEAL",
     "EXTRACT_TSA_CA",
     "MANIFEST_NAME",
     "PROTOCOL_PDF",
@@ -40,6 +41,9 @@ PROTOCOL_PDF = "protocol.pdf"
 other files are named as an extract's."""
 EXTRACT_TRAIL = "trail.json"
 """Its signature trail (:func:`justering.model.trail.trail_to_json`)."""
+EXTRACT_TRAIL_SEAL = "trail.json.p7s"
+"""The municipality's seal on the trail: a detached CMS signature over the exact
+bytes of ``trail.json`` (:mod:`justering.pades.seal`)."""
 EXTRACT_CA = "ca.pem"
 """The signing CA's certificate, for convenience only: verification never trusts it."""
 EXTRACT_COMPLETION = "intyg.pdf"
@@ -103,6 +107,7 @@ def _content_type(name: str) -> str:
         "json": "application/json",
         "txt": "text/plain; charset=utf-8",
         "pem": "application/x-pem-file",
+        "p7s": "application/pkcs7-signature",
     }.get(suffix, "application/octet-stream")
 
 

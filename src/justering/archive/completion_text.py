@@ -165,6 +165,7 @@ DETAIL_LABELS: Mapping[str, str] = {
     "declined_by": "avböjt av",
     "slot": "undertecknarens plats",
     "still_declined": "fortfarande avböjda paragrafer",
+    "user_agent": "webbläsare eller program",
     "justered_notice": "sekreteraren underrättad om justeringen, version",
     "held_notice": "underrättad om vilande protokoll, §",
 }

@@ -3,11 +3,18 @@ as archived bundles.
 
 A bare PDF gets its signatures checked. A bundle (the PDF, its trail and the
 checksum manifest, as the archive stores it) also gets its checksums, the
-trail's hash chain, and the agreement between the trail and the PDF checked; an
-extract's bundle also that its trail names the justered protocol it is a copy of
-(and, when that protocol's bundle is in the same archive, that it holds that very
-document). Nothing here trusts the bundle about whom to trust: trust roots come
-from the caller (the home's CA, or ``--trust``).
+trail's hash chain, the agreement between the trail and the PDF, and the
+municipality's seal on the trail (``trail.json.p7s``) checked; an extract's bundle
+also that its trail names the justered protocol it is a copy of (and, when that
+protocol's bundle is in the same archive, that it holds that very document).
+Nothing here trusts the bundle about whom to trust: trust roots come from the
+caller (the home's CA, or ``--trust``).
+
+A bundle without a seal (archived before trails were sealed, or with its seal
+removed) fails the ``trail seal`` check as an unsealed trail ("oförseglat
+händelseförlopp"), unless the caller accepts unsealed trails
+(``--accept-unsealed``): its trail could have been rewritten, chain and
+checksums included, and nothing would tell.
 
 Check names are stable English keys (``--json``); what each found is said in
 Swedish, for the archivist who reads it.
@@ -17,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +38,17 @@ from pypdf.errors import PdfReadError
 from justering.archive.bundle import (
     EXTRACT_PDF,
     EXTRACT_TRAIL,
+    EXTRACT_TRAIL_SEAL,
     MANIFEST_NAME,
     PROTOCOL_PDF,
     read_bundle,
+)
+from justering.archive.bundle_checks import (
+    TRAIL_SEAL_CHECK,
+    Check,
+    justered_protocol_check,
+    seal_check,
+    trail_checks,
 )
 from justering.archive.local import LocalArchive
 from justering.archive.objects import ArchiveStore
@@ -42,11 +56,12 @@ from justering.archive.s3 import S3Archive, parse_s3_uri
 from justering.config import Settings
 from justering.errors import ArchiveError, ConfigError, JusteringError, TrailError
 from justering.model.roles import JUSTERING_ROLES, SIGNING_ORDER, Role
-from justering.model.trail import EventKind, TrailEvent, chain_problems, trail_from_json
+from justering.model.trail import EventKind, chain_problems, trail_from_json
 from justering.pades.ca import CA_CERT_FILE, CA_RETIRED_FILE
 from justering.pades.validate import ExtractValidation, validate_extract
 
 __all__ = [
+    "TRAIL_SEAL_CHECK",
     "Check",
     "Verification",
     "home_trust_paths",
@@ -55,13 +70,6 @@ __all__ = [
     "verify_pdf",
     "verify_targets",
 ]
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,164 +171,17 @@ def _titled_protocol(pdf: bytes) -> bool:
     return title.startswith("Protokoll ")
 
 
-_COMPLETED_BY = {"extract": EventKind.CERTIFIED, "protocol": EventKind.ANNOUNCED}
-"""The event that completes a document before it is archived."""
-_AFTER_COMPLETION = {
-    "extract": frozenset({EventKind.CERTIFIED, EventKind.TIMESTAMPED}),
-    "protocol": frozenset({EventKind.ANNOUNCED, EventKind.NOTIFIED, EventKind.TIMESTAMPED}),
-}
-"""What may follow it in an archived trail: the long-term validation data, and for a
-protocol the notice to the secretary."""
-
-
-def _trail_checks(
-    events: Sequence[TrailEvent], pdf: bytes, validation: ExtractValidation, kind: str
-) -> list[Check]:
-    checks = []
-    problems = chain_problems(events)
-    checks.append(
-        Check(
-            "trail chain",
-            not problems,
-            "; ".join(problems)
-            or f"{len(events)} händelser i arkivexemplarets trail.json, obruten kedja (i "
-            "registret följer händelsen arkiverat, som skrevs när paketet var sparat)",
-        )
-    )
-    if problems:
-        return checks
-    digest = hashlib.sha256(pdf).hexdigest()
-    final = events[-1]
-    completion = [
-        i
-        for i, e in enumerate(events)
-        if e.kind is _COMPLETED_BY[kind] and e.version == final.version
-    ]
-    matches = (
-        final.document_sha256 == digest
-        and bool(completion)
-        and all(e.kind in _AFTER_COMPLETION[kind] for e in events[completion[-1] :])
-    )
-    checks.append(
-        Check(
-            "trail matches PDF",
-            matches,
-            f"händelseförloppet slutar med just den här filen ({final.kind.swedish})"
-            if matches
-            else f"händelseförloppets sista händelse ({final.kind.swedish}) gäller dokumentet "
-            f"{final.document_sha256}, men PDF-filen är {digest}, eller så saknas "
-            f"händelsen {_COMPLETED_BY[kind].swedish}",
-        )
-    )
-    signed = [
-        e
-        for e in events
-        if e.kind in (EventKind.SIGNED, EventKind.CERTIFIED) and e.version == final.version
-    ]
-    in_trail = [(e.certificate_sha256, e.actor, e.role) for e in signed]
-    in_pdf = [
-        (s.certificate_fingerprint, s.signer_name, s.role.value if s.role else None)
-        for s in validation.signatures
-    ]
-    checks.append(
-        Check(
-            "trail matches signatures",
-            in_trail == in_pdf,
-            f"{len(in_pdf)} underskrifter, var och en med undertecknare och roll i "
-            "händelseförloppet"
-            if in_trail == in_pdf
-            else "underskrifterna i PDF-filen (certifikat, undertecknare, roll) skiljer sig "
-            "från dem som händelseförloppet har",
-        )
-    )
-    return checks
-
-
-def _justered_protocol_check(
-    events: Sequence[TrailEvent], store: ArchiveStore, prefix: str
-) -> Check:
-    """An extract's trail names the justered protocol it is a copy of (after the
-    justering signatures, before the certification); when that protocol's bundle is in
-    the same archive, its trail must hold that very document."""
-    final = events[-1].version
-    named = [e for e in events if e.kind is EventKind.JUSTERED and e.version == final]
-    if not named:
-        return Check(
-            "justered protocol",
-            False,
-            "händelseförloppet nämner inget justerat protokoll: utdraget bestyrktes inte "
-            "ur ett justerat protokoll",
-        )
-    detail = named[-1].detail
-    sha, key = detail.get("protocol_sha256", ""), detail.get("protocol_archive_key", "")
-    kinds = [e.kind for e in events if e.version == final]
-    ordered = EventKind.CERTIFIED in kinds and (
-        kinds.index(EventKind.JUSTERED) < kinds.index(EventKind.CERTIFIED)
-    )
-    if not (sha and key and ordered):
-        return Check(
-            "justered protocol",
-            False,
-            "händelsen protokollet justerat saknar protokollets SHA-256 eller arkivnyckel, "
-            "eller kommer efter bestyrkandet",
-        )
-    where = f"{detail.get('protocol', '?')}, SHA-256 {sha}, arkivnyckel {key}"
-    found = _protocol_holds(store, prefix, key, sha)
-    if found is None:
-        return Check(
-            "justered protocol",
-            True,
-            f"utdraget är en kopia av {where}; det arkivpaketet finns inte här: verifiera det "
-            "för sig",
-        )
-    return Check(
-        "justered protocol",
-        found,
-        f"utdraget är en kopia av {where}, som finns i protokollets arkivpaket"
-        if found
-        else f"protokollets arkivpaket {key} har inte dokumentet {sha}",
-    )
-
-
-def _protocol_holds(store: ArchiveStore, prefix: str, key: str, sha256: str) -> bool | None:
-    """Whether the protocol bundle at ``key`` (relative to the archive the bundle at
-    ``prefix`` was written to, which is ``store`` or a folder around it) has the
-    document ``sha256`` in its trail; None when that bundle is not there."""
-    for holder, found in _around(store, prefix, key):
-        try:
-            manifest = json.loads(holder.get(f"{found}/{MANIFEST_NAME}"))
-            trail = holder.get(f"{found}/{EXTRACT_TRAIL}")
-            entry = manifest["files"][EXTRACT_TRAIL]
-            if hashlib.sha256(trail).hexdigest() != entry["sha256"]:
-                return False
-            return any(event.document_sha256 == sha256 for event in trail_from_json(trail))
-        except (ArchiveError, TrailError, ValueError, KeyError, TypeError):
-            return False
-    return None
-
-
-def _around(store: ArchiveStore, prefix: str, key: str) -> Iterator[tuple[ArchiveStore, str]]:
-    """Where a bundle at ``key`` of the same archive as ``prefix`` is: the store and
-    the key in it, trying each folder that encloses ``prefix`` as the archive's root."""
-    if isinstance(store, LocalArchive):
-        for folder in (store.root / prefix).parents:
-            if (folder / key / MANIFEST_NAME).is_file():
-                yield LocalArchive(folder), key
-                return
-        return
-    parts = prefix.split("/")
-    for depth in range(len(parts) - 1, -1, -1):
-        candidate = "/".join([*parts[:depth], key])
-        if store.head(f"{candidate}/{MANIFEST_NAME}") is not None:
-            yield store, candidate
-            return
-
-
 def verify_bundle(
-    target: str, store: ArchiveStore, prefix: str, trust_roots: Sequence[x509.Certificate]
+    target: str,
+    store: ArchiveStore,
+    prefix: str,
+    trust_roots: Sequence[x509.Certificate],
+    *,
+    accept_unsealed: bool = False,
 ) -> Verification:
-    """Checksums, signatures, the trail's chain and its agreement with the PDF; for
-    an extract, the justered protocol its trail names."""
+    """Checksums, signatures, the trail's chain, its agreement with the PDF and its
+    seal (an unsealed trail fails unless ``accept_unsealed``); for an extract, the
+    justered protocol its trail names."""
     try:
         bundle = read_bundle(store, prefix)
     except ArchiveError as error:
@@ -358,9 +219,11 @@ def verify_bundle(
     )
     checks.extend(_signature_checks(validation))
     if events:
-        checks.extend(_trail_checks(events, pdf, validation, kind))
+        checks.extend(trail_checks(events, pdf, validation, kind))
         if kind == "extract" and not chain_problems(events):
-            checks.append(_justered_protocol_check(events, store, prefix))
+            checks.append(justered_protocol_check(events, store, prefix))
+    seal = bundle.files.get(EXTRACT_TRAIL_SEAL)
+    checks.append(seal_check(trail_bytes, seal, trust_roots, accept_unsealed=accept_unsealed))
     return Verification(
         target, tuple(checks), hashlib.sha256(pdf).hexdigest(), _signers(validation), kind
     )
@@ -417,11 +280,15 @@ def _local_path(target: str) -> Path:
 
 
 def verify_targets(
-    targets: Sequence[str], trust_roots: Sequence[x509.Certificate]
+    targets: Sequence[str],
+    trust_roots: Sequence[x509.Certificate],
+    *,
+    accept_unsealed: bool = False,
 ) -> Iterator[Verification]:
     """Verify each target: a PDF path, a bundle directory, a folder of bundles,
     a ``file://`` URI or an ``s3://bucket/key-or-prefix``. Raises ``ConfigError``
-    (could not run) for a target that does not exist or cannot be reached."""
+    (could not run) for a target that does not exist or cannot be reached.
+    ``accept_unsealed``: a bundle whose trail has no seal passes that check."""
     client = None
     for target in targets:
         if target.startswith("s3://"):
@@ -431,7 +298,9 @@ def verify_targets(
                 client = S3ClientSettings().client()
             try:
                 for name, store, prefix in _s3_targets(target, client):
-                    yield verify_bundle(name, store, prefix, trust_roots)
+                    yield verify_bundle(
+                        name, store, prefix, trust_roots, accept_unsealed=accept_unsealed
+                    )
             except JusteringError:
                 raise
             except Exception as error:  # botocore's many connection errors
@@ -441,7 +310,11 @@ def verify_targets(
         for name, bundle_dir, bare in _local_targets(path):
             if bundle_dir is not None:
                 yield verify_bundle(
-                    name, LocalArchive(bundle_dir.parent), bundle_dir.name, trust_roots
+                    name,
+                    LocalArchive(bundle_dir.parent),
+                    bundle_dir.name,
+                    trust_roots,
+                    accept_unsealed=accept_unsealed,
                 )
             elif bare is not None:
                 yield verify_pdf(name, bare.read_bytes(), trust_roots)

@@ -115,6 +115,10 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
     if token is not None:
         print(f"the PIN is read from the environment variable {token.pin_env} at each start")
     print(f"SHA-256 fingerprint: {ca.fingerprint}")
+    from justering.pades.seal import TrailSeal
+
+    seal = TrailSeal.load_or_create(ca)  # its key where the CA's is: a file, or the token
+    print(f"and the trail seal {seal.certificate.subject.rfc4514_string()}")
     return EXIT_OK
 
 

@@ -28,6 +28,7 @@ from justering.cli.ca import DEFAULT_CA_ORGANISATION, ensure_ca
 from justering.cli.commands import EXIT_ERROR, EXIT_OK, Commands, global_options
 from justering.config import load_settings
 from justering.errors import JusteringError
+from justering.home import PRIVATE_UMASK
 
 __all__ = [
     "DEFAULT_CA_ORGANISATION",
@@ -68,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors: exit 2, from argparse
+    # What this process and its children (SQLite, Prefect's server) create is private.
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        return _run(args)
+    finally:
+        os.umask(previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     with _terminate_as_interrupt():
         try:
             settings = load_settings(getattr(args, "home", None))

@@ -1,4 +1,4 @@
-"""``justering verify TARGET… [--trust CA.pem]… [--json]``: certified extracts
+"""``justering verify TARGET… [--trust CA.pem]… [--accept-unsealed] [--json]``: certified extracts
 checked offline (the checks are :mod:`justering.archive.verify`). It reads only:
 without ``--trust`` it trusts the home's CA, and creates nothing."""
 
@@ -32,6 +32,11 @@ def register(commands: Commands) -> None:
         metavar="CA.pem",
         help="trusted CA (PEM); repeatable (default: the home's CA)",
     )
+    verify.add_argument(
+        "--accept-unsealed",
+        action="store_true",
+        help="let a bundle archived before trails were sealed pass (its trail is unauthenticated)",
+    )
     verify.add_argument("--json", action="store_true", help="print JSON (docs/cli.md)")
 
 
@@ -45,7 +50,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     roots = load_trust_roots(trust)
     results = []
     progress = args.json and sys.stderr.isatty()
-    for result in verify_targets(args.targets, roots):
+    for result in verify_targets(args.targets, roots, accept_unsealed=args.accept_unsealed):
         results.append(result)
         if progress:
             bad = sum(1 for r in results if not r.ok)

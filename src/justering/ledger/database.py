@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from justering.errors import ConfigError
+from justering.ledger.heads import HEAD_MAC_COLUMN, TRAIL_KEY_INFO, seal_existing_heads
 from justering.ledger.schema import Base
 
 __all__ = ["Ledger", "add_missing_columns", "utcnow"]
@@ -72,9 +73,16 @@ def add_missing_columns(connection: Connection) -> list[str]:
 
 
 class Ledger:
-    """A handle on the ledger database; creates the schema on first use."""
+    """A handle on the ledger database; creates the schema on first use, and upgrades
+    a ledger made by an earlier version (:func:`add_missing_columns`; the trail heads
+    of a ledger that had no seals are sealed as they stand, :func:`seal_existing_heads`).
 
-    def __init__(self, database_url: str) -> None:
+    ``trail_key``: the home's key that seals the trail heads
+    (:mod:`justering.ledger.heads`). Without it the ledger can be read and written,
+    but no trail event appended and no seal checked.
+    """
+
+    def __init__(self, database_url: str, *, trail_key: bytes | None = None) -> None:
         self.database_url = database_url
         try:
             if database_url.startswith("sqlite"):
@@ -91,7 +99,8 @@ class Ledger:
                     # Processes starting together on an empty database: one at a time.
                     connection.execute(text("SELECT pg_advisory_xact_lock(7411)"))
                 Base.metadata.create_all(connection)
-                add_missing_columns(connection)
+                if f"extracts.{HEAD_MAC_COLUMN}" in add_missing_columns(connection):
+                    seal_existing_heads(connection, trail_key)
         except OperationalError as error:
             raise ConfigError(
                 f"cannot open the ledger database {database_url}: {error.orig}"
@@ -100,8 +109,9 @@ class Ledger:
             raise ConfigError(
                 f"the database driver for {database_url} is not installed ({error.name})"
             ) from None
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
+        info = {TRAIL_KEY_INFO: trail_key} if trail_key is not None else {}
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
+        self._readers = sessionmaker(self._read_engine, expire_on_commit=False, info=info)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -14,14 +14,16 @@ from sqlalchemy.orm import Session
 
 from justering.errors import NotFoundError, TrailError
 from justering.ledger.database import utcnow
+from justering.ledger.heads import head_problem, seal_head
 from justering.ledger.schema import DocumentRow, ExtractRow, MeetingRow, TrailEventRow
 from justering.model.process import SIGNATURE_EVENTS
 from justering.model.roles import Signer
-from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, with_hash
+from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, chain_problems, with_hash
 
 __all__ = [
     "append_event",
     "append_signer_event",
+    "checked_trail",
     "event_rows",
     "get_extract",
     "last_event",
@@ -109,10 +111,20 @@ def append_event(
     detail: dict[str, str] | None = None,
     at: dt.datetime | None = None,
 ) -> TrailEvent:
-    """Append an event to the extract's chain. The caller holds the extract's lock."""
+    """Append an event to the extract's chain and seal the new head
+    (:mod:`justering.ledger.heads`). The caller holds the extract's lock.
+
+    Refuses (``TrailError``) to append to a trail whose last event is not the
+    sealed head: a trail rewritten in the database is never sealed again by a
+    legitimate step on top of it."""
     if at is not None and at.tzinfo is None:
         raise TrailError("trail times must be timezone-aware")
     last = last_event(session, extract.id)
+    problem = head_problem(session, extract)
+    if problem is None and (None if last is None else last.hash) != extract.trail_head:
+        problem = "its last event is not the head the ledger recorded"
+    if problem is not None:
+        raise TrailError(f"extract {extract.ref}: {problem}; nothing was recorded")
     event = with_hash(
         TrailEvent(
             extract=extract.ref,
@@ -148,13 +160,25 @@ def append_event(
             hash=event.hash,
         )
     )
-    extract.trail_head = event.hash
+    seal_head(session, extract, event.hash)
     session.flush()
     return event
 
 
 def trail_of(session: Session, extract_id: int) -> tuple[TrailEvent, ...]:
     return tuple(row.to_event() for row in event_rows(session, extract_id))
+
+
+def checked_trail(
+    session: Session, extract: ExtractRow
+) -> tuple[tuple[TrailEvent, ...], list[str]]:
+    """The extract's trail and what is wrong with it: its chain, its end against the
+    recorded head, and the head against its seal. No problems: the trail is the one
+    the ledger's own steps wrote."""
+    events = trail_of(session, extract.id)
+    problems = chain_problems(events, expected_head=extract.trail_head)
+    sealed = head_problem(session, extract)
+    return events, problems + ([sealed] if sealed else [])
 
 
 def last_event(session: Session, extract_id: int) -> TrailEventRow | None:

@@ -40,6 +40,7 @@ __all__ = [
     "MeetingRow",
     "TrailEventRow",
     "aware_utc",
+    "extract_ref",
 ]
 
 
@@ -47,6 +48,13 @@ def aware_utc(moment: dt.datetime) -> dt.datetime:
     """A stored time in UTC: SQLite hands back naive datetimes (stored as UTC),
     PostgreSQL aware ones in the session's time zone."""
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def extract_ref(meeting_id: str, paragraph: int, kind: DocumentKind = DocumentKind.EXTRACT) -> str:
+    """A document's stable reference, as its trail names it: ``<meeting_id>/<§>`` for
+    an extract, ``<meeting_id>/protokoll`` for the protocol (``DocumentKind.ref_suffix``)."""
+    suffix = kind.ref_suffix if kind.is_protocol else str(paragraph)
+    return f"{meeting_id}/{suffix}"
 
 
 class Base(DeclarativeBase):
@@ -113,13 +121,15 @@ class ExtractRow(Base):
     trail_head: Mapped[str | None] = mapped_column(String(64))
     """The hash of the extract's last trail event: anchors the chain's end, so that
     events cut from the end of the trail are noticed (a chain alone cannot tell)."""
+    trail_head_mac: Mapped[str | None] = mapped_column(String(64))
+    """HMAC-SHA256, under the home's trail key, of the extract's reference and
+    ``trail_head`` (:mod:`justering.ledger.heads`): whoever can write the database
+    but not read that key cannot rewrite the trail and its head unnoticed."""
 
     @property
     def ref(self) -> str:
-        """The stable reference in trails: ``<meeting_id>/<§>`` for an extract,
-        ``<meeting_id>/protokoll`` for the protocol (see ``DocumentKind.ref_suffix``)."""
-        suffix = self.kind.ref_suffix if self.kind.is_protocol else str(self.paragraph)
-        return f"{self.meeting_id}/{suffix}"
+        """The stable reference in trails (:func:`extract_ref`)."""
+        return extract_ref(self.meeting_id, self.paragraph, self.kind)
 
     def summary(self, *, immediate: bool) -> ExtractSummary:
         """The row as every reader sees it (``immediate``, of an extract, comes from the

@@ -38,6 +38,9 @@ class EventKind(StrEnum):
     DRAFTED = "drafted"
     NOTIFIED = "notified"
     VIEWED = "viewed"
+    """The link was opened by some client (a browser, or a mail scanner that follows
+    links): the trail says only that, with the client's User-Agent. That a person
+    read and signed is what the ``signed`` event records."""
     SIGNED = "signed"
     DECLINED = "declined"
     REDRAFTED = "redrafted"
@@ -62,7 +65,7 @@ class EventKind(StrEnum):
 _SWEDISH = {
     EventKind.DRAFTED: "utkast skapat",
     EventKind.NOTIFIED: "underrättad",
-    EventKind.VIEWED: "läst",
+    EventKind.VIEWED: "länk öppnad",
     EventKind.SIGNED: "signerat",
     EventKind.DECLINED: "avböjt",
     EventKind.REDRAFTED: "nytt utkast",

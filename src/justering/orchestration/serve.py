@@ -191,7 +191,14 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
         log.info("%d deadline passes missed while no service ran were cancelled", dropped)
     host, port = listener.getsockname()[:2]
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,  # link tokens are in the paths: no access log with them
+            proxy_headers=False,  # the app trusts only the configured proxies (web.app)
+        )
     )
     background = [
         asyncio.create_task(runner.start(), name="prefect-runner"),

@@ -457,11 +457,34 @@ class SigningCA:
                 x509.SubjectAlternativeName([x509.RFC822Name(signer.email)]), critical=False
             )
         certificate = builder.sign(self._key, hashes.SHA256())
-        # the chain up to, not including, an outside root (the validator has that)
-        intermediates = [cert for cert in self.chain if not is_self_signed(cert)]
-        return SignerCredential(
-            key=key, certificate=certificate, chain=(self.certificate, *intermediates)
+        return SignerCredential(key=key, certificate=certificate, chain=self.issuing_chain)
+
+    @property
+    def issuing_chain(self) -> tuple[x509.Certificate, ...]:
+        """What a certificate this CA issues is sent with: the CA's certificate and the
+        chain above it up to, not including, an outside root (the validator has that)."""
+        return (self.certificate, *(cert for cert in self.chain if not is_self_signed(cert)))
+
+    def certify(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Issue the certificate ``builder`` describes (subject, public key, validity,
+        what it is for) under this CA: its name as issuer, its key identifier, signed
+        by its key wherever that is. For profiles defined elsewhere, such as the trail
+        seal's (``justering.pades.seal``); never for a CA."""
+        certificate = (
+            builder.issuer_name(self.certificate.subject)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
         )
+        try:
+            is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = True
+        if is_ca:
+            raise SigningError("the signing CA certifies no CA: say BasicConstraints ca=False")
+        return certificate
 
 
 def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:

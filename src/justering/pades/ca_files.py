@@ -78,7 +78,7 @@ def replace_file(path: Path, content: bytes) -> None:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, 0o600)  # the home is private (justering.home)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from justering.web.api import meetings_router
 from justering.web.archivist import archivist_router
@@ -48,6 +49,13 @@ def create_app(
     """The whole web app. ``environ`` (default: the process's) is where the
     archivists' accounts are configured."""
     app = FastAPI(title="justering", docs_url=None, redoc_url=None)
+    if services.settings.trusted_proxies:
+        # Behind a reverse proxy: the client's address (the login limits) and the
+        # scheme (https: the archivists' cookie is Secure) come from its
+        # X-Forwarded-For and X-Forwarded-Proto, believed only from these addresses.
+        app.add_middleware(
+            ProxyHeadersMiddleware, trusted_hosts=list(services.settings.trusted_proxies)
+        )
 
     app.include_router(
         signer_router(services, lambda meeting_id: _hand_over(hooks.schedule_advance, meeting_id))

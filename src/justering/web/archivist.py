@@ -6,6 +6,7 @@ extract's timeline, verify its archived copy. Read-only, behind a login
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from justering.archive.verify import Verification, verify_targets
 from justering.errors import JusteringError, NotFoundError
 from justering.model.process import DocumentKind, ExtractStatus
-from justering.web.auth import SESSION_COOKIE, open_sessions
+from justering.web.auth import SESSION_COOKIE, LoginGuard, open_sessions
 from justering.web.pages import page, same_origin
 from justering.workflow.audit import (
     AuditRow,
@@ -45,6 +46,7 @@ CHECK_SWEDISH: Mapping[str, str] = {
     "trail matches PDF": "Händelsekedjan stämmer med PDF-filen",
     "trail matches signatures": "Händelsekedjan stämmer med underskrifterna",
     "justered protocol": "Det justerade protokollet",
+    "trail seal": "Kommunens sigill på händelsekedjan",
 }
 """Swedish names of the checks of :mod:`justering.archive.verify` (others show as named)."""
 
@@ -55,13 +57,27 @@ def _path(request: Request, name: str, **params: Any) -> str:
     return request.url_for(name, **params).path
 
 
-def archivist_router(services: Services, *, environ: Mapping[str, str] | None = None) -> APIRouter:
+def archivist_router(
+    services: Services,
+    *,
+    environ: Mapping[str, str] | None = None,
+    guard: LoginGuard | None = None,
+) -> APIRouter:
     """The archive pages; mount with ``app.include_router(router, prefix="/arkiv")``.
 
-    Accounts are read once, here (``environ`` defaults to the process's)."""
+    Accounts are read once, here (``environ`` defaults to the process's); ``guard``
+    limits password logins (default: 5 per account and 20 per address in 15 minutes,
+    two password checks at once)."""
     sessions = open_sessions(services.settings, environ)
+    guard = guard or LoginGuard()
     proxy_header = services.settings.archivist_header
     router = APIRouter()
+
+    def check_password(user: str, password: str) -> bool | None:
+        """The password check, in a worker thread, at most a few at once: None when
+        no slot came free in time."""
+        with guard.hashing() as slot:
+            return sessions.accounts.authenticate(user, password) if slot else None
 
     def archivist(request: Request) -> str | None:
         if proxy_header:
@@ -129,9 +145,19 @@ def archivist_router(services: Services, *, environ: Mapping[str, str] | None = 
         form = await request.form()
         user, password = str(form.get("anvandare", "")), str(form.get("losenord", ""))
         next_path = str(form.get("next", ""))
-        if not await run_in_threadpool(sessions.accounts.authenticate, user, password):
-            log.warning("failed archivist login")
+        address = request.client.host if request.client else "okänd"
+        verdict = guard.attempt(user, address)
+        if not verdict.allowed:
+            log.warning("archivist login refused for now: too many attempts (%s)", address)
+            return _too_many(verdict.retry_after)
+        right = await run_in_threadpool(check_password, user, password)
+        if right is None:
+            log.warning("archivist login refused for now: too many at once")
+            return _too_many(5)
+        if not right:
+            log.warning("failed archivist login from %s", address)
             return _login_page(request, next_path, "Fel användarnamn eller lösenord.", 401)
+        guard.succeeded(user)
         log.info("archivist %s logged in", user)
         response = RedirectResponse(_safe_next(request, next_path), status_code=303)
         response.set_cookie(
@@ -321,6 +347,19 @@ def _login_page(
     return _archive_page(
         "archivist/login.html", status, action=action, next=next_path, problem=problem
     )
+
+
+def _too_many(seconds: int) -> HTMLResponse:
+    """429: wait before trying again (in Swedish, with Retry-After)."""
+    minutes = max(1, math.ceil(seconds / 60))
+    wait = "en minut" if minutes == 1 else f"{minutes} minuter"
+    response = _message(
+        "För många inloggningsförsök",
+        f"För många försök att logga in. Vänta {wait} och försök sedan igen.",
+        429,
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def _proxy_only() -> HTMLResponse:

@@ -21,16 +21,23 @@ import getpass
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import sys
+import threading
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from justering.config import Settings
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from justering.config import Settings, home_key
 from justering.errors import ConfigError
 
 __all__ = [
@@ -38,6 +45,8 @@ __all__ = [
     "SESSION_COOKIE",
     "SESSION_SECONDS",
     "Accounts",
+    "LoginGuard",
+    "LoginVerdict",
     "Sessions",
     "hash_password",
     "load_accounts",
@@ -164,19 +173,7 @@ def _read_accounts(variable: str, path: Path) -> Accounts:
 
 def session_key(home: Path) -> bytes:
     """The HMAC key of archivist sessions, made on first use (mode 0600)."""
-    path = home / KEY_FILE
-    home.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) < 32:
-            raise ConfigError(f"{path}: the session key is too short; delete it to renew") from None
-        return key
-    key = secrets.token_bytes(32)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-    return key
+    return home_key(home / KEY_FILE, what="the session key", if_damaged="delete it to renew")
 
 
 @dataclass(frozen=True)
@@ -267,3 +264,66 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- login attempts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginVerdict:
+    """Whether a login attempt may be tried now; if not, for how long to wait."""
+
+    allowed: bool
+    retry_after: int = 0
+    """Seconds until another attempt will be considered (when not allowed)."""
+
+
+class LoginGuard:
+    """Limits on password logins, so that guessing is slow and costs the service
+    little: per account and per client address, a moving window of attempts (the
+    ``limits`` library; after too many, the wait grows as the window slides), and at
+    most ``concurrent`` password checks at once (each scrypt run takes 32 MiB)."""
+
+    def __init__(
+        self,
+        *,
+        per_account: str = "5 per 15 minutes",
+        per_address: str = "20 per 15 minutes",
+        concurrent: int = 2,
+        wait_seconds: float = 2.0,
+    ) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._per_account = parse(per_account)
+        self._per_address = parse(per_address)
+        self._hashing = threading.BoundedSemaphore(concurrent)
+        self._wait = wait_seconds
+
+    def attempt(self, user: str, address: str) -> LoginVerdict:
+        """Count an attempt for ``user`` from ``address``; refused while either has
+        used up its window (the refused attempt is not counted again)."""
+        keys = (
+            (self._per_account, "account", user.casefold()),
+            (self._per_address, "address", address),
+        )
+        for limit, kind, key in keys:
+            if not self._limiter.test(limit, kind, key):
+                reset = self._limiter.get_window_stats(limit, kind, key).reset_time
+                return LoginVerdict(False, max(1, math.ceil(reset - time.time())))
+        for limit, kind, key in keys:
+            self._limiter.hit(limit, kind, key)
+        return LoginVerdict(True)
+
+    def succeeded(self, user: str) -> None:
+        """A right password clears the account's count (not the address's)."""
+        self._limiter.clear(self._per_account, "account", user.casefold())
+
+    @contextmanager
+    def hashing(self) -> Iterator[bool]:
+        """A slot for one password check: True if got within a short wait, else
+        False (too many at once: answer "try again" without hashing)."""
+        got = self._hashing.acquire(timeout=self._wait)
+        try:
+            yield got
+        finally:
+            if got:
+                self._hashing.release()

@@ -112,9 +112,9 @@ def signer_router(
         return form
 
     @router.get("/s/{token}", response_class=HTMLResponse)
-    def signer_page(token: str) -> HTMLResponse:
+    def signer_page(token: str, request: Request) -> HTMLResponse:
         try:
-            view = workflow.view_link(services, token)
+            view = workflow.view_link(services, token, user_agent=request.headers.get("user-agent"))
             counts = {
                 e.extract.extract_id: _page_count(services, cache, token, e.extract)
                 for e in view.extracts

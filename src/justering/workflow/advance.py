@@ -20,7 +20,7 @@ from justering.errors import JusteringError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import append_signer_event, lock_meeting, slots_with
 from justering.ledger.links import issue_link
-from justering.ledger.schema import ExtractRow, MeetingRow
+from justering.ledger.schema import ExtractRow, MeetingRow, aware_utc
 from justering.mail.compose import MeetingHeader, immediate_first
 from justering.mail.messages import SigningRequest
 from justering.model.meeting import Meeting
@@ -88,9 +88,11 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     it, and the meeting stays marked as needing work until an advance did it all."""
     meeting = get_meeting(services, meeting_id)
     with services.ledger.reading() as session:
-        requested = session.execute(
-            select(MeetingRow.work_requested).where(MeetingRow.meeting_id == meeting_id)
-        ).scalar_one()
+        requested, retry_after = session.execute(
+            select(MeetingRow.work_requested, MeetingRow.retry_after).where(
+                MeetingRow.meeting_id == meeting_id
+            )
+        ).one()
     drafted = draft_meeting(services, meeting_id)
     if drafted is None:  # another process is drafting; it notifies when it is done
         return AdvanceReport(complete=False, remaining=len(meeting.paragraphs))
@@ -104,13 +106,20 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
             if row.status.to_archive
             and (not row.kind.is_protocol or announcement_of(session, row) is not None)
         ]
+    if retry_after is not None and aware_utc(retry_after) > utcnow():
+        # Archiving failed lately: it waits out its back-off (the reconciler comes
+        # back then); signers are still notified above.
+        log.info("meeting %s: archiving waits until %s", meeting_id, retry_after)
+        to_archive, waiting = [], bool(to_archive)
+    else:
+        waiting = False
     outcomes = archive_certified(services, to_archive)
     archived = tuple(outcome for outcome in outcomes if isinstance(outcome, str))
     failed += [
         f"extract {o.extract_id}: {o.reason}" for o in outcomes if isinstance(o, ArchiveFailure)
     ]
     # Incomplete when another process is archiving an extract, or something failed.
-    complete = len(archived) == len(outcomes) and not failed
+    complete = len(archived) == len(outcomes) and not failed and not waiting
     with services.ledger.transaction() as session:
         remaining = len(
             session.execute(

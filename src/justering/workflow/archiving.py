@@ -18,34 +18,38 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy.orm import Session
 
 from justering.archive.bundle import (
     EXTRACT_CA,
     EXTRACT_COMPLETION,
     EXTRACT_TRAIL,
+    EXTRACT_TRAIL_SEAL,
     EXTRACT_TSA_CA,
+    Bundle,
     write_bundle,
 )
 from justering.archive.completion_text import CompletionSubject
 from justering.archive.intyg import render_completion
 from justering.archive.keys import extract_prefix
 from justering.config import Settings
-from justering.errors import JusteringError, Refusal, WorkflowError
+from justering.errors import ArchiveError, JusteringError, Refusal, TrailError, WorkflowError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import (
     append_event,
+    checked_trail,
     get_extract,
     last_event,
     load_document,
     lock_extract,
     store_document,
-    trail_of,
 )
 from justering.ledger.leases import WorkLease
 from justering.ledger.schema import ExtractRow
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
-from justering.model.trail import EventKind, trail_to_json
+from justering.model.trail import EventKind, TrailEvent, trail_to_json
+from justering.pades.seal import verify_seal
 from justering.pades.timestamps import add_long_term_validation
 from justering.pades.validate import validate_extract
 from justering.workflow.meetings import load_meeting
@@ -67,10 +71,12 @@ __all__ = [
 
 def archive_extract(services: Services, extract_id: int) -> str:
     """Add long-term validation data to a certified extract or a justered protocol
-    (with a TSA), validate it, write its bundle (PDF, trail, CA certificates,
-    certificate of completion, checksums) to the archive and record it; returns the
-    PDF's URI. Idempotent: a retry neither timestamps nor writes twice. A document
-    whose PDF does not validate is not archived."""
+    (with a TSA), validate it, write its bundle (PDF, trail and its seal, CA
+    certificates, certificate of completion, checksums) to the archive and record it;
+    returns the PDF's URI. Idempotent: a retry neither timestamps nor writes twice. A
+    document whose PDF does not validate, or whose trail in the ledger is broken or
+    not the one the ledger sealed (:func:`justering.ledger.extracts.checked_trail`),
+    is not archived: nothing is written."""
     with services.ledger.reading() as session:
         extract = get_extract(session, extract_id)
         if extract.status is ExtractStatus.ARCHIVED and extract.archive_uri:
@@ -85,6 +91,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
             raise WorkflowError(
                 Refusal.JUSTERING_INCOMPLETE, paragraph=extract.paragraph, detail="not announced"
             )
+        _trail_to_archive(session, extract)
         last = last_event(session, extract.id)
         timestamped = last is not None and last.kind == EventKind.TIMESTAMPED
         head = extract.head_sha256
@@ -94,7 +101,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
     with services.ledger.reading() as session:
         extract = get_extract(session, extract_id)
         meeting = load_meeting(session, extract.meeting_id)
-        trail = trail_of(session, extract.id)
+        trail = _trail_to_archive(session, extract)
         prefix = _prefix(meeting, extract)
         paragraph, head, kind = extract.paragraph, extract.head_sha256, extract.kind
         subject = CompletionSubject(
@@ -111,9 +118,10 @@ def archive_extract(services: Services, extract_id: int) -> str:
         raise WorkflowError(
             Refusal.DOES_NOT_VALIDATE, paragraph=paragraph, detail="; ".join(validation.problems)
         )
+    trail_json = trail_to_json(trail)
     files = {
         subject.pdf_name: pdf,
-        EXTRACT_TRAIL: trail_to_json(trail),
+        EXTRACT_TRAIL: trail_json,
         EXTRACT_CA: services.ca.export_pem().encode(),
         # Issued at the last trail event, not the clock: a retry writes the same bytes.
         EXTRACT_COMPLETION: render_completion(
@@ -127,7 +135,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
     }
     if services.tsa_root is not None:
         files[EXTRACT_TSA_CA] = services.tsa_root.public_bytes(serialization.Encoding.PEM)
-    bundle = write_bundle(services.archive, prefix, files)
+    bundle = _write_sealed(services, prefix, files, trail_json)
     uri = services.archive.uri(f"{bundle.prefix}/{subject.pdf_name}")
     with services.ledger.transaction() as session:
         extract = lock_extract(session, extract_id)
@@ -156,6 +164,50 @@ def _prefix(meeting: Meeting, row: ExtractRow) -> str:
     return extract_prefix(
         meeting.body.code, meeting.date, meeting.meeting_id, row.dnr, row.paragraph, row.version
     )
+
+
+def _trail_to_archive(session: Session, extract: ExtractRow) -> tuple[TrailEvent, ...]:
+    """The extract's trail, refused (``TrailError``) unless its chain holds and its
+    head is the one the ledger sealed."""
+    events, problems = checked_trail(session, extract)
+    if problems:
+        raise TrailError(
+            f"{extract.ref}: its trail in the ledger is not archived "
+            f"({'; '.join(problems)}); nothing was written"
+        )
+    return events
+
+
+def _write_sealed(services: Services, prefix: str, files: dict[str, bytes], trail: bytes) -> Bundle:
+    """Write the bundle with the municipality's seal on ``trail`` (a timestamp with
+    it when a TSA is configured; a TSA that fails raises, and the step is retried).
+
+    A seal is never made twice alike (a fresh signature, a fresh timestamp), and
+    archived objects are written once. So a retry that finds the seal of its
+    bundle already stored (the bundle was cut off, or its ``archived`` event was
+    lost), or an archiver that another one beat to it, keeps the stored seal, as
+    long as it seals these very bytes; anything else differing is refused as
+    before."""
+    stored = _stored_seal(services, prefix, trail)
+    seal = stored or services.trail_seal.seal(trail, timestamper=services.timestamper)
+    try:
+        return write_bundle(services.archive, prefix, {**files, EXTRACT_TRAIL_SEAL: seal})
+    except ArchiveError:
+        if stored is not None:
+            raise
+        stored = _stored_seal(services, prefix, trail)
+        if stored is None:
+            raise
+    return write_bundle(services.archive, prefix, {**files, EXTRACT_TRAIL_SEAL: stored})
+
+
+def _stored_seal(services: Services, prefix: str, trail: bytes) -> bytes | None:
+    """The seal stored at ``prefix``, if there is one and it seals ``trail``."""
+    key = f"{prefix}/{EXTRACT_TRAIL_SEAL}"
+    if services.archive.head(key) is None:
+        return None
+    seal = services.archive.get(key)
+    return seal if verify_seal(trail, seal, services.trust_roots).ok else None
 
 
 def _add_long_term_validation(services: Services, extract_id: int, head: str, pdf: bytes) -> bytes:

@@ -22,11 +22,11 @@ from sqlalchemy import ColumnElement, Row, Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from justering.errors import JusteringError, NotFoundError
-from justering.ledger.extracts import trail_of
+from justering.ledger.extracts import checked_trail
 from justering.ledger.schema import ExtractRow, MeetingRow, TrailEventRow, aware_utc
 from justering.model.extract import ExtractSummary
 from justering.model.process import SIGNATURE_EVENTS, DocumentKind, ExtractStatus
-from justering.model.trail import EventKind, TrailEvent, chain_problems
+from justering.model.trail import EventKind, TrailEvent
 from justering.workflow.services import Services
 
 __all__ = [
@@ -371,8 +371,10 @@ def extract_timeline(
     kind: DocumentKind = DocumentKind.EXTRACT,
 ) -> Timeline:
     """The trail of the extract of § ``paragraph`` (or, with ``kind``, of a protocol:
-    ``paragraph`` 0) from the ledger and its chain check; ``NotFoundError`` if there
-    is no such document."""
+    ``paragraph`` 0) from the ledger, its chain checked, its end against the recorded
+    head and the head against the ledger's seal
+    (:func:`justering.ledger.extracts.checked_trail`); ``NotFoundError`` if there is
+    no such document."""
     with services.ledger.reading() as session:
         record = session.execute(
             _extract_query().where(
@@ -381,14 +383,12 @@ def extract_timeline(
                 ExtractRow.paragraph == paragraph,
             )
         ).one_or_none()
-        if record is None:
+        extract = session.get(ExtractRow, record.id) if record is not None else None
+        if record is None or extract is None:
             what = f"§ {paragraph}" if kind is DocumentKind.EXTRACT else kind.swedish
             raise NotFoundError(kind.value.replace("_", " "), f"{what} of meeting {meeting_id!r}")
-        events = trail_of(session, record.id)
+        events, problems = checked_trail(session, extract)
         signatures = tuple(_signatures_of(session, [record.id]).get(record.id, ()))
-        extract = session.get(ExtractRow, record.id)
-        head = extract.trail_head if extract is not None else None
-    problems = chain_problems(events, expected_head=head)
     return Timeline(_audit_row(record, signatures), events, tuple(problems))
 
 

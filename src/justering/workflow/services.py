@@ -11,9 +11,11 @@ from cryptography import x509
 from justering.archive.objects import ArchiveStore, RetentionPolicy
 from justering.archive.store import open_archive
 from justering.config import Settings
+from justering.home import secure_home
 from justering.ledger.database import Ledger
 from justering.mail.delivery import Notifier, notifier_for
 from justering.pades.ca import SigningCA
+from justering.pades.seal import TrailSeal
 from justering.pades.timestamps import Timestamper, timestamper_for
 
 __all__ = ["Services", "open_services"]
@@ -28,6 +30,8 @@ class Services:
     ca: SigningCA
     notifier: Notifier
     archive: ArchiveStore
+    trail_seal: TrailSeal
+    """The municipality's seal on archived trails (:mod:`justering.pades.seal`)."""
     timestamper: Timestamper | None = None
     """With a TSA: every signature is timestamped and certified extracts get
     long-term validation data."""
@@ -44,12 +48,16 @@ class Services:
 
 
 def open_services(settings: Settings) -> Services:
-    """Connect to the ledger, load the CA (which must exist), open the archive."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    """Connect to the ledger with the home's trail key (made on first use), load the
+    CA (which must exist) and its trail seal (made or renewed when needed), open
+    the archive; the home is made private first (0700, its files 0600)."""
+    secure_home(settings.home)
+    ca = SigningCA.load(settings.ca_dir)
     return Services(
         settings=settings,
-        ledger=Ledger(settings.database_url),
-        ca=SigningCA.load(settings.ca_dir),
+        ledger=Ledger(settings.database_url, trail_key=settings.trail_key()),
+        ca=ca,
+        trail_seal=TrailSeal.load_or_create(ca),
         notifier=notifier_for(
             settings.smtp_url, outbox=settings.outbox_dir, sender=settings.mail_from
         ),

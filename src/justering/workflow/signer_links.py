@@ -41,6 +41,7 @@ from justering.workflow.protocols import current_paragraphs, shown_in
 from justering.workflow.services import Services
 
 __all__ = [
+    "MAX_USER_AGENT",
     "GrantState",
     "GrantedExtract",
     "LinkView",
@@ -147,12 +148,19 @@ def grant_state(session: Session, extract: ExtractRow, version: int, signer: Sig
     return GrantState.PENDING
 
 
-def view_link(services: Services, token: str) -> LinkView:
-    """Check a link and record that its signer viewed the extracts waiting for them."""
+MAX_USER_AGENT = 200
+"""How much of a client's User-Agent the trail keeps."""
+
+
+def view_link(services: Services, token: str, *, user_agent: str | None = None) -> LinkView:
+    """Check a link and record that it was opened, for each extract waiting for its
+    signer. The trail says only what is known: the link was opened by a client
+    (``user_agent``, e.g. a browser or a mail scanner), not that the signer read it."""
     with services.ledger.transaction() as session:
         link, meeting, signer = link_signer(session, token)
         texts = current_paragraphs(session, meeting)
         extracts = []
+        client = _printable(user_agent or "")[:MAX_USER_AGENT] or "okänd"
         for grant in grants_of(session, link.token_hash):
             extract = lock_extract(session, grant.extract_id)
             state = grant_state(session, extract, grant.version, signer)
@@ -166,9 +174,16 @@ def view_link(services: Services, token: str) -> LinkView:
             if state is not GrantState.PENDING:
                 continue
             last = last_event(session, extract.id)
-            if last and last.kind == EventKind.VIEWED and last.slot == signer.slot:
-                continue  # a reload: the trail already says this signer has it open
-            append_signer_event(session, extract, EventKind.VIEWED, signer)
+            if (
+                last
+                and last.kind == EventKind.VIEWED
+                and last.slot == signer.slot
+                and last.detail.get("user_agent") == client
+            ):
+                continue  # a reload by the same client: the trail already says so
+            append_signer_event(
+                session, extract, EventKind.VIEWED, signer, detail={"user_agent": client}
+            )
         if all(e.state.done for e in extracts):
             # Nothing waits for this signer any more: say why (changed, declined, signed).
             grant = grants_of(session, link.token_hash)[0]
@@ -178,6 +193,11 @@ def view_link(services: Services, token: str) -> LinkView:
             key=lambda e: (not e.extract.immediate, not e.extract.is_protocol, e.extract.paragraph)
         )
         return LinkView(signer, meeting, aware_utc(link.expires_at), tuple(extracts))
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (a header is not to be trusted)."""
+    return "".join(c for c in text if c.isprintable())
 
 
 def link_contact(services: Services, token: str) -> Person | None:

@@ -24,8 +24,8 @@ from justering.model.roles import Role
 __all__ = [
     "NEXT_ROLE",
     "Click",
-    "Notice",
     "Outbox",
+    "SentMessage",
     "click_latencies",
     "outbox_time",
     "percentile",
@@ -60,7 +60,7 @@ class Click:
 
 
 @dataclass(frozen=True)
-class Notice:
+class SentMessage:
     """A request to sign in the outbox: ``at`` is when it was sent (epoch seconds)."""
 
     meeting_id: str
@@ -76,7 +76,7 @@ NEXT_ROLE = {Role.CHAIR: Role.ADJUSTER, Role.ADJUSTER: Role.CERTIFIER}
 last adjuster's click the certifier's. The certifier's click causes none."""
 
 
-def click_latencies(clicks: Sequence[Click], notices: Sequence[Notice]) -> list[float]:
+def click_latencies(clicks: Sequence[Click], sent_messages: Sequence[SentMessage]) -> list[float]:
     """Seconds from each click that hands a meeting on to the next signers' first
     message for that meeting sent after it, in click order. Of several adjusters'
     clicks only the meeting's last one hands on. Raises ``ValueError`` for a
@@ -95,11 +95,11 @@ def click_latencies(clicks: Sequence[Click], notices: Sequence[Notice]) -> list[
         if click.role is Role.ADJUSTER and click.at < last_adjuster[click.meeting_id]:
             continue
         sent = [
-            notice.at
-            for notice in notices
-            if notice.meeting_id == click.meeting_id
-            and notice.role is following
-            and notice.at >= click.at
+            sent.at
+            for sent in sent_messages
+            if sent.meeting_id == click.meeting_id
+            and sent.role is following
+            and sent.at >= click.at
         ]
         if not sent:
             raise ValueError(
@@ -136,14 +136,14 @@ class Outbox:
         self.directory = directory
         self.seen = set(outbox_messages(directory))
         self.signers: dict[str, tuple[str, Role]] = {}
-        self.notices: list[Notice] = []
+        self.sent_messages: list[SentMessage] = []
 
     def expect(self, meeting: Meeting) -> None:
         for role in (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER):
             for signer in meeting.signers(role):
                 self.signers[signer.email.lower()] = (meeting.meeting_id, role)
 
-    def poll(self) -> list[Notice]:
+    def poll(self) -> list[SentMessage]:
         new = []
         for path in outbox_messages(self.directory):
             if path in self.seen:
@@ -151,22 +151,26 @@ class Outbox:
             self.seen.add(path)
             kind = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
             if kind not in {role.value for role in Role}:
-                continue  # a receipt, a reminder, a notice to the secretary
+                continue  # a receipt, a reminder, a sent to the secretary
             recipient = _recipient(path)
             owner = self.signers.get(recipient)
             if owner is None:
                 continue
             meeting_id, role = owner
-            new.append(Notice(meeting_id, role, outbox_time(path), recipient, link_in(path), path))
-        self.notices.extend(new)
+            new.append(
+                SentMessage(meeting_id, role, outbox_time(path), recipient, link_in(path), path)
+            )
+        self.sent_messages.extend(new)
         return new
 
-    def wait_for(self, wanted: Callable[[Notice], bool], count: int, what: str) -> list[Notice]:
-        """Poll until ``count`` notices (seen before or now) satisfy ``wanted``."""
+    def wait_for(
+        self, wanted: Callable[[SentMessage], bool], count: int, what: str
+    ) -> list[SentMessage]:
+        """Poll until ``count`` sent_messages (seen before or now) satisfy ``wanted``."""
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             self.poll()
-            found = [notice for notice in self.notices if wanted(notice)]
+            found = [sent for sent in self.sent_messages if wanted(sent)]
             if len(found) >= count:
                 return found
             if time.monotonic() > deadline:
@@ -174,11 +178,11 @@ class Outbox:
             time.sleep(POLL_SECONDS)
 
 
-def sign_through_page(client: httpx.Client, notice: Notice) -> Click | None:
-    """Act as the signer of ``notice`` through the real page and form (every extract
+def sign_through_page(client: httpx.Client, sent: SentMessage) -> Click | None:
+    """Act as the signer of ``sent`` through the real page and form (every extract
     it offers); the click's time is taken just before the POST. None if the link was
     already used."""
-    if notice.link is None:
-        raise ConfigError(f"bench: {notice.path.name} has no signer link")
-    signed = sign_everything(client, notice.link)
-    return None if signed is None else Click(notice.meeting_id, notice.role, signed.posted_at)
+    if sent.link is None:
+        raise ConfigError(f"bench: {sent.path.name} has no signer link")
+    signed = sign_everything(client, sent.link)
+    return None if signed is None else Click(sent.meeting_id, sent.role, signed.posted_at)

@@ -28,8 +28,8 @@ from justering.devtools.bench.constants import (
 from justering.devtools.bench.floor import run_floor
 from justering.devtools.bench.latency import (
     Click,
-    Notice,
     Outbox,
+    SentMessage,
     click_latencies,
     sign_through_page,
 )
@@ -171,11 +171,11 @@ def _run_pipeline(
     next_look = time.monotonic()
     shown: tuple[set[str], float] = (set(), 0.0)
     while True:
-        for notice in outbox.poll():
-            if notice.meeting_id != meeting.meeting_id:
+        for sent in outbox.poll():
+            if sent.meeting_id != meeting.meeting_id:
                 continue
-            reaction += max(0.0, time.time() - notice.at)
-            click = sign_through_page(service.client, notice)
+            reaction += max(0.0, time.time() - sent.at)
+            click = sign_through_page(service.client, sent)
             if click is not None:
                 clicks.append(click)
         if time.monotonic() >= next_look:
@@ -255,13 +255,13 @@ def _run_latency(
     clicks: list[Click] = []
     for number, meeting in enumerate(meetings, 1):
 
-        def of(role: Role, meeting_id: str = meeting.meeting_id) -> Callable[[Notice], bool]:
+        def of(role: Role, meeting_id: str = meeting.meeting_id) -> Callable[[SentMessage], bool]:
             return lambda n: n.meeting_id == meeting_id and n.role is role
 
         for role in (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER):
             expected = len(meeting.signers(role))
-            for notice in outbox.wait_for(of(role), expected, f"{meeting.meeting_id} {role}"):
-                click = sign_through_page(service.client, notice)
+            for sent in outbox.wait_for(of(role), expected, f"{meeting.meeting_id} {role}"):
+                click = sign_through_page(service.client, sent)
                 if click is None:
                     raise ConfigError(f"bench: the {role.value} link was already used")
                 clicks.append(click)
@@ -420,8 +420,8 @@ def run_bench(
         mine = _archived_pdfs(bench, system.key(main.meeting_id))
         signatures = 2 + len(main.adjusters)
         verify = compare_verify(home, mine, signatures, sampler)
-    latencies = click_latencies(clicks, outbox.notices)
-    bulk = click_latencies(bulk_clicks, outbox.notices)
+    latencies = click_latencies(clicks, outbox.sent_messages)
+    bulk = click_latencies(bulk_clicks, outbox.sent_messages)
     justering_peak = sampler.peak_mb("justering")
     return BenchReport(
         extracts=extracts,
