@@ -40,8 +40,16 @@ from support.workflow import run_in_threads
 PARAGRAPHS = 50
 SERVES = 2
 FINISH_SECONDS = 600.0
-FILES_PER_BUNDLE = 5  # extract.pdf (protocol.pdf), trail.json, intyg.pdf, ca.pem, manifest.json
-STAGES = ("awaiting_chair", "awaiting_adjusters", "awaiting_certifier", "certified", "archived")
+FILES_PER_BUNDLE = 6  # extract.pdf (protocol.pdf), trail.json, trail.json.p7s, intyg.pdf,
+# ca.pem, manifest.json
+STAGES = (
+    "awaiting_chair",
+    "awaiting_adjusters",
+    "awaiting_protocol",
+    "awaiting_certifier",
+    "certified",
+    "archived",
+)
 MESSAGE_ID_PID = re.compile(r"<\d+\.(\d+)\.")
 """Python's ``make_msgid`` puts the sending process's pid second."""
 
@@ -129,6 +137,7 @@ def extract_pdf_requests(s3_log: list[str], bucket: str) -> Counter[str]:
     return requests
 
 
+@pytest.mark.slow
 def test_two_serve_processes_take_a_50_paragraph_meeting_to_the_archive(
     tmp_path: Path, postgres_admin_url: str, s3_endpoint: str
 ) -> None:
@@ -195,6 +204,7 @@ def test_two_serve_processes_take_a_50_paragraph_meeting_to_the_archive(
         ("signed", "chair-0"): 1,
         ("signed", "adjuster-0"): 1,
         ("signed", "adjuster-1"): 1,
+        ("justered", None): 1,  # by its protocol (or the omedelbar justering's)
         ("certified", "certifier-0"): 1,
         ("archived", None): 1,
         **{("notified", signer.slot): 1 for signer in signers},
