@@ -89,10 +89,14 @@ def _describe_protocol(p: ProtocolView) -> list[str]:
     if p.held_for:
         held = ", ".join(f"§ {n}" for n in p.held_for)
         lines.append(f"    väntar på att {held} rättas och signeras")
+    if p.justered_on:
+        after = " (efter sista dagen)" if p.late else ""
+        lines.append(f"    justerat:   {p.justered_on.isoformat()}{after}")
     if p.announced_on:
         appeal = f", överklagande senast {p.appeal_deadline}" if p.appeal_deadline else ""
-        after = " (justerat efter sista dagen)" if p.late else ""
-        lines.append(f"    anslaget:   {p.announced_on.isoformat()}{appeal}{after}")
+        lines.append(f"    anslaget:   {p.announced_on.isoformat()}{appeal}")
+    if p.kept_at:
+        lines.append(f"    förvaras:   {p.kept_at}")
     return lines
 
 
