@@ -64,6 +64,7 @@ from pyhanko.sign.validation.status import (
 )
 from pyhanko_certvalidator import ValidationContext
 
+from justering.model.calendar import local_minute
 from justering.model.roles import SIGNING_ORDER, Role
 from justering.pades.ca import asn1_certificate, common_name, fingerprint, role_from_certificate
 from justering.pades.timestamps import signature_timestamp_tokens, timestamp_time
@@ -411,7 +412,7 @@ def _signature_problems(report: SignatureReport, status: PdfSignatureStatus) -> 
             )
         problems.append(
             f"signature {field}: the certificate of {report.signer_name!r} is not trusted "
-            f"at {report.validated_at:%Y-%m-%d %H:%M} UTC ({why})"
+            f"at {local_minute(report.validated_at, zone=True)} ({why})"
         )
     if report.role is None:
         problems.append(f"signature {field}: the certificate names no justering role")
