@@ -21,7 +21,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"documents"}),
     frozenset({"pades"}),
     frozenset({"ledger"}),
-    frozenset({"archive", "mail"}),
+    frozenset({"archive", "mail", "identity"}),
     frozenset({"workflow"}),
     frozenset({"web"}),
     frozenset({"orchestration"}),

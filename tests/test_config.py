@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from justering.config import HOME_KEY_BYTES, home_key, load_settings
+from justering.config import HOME_KEY_BYTES, Settings, home_key, load_settings
 from justering.errors import ConfigError
+from justering.model.assurance import Assurance, SigningMode
 from justering.model.roles import Person
 
 
@@ -167,3 +168,137 @@ def test_a_damaged_home_key_is_named_with_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"trail-head\.key: the trail key is too short; restore"):
         home_key(path, what="the trail key", if_damaged="restore it")
     assert path.read_bytes() == b"short"  # never replaced
+
+
+# --- e-legitimation ---------------------------------------------------------------------
+
+OIDC_ENV = {
+    "JUSTERING_OIDC_ISSUER": "https://broker.example/oidc",
+    "JUSTERING_OIDC_CLIENT_ID": "justering-nacka",
+    "JUSTERING_OIDC_CLIENT_SECRET": "s3cret",
+}
+
+
+def _with_config(tmp_path: Path, text: str, **env: str) -> Settings:
+    config = tmp_path / "j.toml"
+    config.write_text(text, encoding="utf-8")
+    return load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(config), **env})
+
+
+def test_without_a_provider_every_body_signs_by_link(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, environ={})
+    assert settings.identity is None
+    assert settings.body_rules("KSAU").signing is SigningMode.LINK
+
+
+def test_a_provider_from_the_environment_makes_e_legitimation_the_default(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, environ=OIDC_ENV)
+    identity = settings.identity
+    assert identity is not None
+    assert identity.issuer == "https://broker.example/oidc"
+    assert identity.client_id == "justering-nacka" and identity.client_secret == "s3cret"
+    assert "s3cret" not in repr(identity)
+    assert identity.identity_claim == "https://id.oidc.se/claim/personalIdentityNumber"
+    assert identity.acr_values == ("http://id.elegnamnden.se/loa/1.0/loa3",)
+    rules = settings.body_rules("KSAU")
+    assert rules.signing is SigningMode.E_LEGITIMATION
+    assert rules.minimum_assurance is Assurance.LOA3
+
+
+def test_the_identity_table_and_bodies(tmp_path: Path) -> None:
+    settings = _with_config(
+        tmp_path,
+        """
+[identity]
+issuer = "https://broker.example/oidc"
+client_id = "from-the-file"
+display_name = "BankID eller Freja eID+"
+identity_claim = "urn:broker:personnummer"
+acr_values = ["http://id.elegnamnden.se/loa/1.0/loa4"]
+minimum_assurance = "loa2"
+max_age_seconds = 60
+login_minutes = 5
+email_claim = "email"
+[identity.acr]
+"urn:broker:bankid" = "loa3"
+[bodies.KSAU]
+signing = "link"
+[bodies.KF]
+minimum_assurance = "loa4"
+""",
+        JUSTERING_OIDC_CLIENT_ID="from-the-environment",
+        JUSTERING_OIDC_CLIENT_SECRET="s3cret",
+    )
+    identity = settings.identity
+    assert identity is not None
+    assert identity.client_id == "from-the-environment"
+    assert identity.display_name == "BankID eller Freja eID+"
+    assert identity.identity_claim == "urn:broker:personnummer"
+    assert identity.minimum_assurance is Assurance.LOA2
+    assert (identity.max_age_seconds, identity.login_minutes) == (60, 5)
+    assert identity.email_claim == "email" and identity.email_verified_claim == "email_verified"
+    assert identity.extra_acr == {"urn:broker:bankid": Assurance.LOA3}
+    assert settings.body_rules("KSAU").signing is SigningMode.LINK
+    assert settings.body_rules("KF").signing is SigningMode.E_LEGITIMATION
+    assert settings.body_rules("KF").minimum_assurance is Assurance.LOA4
+    assert settings.body_rules("BUN").minimum_assurance is Assurance.LOA2
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "fragment"),
+    [
+        ('[bodies.KSAU]\nsigning = "e-legitimation"\n', {}, "needs an identity provider"),
+        ('[bodies.KSAU]\nsigning = "bankid"\n', OIDC_ENV, "expected one of e-legitimation, link"),
+        ('[bodies.KSAU]\nminimum_assurance = "link"\n', OIDC_ENV, "loa2, loa3 or loa4"),
+        ('[identity]\nclient_id = "x"\n', {}, "identity.issuer: missing"),
+        ('[identity]\nclient_secret = "x"\n', OIDC_ENV, "JUSTERING_OIDC_CLIENT_SECRET"),
+        ("[identity]\nunknown = 1\n", OIDC_ENV, "identity.unknown: unknown setting"),
+        ('[identity]\nscopes = ["profile"]\n', OIDC_ENV, "must include openid"),
+        ("[identity]\nmax_age_seconds = -1\n", OIDC_ENV, "max_age_seconds"),
+        ('[identity.acr]\n"urn:x" = "high"\n', OIDC_ENV, "identity.acr.urn:x"),
+        ("", {**OIDC_ENV, "JUSTERING_OIDC_CLIENT_SECRET": ""}, "JUSTERING_OIDC_CLIENT_SECRET"),
+        ("", {**OIDC_ENV, "JUSTERING_OIDC_ISSUER": "http://broker.example"}, "https://"),
+        ("", {**OIDC_ENV, "JUSTERING_OIDC_ISSUER": "https://b.example/?x=1"}, "no query"),
+    ],
+)
+def test_identity_refusals(tmp_path: Path, text: str, env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _with_config(tmp_path, text, **env)
+    assert fragment in refused.value.diagnostics()
+
+
+def test_a_loopback_provider_may_speak_http(tmp_path: Path) -> None:
+    env = {**OIDC_ENV, "JUSTERING_OIDC_ISSUER": "http://127.0.0.1:9400"}
+    identity = load_settings(tmp_path, environ=env).identity
+    assert identity is not None and identity.issuer == "http://127.0.0.1:9400"
+
+
+def test_the_identity_key_is_a_home_key(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "home", environ={})
+    key = settings.identity_key
+    assert len(key) == HOME_KEY_BYTES and settings.identity_key == key
+    path = settings.home / "identity-hash.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_no_one_reads_a_home_key_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow random source holds the first process between making the file and
+    filling it; the others must still read the whole key, never an empty file."""
+    import secrets
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    random_bytes = secrets.token_bytes
+
+    def slowly(count: int | None = None) -> bytes:
+        time.sleep(0.05)
+        return random_bytes(count)
+
+    monkeypatch.setattr(secrets, "token_bytes", slowly)
+    path = tmp_path / "home" / "race.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: home_key(path, what="a key", if_damaged="x"), range(8)))
+    assert len(set(keys)) == 1 and len(keys[0]) == HOME_KEY_BYTES
+    assert [p.name for p in path.parent.iterdir()] == ["race.key"]

@@ -11,22 +11,28 @@ import ipaddress
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
 from justering.errors import ConfigError
-from justering.model.calendar import APPEAL_WEEKS, MAX_JUSTERING_DAYS
+from justering.model.assurance import LOA3, Assurance, SigningMode
+from justering.model.calendar import MAX_JUSTERING_DAYS
 from justering.model.roles import Person
+from justering.model.statutes import justering_rules, refuse_appeal_weeks
 
 __all__ = [
     "DEFAULT_HOME",
     "HOME_KEY_BYTES",
+    "IDENTITY_KEY_FILE",
+    "PERSONAL_IDENTITY_NUMBER_CLAIM",
     "TRAIL_KEY_FILE",
     "BodyRules",
+    "IdentitySettings",
     "Settings",
     "home_key",
     "load_settings",
@@ -36,6 +42,50 @@ DEFAULT_HOME = Path("~/.justering")
 TRAIL_KEY_FILE = "trail-head.key"
 """The home's key for the ledger's trail heads (:mod:`justering.ledger.heads`)."""
 HOME_KEY_BYTES = 32
+IDENTITY_KEY_FILE = "identity-hash.key"
+"""The home's secret that personnummer are hashed with (``home_key``)."""
+PERSONAL_IDENTITY_NUMBER_CLAIM = "https://id.oidc.se/claim/personalIdentityNumber"
+"""The Swedish OpenID Connect profile's claim for a personnummer or samordningsnummer."""
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """The OpenID Connect provider signers log in with (``[identity]`` in the config
+    file; ``JUSTERING_OIDC_ISSUER``, ``JUSTERING_OIDC_CLIENT_ID`` and
+    ``JUSTERING_OIDC_CLIENT_SECRET`` in the environment). docs/identity.md says what
+    to ask a broker for."""
+
+    issuer: str
+    """The provider's issuer identifier; discovery is read from under it."""
+    client_id: str
+    client_secret: str = field(repr=False)
+    display_name: str = "e-legitimation"
+    """What the login button names (``BankID eller Freja eID+``)."""
+    scopes: tuple[str, ...] = (
+        "openid",
+        "profile",
+        "https://id.oidc.se/scope/naturalPersonNumber",
+    )
+    acr_values: tuple[str, ...] = (LOA3,)
+    """The assurance levels asked for (``acr_values``)."""
+    identity_claim: str = PERSONAL_IDENTITY_NUMBER_CLAIM
+    """The claim holding the signer's personnummer (a broker's dialect may differ)."""
+    email_claim: str | None = None
+    """A claim holding the signer's e-mail address, matched against the manifest's
+    when it names no personnummer for the signer; None: a personnummer is needed."""
+    email_verified_claim: str | None = "email_verified"
+    """A claim that must be true for ``email_claim`` to count; None: not checked."""
+    minimum_assurance: Assurance = Assurance.LOA3
+    """The lowest level a login may have, for bodies that do not set their own."""
+    max_age_seconds: int = 0
+    """``max_age``: how long ago the provider may have authenticated the signer; 0
+    asks for a fresh authentication at every login."""
+    login_minutes: int = 15
+    """How long a login lets its signer read and sign behind their link."""
+    extra_acr: Mapping[str, Assurance] = field(default_factory=dict)
+    """Further ``acr`` values (a broker's dialect) and the level each stands for."""
+    token_auth_method: str = "client_secret_basic"  # noqa: S105 (a method, not a secret)
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +105,10 @@ class BodyRules:
     is refused when it is recorded."""
     immediate_days: int = 1
     """Deadline of the omedelbar justering: 0 the meeting day, 1 the day after."""
+    signing: SigningMode = SigningMode.LINK
+    """How the body's signers are identified: e-legitimation, or the link alone."""
+    minimum_assurance: Assurance = Assurance.LOA3
+    """With e-legitimation: the lowest assurance level a signer's login may have."""
 
 
 @dataclass(frozen=True)
@@ -103,15 +157,38 @@ class Settings:
     which must finish well within any proxy's timeout."""
     bodies: Mapping[str, BodyRules] = field(default_factory=dict)
     """Per-body rules by body code (``[bodies.KSAU]``)."""
+    identity: IdentitySettings | None = None
+    """The OpenID Connect provider for e-legitimation; None: every body signs by link."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def body_rules(self, body_code: str) -> BodyRules:
-        """The rules for one body: its own table, else the defaults."""
-        return self.bodies.get(body_code) or BodyRules(
+        """The rules for one body: its own table, else the defaults (e-legitimation
+        when a provider is configured)."""
+        found = self.bodies.get(body_code)
+        if found is not None:
+            return found
+        rules = BodyRules(
             self.justering_days,
             self.reminder_days,
             kept_at=self.kept_at,
             immediate_days=self.immediate_days,
+        )
+        if self.identity is None:
+            return rules
+        return replace(
+            rules,
+            signing=SigningMode.E_LEGITIMATION,
+            minimum_assurance=self.identity.minimum_assurance,
+        )
+
+    @property
+    def identity_key(self) -> bytes:
+        """The secret personnummer are hashed with (``HOME/identity-hash.key``, made on
+        first use, mode 0600)."""
+        return home_key(
+            self.home / IDENTITY_KEY_FILE,
+            what="the identity key",
+            if_damaged="restore it from the backup: the recorded personnummer hashes need it",
         )
 
     @property
@@ -167,23 +244,28 @@ class Settings:
 def home_key(path: Path, *, what: str, if_damaged: str) -> bytes:
     """A secret of the home: ``HOME_KEY_BYTES`` random bytes in ``path`` (mode 0600,
     the folder made if missing), created on first use and read ever after. Two
-    processes creating it at once get the same key (the file is created exclusively).
-    ``what`` names the key and ``if_damaged`` says what to do when the file is
-    shorter than a key, in the error raised then."""
+    processes creating it at once get the same key: a key is written whole to a file
+    of its own and then linked into place, which only the first link does, so no one
+    ever reads a key half written. ``what`` names the key and ``if_damaged`` says what
+    to do when the file is shorter than a key, in the error raised then."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if not path.exists():
+        fresh = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(HOME_KEY_BYTES))
         try:
-            key = path.read_bytes()
-        except OSError as error:
-            raise ConfigError(f"{path}: {what} is unreadable ({error.strerror})") from None
-        if len(key) < HOME_KEY_BYTES:
-            raise ConfigError(f"{path}: {what} is too short; {if_damaged}") from None
-        return key
-    key = secrets.token_bytes(HOME_KEY_BYTES)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
+            os.link(fresh, path)
+        except FileExistsError:
+            pass  # another process was first: its key is the key
+        finally:
+            fresh.unlink()
+    try:
+        key = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path}: {what} is unreadable ({error.strerror})") from None
+    if len(key) < HOME_KEY_BYTES:
+        raise ConfigError(f"{path}: {what} is too short; {if_damaged}") from None
     return key
 
 
@@ -200,43 +282,6 @@ def _positive(value: Any, name: str, unit: str = "days") -> int:
     if count <= 0:
         raise ConfigError(f"{name}: must be at least 1 {unit.rstrip('s')}, got {count}")
     return count
-
-
-def _justering_days(value: Any, name: str) -> int:
-    days = _positive(value, name)
-    if days > MAX_JUSTERING_DAYS:
-        raise ConfigError(
-            f"{name}: at most {MAX_JUSTERING_DAYS} days, got {days}: the protocol is justered "
-            "no later than fourteen days after the meeting (5 kap. 69 § kommunallagen)"
-        )
-    return days
-
-
-def _immediate_days(value: Any, name: str) -> int:
-    if value not in (0, 1) or isinstance(value, bool):
-        raise ConfigError(
-            f"{name}: expected 0 (the meeting day) or 1 (the day after), got {value!r}: "
-            "omedelbar justering is done at the meeting (5 kap. 70 § kommunallagen)"
-        )
-    return int(value)
-
-
-def _kept_at(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip() or "\n" in value:
-        raise ConfigError(
-            f"{name}: expected the förvaringsplats as one line of text, e.g. "
-            f"'Kommunstyrelsens kansli, Stadshuset'; got {value!r}"
-        )
-    return value.strip()
-
-
-def _refuse_appeal_weeks(value: Any) -> None:
-    if value != APPEAL_WEEKS or isinstance(value, bool):
-        raise ConfigError(
-            f"appeal_weeks: the appeal period is three weeks from the announcement by law "
-            f"(13 kap. 5 § kommunallagen) and cannot be changed; got {value!r}: remove the "
-            "setting"
-        )
 
 
 def load_settings(
@@ -294,17 +339,11 @@ def load_settings(
             )
         settings = replace(settings, archive_retention_mode=mode)
     if "appeal_weeks" in table:
-        _refuse_appeal_weeks(table["appeal_weeks"])
-    if "justering_days" in table:
-        days = _justering_days(table["justering_days"], "justering_days")
-        settings = replace(settings, justering_days=days)
-    if "protocol_kept_at" in table:
-        settings = replace(
-            settings, kept_at=_kept_at(table["protocol_kept_at"], "protocol_kept_at")
-        )
-    if "immediate_justering_days" in table:
-        days = _immediate_days(table["immediate_justering_days"], "immediate_justering_days")
-        settings = replace(settings, immediate_days=days)
+        refuse_appeal_weeks(table["appeal_weeks"])
+    days, kept_at, immediate = justering_rules(
+        table, "", (settings.justering_days, settings.kept_at, settings.immediate_days)
+    )
+    settings = replace(settings, justering_days=days, kept_at=kept_at, immediate_days=immediate)
     proxies = _env(env, "JUSTERING_TRUSTED_PROXIES")
     web = document_tables.get("web", {})
     if proxies is not None or "trusted_proxies" in web:
@@ -314,6 +353,7 @@ def load_settings(
         settings = replace(settings, max_paragraphs=count)
     if "reminder_days" in table:
         settings = replace(settings, reminder_days=_reminder_days(table["reminder_days"], ""))
+    settings = replace(settings, identity=_identity(document_tables.get("identity", {}), env))
     return replace(settings, bodies=_body_rules(bodies, settings))
 
 
@@ -353,6 +393,8 @@ _BODY_KEYS = frozenset(
         "secretary_email",
         "protocol_kept_at",
         "immediate_justering_days",
+        "signing",
+        "minimum_assurance",
     }
 )
 
@@ -370,17 +412,9 @@ def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
         unknown = sorted(set(table) - _BODY_KEYS)
         if unknown:
             raise ConfigError(f"{where}{unknown[0]}: unknown setting (known: {sorted(_BODY_KEYS)})")
-        days = settings.justering_days
-        if "justering_days" in table:
-            days = _justering_days(table["justering_days"], f"{where}justering_days")
-        kept_at = settings.kept_at
-        if "protocol_kept_at" in table:
-            kept_at = _kept_at(table["protocol_kept_at"], f"{where}protocol_kept_at")
-        immediate = settings.immediate_days
-        if "immediate_justering_days" in table:
-            immediate = _immediate_days(
-                table["immediate_justering_days"], f"{where}immediate_justering_days"
-            )
+        days, kept_at, immediate = justering_rules(
+            table, where, (settings.justering_days, settings.kept_at, settings.immediate_days)
+        )
         reminders = settings.reminder_days
         if "reminder_days" in table:
             reminders = _reminder_days(table["reminder_days"], where)
@@ -392,5 +426,157 @@ def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
             if "@" not in email or any(c.isspace() for c in email):
                 raise ConfigError(f"{where}secretary_email: not an e-mail address: {email!r}")
             secretary = Person(name.strip(), email)
-        rules[str(code)] = BodyRules(days, reminders, secretary, kept_at, immediate)
+        signing, minimum = _body_signing(table, where, settings.identity)
+        rules[str(code)] = BodyRules(
+            days,
+            reminders,
+            secretary,
+            kept_at=kept_at,
+            immediate_days=immediate,
+            signing=signing,
+            minimum_assurance=minimum,
+        )
     return rules
+
+
+def _body_signing(
+    table: Mapping[str, Any], where: str, identity: IdentitySettings | None
+) -> tuple[SigningMode, Assurance]:
+    """A body's ``signing`` and ``minimum_assurance``, defaulting to the provider's."""
+    default = SigningMode.LINK if identity is None else SigningMode.E_LEGITIMATION
+    signing = _choice(table.get("signing", default.value), f"{where}signing", SigningMode)
+    if signing is SigningMode.E_LEGITIMATION and identity is None:
+        raise ConfigError(
+            f"{where}signing: e-legitimation needs an identity provider "
+            "([identity] issuer, or JUSTERING_OIDC_ISSUER)"
+        )
+    minimum = identity.minimum_assurance if identity else Assurance.LOA3
+    if "minimum_assurance" in table:
+        minimum = _level(table["minimum_assurance"], f"{where}minimum_assurance")
+    return signing, minimum
+
+
+def _identity(table: Any, env: Mapping[str, str]) -> IdentitySettings | None:
+    """``[identity]`` and the ``JUSTERING_OIDC_*`` variables (which win); None when
+    no issuer is set anywhere."""
+    if not isinstance(table, dict):
+        raise ConfigError("identity: expected a table [identity]")
+    if "client_secret" in table:
+        raise ConfigError(
+            "identity.client_secret: keep the secret out of the config file; "
+            "set JUSTERING_OIDC_CLIENT_SECRET in the service's environment"
+        )
+    known = {"issuer", "client_id", *_IDENTITY_VALUES}
+    if unknown := sorted(set(table) - known):
+        raise ConfigError(f"identity.{unknown[0]}: unknown setting (known: {sorted(known)})")
+    issuer = _env(env, "JUSTERING_OIDC_ISSUER") or table.get("issuer")
+    if not issuer:
+        if table:
+            raise ConfigError("identity.issuer: missing (or set JUSTERING_OIDC_ISSUER)")
+        return None
+    client_id = _env(env, "JUSTERING_OIDC_CLIENT_ID") or table.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigError("identity.client_id: missing (or set JUSTERING_OIDC_CLIENT_ID)")
+    secret = _env(env, "JUSTERING_OIDC_CLIENT_SECRET")
+    if not secret:
+        raise ConfigError("JUSTERING_OIDC_CLIENT_SECRET is not set: the provider's client secret")
+    values = {
+        attribute: read(table[key], f"identity.{key}")
+        for key, (attribute, read) in _IDENTITY_VALUES.items()
+        if key in table
+    }
+    return IdentitySettings(_issuer(issuer), client_id, secret, **values)
+
+
+def _issuer(value: Any) -> str:
+    """An issuer identifier: https, or http on loopback (to try things out)."""
+    text = _text(value, "identity.issuer")
+    parts = urlsplit(text)
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not (parts.scheme == "https" or loopback) or not parts.netloc:
+        raise ConfigError(f"identity.issuer: expected an https:// URL, got {text!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError("identity.issuer: must have no query or fragment")
+    return text
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        raise ConfigError(f"{name}: expected a word or URL without spaces, got {value!r}")
+    return value
+
+
+def _texts(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{name}: expected a non-empty list of strings")
+    return tuple(_text(item, name) for item in value)
+
+
+def _scopes(value: Any, name: str) -> tuple[str, ...]:
+    scopes = _texts(value, name)
+    if "openid" not in scopes:
+        raise ConfigError(f"{name}: must include openid")
+    return scopes
+
+
+def _display_name(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or not value.isprintable():
+        raise ConfigError(f"{name}: expected a name, e.g. BankID eller Freja eID+")
+    return value.strip()
+
+
+def _auth_method(value: Any, name: str) -> str:
+    if value not in ("client_secret_basic", "client_secret_post"):
+        raise ConfigError(f"{name}: expected client_secret_basic or client_secret_post")
+    return str(value)
+
+
+def _seconds(value: Any, name: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ConfigError(f"{name}: expected whole seconds >= 0")
+    return value
+
+
+def _acr_levels(value: Any, name: str) -> dict[str, Assurance]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{name}: expected a table of "acr value" = "loa3"')
+    return {str(acr): _level(level, f"{name}.{acr}") for acr, level in value.items()}
+
+
+def _level(value: Any, name: str) -> Assurance:
+    level = _choice(value, name, Assurance)
+    if level is Assurance.LINK:
+        raise ConfigError(f"{name}: a login's level is loa2, loa3 or loa4")
+    return level
+
+
+_E = TypeVar("_E", SigningMode, Assurance)
+
+
+def _choice(value: Any, name: str, kind: type[_E]) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise ConfigError(f"{name}: expected one of {choices}; got {value!r}") from None
+
+
+_IDENTITY_VALUES: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "display_name": ("display_name", _display_name),
+    "scopes": ("scopes", _scopes),
+    "acr_values": ("acr_values", _texts),
+    "identity_claim": ("identity_claim", _text),
+    "email_claim": ("email_claim", lambda value, name: _text(value, name) if value else None),
+    "email_verified_claim": (
+        "email_verified_claim",
+        lambda value, name: _text(value, name) if value else None,
+    ),
+    "minimum_assurance": ("minimum_assurance", _level),
+    "max_age_seconds": ("max_age_seconds", _seconds),
+    "login_minutes": ("login_minutes", lambda value, name: _positive(value, name, "minutes")),
+    "acr": ("extra_acr", _acr_levels),
+    "token_auth_method": ("token_auth_method", _auth_method),
+    "timeout_seconds": ("timeout_seconds", lambda v, name: float(_positive(v, name, "seconds"))),
+}
+"""The settings of ``[identity]`` besides the issuer and client id: the attribute of
+:class:`IdentitySettings` each sets, and how its value is read."""

@@ -16,9 +16,11 @@ __all__ = [
     "PROTOCOL_PARAGRAPH",
     "ArchiveError",
     "ConfigError",
+    "IdentityError",
     "JusteringError",
     "LinkError",
     "LinkProblem",
+    "LoginProblem",
     "ManifestError",
     "NotFoundError",
     "ProtocolTextError",
@@ -185,3 +187,63 @@ class WorkflowError(JusteringError):
         self.detail = detail
         more = f" ({detail})" if detail else ""
         super().__init__(_where(paragraph) + _REFUSAL_TEXT[refusal] + more)
+
+
+class LoginProblem(StrEnum):
+    """Why a login with e-legitimation (OpenID Connect) does not let anyone sign."""
+
+    REQUIRED = "required"
+    """No login (or an expired one) for this link; the body signs with e-legitimation."""
+    PROVIDER_DOWN = "provider_down"
+    """The identity provider did not answer (or not sensibly); nothing was recorded."""
+    CANCELLED = "cancelled"
+    """The provider sent the signer back without a login (cancelled, or refused)."""
+    NOT_STARTED = "not_started"
+    """No login was started in this browser for this answer (a wrong or stale ``state``)."""
+    ALREADY_USED = "already_used"
+    """The provider's answer was used once already (a replayed ``state``)."""
+    CODE_REFUSED = "code_refused"
+    """The provider refused the authorization code (replayed, expired, or not ours)."""
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 (a reason, not a secret)
+    """The ID token failed a check: signature, issuer, audience, expiry, nonce."""
+    REPLAYED_TOKEN = "replayed_token"  # noqa: S105
+    """The ID token was presented before."""
+    NOT_FRESH = "not_fresh"
+    """The provider did not authenticate the signer anew for this login (``auth_time``)."""
+    ASSURANCE_TOO_LOW = "assurance_too_low"
+    """The login's assurance level (``acr``) is below what the body requires."""
+    WRONG_PERSON = "wrong_person"
+    """The login is someone else's than the signer the link was sent to."""
+    NO_IDENTITY = "no_identity"
+    """The ID token lacks the claim that identifies the person."""
+    CANNOT_MATCH = "cannot_match"
+    """Nothing to match the signer by: no personnummer in the manifest, and no e-mail
+    claim configured."""
+
+
+_LOGIN_TEXT = {
+    LoginProblem.REQUIRED: "a login with e-legitimation is required for this link",
+    LoginProblem.PROVIDER_DOWN: "the identity provider did not answer",
+    LoginProblem.CANCELLED: "the login was cancelled at the identity provider",
+    LoginProblem.NOT_STARTED: "no login was started for this answer (wrong or stale state)",
+    LoginProblem.ALREADY_USED: "this login answer was already used",
+    LoginProblem.CODE_REFUSED: "the identity provider refused the authorization code",
+    LoginProblem.INVALID_TOKEN: "the ID token is not valid",
+    LoginProblem.REPLAYED_TOKEN: "the ID token was presented before",
+    LoginProblem.NOT_FRESH: "the identity provider did not authenticate the signer anew",
+    LoginProblem.ASSURANCE_TOO_LOW: "the login's assurance level is below the body's minimum",
+    LoginProblem.WRONG_PERSON: "the login is not the signer the link was sent to",
+    LoginProblem.NO_IDENTITY: "the ID token does not identify the person",
+    LoginProblem.CANNOT_MATCH: "there is nothing to match the signer by",
+}
+
+
+class IdentityError(JusteringError):
+    """A login does not let anyone sign: ``problem`` says why, ``detail`` adds what is
+    known for the operator's log (never a personal identity number)."""
+
+    def __init__(self, problem: LoginProblem, *, detail: str = "") -> None:
+        self.problem = problem
+        self.detail = detail
+        more = f" ({detail})" if detail else ""
+        super().__init__(_LOGIN_TEXT[problem] + more)

@@ -28,11 +28,13 @@ from justering.archive.completion_text import DETAIL_LABELS, CompletionSubject
 from justering.archive.intyg import ALL_CHECKS_PASSED, TITLE, render_completion
 from justering.documents import fonts as bundled_fonts
 from justering.documents import layout, rendering
+from justering.model.assurance import LOA3, Assurance
 from justering.model.calendar import local_minute
 from justering.model.meeting import Body, Meeting
 from justering.model.process import DocumentKind
 from justering.model.roles import Person, Role
 from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, trail_from_json, with_hash
+from justering.pades.assurance import CertificateAssurance
 from justering.pades.validate import (
     DocumentTimestampReport,
     ExtractValidation,
@@ -338,6 +340,28 @@ def test_document_timestamps_are_listed_when_there_are_some(tmp_path: Path) -> N
     assert "Dokumenttidsstämplar" in text
     assert "Arkivtidsstampel-1 2026-06-01 12:05:00 CEST" in text
     assert "NEJ" in text  # not trusted
+
+
+def test_each_signature_says_how_its_signer_was_identified(
+    archived_inputs: Inputs, archived_certificate: bytes, tmp_path: Path
+) -> None:
+    """As its certificate says: the link alone (the archived sample signs by link), a
+    login's level with the provider and the time, or nothing known."""
+    linked = flat(pdftotext(archived_certificate, tmp_path))
+    signed = len(archived_inputs.validation.signatures)
+    assert linked.count("Identifierad: via e-postlänk (enkel elektronisk underskrift)") == signed
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    login = CertificateAssurance(Assurance.LOA3, "https://idp.example", LOA3, at)
+    signatures = [
+        dataclasses.replace(report("Anna Ek", Role.CHAIR, at), assurance=login),
+        report("Bo Ek", Role.ADJUSTER, at),
+    ]
+    text = flat(pdftotext(built_inputs(signatures=signatures).render(), tmp_path))
+    assert (
+        "Identifierad: inloggad med e-legitimation, tillitsnivå 3, hos https://idp.example, "
+        "2026-06-01 12:00:00 CEST"
+    ) in text
+    assert "Identifierad: okänt (certifikatet anger inte hur undertecknaren" in text
 
 
 def test_untrusted_signature_reads_no(tmp_path: Path) -> None:

@@ -475,7 +475,10 @@ def test_cli_json_for_the_whole_archive(archived_meeting: ArchivedMeeting) -> No
         assert set(result) == {"target", "kind", "valid", "sha256", "signers", "checks"}
         assert result["valid"] is True
         assert result["sha256"] in by_sha
-        assert result["signers"] == [{"name": n, "role": r} for n, r in SAMPLE_SIGNERS]
+        link_only = {"assurance": "link", "identity_provider": None, "acr": None}
+        assert result["signers"] == [
+            {"name": n, "role": r, **link_only, "authenticated_at": None} for n, r in SAMPLE_SIGNERS
+        ]
         assert {c["name"] for c in result["checks"]} == BUNDLE_CHECKS
         for check in result["checks"]:
             assert set(check) == {"name", "ok", "detail"}

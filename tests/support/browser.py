@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
@@ -228,6 +229,18 @@ def open_tab(browser: Any, viewport: Viewport) -> Iterator[Tab]:
         yield tab
     finally:
         context.close()
+
+
+@contextmanager
+def loopback_tab(browser: Any, viewport: Viewport) -> Iterator[Tab]:
+    """:func:`open_tab`, then checks that the test requested something, nothing
+    outside 127.0.0.1, and that the console stayed free of errors."""
+    with open_tab(browser, viewport) as tab:
+        yield tab
+    assert tab.requests, "the test made no request"
+    foreign = [url for _, url in tab.requests if urlsplit(url).hostname != "127.0.0.1"]
+    assert foreign == [], "requests left the machine"
+    assert tab.problems == []
 
 
 def run_axe(page: Any, tags: tuple[str, ...] = WCAG_A_AA) -> list[dict[str, Any]]:

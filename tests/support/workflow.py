@@ -286,6 +286,20 @@ def archived_meeting(settings: Settings, meeting: Meeting) -> tuple[ExtractSumma
     return tuple(states)
 
 
+def recording(failures: list[BaseException], call: Callable[[str], None]) -> Callable[[str], None]:
+    """``call`` (a web app's hook), keeping whatever it raises in ``failures`` (the app
+    logs it and carries on; the test asserts there was none)."""
+
+    def run(meeting_id: str) -> None:
+        try:
+            call(meeting_id)
+        except BaseException as error:
+            failures.append(error)
+            raise
+
+    return run
+
+
 def run_in_threads(count: int, action: Callable[[], T]) -> list[T | BaseException]:
     """Run ``action`` in ``count`` threads released at the same moment; each
     thread's result or exception."""

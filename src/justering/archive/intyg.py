@@ -43,6 +43,7 @@ from justering.documents.rendering import PRODUCER, number_pages
 from justering.model.calendar import local_minute, local_second
 from justering.model.meeting import Meeting
 from justering.model.trail import TrailEvent, chain_problems
+from justering.pades.assurance import CertificateAssurance
 from justering.pades.validate import DocumentTimestampReport, ExtractValidation, SignatureReport
 
 __all__ = [
@@ -123,6 +124,7 @@ def _shown_texts(
     texts = [meeting.municipality, meeting.body.name, meeting.body.code, subject.title]
     texts += [subject.dnr or ""]
     texts += [signature.signer_name for signature in validation.signatures]
+    texts += [_identification_line(signature.assurance) for signature in validation.signatures]
     texts += [timestamp.field_name for timestamp in validation.document_timestamps]
     texts += list(validation.problems)
     for event in events:
@@ -134,6 +136,16 @@ def _has_timestamps(validation: ExtractValidation) -> bool:
     return bool(validation.document_timestamps) or any(
         signature.timestamped_at is not None for signature in validation.signatures
     )
+
+
+def _identification_line(assurance: CertificateAssurance) -> str:
+    """How the certificate says its signer was identified (identified by)."""
+    line = f"Identifierad: {assurance.swedish}"
+    if assurance.identity_provider:
+        line += f", hos {assurance.identity_provider}"
+    if assurance.authenticated_at is not None:
+        line += f", {local_second(assurance.authenticated_at)}"
+    return line
 
 
 class _CompletionDocument(FPDF):
@@ -280,6 +292,8 @@ class _CompletionDocument(FPDF):
                 evidence.cell(
                     "Certifikatets SHA-256 (fingerprint): "
                     f"{signature.certificate_fingerprint or '–'}\n"
+                    + _identification_line(signature.assurance)
+                    + "\n"
                     + timestamp_line(signature.timestamped_at, signature.timestamp_trusted),
                     colspan=len(_SIGNATURE_COLUMNS),
                     style=FontFace(color=_GREY),

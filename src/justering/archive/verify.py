@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,8 +55,10 @@ from justering.archive.objects import ArchiveStore
 from justering.archive.s3 import S3Archive, parse_s3_uri
 from justering.config import Settings
 from justering.errors import ArchiveError, ConfigError, JusteringError, TrailError
+from justering.model.assurance import Assurance
 from justering.model.roles import JUSTERING_ROLES, SIGNING_ORDER, Role
 from justering.model.trail import EventKind, chain_problems, trail_from_json
+from justering.pades.assurance import CertificateAssurance
 from justering.pades.ca import CA_CERT_FILE, CA_RETIRED_FILE
 from justering.pades.validate import ExtractValidation, validate_extract
 
@@ -66,6 +68,7 @@ __all__ = [
     "Verification",
     "home_trust_paths",
     "load_trust_roots",
+    "require_assurance",
     "verify_bundle",
     "verify_pdf",
     "verify_targets",
@@ -83,18 +86,24 @@ class Verification:
     """(name, role) of each signature, in order."""
     kind: str = "extract"
     """``extract`` or ``protocol``."""
+    assurances: tuple[CertificateAssurance, ...] = ()
+    """How each signer was identified, as their certificate says (same order)."""
 
     @property
     def ok(self) -> bool:
         return bool(self.checks) and all(check.ok for check in self.checks)
 
     def to_json(self) -> dict[str, Any]:
+        assurances = self.assurances or (CertificateAssurance(None),) * len(self.signers)
         return {
             "target": self.target,
             "kind": self.kind,
             "valid": self.ok,
             "sha256": self.sha256,
-            "signers": [{"name": n, "role": r} for n, r in self.signers],
+            "signers": [
+                {"name": n, "role": r, **assurance.to_json()}
+                for (n, r), assurance in zip(self.signers, assurances, strict=True)
+            ],
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
         }
 
@@ -145,6 +154,27 @@ def _signers(validation: ExtractValidation) -> tuple[tuple[str, str], ...]:
     return tuple((s.signer_name, s.role.value if s.role else "?") for s in validation.signatures)
 
 
+def _assurances(validation: ExtractValidation) -> tuple[CertificateAssurance, ...]:
+    return tuple(signature.assurance for signature in validation.signatures)
+
+
+def require_assurance(result: Verification, minimum: Assurance) -> Verification:
+    """``result`` with one more check: every signer was identified at ``minimum``
+    or higher, as their certificate says (``verify --require-assurance``)."""
+    below = [
+        f"{name} ({assurance.assurance.value if assurance.assurance else 'unknown'})"
+        for (name, _role), assurance in zip(result.signers, result.assurances, strict=True)
+        if not assurance.meets(minimum)
+    ]
+    if not result.assurances:
+        check = Check("assurance", False, "no signature to say how its signer was identified")
+    elif below:
+        check = Check("assurance", False, f"below {minimum.value}: {', '.join(below)}")
+    else:
+        check = Check("assurance", True, f"every signer identified at {minimum.value} or higher")
+    return replace(result, checks=(*result.checks, check))
+
+
 def verify_pdf(target: str, pdf: bytes, trust_roots: Sequence[x509.Certificate]) -> Verification:
     """Signatures only: a PDF met outside its bundle (a protocol when its title says
     so and no certifier signed it)."""
@@ -158,6 +188,7 @@ def verify_pdf(target: str, pdf: bytes, trust_roots: Sequence[x509.Certificate])
         hashlib.sha256(pdf).hexdigest(),
         _signers(validation),
         kind,
+        _assurances(validation),
     )
 
 
@@ -225,7 +256,12 @@ def verify_bundle(
     seal = bundle.files.get(EXTRACT_TRAIL_SEAL)
     checks.append(seal_check(trail_bytes, seal, trust_roots, accept_unsealed=accept_unsealed))
     return Verification(
-        target, tuple(checks), hashlib.sha256(pdf).hexdigest(), _signers(validation), kind
+        target,
+        tuple(checks),
+        hashlib.sha256(pdf).hexdigest(),
+        _signers(validation),
+        kind,
+        _assurances(validation),
     )
 
 

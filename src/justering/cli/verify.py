@@ -1,6 +1,7 @@
-"""``justering verify TARGET… [--trust CA.pem]… [--accept-unsealed] [--json]``: certified extracts
-checked offline (the checks are :mod:`justering.archive.verify`). It reads only:
-without ``--trust`` it trusts the home's CA, and creates nothing."""
+"""``justering verify TARGET… [--trust CA.pem]… [--accept-unsealed]
+[--require-assurance LEVEL] [--json]``: certified extracts checked offline (the
+checks are :mod:`justering.archive.verify`). It reads only: without ``--trust`` it
+trusts the home's CA, and creates nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from justering.cli.commands import EXIT_INVALID, EXIT_OK, Commands
 from justering.config import Settings
+from justering.model.assurance import Assurance
 
 __all__ = ["register"]
 
@@ -37,11 +39,23 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="let a bundle archived before trails were sealed pass (its trail is unauthenticated)",
     )
+    verify.add_argument(
+        "--require-assurance",
+        choices=[level.value for level in Assurance],
+        metavar="LEVEL",
+        help="fail any signature whose signer was identified below LEVEL: link, loa2, "
+        "loa3 or loa4 (e-legitimation's tillitsnivå)",
+    )
     verify.add_argument("--json", action="store_true", help="print JSON (docs/cli.md)")
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    from justering.archive.verify import home_trust_paths, load_trust_roots, verify_targets
+    from justering.archive.verify import (
+        home_trust_paths,
+        load_trust_roots,
+        require_assurance,
+        verify_targets,
+    )
 
     trust = list(args.trust) or home_trust_paths(settings)
     # pyHanko logs each failed check with a traceback; the checks below name them.
@@ -50,7 +64,9 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     roots = load_trust_roots(trust)
     results = []
     progress = args.json and sys.stderr.isatty()
-    for result in verify_targets(args.targets, roots, accept_unsealed=args.accept_unsealed):
+    minimum = Assurance(args.require_assurance) if args.require_assurance else None
+    for found in verify_targets(args.targets, roots, accept_unsealed=args.accept_unsealed):
+        result = found if minimum is None else require_assurance(found, minimum)
         results.append(result)
         if progress:
             bad = sum(1 for r in results if not r.ok)

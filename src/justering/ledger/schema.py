@@ -38,6 +38,7 @@ __all__ = [
     "LinkGrantRow",
     "LinkTokenRow",
     "MeetingRow",
+    "SignerLoginRow",
     "TrailEventRow",
     "aware_utc",
     "extract_ref",
@@ -237,6 +238,36 @@ class LinkGrantRow(Base):
     token_hash: Mapped[str] = mapped_column(ForeignKey("link_tokens.token_hash"), primary_key=True)
     extract_id: Mapped[int] = mapped_column(ForeignKey("extracts.id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class SignerLoginRow(Base):
+    """A login with e-legitimation on a signer's link: started (its ``state``, nonce
+    and PKCE verifier, kept until the provider answers), then answered once, and
+    either completed (what it proved, and the hash of the session it opened in the
+    signer's browser) or refused. Never the ID token itself, never a personnummer:
+    their hashes (the personnummer's keyed with the home's secret)."""
+
+    __tablename__ = "signer_logins"
+
+    state_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(ForeignKey("link_tokens.token_hash"), index=True)
+    nonce: Mapped[str | None] = mapped_column(String(100))
+    code_verifier: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    """The provider must answer before then."""
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    refused: Mapped[str | None] = mapped_column(String(32))
+    """Why the login was refused (an ``errors.LoginProblem`` value); None: it was not."""
+    session_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    session_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    issuer: Mapped[str | None] = mapped_column(Text)
+    acr: Mapped[str | None] = mapped_column(Text)
+    assurance: Mapped[str | None] = mapped_column(String(16))
+    authenticated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    id_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """Each ID token is accepted once."""
+    identity_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class LeaseRow(Base):

@@ -12,6 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ from justering.model.minutes import (
     declares_immediate,
     parse_protocol_text,
     parse_sections,
+)
+from justering.model.personnummer import (
+    IDENTITY_HASH,
+    PersonalNumberError,
+    normalise_personal_number,
 )
 from justering.model.roles import Person
 
@@ -55,6 +61,7 @@ _FIELDS = frozenset(
     | set(_TEXT_SOURCES)
 )
 _PARAGRAPH_FIELDS = frozenset({"number", "dnr", "title", "text", "immediate"})
+_PERSON_FIELDS = frozenset({"name", "email", "personal_number", "personal_number_hash"})
 _MAX_LINE = MAX_TITLE_LENGTH
 _NOT_IN_A_LINE = frozenset({"Cc", "Cs", "Zl", "Zp", "Cf"})
 """Unicode categories refused in one-line fields: controls (tab too), line separators,
@@ -230,8 +237,28 @@ def _date(value: Any, today: dt.date) -> dt.date:
 
 
 def _person(value: Any, field: str) -> Person:
-    obj = _object(value, field, {"name", "email"})
-    return Person(_certificate_name(obj, "name", f"{field}.name"), _email(obj, f"{field}.email"))
+    obj = _object(value, field, _PERSON_FIELDS, required={"name", "email"})
+    person = Person(_certificate_name(obj, "name", f"{field}.name"), _email(obj, f"{field}.email"))
+    if "personal_number" in obj and "personal_number_hash" in obj:
+        raise ManifestError(f"{field}.personal_number_hash", "give personal_number, not both")
+    if "personal_number" in obj:
+        number = obj["personal_number"]
+        if not isinstance(number, str):
+            raise ManifestError(
+                f"{field}.personal_number", f"must be a string of digits, not {_json_type(number)}"
+            )
+        try:
+            person = replace(person, personal_number=normalise_personal_number(number))
+        except PersonalNumberError as error:  # its message never repeats the number
+            raise ManifestError(f"{field}.personal_number", str(error)) from None
+    if "personal_number_hash" in obj:  # the form the ledger keeps (meeting_to_dict)
+        digest = obj["personal_number_hash"]
+        if not isinstance(digest, str) or not IDENTITY_HASH.fullmatch(digest):
+            raise ManifestError(
+                f"{field}.personal_number_hash", "must be 64 lowercase hexadecimal digits"
+            )
+        person = replace(person, identity_hash=digest)
+    return person
 
 
 def _adjusters(value: Any, chair: Person) -> tuple[Person, ...]:
@@ -239,17 +266,22 @@ def _adjusters(value: Any, chair: Person) -> tuple[Person, ...]:
         raise ManifestError("adjusters", "must be a list of one or two people {name, email}")
     adjusters = tuple(_person(item, f"adjusters[{i}]") for i, item in enumerate(value))
     for i, person in enumerate(adjusters):
-        if _same_email(person, chair):
+        if same := _same_person(person, chair):
             raise ManifestError(
-                f"adjusters[{i}].email", "the chair cannot also be an adjuster (justerare)"
+                f"adjusters[{i}].{same}", "the chair cannot also be an adjuster (justerare)"
             )
-    if len(adjusters) == 2 and _same_email(*adjusters):
-        raise ManifestError("adjusters[1].email", "the two adjusters must be different people")
+    if len(adjusters) == 2 and (same := _same_person(*adjusters)):
+        raise ManifestError(f"adjusters[1].{same}", "the two adjusters must be different people")
     return adjusters
 
 
-def _same_email(a: Person, b: Person) -> bool:
-    return a.email.casefold() == b.email.casefold()
+def _same_person(a: Person, b: Person) -> str | None:
+    """The field that makes ``a`` and ``b`` the same person, if one does."""
+    if a.email.casefold() == b.email.casefold():
+        return "email"
+    if a.personal_number is not None and a.personal_number == b.personal_number:
+        return "personal_number"
+    return None
 
 
 def _paragraphs(obj: dict[str, Any], load_text: _Loader | None) -> tuple[Paragraph, ...]:

@@ -83,7 +83,14 @@ def meeting_to_dict(meeting: Meeting) -> dict[str, Any]:
 
 
 def _person_to_dict(person: Person) -> dict[str, str]:
-    return {"name": person.name, "email": person.email}
+    """A person as a manifest names them: the personnummer as given (a manifest
+    on its way to the web API), or its keyed hash (what the ledger keeps)."""
+    stored = {"name": person.name, "email": person.email}
+    if person.personal_number is not None:
+        stored["personal_number"] = person.personal_number
+    if person.identity_hash is not None:
+        stored["personal_number_hash"] = person.identity_hash
+    return stored
 
 
 def meeting_from_dict(stored: dict[str, Any]) -> Meeting:
@@ -106,4 +113,4 @@ def meeting_from_dict(stored: dict[str, Any]) -> Meeting:
 
 
 def _person_from_dict(stored: dict[str, str]) -> Person:
-    return Person(stored["name"], stored["email"])
+    return Person(stored["name"], stored["email"], identity_hash=stored.get("personal_number_hash"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = ["JUSTERING_ROLES", "SIGNING_ORDER", "Person", "Role", "Signer", "role_name"]
@@ -75,6 +75,12 @@ class Person:
 
     name: str
     email: str
+    personal_number: str | None = field(default=None, repr=False)
+    """Their personnummer (twelve digits) as the manifest gave it: only between
+    reading a manifest and recording it, which keeps :attr:`identity_hash` instead."""
+    identity_hash: str | None = field(default=None, repr=False)
+    """The keyed hash of their personnummer (``justering.model.personnummer``), which
+    a login with e-legitimation must match."""
 
 
 @dataclass(frozen=True)

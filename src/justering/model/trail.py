@@ -55,6 +55,10 @@ class EventKind(StrEnum):
     TIMESTAMPED = "timestamped"
     """Validation data and a document timestamp were added (PAdES B-LTA)."""
     ARCHIVED = "archived"
+    LOGIN_REFUSED = "login_refused"
+    """A login with e-legitimation on the signer's link was refused (another person,
+    too low an assurance level): nothing was signed. The detail names the identity
+    provider, the ``acr``, the authentication time and why, never the person's number."""
 
     @property
     def swedish(self) -> str:
@@ -75,6 +79,7 @@ _SWEDISH = {
     EventKind.HELD: "vilande",
     EventKind.TIMESTAMPED: "tidsstämplat",
     EventKind.ARCHIVED: "arkiverat",
+    EventKind.LOGIN_REFUSED: "fel inloggning",
 }
 
 

@@ -36,7 +36,9 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from justering.errors import ConfigError, SigningError
+from justering.model.assurance import LINK_ONLY, SignerIdentity
 from justering.model.roles import Role, Signer
+from justering.pades.assurance import assurance_extensions
 from justering.pades.ca_files import (
     check_chain,
     is_self_signed,
@@ -376,12 +378,17 @@ class SigningCA:
         organisation: str,
         now: datetime | None = None,
         validity: timedelta = DEFAULT_CERTIFICATE_VALIDITY,
+        identity: SignerIdentity = LINK_ONLY,
     ) -> SignerCredential:
         """A fresh key and a certificate naming ``signer`` and their role.
 
-        Subject: CN = name, title and OU = the role in Swedish, O = ``organisation``;
-        the email goes only in the subjectAltName, and no personal identity number
-        is ever put in the certificate.
+        Subject: CN = name, title and OU = the role in Swedish, O = ``organisation``,
+        and for a login with e-legitimation serialNumber = the pseudonym derived from
+        the keyed hash of the personnummer; the email goes only in the
+        subjectAltName, and no personal identity number is ever put in the
+        certificate. How the signer was identified (``identity``: the link only, or
+        a login and its level) is in the certificate's policy and, for a login, in
+        the authentication context extension (``justering.pades.assurance``).
 
         ``validity``: the key signs once and is dropped, so the certificate could
         be valid for minutes. But ``pdfsig`` and Adobe Reader check certificates at
@@ -400,6 +407,7 @@ class SigningCA:
                 f"the signing CA expires {self.certificate.not_valid_after_utc:%Y-%m-%d}, "
                 "before the certificate it would issue; renew the CA"
             )
+        serial = ((NameOID.SERIAL_NUMBER, identity.pseudonym),) if identity.pseudonym else ()
         try:
             subject = certificate_name(
                 (NameOID.COUNTRY_NAME, "SE"),
@@ -407,6 +415,7 @@ class SigningCA:
                 (NameOID.ORGANIZATIONAL_UNIT_NAME, signer.role.swedish),
                 (NameOID.TITLE, signer.role.swedish),
                 (NameOID.COMMON_NAME, signer.name),
+                *serial,
             )
         except ValueError as error:
             raise SigningError(f"signer {signer.slot}: {error}") from error
@@ -456,6 +465,8 @@ class SigningCA:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.RFC822Name(signer.email)]), critical=False
             )
+        for extension, critical in assurance_extensions(identity):
+            builder = builder.add_extension(extension, critical=critical)
         certificate = builder.sign(self._key, hashes.SHA256())
         return SignerCredential(key=key, certificate=certificate, chain=self.issuing_chain)
 

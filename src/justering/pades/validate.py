@@ -66,6 +66,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from justering.model.calendar import local_minute
 from justering.model.roles import SIGNING_ORDER, Role
+from justering.pades.assurance import UNKNOWN, CertificateAssurance, assurance_of
 from justering.pades.ca import asn1_certificate, common_name, fingerprint, role_from_certificate
 from justering.pades.timestamps import signature_timestamp_tokens, timestamp_time
 
@@ -120,6 +121,8 @@ class SignatureReport:
     """The timestamp is intact, valid and chains to a trust root."""
     long_term: bool = False
     """Checked with the file's long-term validation data, under a document timestamp."""
+    assurance: CertificateAssurance = UNKNOWN
+    """How the certificate says its signer was identified (link, or a login's level)."""
 
 
 @dataclass(frozen=True)
@@ -385,6 +388,7 @@ async def _validate_one(
         timestamped_at=tst.timestamp if tst is not None else timestamped,
         timestamp_trusted=tst is not None and tst.intact and tst.valid and tst.trusted,
         long_term=timestamped is not None and sealed_at is not None,
+        assurance=assurance_of(certificate),
     )
     problems = _signature_problems(report, status)
     if timestamped is not None and not report.timestamp_trusted:

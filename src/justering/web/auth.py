@@ -172,7 +172,8 @@ def _read_accounts(variable: str, path: Path) -> Accounts:
 
 
 def session_key(home: Path) -> bytes:
-    """The HMAC key of archivist sessions, made on first use (mode 0600)."""
+    """The HMAC key of archivist sessions, of the signers' forms and login cookies,
+    made on first use (mode 0600)."""
     return home_key(home / KEY_FILE, what="the session key", if_damaged="delete it to renew")
 
 

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from justering.errors import (
     PROTOCOL_PARAGRAPH,
+    IdentityError,
     JusteringError,
     LinkError,
     LinkProblem,
+    LoginProblem,
     ManifestError,
     NotFoundError,
     ProtocolTextError,
@@ -79,6 +81,67 @@ _REFUSAL: dict[Refusal, tuple[int, str]] = {
     Refusal.NOT_IN_PROTOCOL: (400, "Protokollet innehåller inte den paragrafen ({detail})."),
 }
 
+_AGAIN = "Öppna länken i e-postmeddelandet och logga in igen."
+_NOTHING_SIGNED = "Inget har signerats."
+_LOGIN: dict[LoginProblem, tuple[int, str]] = {
+    LoginProblem.REQUIRED: (
+        401,
+        "Logga in med e-legitimation för att läsa och signera utdragen. Inloggningen gäller "
+        "bara din länk, i den här webbläsaren, en kort stund.",
+    ),
+    LoginProblem.PROVIDER_DOWN: (
+        503,
+        "Inloggningstjänsten för e-legitimation svarar inte just nu. Inget har sparats och "
+        "länken gäller fortfarande: försök igen om en stund.",
+    ),
+    LoginProblem.CANCELLED: (401, f"Inloggningen avbröts. {_NOTHING_SIGNED} {_AGAIN}"),
+    LoginProblem.NOT_STARTED: (
+        400,
+        "Inloggningen kunde inte kopplas till din länk: den påbörjades i en annan webbläsare "
+        f"eller för länge sedan. {_AGAIN}",
+    ),
+    LoginProblem.ALREADY_USED: (409, f"Den här inloggningen har redan använts. {_AGAIN}"),
+    LoginProblem.CODE_REFUSED: (
+        401,
+        f"Inloggningstjänsten godtog inte inloggningen. {_NOTHING_SIGNED} {_AGAIN}",
+    ),
+    LoginProblem.INVALID_TOKEN: (
+        401,
+        f"Inloggningen kunde inte kontrolleras och godtas därför inte. {_NOTHING_SIGNED} {_AGAIN}",
+    ),
+    LoginProblem.REPLAYED_TOKEN: (
+        401,
+        f"Inloggningen godtas inte: beviset för den har använts förut. {_NOTHING_SIGNED} {_AGAIN}",
+    ),
+    LoginProblem.NOT_FRESH: (
+        401,
+        "För att signera behöver du legitimera dig på nytt, men inloggningstjänsten använde "
+        f"en äldre inloggning. {_NOTHING_SIGNED} {_AGAIN}",
+    ),
+    LoginProblem.ASSURANCE_TOO_LOW: (
+        403,
+        "Din e-legitimation har inte den tillitsnivå som nämnden kräver för att signera. "
+        f"{_NOTHING_SIGNED} Logga in med en e-legitimation med högre tillitsnivå, till exempel "
+        "BankID eller Freja eID+.",
+    ),
+    LoginProblem.WRONG_PERSON: (
+        403,
+        "Du är inloggad som någon annan än den som länken skickades till. "
+        f"{_NOTHING_SIGNED} Försöket har antecknats. Har länken skickats vidare till dig? "
+        "Be nämndens sekreterare om en egen länk.",
+    ),
+    LoginProblem.NO_IDENTITY: (
+        403,
+        "Inloggningen talar inte om vem du är (inget personnummer), så vi kan inte "
+        f"kontrollera att du är rätt person. {_NOTHING_SIGNED}",
+    ),
+    LoginProblem.CANNOT_MATCH: (
+        403,
+        "Vi kan inte kontrollera att du är rätt person: ditt personnummer saknas i "
+        f"underlaget för sammanträdet. {_NOTHING_SIGNED}",
+    ),
+}
+
 _SIGNING_FAILED = (
     "Signeringen kunde inte göras just nu; inget har sparats och länken gäller "
     "fortfarande. Försök igen om en stund."
@@ -93,6 +156,9 @@ def answer_for(error: JusteringError) -> Answer:
     if isinstance(error, WorkflowError):
         status, text = _REFUSAL[error.refusal]
         return Answer(status, _fill(text, error.paragraph, error.detail))
+    if isinstance(error, IdentityError):
+        status, text = _LOGIN[error.problem]
+        return Answer(status, text)
     if isinstance(error, NotFoundError):
         return Answer(404, "Det som efterfrågades finns inte.")
     if isinstance(error, ManifestError | ProtocolTextError):

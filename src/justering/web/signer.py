@@ -29,6 +29,7 @@ from justering import workflow
 from justering.documents.page_images import DEFAULT_WIDTH_PX, PageImageCache, PageImageError
 from justering.documents.rendering import IMMEDIATE_NOTE
 from justering.errors import (
+    IdentityError,
     JusteringError,
     LinkError,
     ManifestError,
@@ -42,6 +43,7 @@ from justering.mail.compose import ExtractLine, count_of
 from justering.model.extract import ExtractSummary
 from justering.model.roles import Person, Role
 from justering.web.auth import session_key
+from justering.web.login import LoginGate, login_page, login_routes
 from justering.web.pages import PRIVATE_HEADERS, page, same_origin
 from justering.web.refusals import Answer, answer_for
 from justering.workflow import redraft
@@ -85,6 +87,8 @@ def signer_router(
     router = APIRouter()
     cache = images or PageImageCache()
     key = session_key(services.settings.home)
+    gate = LoginGate(services, key)
+    router.include_router(login_routes(services, gate, _error_page))
 
     def csrf(token: str) -> str:
         return form_token(key, token)
@@ -93,10 +97,21 @@ def signer_router(
         """The error page, naming whom to contact when the token is a link at all."""
         return _error_page(answer_for(error), contact=workflow.link_contact(services, token))
 
+    def login_first(request: Request, token: str) -> HTMLResponse | None:
+        """The login page, where the body signs with e-legitimation and this browser
+        has no login for this link; None when it may go on."""
+        try:
+            view = gate.login_view(request, token)
+        except (LinkError, WorkflowError, NotFoundError) as error:
+            return refused(error, token)
+        return None if view is None else login_page(services, view, token, gate.minutes)
+
     async def run(token: str, call: Callable[[], _T]) -> _T | HTMLResponse:
         """Run a workflow step in the thread pool; its refusals become error pages."""
         try:
             return await run_in_threadpool(call)
+        except IdentityError as error:  # no login (any more) for this link
+            return _error_page(answer_for(error), back=f"/s/{token}")
         except (LinkError, WorkflowError, NotFoundError) as error:
             return await run_in_threadpool(refused, error, token)
         except SigningError as error:  # e.g. the TSA did not answer: nothing was recorded
@@ -113,6 +128,8 @@ def signer_router(
 
     @router.get("/s/{token}", response_class=HTMLResponse)
     def signer_page(token: str, request: Request) -> HTMLResponse:
+        if (login := login_first(request, token)) is not None:
+            return login
         try:
             view = workflow.view_link(services, token, user_agent=request.headers.get("user-agent"))
             counts = {
@@ -139,7 +156,9 @@ def signer_router(
         )
 
     @router.get("/s/{token}/utdrag/{extract_id}.pdf")
-    def signer_document(token: str, extract_id: int) -> Response:
+    def signer_document(token: str, extract_id: int, request: Request) -> Response:
+        if (login := login_first(request, token)) is not None:
+            return login
         try:
             pdf = workflow.link_document(services, token, extract_id)
         except (LinkError, WorkflowError, NotFoundError) as error:
@@ -154,9 +173,14 @@ def signer_router(
         )
 
     @router.get("/s/{token}/utdrag/{extract_id}/sida/{number}.png")
-    def page_image(token: str, extract_id: int, number: int, w: int = DEFAULT_WIDTH_PX) -> Response:
+    def page_image(
+        token: str, extract_id: int, number: int, request: Request, w: int = DEFAULT_WIDTH_PX
+    ) -> Response:
         if w not in IMAGE_WIDTHS:
             return Response(f"width must be one of {IMAGE_WIDTHS}", status_code=400)
+        if (login := login_first(request, token)) is not None:
+            status = 401 if login.status_code == 200 else login.status_code
+            return Response("log in first", status_code=status, headers=PRIVATE_HEADERS)
         try:
             pdf = workflow.link_document(services, token, extract_id)
             png = cache.get(hashlib.sha256(pdf).hexdigest(), lambda: pdf, number, w)
@@ -183,7 +207,10 @@ def signer_router(
             return _error_page(
                 answer_for(WorkflowError(Refusal.NOTHING_CHOSEN)), back=f"/s/{token}"
             )
-        receipt = await run(token, lambda: workflow.sign_with_link(services, token, chosen))
+        login = gate.session_of(request)
+        receipt = await run(
+            token, lambda: workflow.sign_with_link(services, token, chosen, login=login)
+        )
         if isinstance(receipt, HTMLResponse):
             return receipt
         await run_in_threadpool(schedule_advance, receipt.meeting_id)
@@ -198,12 +225,12 @@ def signer_router(
         paragraph_text = str(form.get("paragraph", ""))
         if not extract_text.isdigit() or not (paragraph_text.isdigit() or not paragraph_text):
             return _error_page(Answer(400, "Utdraget saknas."))
-        comment = str(form.get("comment", ""))
+        comment, login = str(form.get("comment", "")), gate.session_of(request)
         paragraph = int(paragraph_text) if paragraph_text else None
         receipt = await run(
             token,
             lambda: workflow.decline_with_link(
-                services, token, int(extract_text), comment, paragraph=paragraph
+                services, token, int(extract_text), comment, paragraph=paragraph, login=login
             ),
         )
         if isinstance(receipt, HTMLResponse):

@@ -35,6 +35,7 @@ from justering.model.process import ExtractStatus
 from justering.model.roles import Person, Signer
 from justering.model.trail import EventKind
 from justering.workflow.advance import request_work
+from justering.workflow.identity import signer_identity
 from justering.workflow.meetings import drafted_extract, secretary_of
 from justering.workflow.protocols import (
     JUSTERED_STATUSES,
@@ -95,7 +96,13 @@ class DeclineReceipt:
 
 
 def decline_with_link(
-    services: Services, token: str, extract_id: int, comment: str, *, paragraph: int | None = None
+    services: Services,
+    token: str,
+    extract_id: int,
+    comment: str,
+    *,
+    paragraph: int | None = None,
+    login: str | None = None,
 ) -> DeclineReceipt:
     """Decline, as the link's signer and with a required comment, one extract the link
     grants, or (``extract_id`` a protocol the link grants) § ``paragraph`` of it.
@@ -104,10 +111,13 @@ def decline_with_link(
     to the secretary, the protocols that show the paragraph held, links that now
     grant nothing revoked, and the e-mail to the secretary with a redraft link (a
     failed delivery rolls it all back). Refused when it is not the signer's turn on
-    what they decline, and once the paragraph's protocol is justered."""
+    what they decline, and once the paragraph's protocol is justered. Where the body
+    signs with e-legitimation, ``login`` must be the signer's login on this link, as
+    for signing."""
     text = clean_comment(comment)
     with services.ledger.transaction() as session:
         link, meeting, signer = link_signer(session, token)
+        signer_identity(session, services.settings, link, meeting, signer, login)
         lock_meeting(session, meeting.meeting_id)  # before the extract: one lock order
         grant = grant_for(session, link, extract_id)
         granted = lock_extract(session, extract_id)

@@ -21,7 +21,9 @@ from justering.errors import ManifestError, NotFoundError
 from justering.ledger.clients import scoped_meeting_id
 from justering.ledger.database import utcnow
 from justering.ledger.schema import ExtractRow, MeetingRow
+from justering.model.assurance import SigningMode
 from justering.model.meeting import Meeting, meeting_from_dict, meeting_to_dict
+from justering.model.personnummer import hash_personal_numbers
 from justering.model.process import DocumentKind
 from justering.model.roles import Person
 from justering.workflow.services import Services
@@ -60,6 +62,7 @@ def record_meeting(services: Services, meeting: Meeting, *, client: str | None =
         )
     check_printable(meeting)
     kept_at_of(meeting, services.settings)
+    meeting = _protect_identities(meeting, services.settings)
     external_id = meeting.meeting_id
     meeting = replace(meeting, meeting_id=scoped_meeting_id(client, external_id))
     manifest = meeting_to_dict(meeting)
@@ -86,6 +89,27 @@ def record_meeting(services: Services, meeting: Meeting, *, client: str | None =
                 return False
         raise
     return True
+
+
+def _protect_identities(meeting: Meeting, settings: Settings) -> Meeting:
+    """The meeting as the ledger may keep it: each personnummer a keyed hash. A body
+    that signs with e-legitimation needs one for every signer, unless logins can be
+    matched by a verified e-mail claim (``identity.email_claim``)."""
+    people = [("chair", meeting.chair), ("certifier", meeting.certifier)]
+    people += [(f"adjusters[{i}]", person) for i, person in enumerate(meeting.adjusters)]
+    if any(person.personal_number for _field, person in people):
+        meeting = hash_personal_numbers(meeting, settings.identity_key)
+    identity = settings.identity
+    signing = settings.body_rules(meeting.body.code).signing
+    if signing is SigningMode.E_LEGITIMATION and identity and identity.email_claim is None:
+        for field, person in people:
+            if person.personal_number is None and person.identity_hash is None:
+                raise ManifestError(
+                    f"{field}.personal_number",
+                    f"is required: {meeting.body.code} signs with e-legitimation, and a "
+                    "login is matched to its signer by personnummer",
+                )
+    return meeting
 
 
 def _known_meeting(session: Session, meeting_id: str, digest: str) -> bool:

@@ -32,6 +32,7 @@ from justering.ledger.schema import ExtractRow, LinkGrantRow
 from justering.mail.compose import MeetingHeader
 from justering.mail.delivery import NotificationError
 from justering.mail.messages import SignedLine, SigningReceiptMail
+from justering.model.assurance import SignerIdentity
 from justering.model.extract import ExtractSummary
 from justering.model.meeting import Meeting
 from justering.model.process import DocumentKind, status_after_signature
@@ -40,6 +41,7 @@ from justering.model.trail import EventKind
 from justering.pades.sign import SignedExtract, sign_extract
 from justering.pades.validate import validate_extract
 from justering.workflow.advance import request_work
+from justering.workflow.identity import signer_identity
 from justering.workflow.protocols import document_line, settle_justering, shown_in
 from justering.workflow.services import Services
 from justering.workflow.signer_links import (
@@ -92,6 +94,7 @@ class _SigningPlan:
     meeting: Meeting
     signer: Signer
     items: tuple[_PlannedSignature, ...]
+    identity: SignerIdentity
 
 
 class _ExtractMoved(Exception):
@@ -99,13 +102,20 @@ class _ExtractMoved(Exception):
 
 
 def sign_with_link(
-    services: Services, token: str, extract_ids: Collection[int] | None = None
+    services: Services,
+    token: str,
+    extract_ids: Collection[int] | None = None,
+    *,
+    login: str | None = None,
 ) -> SigningReceipt:
     """Sign, as the link's signer, the chosen documents among those the link grants
     (``None``: every one waiting for them), all or nothing; each gets its own
     signature. A protocol and the extracts of the paragraphs it shows go together:
     choosing one that waits for the signer chooses every other one that does. The
-    link is used up once nothing it grants waits for its signer.
+    link is used up once nothing it grants waits for its signer. Where the body
+    signs with e-legitimation, ``login`` (the session the browser holds) must be a
+    valid login of this signer on this link (``IdentityError`` otherwise); the
+    certificate and the trail say how the signer was identified.
 
     Refuses (and changes nothing) when the link is unknown, used, expired or
     revoked, when a chosen extract is not granted, has a newer version than the
@@ -118,7 +128,7 @@ def sign_with_link(
     done again on the newer document).
     """
     for _attempt in range(MAX_SIGNING_ATTEMPTS):
-        plan = _plan_signing(services, token, extract_ids)
+        plan = _plan_signing(services, token, extract_ids, login)
         signed = [_sign_planned(services, plan, item) for item in plan.items]
         try:
             receipt = _record_signatures(services, token, plan, signed)
@@ -130,10 +140,11 @@ def sign_with_link(
 
 
 def _plan_signing(
-    services: Services, token: str, extract_ids: Collection[int] | None
+    services: Services, token: str, extract_ids: Collection[int] | None, login: str | None
 ) -> _SigningPlan:
     with services.ledger.reading() as session:
         link, meeting, signer = link_signer(session, token)
+        identity = signer_identity(session, services.settings, link, meeting, signer, login)
         grants = grants_of(session, link.token_hash)
         pending = [
             grant
@@ -162,7 +173,7 @@ def _plan_signing(
                     extract.kind,
                 )
             )
-        return _SigningPlan(meeting, signer, tuple(items))
+        return _SigningPlan(meeting, signer, tuple(items), identity)
 
 
 def _state(session: Session, extract_id: int, version: int, signer: Signer) -> GrantState:
@@ -219,6 +230,7 @@ def _sign_planned(services: Services, plan: _SigningPlan, item: _PlannedSignatur
         plan.signer,
         organisation=plan.meeting.municipality,
         validity=services.settings.signer_certificate_validity,
+        identity=plan.identity,
     )
     return sign_extract(
         item.document,
@@ -255,7 +267,7 @@ def _record_signatures(
                 document_sha256=digest,
                 certificate_sha256=signature.certificate_fingerprint,
                 at=signature.signed_at,
-                detail=_timestamp_detail(signature),
+                detail={**plan.identity.trail_detail(), **_timestamp_detail(signature)},
             )
             extract.head_sha256 = digest
             extract.status = status_after_signature(
