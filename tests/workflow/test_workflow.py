@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from justering import workflow
 from justering.archive.bundle import read_bundle, write_bundle
 from justering.archive.verify import verify_targets
-from justering.config import Settings
+from justering.config import BodyRules, Settings
 from justering.errors import ManifestError, NotFoundError, Refusal
 from justering.ledger.database import utcnow as utcnow_in_ledger
 from justering.ledger.extracts import load_document
@@ -28,6 +28,7 @@ from justering.model.roles import Role
 from justering.model.trail import chain_problems, trail_from_json
 from justering.pades.ca import SigningCA
 from justering.pades.validate import validate_extract
+from justering.workflow.meetings import kept_at_of
 from justering.workflow.services import Services
 from support.workflow import (
     IMMEDIATE_PARAGRAPH,
@@ -122,6 +123,13 @@ def test_a_meeting_of_a_body_without_a_forvaringsplats_is_not_recorded(
     assert "no förvaringsplats is configured for body 'KSAU'" in str(refused.value)
     assert "[bodies.KSAU]" in str(refused.value) and "8 kap. 12 §" in str(refused.value)
     assert _count(services, MeetingRow) == 0
+    # A body with rules of its own but no förvaringsplats takes [justering]'s.
+    own = {"KSAU": BodyRules(justering_days=7)}
+    default = replace(services, settings=replace(services.settings, bodies=own))
+    assert kept_at_of(meeting, default.settings) == services.settings.kept_at
+    bare_body = replace(bare, settings=replace(bare.settings, bodies=own))
+    with pytest.raises(ManifestError, match="no förvaringsplats"):
+        workflow.record_meeting(bare_body, meeting)
 
 
 def test_a_meeting_the_fonts_cannot_show_is_not_recorded(

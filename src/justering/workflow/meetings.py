@@ -209,8 +209,9 @@ def is_late(justered_on: dt.date, deadline: dt.date) -> bool:
 
 def kept_at_of(meeting: Meeting, settings: Settings) -> str:
     """Where the body's protocols are kept (förvaringsplats), as the announcement
-    on the anslagstavla must say (KL 8 kap. 12 §); a body without one is refused."""
-    kept_at = settings.body_rules(meeting.body.code).kept_at
+    on the anslagstavla must say (KL 8 kap. 12 §): the body's own, else the default of
+    ``[justering]``; a body without either is refused."""
+    kept_at = settings.body_rules(meeting.body.code).kept_at or settings.kept_at
     if kept_at is None:
         code = meeting.body.code
         raise ManifestError(
