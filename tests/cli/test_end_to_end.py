@@ -177,6 +177,7 @@ def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
         assert {p.name for p in path.parent.iterdir()} == {
             "extract.pdf",
             "trail.json",
+            "trail.json.p7s",
             "intyg.pdf",
             "ca.pem",
             "manifest.json",
@@ -188,6 +189,7 @@ def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
         assert {p.name for p in path.parent.iterdir()} == {
             "protocol.pdf",
             "trail.json",
+            "trail.json.p7s",
             "intyg.pdf",
             "ca.pem",
             "manifest.json",
