@@ -19,6 +19,7 @@ from justering.pades.ca import SigningCA
 from support.pdfs import ca, steps, unsigned  # noqa: F401
 from support.s3 import s3_bucket, s3_endpoint, s3_env, s3_locked_bucket  # noqa: F401
 from support.softhsm import softhsm  # noqa: F401
+from support.workflow import KEPT_AT
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "JUSTERING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -73,7 +74,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     home = tmp_path / "home"
     base = load_settings(home, environ={})
-    return replace(base, database_url=database_url, public_url="http://justering.test")
+    return replace(
+        base, database_url=database_url, public_url="http://justering.test", kept_at=KEPT_AT
+    )
 
 
 @pytest.fixture

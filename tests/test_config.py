@@ -62,7 +62,13 @@ def test_the_shipped_config_file_is_the_defaults(tmp_path: Path) -> None:
     assert configured.signer_certificate_validity == defaults.signer_certificate_validity
     assert configured.justering_days == defaults.justering_days
     assert configured.reminder_days == defaults.reminder_days == (3, 1)
-    assert configured.bodies == defaults.bodies == {}
+    assert configured.immediate_days == defaults.immediate_days == 1
+    assert defaults.bodies == {}
+    # beyond the defaults: the förvaringsplats of the sample meeting's body
+    assert list(configured.bodies) == ["KSAU"]
+    ksau = configured.body_rules("KSAU")
+    assert ksau.kept_at == "Kommunstyrelsens kansli, Nacka stadshus"
+    assert (ksau.justering_days, ksau.reminder_days) == (14, (3, 1))
 
 
 def test_bodies_have_their_own_rules(tmp_path: Path) -> None:
@@ -96,6 +102,15 @@ def test_bodies_have_their_own_rules(tmp_path: Path) -> None:
         ("[bodies.KS]\nsecretary_name = 'A'\n", "set both"),
         ("[bodies.KS]\nsecretary_name = 'A'\nsecretary_email = 'a'\n", "not an e-mail"),
         ("[bodies.KS]\njustering_days = 0\n", r"bodies\.KS\.justering_days"),
+        # The law in the config: named with its paragraph.
+        ("[justering]\njustering_days = 30\n", r"justering_days: at most 14 .*5 kap\. 69 §"),
+        ("[bodies.KS]\njustering_days = 15\n", r"bodies\.KS\.justering_days: at most 14"),
+        ("[justering]\nappeal_weeks = 1\n", r"appeal_weeks: .*three weeks.*13 kap\. 5 §"),
+        ("[justering]\nappeal_weeks = 4\n", r"appeal_weeks: .*remove the setting"),
+        ("[justering]\nimmediate_justering_days = 2\n", r"0 \(the meeting day\) or 1.*70 §"),
+        ("[bodies.KS]\nimmediate_justering_days = true\n", r"bodies\.KS\.immediate_justering"),
+        ("[justering]\nprotocol_kept_at = ''\n", "protocol_kept_at: expected the förvaringsplats"),
+        ('[bodies.KS]\nprotocol_kept_at = "a\\nb"\n', r"bodies\.KS\.protocol_kept_at"),
     ],
 )
 def test_bad_config_is_refused_naming_the_setting(
@@ -105,6 +120,27 @@ def test_bad_config_is_refused_naming_the_setting(
     config.write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(config)})
+
+
+def test_the_forvaringsplats_and_the_omedelbar_deadline_per_body(tmp_path: Path) -> None:
+    config = tmp_path / "j.toml"
+    config.write_text(
+        "[justering]\nprotocol_kept_at = 'Kansliet, Stadshuset'\nappeal_weeks = 3\n"
+        "[bodies.KSAU]\nprotocol_kept_at = 'KS kansli, Granitvägen 15'\n"
+        "immediate_justering_days = 0\njustering_days = 14\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(tmp_path, environ={"JUSTERING_CONFIG": str(config)})
+    ksau = settings.body_rules("KSAU")
+    assert (ksau.kept_at, ksau.immediate_days, ksau.justering_days) == (
+        "KS kansli, Granitvägen 15",
+        0,
+        14,
+    )
+    other = settings.body_rules("BN")
+    assert (other.kept_at, other.immediate_days) == ("Kansliet, Stadshuset", 1)
+    bare = load_settings(tmp_path, environ={})
+    assert bare.body_rules("KSAU").kept_at is None  # required: a meeting is then refused
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:

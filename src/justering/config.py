@@ -21,7 +21,9 @@ from cryptography import x509
 
 from justering.errors import ConfigError
 from justering.model.assurance import LOA3, Assurance, SigningMode
+from justering.model.calendar import MAX_JUSTERING_DAYS
 from justering.model.roles import Person
+from justering.model.statutes import justering_rules, refuse_appeal_weeks
 
 __all__ = [
     "DEFAULT_HOME",
@@ -91,12 +93,18 @@ class BodyRules:
     """Rules that may differ between a municipality's bodies (``[bodies.CODE]`` in the
     config file); a body without a table follows the ``[justering]`` defaults."""
 
-    justering_days: int = 14
-    """Justering deadline after the meeting (Kommunallagen practice)."""
+    justering_days: int = MAX_JUSTERING_DAYS
+    """Justering deadline after the meeting: at most 14 days (KL 5 kap. 69 §)."""
     reminder_days: tuple[int, ...] = (3, 1)
     """Days before the deadline on which signers who have not signed are reminded."""
     secretary: Person | None = None
     """Who hears about declined and overdue extracts; None: the meeting's certifier."""
+    kept_at: str | None = None
+    """Förvaringsplats: where the body's protocols are kept, as the announcement on the
+    anslagstavla must say (KL 8 kap. 12 §). Required: a meeting of a body without one
+    is refused when it is recorded."""
+    immediate_days: int = 1
+    """Deadline of the omedelbar justering: 0 the meeting day, 1 the day after."""
     signing: SigningMode = SigningMode.LINK
     """How the body's signers are identified: e-legitimation, or the link alone."""
     minimum_assurance: Assurance = Assurance.LOA3
@@ -116,8 +124,8 @@ class Settings:
     link_ttl: dt.timedelta = dt.timedelta(days=21)
     """How long a signer link stays usable."""
     signer_certificate_validity: dt.timedelta = dt.timedelta(days=365)
-    justering_days: int = 14
-    """Justering deadline after the meeting (Kommunallagen practice)."""
+    justering_days: int = MAX_JUSTERING_DAYS
+    """Justering deadline after the meeting: at most 14 days (KL 5 kap. 69 §)."""
     prefect_api_url: str | None = None
     tsa_url: str | None = None
     """RFC 3161 time-stamping authority (``JUSTERING_TSA_URL``); None: no timestamps."""
@@ -127,8 +135,6 @@ class Settings:
     """S3 Object Lock mode for archived objects where the bucket has Object Lock."""
     archive_retention_days: int = 365 * 30
     """How long S3 Object Lock keeps archived objects from deletion."""
-    appeal_weeks: int = 3
-    """Appeal period after the anslagstavla announcement (KL 13 kap. 5 §)."""
     archivist_header: str | None = None
     """Trust this request header (set by a reverse proxy) as the archivist's name."""
     smtp_url: str | None = None
@@ -138,6 +144,10 @@ class Settings:
     """Sender of notifications (``JUSTERING_MAIL_FROM``); SMTP needs a real address."""
     reminder_days: tuple[int, ...] = (3, 1)
     """Days before the deadline on which signers who have not signed are reminded."""
+    kept_at: str | None = None
+    """The förvaringsplats of every body without its own (``protocol_kept_at``)."""
+    immediate_days: int = 1
+    """Deadline of the omedelbar justering, days after the meeting (0 or 1)."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
     X-Forwarded-Proto are believed ([web] trusted_proxies, JUSTERING_TRUSTED_PROXIES);
@@ -157,11 +167,16 @@ class Settings:
         found = self.bodies.get(body_code)
         if found is not None:
             return found
-        if self.identity is None:
-            return BodyRules(self.justering_days, self.reminder_days)
-        return BodyRules(
+        rules = BodyRules(
             self.justering_days,
             self.reminder_days,
+            kept_at=self.kept_at,
+            immediate_days=self.immediate_days,
+        )
+        if self.identity is None:
+            return rules
+        return replace(
+            rules,
             signing=SigningMode.E_LEGITIMATION,
             minimum_assurance=self.identity.minimum_assurance,
         )
@@ -275,8 +290,9 @@ def load_settings(
     """Resolve settings: explicit ``home``, then ``JUSTERING_HOME``, then ``~/.justering``.
 
     ``JUSTERING_CONFIG`` may name a TOML file whose ``[justering]`` table sets
-    ``link_ttl_days``, ``signer_certificate_days`` and ``justering_days``;
-    environment variables win over it.
+    ``link_ttl_days``, ``signer_certificate_days``, ``justering_days`` (at most 14),
+    ``protocol_kept_at``, ``immediate_justering_days`` … and whose ``[bodies.CODE]``
+    tables set a body's own; environment variables win over it.
     """
     env = os.environ if environ is None else environ
     home_path = Path(home or _env(env, "JUSTERING_HOME") or DEFAULT_HOME).expanduser().resolve()
@@ -323,11 +339,11 @@ def load_settings(
             )
         settings = replace(settings, archive_retention_mode=mode)
     if "appeal_weeks" in table:
-        weeks = _positive(table["appeal_weeks"], "appeal_weeks", "weeks")
-        settings = replace(settings, appeal_weeks=weeks)
-    if "justering_days" in table:
-        days = _positive(table["justering_days"], "justering_days")
-        settings = replace(settings, justering_days=days)
+        refuse_appeal_weeks(table["appeal_weeks"])
+    days, kept_at, immediate = justering_rules(
+        table, "", (settings.justering_days, settings.kept_at, settings.immediate_days)
+    )
+    settings = replace(settings, justering_days=days, kept_at=kept_at, immediate_days=immediate)
     proxies = _env(env, "JUSTERING_TRUSTED_PROXIES")
     web = document_tables.get("web", {})
     if proxies is not None or "trusted_proxies" in web:
@@ -375,6 +391,8 @@ _BODY_KEYS = frozenset(
         "reminder_days",
         "secretary_name",
         "secretary_email",
+        "protocol_kept_at",
+        "immediate_justering_days",
         "signing",
         "minimum_assurance",
     }
@@ -382,7 +400,8 @@ _BODY_KEYS = frozenset(
 
 
 def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
-    """``[bodies.CODE]`` tables: justering_days, reminder_days, secretary_name/_email."""
+    """``[bodies.CODE]`` tables: justering_days, reminder_days, secretary_name/_email,
+    protocol_kept_at, immediate_justering_days."""
     if not isinstance(bodies, dict):
         raise ConfigError("bodies: expected tables such as [bodies.KSAU]")
     rules: dict[str, BodyRules] = {}
@@ -393,9 +412,9 @@ def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
         unknown = sorted(set(table) - _BODY_KEYS)
         if unknown:
             raise ConfigError(f"{where}{unknown[0]}: unknown setting (known: {sorted(_BODY_KEYS)})")
-        days = settings.justering_days
-        if "justering_days" in table:
-            days = _positive(table["justering_days"], f"{where}justering_days")
+        days, kept_at, immediate = justering_rules(
+            table, where, (settings.justering_days, settings.kept_at, settings.immediate_days)
+        )
         reminders = settings.reminder_days
         if "reminder_days" in table:
             reminders = _reminder_days(table["reminder_days"], where)
@@ -408,7 +427,15 @@ def _body_rules(bodies: Any, settings: Settings) -> dict[str, BodyRules]:
                 raise ConfigError(f"{where}secretary_email: not an e-mail address: {email!r}")
             secretary = Person(name.strip(), email)
         signing, minimum = _body_signing(table, where, settings.identity)
-        rules[str(code)] = BodyRules(days, reminders, secretary, signing, minimum)
+        rules[str(code)] = BodyRules(
+            days,
+            reminders,
+            secretary,
+            kept_at=kept_at,
+            immediate_days=immediate,
+            signing=signing,
+            minimum_assurance=minimum,
+        )
     return rules
 
 

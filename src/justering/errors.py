@@ -13,6 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "PROTOCOL_PARAGRAPH",
     "ArchiveError",
     "ConfigError",
     "IdentityError",
@@ -105,14 +106,25 @@ _LINK_TEXT = {
 }
 
 
+PROTOCOL_PARAGRAPH = 0
+"""The ``paragraph`` of an error about a protocol rather than one paragraph's extract
+(a protocol's row has § 0)."""
+
+
+def _where(paragraph: int | None) -> str:
+    if paragraph is None:
+        return ""
+    return "the protocol: " if paragraph == PROTOCOL_PARAGRAPH else f"§ {paragraph}: "
+
+
 class LinkError(JusteringError):
-    """A link cannot be used; ``problem`` says why, ``paragraph`` where it concerns one."""
+    """A link cannot be used; ``problem`` says why, ``paragraph`` where it concerns one
+    (:data:`PROTOCOL_PARAGRAPH` for a protocol)."""
 
     def __init__(self, problem: LinkProblem, *, paragraph: int | None = None) -> None:
         self.problem = problem
         self.paragraph = paragraph
-        where = f"§ {paragraph}: " if paragraph is not None else ""
-        super().__init__(where + _LINK_TEXT[problem])
+        super().__init__(_where(paragraph) + _LINK_TEXT[problem])
 
 
 class Refusal(StrEnum):
@@ -128,7 +140,8 @@ class Refusal(StrEnum):
     CHANGED_WHILE_SIGNING = "changed_while_signing"
     ALREADY_REDRAFTED = "already_redrafted"
     JUSTERING_COMPLETE = "justering_complete"
-    """The justering is complete: the extract can no longer be redrafted."""
+    """The protocol that justers the paragraph is justered: it can no longer be
+    declined or redrafted."""
     COMMENT_MISSING = "comment_missing"
     COMMENT_TOO_LONG = "comment_too_long"
     COMMENT_CONTROL_CHARACTERS = "comment_control_characters"
@@ -136,6 +149,10 @@ class Refusal(StrEnum):
     NOT_CERTIFIED = "not_certified"
     DOES_NOT_VALIDATE = "does_not_validate"
     CHANGED_WHILE_ARCHIVING = "changed_while_archiving"
+    PROTOCOL_HELD = "protocol_held"
+    """The protocol waits for a declined paragraph's redraft: nobody signs it now."""
+    NOT_IN_PROTOCOL = "not_in_protocol"
+    """A paragraph declined through a protocol must be one the protocol shows."""
 
 
 _REFUSAL_TEXT = {
@@ -146,7 +163,7 @@ _REFUSAL_TEXT = {
     Refusal.TAMPERED: "the document was altered after it was stored or signed; not signed",
     Refusal.CHANGED_WHILE_SIGNING: "the extracts changed while they were signed; try again",
     Refusal.ALREADY_REDRAFTED: "already redrafted",
-    Refusal.JUSTERING_COMPLETE: "the justering is complete; it cannot be redrafted",
+    Refusal.JUSTERING_COMPLETE: "the justering is complete; it cannot be declined or redrafted",
     Refusal.COMMENT_MISSING: "a comment is required",
     Refusal.COMMENT_TOO_LONG: "the comment is too long",
     Refusal.COMMENT_CONTROL_CHARACTERS: "the comment contains control characters",
@@ -154,20 +171,22 @@ _REFUSAL_TEXT = {
     Refusal.NOT_CERTIFIED: "not certified",
     Refusal.DOES_NOT_VALIDATE: "its PDF does not validate; not archived",
     Refusal.CHANGED_WHILE_ARCHIVING: "it changed while it was archived; retry",
+    Refusal.PROTOCOL_HELD: "the protocol waits for a declined paragraph to be redrafted",
+    Refusal.NOT_IN_PROTOCOL: "the protocol does not show that paragraph",
 }
 
 
 class WorkflowError(JusteringError):
-    """A step is refused: ``refusal`` says why, ``paragraph`` which extract, and
-    ``detail`` adds what is known (a status, the problems found)."""
+    """A step is refused: ``refusal`` says why, ``paragraph`` which extract (or
+    :data:`PROTOCOL_PARAGRAPH`, the protocol), and ``detail`` adds what is known (a
+    status, the problems found)."""
 
     def __init__(self, refusal: Refusal, *, paragraph: int | None = None, detail: str = "") -> None:
         self.refusal = refusal
         self.paragraph = paragraph
         self.detail = detail
-        where = f"§ {paragraph}: " if paragraph is not None else ""
         more = f" ({detail})" if detail else ""
-        super().__init__(where + _REFUSAL_TEXT[refusal] + more)
+        super().__init__(_where(paragraph) + _REFUSAL_TEXT[refusal] + more)
 
 
 class LoginProblem(StrEnum):

@@ -11,7 +11,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import os
 import subprocess
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,11 +24,14 @@ from fpdf import FPDF
 from fpdf.fonts import TTFFont
 from pypdf import PdfReader
 
+from justering.archive.completion_text import DETAIL_LABELS, CompletionSubject
 from justering.archive.intyg import ALL_CHECKS_PASSED, TITLE, render_completion
 from justering.documents import fonts as bundled_fonts
 from justering.documents import layout, rendering
 from justering.model.assurance import LOA3, Assurance
+from justering.model.calendar import local_minute
 from justering.model.meeting import Body, Meeting
+from justering.model.process import DocumentKind
 from justering.model.roles import Person, Role
 from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, trail_from_json, with_hash
 from justering.pades.assurance import CertificateAssurance
@@ -36,8 +41,14 @@ from justering.pades.validate import (
     SignatureReport,
     validate_extract,
 )
-from support.archived import ArchivedMeeting, archived_meeting_fixture  # noqa: F401
+from support.archived import (  # noqa: F401
+    ArchivedMeeting,
+    archived_meeting_fixture,
+    clean_environment,
+    copy_bundle,
+)
 from support.poppler import PT_PER_MM, page_texts, pdftotext, words
+from support.workflow import KEPT_AT
 
 ISSUED = dt.datetime(2026, 3, 2, 9, 15, 30, tzinfo=dt.UTC)
 LEFT_PT = layout.MARGIN_LEFT_MM * PT_PER_MM
@@ -51,19 +62,27 @@ class Inputs:
     """Everything ``render_completion`` takes."""
 
     meeting: Meeting
-    paragraph: int
-    dnr: str | None
-    title: str
+    subject: CompletionSubject
     events: tuple[TrailEvent, ...]
     validation: ExtractValidation
     pdf_sha256: str
 
+    @property
+    def paragraph(self) -> int:
+        return self.subject.paragraph
+
+    @property
+    def dnr(self) -> str | None:
+        return self.subject.dnr
+
+    @property
+    def title(self) -> str:
+        return self.subject.title
+
     def render(self, issued_at: dt.datetime = ISSUED) -> bytes:
         return render_completion(
             self.meeting,
-            self.paragraph,
-            self.dnr,
-            self.title,
+            self.subject,
             self.events,
             self.validation,
             self.pdf_sha256,
@@ -85,9 +104,7 @@ def archived_inputs(archived_meeting: ArchivedMeeting) -> Inputs:
     assert validation.ok, validation.problems
     return Inputs(
         meeting=archived_meeting.meeting,
-        paragraph=state.paragraph,
-        dnr=state.dnr,
-        title=state.title,
+        subject=CompletionSubject(DocumentKind.EXTRACT, state.paragraph, state.dnr, state.title),
         events=trail_from_json((bundle / "trail.json").read_bytes()),
         validation=validation,
         pdf_sha256=hashlib.sha256(pdf).hexdigest(),
@@ -204,9 +221,12 @@ def built_inputs(
         ]
     return Inputs(
         meeting=meeting,
-        paragraph=7,
-        dnr="KS 2026/0042-1.2.3 " + "och en mycket lång fortsättning " * 3,
-        title="Ärende med en titel som är så lång att den inte får plats på en rad " * 3,
+        subject=CompletionSubject(
+            DocumentKind.EXTRACT,
+            7,
+            "KS 2026/0042-1.2.3 " + "och en mycket lång fortsättning " * 3,
+            "Ärende med en titel som är så lång att den inte får plats på en rad " * 3,
+        ),
         events=chain(events),
         validation=ExtractValidation(tuple(signatures), ()),
         pdf_sha256=hashlib.sha256(b"the signed pdf").hexdigest(),
@@ -236,10 +256,41 @@ def test_states_the_extract_every_signature_and_the_pdf_hash(
         assert signature.role.swedish in text
         assert signature.certificate_fingerprint in text
     assert ALL_CHECKS_PASSED in text
-    assert "2026-03-02 09:15:30 UTC" in text  # the issue time
+    assert "2026-03-02 10:15:30 CET" in text  # the issue time, in Swedish time
+    assert "UTC" not in text  # a person reads Swedish time (trail.json keeps UTC)
     assert archived_inputs.events[-1].hash in text  # the chain's last hash, in full
     for how in ("justering verify", "pdfsig", "ca.pem", "sha256sum extract.pdf"):
         assert how in text
+
+
+def test_names_the_justered_protocol_and_marks_a_late_justering(
+    archived_inputs: Inputs, archived_meeting: ArchivedMeeting, archived_certificate: bytes
+) -> None:
+    """The sample meeting of 2014 justered today: late, and said so."""
+    text = flat(
+        "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(archived_certificate)).pages)
+    )
+    [justered] = [e for e in archived_inputs.events if e.kind is EventKind.JUSTERED]
+    protocol = archived_meeting.protocols[0]
+    assert "Justerat protokoll" in text
+    assert f"{archived_meeting.meeting.meeting_id}/protokoll, version 1" in text
+    assert justered.detail["protocol_sha256"] in text
+    assert justered.detail["protocol_archive_key"] in text
+    assert (protocol.archive_uri or "").endswith(
+        justered.detail["protocol_archive_key"] + "/protocol.pdf"
+    )
+    assert "(sista dag 2014-09-02), FÖRSENAD: efter sista dagen för justering" in text
+    assert "Förvaringsplats" in text and KEPT_AT in text
+
+
+def test_a_protocols_certificate(archived_meeting: ArchivedMeeting, tmp_path: Path) -> None:
+    bundle = archived_meeting.protocol_bundle_dirs()[0]
+    text = flat(pdftotext((bundle / "intyg.pdf").read_bytes(), tmp_path))
+    assert "Dokument Document Protokollet, § 94–97" in text
+    assert "sha256sum protocol.pdf" in text and "pdfsig -nssdir nss protocol.pdf" in text
+    assert "Utdragsbestyrkande" not in text  # a protocol is justered, not certified
+    assert "2 underskrifter i rätt ordning" in text
+    assert "anslaget 20" in text and "sista dag för överklagande" in text
 
 
 @pytest.mark.parametrize("digest", ["0" * 64, "9" * 64, "d" * 64])
@@ -251,15 +302,14 @@ def test_any_pdf_hash_stays_on_one_line(
     assert digest in text
 
 
-def test_signature_times_in_utc_and_swedish_time(tmp_path: Path) -> None:
+def test_signature_times_in_swedish_time_with_the_zone(tmp_path: Path) -> None:
     summer = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
     winter = dt.datetime(2026, 1, 15, 23, 30, tzinfo=dt.UTC)
     signatures = [report("Anna Ek", Role.CHAIR, summer), report("Bo Ek", Role.ADJUSTER, winter)]
     text = pdftotext(built_inputs(signatures=signatures).render(), tmp_path)
-    assert "2026-06-01 10:00:00 UTC" in text
-    assert "2026-06-01 12:00:00 CEST (svensk tid)" in text
-    assert "2026-01-15 23:30:00 UTC" in text
-    assert "2026-01-16 00:30:00 CET (svensk tid)" in text
+    assert "2026-06-01 12:00:00 CEST" in text
+    assert "2026-01-16 00:30:00 CET" in text
+    assert "UTC" not in text
 
 
 def test_signature_timestamps_are_shown_when_there_are_some(tmp_path: Path) -> None:
@@ -270,10 +320,7 @@ def test_signature_timestamps_are_shown_when_there_are_some(tmp_path: Path) -> N
         report("Bo Ek", Role.ADJUSTER, at),
     ]
     text = flat(pdftotext(built_inputs(signatures=signatures).render(), tmp_path))
-    assert (
-        "Tidsstämpel (RFC 3161): 2026-06-01 10:00:02 UTC, "
-        "2026-06-01 12:00:02 CEST (svensk tid), betrodd: ja"
-    ) in text
+    assert "Tidsstämpel (RFC 3161): 2026-06-01 12:00:02 CEST, betrodd: ja" in text
     assert text.count("Tidsstämpel: ingen") == 1
     # The bundle then has the TSA's CA certificate, which verification needs too.
     assert "justering verify --trust ca.pem --trust tsa-ca.pem" in text
@@ -291,7 +338,7 @@ def test_document_timestamps_are_listed_when_there_are_some(tmp_path: Path) -> N
     )
     text = flat(pdftotext(lta.render(), tmp_path))
     assert "Dokumenttidsstämplar" in text
-    assert "Arkivtidsstampel-1 2026-06-01 10:05:00 UTC 2026-06-01 12:05:00 CEST" in text
+    assert "Arkivtidsstampel-1 2026-06-01 12:05:00 CEST" in text
     assert "NEJ" in text  # not trusted
 
 
@@ -312,7 +359,7 @@ def test_each_signature_says_how_its_signer_was_identified(
     text = flat(pdftotext(built_inputs(signatures=signatures).render(), tmp_path))
     assert (
         "Identifierad: inloggad med e-legitimation, tillitsnivå 3, hos https://idp.example, "
-        "2026-06-01 12:00:00 CEST (svensk tid)"
+        "2026-06-01 12:00:00 CEST"
     ) in text
     assert "Identifierad: okänt (certifikatet anger inte hur undertecknaren" in text
 
@@ -337,7 +384,7 @@ def test_trail_events_appear_in_order_with_their_hashes(
         row = " ".join(
             [
                 str(trail_event.seq),
-                f"{trail_event.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}",
+                local_minute(trail_event.at, zone=True),
                 trail_event.kind.swedish,
             ]
         )
@@ -358,14 +405,44 @@ def test_every_event_kind_has_a_swedish_name_that_is_shown(tmp_path: Path) -> No
         assert f" {kind.swedish} " in f" {flat(text)} ", kind
 
 
-def test_event_details_are_shown(tmp_path: Path) -> None:
+def test_event_details_are_shown_under_swedish_names(tmp_path: Path) -> None:
     at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
     events = [
         event(EventKind.DRAFTED, at),
-        event(EventKind.ANNOUNCED, at, appeal_deadline="2026-06-22"),
+        event(
+            EventKind.ANNOUNCED,
+            at,
+            appeal_deadline="2026-06-22",
+            kept_at="Kansliet",
+            late="false",
+            timestamped_at="2026-06-01T10:00:02+00:00",
+        ),
     ]
-    text = pdftotext(built_inputs(events=events).render(), tmp_path)
-    assert "appeal_deadline: 2026-06-22" in text
+    text = flat(pdftotext(built_inputs(events=events).render(), tmp_path))
+    assert "sista dag för överklagande: 2026-06-22" in text
+    assert "förvaringsplats: Kansliet" in text and "försenad: nej" in text
+    assert "tidsstämpel: 2026-06-01 12:00:02 CEST" in text
+    for key in ("appeal_deadline", "kept_at", "late:", "timestamped_at"):
+        assert key not in text
+
+
+def test_every_detail_the_workflow_records_has_a_swedish_name() -> None:
+    """Every detail key written anywhere in the workflow (a string literal given as
+    a key of an event's detail) is named in Swedish for the certificate."""
+    import re
+    from importlib import resources
+
+    keys: set[str] = set()
+    workflow_dir = resources.files("justering") / "workflow"
+    for module in workflow_dir.iterdir():
+        if module.name.endswith(".py"):
+            source = module.read_text(encoding="utf-8")
+            for detail in re.findall(r"detail=\{(.*?)\}", source, flags=re.DOTALL):
+                keys.update(re.findall(r'"([a-z_]+)":', detail))
+            keys.update(re.findall(r'detail\["([a-z_]+)"\] =', source))
+    keys.update({"held_notice", "justered_notice", "overdue"})
+    assert len(keys) > 20
+    assert sorted(keys - set(DETAIL_LABELS)) == []
 
 
 def test_problems_are_listed_instead_of_the_pass(archived_inputs: Inputs, tmp_path: Path) -> None:
@@ -445,7 +522,7 @@ def test_long_trail_paginates_with_page_numbers(tmp_path: Path) -> None:
     # The table's heading is repeated on every page the trail continues on.
     trail_pages = [page for page in pages if "Person " in page]
     assert len(trail_pages) >= 2
-    assert all("Tid (UTC)" in page for page in trail_pages)
+    assert all("Tid (svensk tid)" in page for page in trail_pages)
 
 
 def test_long_and_non_ascii_names_wrap_inside_the_margins(tmp_path: Path) -> None:
@@ -509,3 +586,48 @@ def test_one_line_collapses_whitespace_and_marks_undrawable_characters() -> None
     assert rendering.one_line("  Anna \n\t Ek  ") == "Anna Ek"
     assert rendering.one_line("Anna 中 Ek") == "Anna \ufffd Ek"
     assert rendering.one_line("Nguye\u0302\u0303n") == "Nguyễn"  # NFC
+
+
+# -- its instructions, followed as written ----------------------------------------------
+
+COMMANDS = ("sha256sum ", "justering verify ", "mkdir ", "certutil ", "pdfsig ")
+
+
+@pytest.mark.parametrize("which", ["extract", "protocol"])
+def test_the_instructions_work_as_written(
+    archived_meeting: ArchivedMeeting, tmp_path: Path, which: str
+) -> None:
+    """Every command the certificate gives, run as it stands in a copy of the bundle's
+    folder, succeeds: the checksum is the one stated, pdfsig (with the CA trusted in
+    the NSS folder the commands make) finds every signature valid and trusted, and
+    ``justering verify`` says the bundle is valid."""
+    source = (
+        archived_meeting.bundle_dirs()[0]
+        if which == "extract"
+        else archived_meeting.protocol_bundle_dirs()[0]
+    )
+    bundle = copy_bundle(source, tmp_path / "paket")
+    text = pdftotext((bundle / "intyg.pdf").read_bytes(), tmp_path, "-layout")
+    commands = [  # the indented lines: the paragraphs around them start at the margin
+        line.strip()
+        for line in text.splitlines()
+        if line.startswith("   ") and line.strip().startswith(COMMANDS)
+    ]
+    assert [c.split()[0] for c in commands] == [
+        "sha256sum", "justering", "mkdir", "certutil", "certutil", "pdfsig",
+    ]  # fmt: skip
+    env = {**clean_environment(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    outputs = []
+    for command in commands:
+        done = subprocess.run(
+            command.split(), cwd=bundle, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        outputs.append(done.stdout)
+    pdf_name = "extract.pdf" if which == "extract" else "protocol.pdf"
+    digest = hashlib.sha256((bundle / pdf_name).read_bytes()).hexdigest()
+    assert outputs[0].split()[0] == digest and digest in flat(text)
+    assert outputs[1].startswith("GILTIG (valid)")
+    signatures = outputs[-1].count("Signature Validation: Signature is Valid.")
+    assert signatures == (3 if which == "extract" else 2)
+    assert outputs[-1].count("Certificate Validation: Certificate is Trusted.") == signatures

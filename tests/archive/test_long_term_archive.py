@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from justering.config import Settings, load_settings
 from justering.ledger.extracts import trail_of
 from justering.model.manifest import load_sample_meeting
 from justering.model.process import ExtractStatus
-from justering.model.roles import Role
+from justering.model.roles import JUSTERING_ROLES, Role
 from justering.model.trail import EventKind, trail_from_json
 from justering.pades.ca import SigningCA
 from justering.pades.ca_chain import install_issued_chain
@@ -36,13 +37,13 @@ from support.archived import ArchivedMeeting, archive_sample_meeting, run_cli
 from support.outside_ca import issue_ca_certificate
 from support.pdfs import CHAIR, ORGANISATION, extract_pdf, sign_in_turn
 from support.tsa import TsaService, start_tsa_service
-from support.workflow import archived_meeting, sign_as, small_meeting, start
+from support.workflow import KEPT_AT, archived_meeting, sign_as, small_meeting, start
 
 
 def _settings_with_tsa(home: Path, tsa: TsaService) -> Settings:
     home.mkdir(parents=True)
     (home / "tsa-ca.pem").write_bytes(tsa.root.public_bytes(serialization.Encoding.PEM))
-    return replace(load_settings(home, environ={}), tsa_url=tsa.tsa_url)
+    return replace(load_settings(home, environ={}), tsa_url=tsa.tsa_url, kept_at=KEPT_AT)
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,26 @@ def test_a_sealed_archive_verifies_offline_with_the_tsa_stopped(sealed: SealedAr
         assert future.document_timestamps
         assert all(s.timestamped_at is not None for s in future.signatures)
 
+    for bundle_dir in archived.protocol_bundle_dirs():  # the protocol is sealed too
+        kinds = [e.kind for e in trail_from_json((bundle_dir / "trail.json").read_bytes())]
+        assert kinds[-1] is EventKind.TIMESTAMPED and EventKind.ANNOUNCED in kinds
+        pdf = (bundle_dir / "protocol.pdf").read_bytes()
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3650)
+        future = validate_extract(
+            pdf, [archived.ca_certificate, tsa_root], now=later, roles=JUSTERING_ROLES
+        )
+        assert future.ok, future.problems
+        assert future.document_timestamps
+
     done = run_cli(archived.home, "verify", "--json", str(settings.archive_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(done.stdout)["results"]
-    assert len(results) == len(archived.bundle_dirs())
+    assert len(results) == len(archived.bundle_dirs()) + len(archived.protocol_bundle_dirs())
     assert all(r["valid"] for r in results)
     for result in results:  # the trail's seal carries a timestamp, and verify says so
         [seal] = [c for c in result["checks"] if c["name"] == "trail seal"]
-        assert seal["ok"] and "UTC by a trusted TSA" in seal["detail"], seal
+        assert seal["ok"] and "av en betrodd tidsstämpeltjänst" in seal["detail"], seal
+        assert re.search(r"tidsstämplat \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T ", seal["detail"])
 
 
 def test_the_trail_seal_is_timestamped_and_holds_after_its_certificate(
@@ -144,11 +157,13 @@ def test_a_tsa_failing_at_the_seal_fails_the_archiving_and_writes_nothing(
             [state] = workflow.meeting_summaries(services, meeting.meeting_id)
             flaky = _FailsAfterFirstStamp(tsa.tsa_url)
             flaky.broken_url = tsa.base_url + "/broken/500"
+            archived = sorted(p for p in settings.archive_dir.rglob("*") if p.is_file())
+            assert all("/protokoll/" in str(p) for p in archived)  # the justered protocol's
             with pytest.raises(TimestampError, match="/broken/500"):
                 workflow.archive_extract(replace(services, timestamper=flaky), state.extract_id)
             [after] = workflow.meeting_summaries(services, meeting.meeting_id)
             assert after.status is ExtractStatus.CERTIFIED
-            assert not [p for p in settings.archive_dir.rglob("*") if p.is_file()]
+            assert sorted(p for p in settings.archive_dir.rglob("*") if p.is_file()) == archived
             # The retry (the TSA answers again) archives it, sealed and timestamped.
             uri = workflow.archive_extract(services, state.extract_id)
         finally:
@@ -157,7 +172,7 @@ def test_a_tsa_failing_at_the_seal_fails_the_archiving_and_writes_nothing(
         tsa.stop()
     [result] = verify_targets([uri], [services.ca.certificate, tsa.root])
     assert result.ok, result.checks
-    assert "by a trusted TSA" in result.checks[-1].detail
+    assert "av en betrodd tidsstämpeltjänst" in result.checks[-1].detail
 
 
 def test_without_the_tsa_root_the_sealed_archive_does_not_verify(sealed: SealedArchive) -> None:
@@ -217,9 +232,10 @@ def test_a_sealed_archive_under_an_outside_root_verifies_with_that_root_alone(
         issued = issue_ca_certificate(request, root_key, tsa.root, crl_url=tsa.crl_url)
         install_issued_chain(ca, [issued, tsa.root])
         [state] = archived_meeting(settings, meeting)
-        # the root's CRL, fetched once for the TSA's certificate and once for our CA's
+        # the root's CRL, fetched once for the TSA's certificate and once for our CA's,
+        # for each document sealed: the extract and the protocol
         crl_path = tsa.crl_url.removeprefix(tsa.base_url)
-        assert tsa.requests.count(f"GET {crl_path}") == 2
+        assert tsa.requests.count(f"GET {crl_path}") == 2 * 2
     finally:
         tsa.stop()
     pdf = Path((state.archive_uri or "").removeprefix("file://")).read_bytes()

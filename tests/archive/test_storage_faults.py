@@ -112,6 +112,13 @@ def versions(moto: S3Client, bucket: str) -> dict[str, int]:
     return counts
 
 
+def of_extract(counts: dict[str, int], meeting: Meeting) -> dict[str, int]:
+    """The versions under the extract's bundle (its protocol's bundle, archived when it
+    was justered, lies beside it)."""
+    prefix = bundle_prefix(meeting) + "/"
+    return {key: count for key, count in counts.items() if key.startswith(prefix)}
+
+
 def bundle_prefix(meeting: Meeting) -> str:
     paragraph = meeting.paragraphs[0]
     key = extract_prefix(
@@ -167,7 +174,9 @@ def assert_archived_once(services: Services, meeting: Meeting, moto: S3Client, b
     prefix = bundle_prefix(meeting)
     assert row.status == ExtractStatus.ARCHIVED.value
     assert row.archive_uri == f"s3://{bucket}/{prefix}/{EXTRACT_PDF}"
-    assert versions(moto, bucket) == {f"{prefix}/{name}": 1 for name in BUNDLE_FILES}
+    written = versions(moto, bucket)
+    assert of_extract(written, meeting) == {f"{prefix}/{name}": 1 for name in BUNDLE_FILES}
+    assert all(count == 1 for count in written.values())  # the protocol's too
     assert meeting.meeting_id not in workflow.meetings_needing_work(services)
     (result,) = verify_targets([row.archive_uri], services.trust_roots)
     assert result.ok, result.checks
@@ -429,7 +438,7 @@ def test_storage_down_keeps_the_extract_certified_until_it_is_back(
     error = archive_fails(s3_services, meeting)
     assert proxy.url in error
     assert_still_certified(s3_services, meeting)
-    assert versions(moto, bucket) == {}
+    assert of_extract(versions(moto, bucket), meeting) == {}
     proxy.pass_through()
     # Within its back-off the meeting's archiving waits, even with storage back ...
     waited = workflow.advance_meeting(s3_services, meeting.meeting_id)
@@ -476,7 +485,7 @@ def test_a_bundle_cut_off_between_files_is_completed_on_the_next_advance(
     archive_fails(s3_services, meeting)
     assert_still_certified(s3_services, meeting)
     prefix = bundle_prefix(meeting)
-    written = versions(moto, bucket)
+    written = of_extract(versions(moto, bucket), meeting)
     assert written and all(count == 1 for count in written.values())
     assert f"{prefix}/{MANIFEST_NAME}" not in written  # the manifest comes last
     assert len(written) == rule.skip + (rule.fault is Fault.DROP)

@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from justering.archive.bundle import read_bundle, write_bundle
-from justering.archive.keys import extract_prefix
+from justering.archive.keys import PROTOCOLS, extract_prefix, protocol_prefix
 from justering.archive.local import LocalArchive
 from justering.archive.objects import RetentionPolicy
 from justering.archive.s3 import S3Archive, parse_s3_uri
@@ -150,6 +150,44 @@ def test_extract_prefix_refuses_a_non_positive_paragraph(paragraph: int) -> None
 def test_extract_prefix_refuses_a_non_positive_version(version: int) -> None:
     with pytest.raises(ArchiveError, match="version"):
         extract_prefix("KSAU", DATE, MEETING, None, 1, version)
+
+
+def test_protocol_prefix_beside_the_meetings_extracts() -> None:
+    assert protocol_prefix("KSAU", DATE, MEETING, "protokoll", 2) == (
+        f"KSAU/2014/{MEETING}/protokoll/2014-08-19-protokoll-v2"
+    )
+    assert protocol_prefix("KSAU", DATE, MEETING, "protokoll-omedelbar", 1) == (
+        f"KSAU/2014/{MEETING}/protokoll/2014-08-19-protokoll-omedelbar-v1"
+    )
+    extract = prefix("KSAU", "KFKS 2012/577-001", 94).split("/")
+    assert protocol_prefix("KSAU", DATE, MEETING, "protokoll", 1).split("/")[:3] == extract[:3]
+
+
+@pytest.mark.parametrize("dnr", ["protokoll", "Protokoll", "PROTOKOLL", "protokoll 1", PROTOCOLS])
+def test_no_diarienummer_takes_the_protocols_segment(dnr: str) -> None:
+    """An extract of a paragraph whose diarienummer reads "protokoll" does not land in
+    the folder of the meeting's protocols."""
+    assert prefix("KSAU", dnr).split("/")[3] != PROTOCOLS
+
+
+@pytest.mark.parametrize("meeting", HOSTILE)
+def test_protocol_prefix_is_safe_for_hostile_input(meeting: str, tmp_path: Path) -> None:
+    key = protocol_prefix("../..", DATE, meeting, "protokoll", 1)
+    segments = key.split("/")
+    assert len(segments) == 5 and segments[3] == PROTOCOLS
+    for segment in segments:
+        assert SEGMENT.fullmatch(segment) and len(segment) <= 80, segment
+    named = protocol_prefix("KSAU", DATE, MEETING, meeting, 1).split("/")  # as the name
+    assert len(named) == 5 and all(SEGMENT.fullmatch(segment) for segment in named)
+    root = tmp_path / "archive"
+    stored = LocalArchive(root).put(f"{key}/x.txt", b"x", content_type="text/plain")
+    assert Path(stored.uri.removeprefix("file://")).resolve().is_relative_to(root)
+
+
+@pytest.mark.parametrize("version", [0, -1, True])
+def test_protocol_prefix_refuses_a_non_positive_version(version: int) -> None:
+    with pytest.raises(ArchiveError, match="version"):
+        protocol_prefix("KSAU", DATE, MEETING, "protokoll", version)
 
 
 # --- local store -----------------------------------------------------------------

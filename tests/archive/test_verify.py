@@ -40,7 +40,7 @@ from support.archived import (
 )
 from support.s3 import AWS_TEST_ENV
 
-BUNDLE_CHECKS = {
+PROTOCOL_CHECKS = {
     "checksums",
     "signatures",
     "trail chain",
@@ -48,6 +48,8 @@ BUNDLE_CHECKS = {
     "trail matches signatures",
     "trail seal",
 }
+BUNDLE_CHECKS = PROTOCOL_CHECKS | {"justered protocol"}
+"""An extract's bundle: also the justered protocol it is a copy of."""
 CHANGED_AFTER_SEALING = "trail.json was changed after it was sealed"
 SAMPLE_SIGNERS = [
     ("Mats Gerdau", "chair"),
@@ -103,6 +105,18 @@ def test_every_archived_bundle_verifies_with_every_check(
         pdf = (bundle_dir / "extract.pdf").read_bytes()
         assert result.sha256 == hashlib.sha256(pdf).hexdigest() == state.document_sha256
         assert [list(s) for s in result.signers] == [list(s) for s in SAMPLE_SIGNERS]
+        [named] = [c for c in result.checks if c.name == "justered protocol"]
+        assert "som finns i protokollets arkivpaket" in named.detail
+    for protocol, bundle_dir in zip(
+        archived_meeting.protocols, archived_meeting.protocol_bundle_dirs(), strict=True
+    ):
+        result = verify_one(bundle_dir, roots)
+        assert result.ok, failed(result)
+        assert result.kind == "protocol"
+        assert {check.name for check in result.checks} == PROTOCOL_CHECKS
+        pdf = (bundle_dir / "protocol.pdf").read_bytes()
+        assert result.sha256 == hashlib.sha256(pdf).hexdigest() == protocol.document_sha256
+        assert [list(s) for s in result.signers] == [list(s) for s in SAMPLE_SIGNERS[:2]]
 
 
 def test_the_whole_archive_folder_verifies_bundle_by_bundle(
@@ -110,9 +124,9 @@ def test_the_whole_archive_folder_verifies_bundle_by_bundle(
 ) -> None:
     results = verify(archived_meeting.settings.archive_dir, roots)
     assert sorted(r.target for r in results) == sorted(
-        str(d) for d in archived_meeting.bundle_dirs()
+        str(d) for d in archived_meeting.bundle_dirs() + archived_meeting.protocol_bundle_dirs()
     )
-    assert len(results) == len(archived_meeting.meeting.paragraphs) == 4
+    assert len(results) == len(archived_meeting.meeting.paragraphs) + 2 == 6
     assert all(r.ok for r in results), [failed(r) for r in results]
 
 
@@ -135,7 +149,7 @@ def test_a_bare_pdf_copied_out_of_its_bundle_verifies_by_its_signatures(
     result = verify_one(copy, roots)
     assert result.ok, failed(result)
     assert [check.name for check in result.checks] == ["signatures"]
-    assert "3 valid signatures" in result.checks[0].detail
+    assert "3 giltiga underskrifter" in result.checks[0].detail
     assert result.sha256 == hashlib.sha256(copy.read_bytes()).hexdigest()
     assert [list(s) for s in result.signers] == [list(s) for s in SAMPLE_SIGNERS]
 
@@ -224,9 +238,59 @@ def test_a_trail_cut_before_its_certification_no_longer_matches_the_pdf(
     assert events[-1].kind is EventKind.CERTIFIED
     write_trail(bundle, events[:-1])  # the chain of what is left still holds
     problems = failed(verify_one(bundle, roots))
-    assert set(problems) == {"trail matches PDF", "trail matches signatures", "trail seal"}
+    assert set(problems) == {
+        "trail matches PDF",
+        "trail matches signatures",
+        "justered protocol",
+        "trail seal",
+    }
     assert problems["trail seal"] == CHANGED_AFTER_SEALING
-    assert "last event (viewed)" in problems["trail matches PDF"]
+    assert "sista händelse (länk öppnad)" in problems["trail matches PDF"]
+    assert "kommer efter bestyrkandet" in problems["justered protocol"]
+
+
+def test_an_extract_whose_trail_names_no_justered_protocol_is_refused(
+    bundle: Path, roots: list[x509.Certificate]
+) -> None:
+    """An extract certified without its protocol's justering: the rechained trail (a
+    forger who knows the format) holds, and the justered protocol check fails (as the
+    seal does: the forger has not the municipality's seal)."""
+    events = [e for e in read_trail(bundle) if e.kind is not EventKind.JUSTERED]
+    write_trail(bundle, events, reseal=True)
+    assert failed(verify_one(bundle, roots)) == {
+        "justered protocol": "händelseförloppet nämner inget justerat protokoll: utdraget "
+        "bestyrktes inte ur ett justerat protokoll",
+        "trail seal": CHANGED_AFTER_SEALING,
+    }
+
+
+def test_an_extract_naming_another_protocol_document_is_refused(
+    bundle: Path, archived_meeting: ArchivedMeeting, roots: list[x509.Certificate], tmp_path: Path
+) -> None:
+    """The named protocol's bundle is in the archive, but does not hold the document the
+    extract's trail names; with the bundle copied away from its archive, it is not
+    there at all, which the check says (the protocol is verified on its own)."""
+    events = read_trail(bundle)
+    forged = [
+        dataclasses.replace(e, detail={**e.detail, "protocol_sha256": "0" * 64})
+        if e.kind is EventKind.JUSTERED
+        else e
+        for e in events
+    ]
+    inside = archived_meeting.bundle_dirs()[0].parent / f"forged-{uuid.uuid4().hex[:8]}"
+    try:
+        copy_bundle(bundle, inside)
+        write_trail(inside, forged, reseal=True)
+        problems = failed(verify_one(inside, roots))
+        assert list(problems) == ["justered protocol", "trail seal"]
+        assert f"har inte dokumentet {'0' * 64}" in problems["justered protocol"]
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)
+    write_trail(bundle, forged, reseal=True)  # the copy outside the archive
+    result = verify_one(bundle, roots)
+    assert list(failed(result)) == ["trail seal"]
+    [named] = [c for c in result.checks if c.name == "justered protocol"]
+    assert named.ok and "det arkivpaketet finns inte här" in named.detail
 
 
 def test_reordered_trail_events_break_the_chain(
@@ -402,10 +466,13 @@ def test_cli_json_for_the_whole_archive(archived_meeting: ArchivedMeeting) -> No
     report = json.loads(done.stdout)
     assert set(report) == {"valid", "results"}
     assert report["valid"] is True
-    assert len(report["results"]) == 4
+    assert len(report["results"]) == 6
     by_sha = {s.document_sha256: s for s in archived_meeting.states}
-    for result in report["results"]:
-        assert set(result) == {"target", "valid", "sha256", "signers", "checks"}
+    extracts = [r for r in report["results"] if r["kind"] == "extract"]
+    assert len(extracts) == 4
+    assert [r["kind"] for r in report["results"]].count("protocol") == 2
+    for result in extracts:
+        assert set(result) == {"target", "kind", "valid", "sha256", "signers", "checks"}
         assert result["valid"] is True
         assert result["sha256"] in by_sha
         link_only = {"assurance": "link", "identity_provider": None, "acr": None}
@@ -548,13 +615,18 @@ def test_s3_archive_uris_are_s3(s3_meeting: S3Meeting) -> None:
 def test_an_s3_prefix_verifies_every_bundle(s3_meeting: S3Meeting, s3_env: str) -> None:
     roots = [s3_meeting.archived.ca_certificate]
     results = verify(f"s3://{s3_meeting.bucket}/arkiv/", roots)
-    assert len(results) == 4
+    assert len(results) == 6
     assert all(r.ok for r in results), [failed(r) for r in results]
+    protocols = [p.archive_uri or "" for p in s3_meeting.archived.protocols]
     assert sorted(r.target for r in results) == sorted(
-        uri.removesuffix("/extract.pdf") for uri in s3_meeting.archived.archive_uris
+        [uri.removesuffix("/extract.pdf") for uri in s3_meeting.archived.archive_uris]
+        + [uri.removesuffix("/protocol.pdf") for uri in protocols]
     )
     for result in results:
-        assert {c.name for c in result.checks} == BUNDLE_CHECKS
+        expected = BUNDLE_CHECKS if result.kind == "extract" else PROTOCOL_CHECKS
+        assert {c.name for c in result.checks} == expected
+        named = [c.detail for c in result.checks if c.name == "justered protocol"]
+        assert all("som finns i protokollets arkivpaket" in detail for detail in named)
 
 
 def test_an_s3_pdf_key_verifies_its_bundle(s3_meeting: S3Meeting, s3_env: str) -> None:
@@ -576,7 +648,7 @@ def test_cli_verifies_s3_targets(s3_meeting: S3Meeting) -> None:
     done = run_cli(home, "verify", "--json", f"s3://{s3_meeting.bucket}/arkiv/", env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["valid"] is True and len(report["results"]) == 4
+    assert report["valid"] is True and len(report["results"]) == 6
     done = run_cli(home, "verify", s3_meeting.archived.archive_uris[0], env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("GILTIG (valid): s3://")

@@ -24,13 +24,15 @@ from support.archived import clean_environment, run_cli
 from support.outside_ca import OutsideCA, pem
 from support.poppler import nss_database, pdfsig
 from support.softhsm import SoftHsm
-from support.workflow import archived_meeting, sign_as, small_meeting, start
+from support.workflow import KEPT_AT, archived_meeting, sign_as, small_meeting, start
 
 ORGANISATION = "Nacka kommun"
 
 
 def _settings(home: Path) -> Settings:
-    return replace(load_settings(home, environ={}), public_url="http://justering.test")
+    return replace(
+        load_settings(home, environ={}), public_url="http://justering.test", kept_at=KEPT_AT
+    )
 
 
 def _sign_and_archive(home: Path, meeting: Meeting) -> list[Path]:

@@ -224,11 +224,28 @@ def test_meeting_ended_without_the_manifest_file(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_meeting_ended_records_the_meeting_for_serve_then_says_already_started(
+SHIPPED_CONFIG = clean_environment(
+    JUSTERING_CONFIG=str(Path(__file__).parents[2] / "config" / "justering.toml")
+)
+"""The shipped config, which gives the sample meeting's body a förvaringsplats."""
+
+
+def test_meeting_ended_refuses_a_body_without_a_forvaringsplats(
     tmp_path: Path, manifest: Path
 ) -> None:
     home = tmp_path / "home"
     done = run_cli(home, "meeting-ended", str(manifest))
+    assert done.returncode == 2
+    assert "manifest field 'body.code': no förvaringsplats is configured" in done.stderr
+    assert "8 kap. 12 § kommunallagen" in done.stderr and "Traceback" not in done.stderr
+    assert meetings_in_ledger(home) == []
+
+
+def test_meeting_ended_records_the_meeting_for_serve_then_says_already_started(
+    tmp_path: Path, manifest: Path
+) -> None:
+    home = tmp_path / "home"
+    done = run_cli(home, "meeting-ended", str(manifest), env=SHIPPED_CONFIG)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
         f"meeting {SAMPLE_MEETING_ID} recorded with 4 paragraphs; `justering serve` picks it "
@@ -239,7 +256,7 @@ def test_meeting_ended_records_the_meeting_for_serve_then_says_already_started(
     assert meetings_in_ledger(home) == [SAMPLE_MEETING_ID]
     assert not (home / "outbox").exists() or not any((home / "outbox").iterdir())
 
-    again = run_cli(home, "meeting-ended", str(manifest))
+    again = run_cli(home, "meeting-ended", str(manifest), env=SHIPPED_CONFIG)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == (
         f"meeting {SAMPLE_MEETING_ID} was already started; nothing new to do"
@@ -248,7 +265,7 @@ def test_meeting_ended_records_the_meeting_for_serve_then_says_already_started(
     assert meetings_in_ledger(home) == [SAMPLE_MEETING_ID]
 
     changed = edited(manifest, {"place": "Nacka stadshus, sal B"})
-    refused = run_cli(home, "meeting-ended", str(changed))
+    refused = run_cli(home, "meeting-ended", str(changed), env=SHIPPED_CONFIG)
     assert refused.returncode == 2
     assert refused.stderr.startswith("justering: manifest field 'meeting_id': ")
     assert "different manifest" in refused.stderr
@@ -260,7 +277,9 @@ def test_meeting_ended_reads_the_protocol_text_beside_the_manifest(
     """``protocol_text`` is relative to the manifest, not to the working directory."""
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    done = run_cli(tmp_path / "home", "meeting-ended", str(manifest), cwd=elsewhere)
+    done = run_cli(
+        tmp_path / "home", "meeting-ended", str(manifest), cwd=elsewhere, env=SHIPPED_CONFIG
+    )
     assert done.returncode == 0, done.stderr
     moved = tmp_path / "moved.json"
     shutil.copyfile(manifest, moved)  # without its protocol.txt beside it

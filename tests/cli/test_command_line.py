@@ -234,7 +234,14 @@ def test_meeting_ended_reads_the_manifest_from_standard_input(tmp_path: Path, fo
         if form == "protocol_text_inline"
         else meeting_to_dict(load_sample_meeting())
     )
-    done = run_cli(home, "meeting-ended", "-", input=json.dumps(document, ensure_ascii=False))
+    shipped = Path(__file__).parents[2] / "config" / "justering.toml"  # a förvaringsplats
+    done = run_cli(
+        home,
+        "meeting-ended",
+        "-",
+        input=json.dumps(document, ensure_ascii=False),
+        env=clean_environment(JUSTERING_CONFIG=str(shipped)),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"meeting {SAMPLE_ID} recorded with 4 paragraphs")
     assert meetings_in_ledger(home) == [SAMPLE_ID]

@@ -7,6 +7,7 @@ One demo run per variant (module-scoped), since each takes about half a minute.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -21,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
+from justering.model.calendar import appeal_deadline
 from justering.model.manifest import load_sample_meeting
 from support.archived import clean_environment, flip_byte, inside_first_stream, run_cli
 from support.processes import processes_mentioning
@@ -34,6 +36,9 @@ SIGNERS = [
     ("Rolf Wasteson", "Justerare"),
     ("Lena Sekreterare", "Utdragsbestyrkande"),
 ]
+PROTOCOL_SIGNERS = SIGNERS[:2]
+"""The protocol is justered by the chair and the adjuster; the certifier certifies
+the extracts only."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,14 @@ class DemoRun:
     @property
     def extracts(self) -> list[dict[str, Any]]:
         return list(json.loads(self.stdout)["extracts"])
+
+    @property
+    def protocols(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.stdout)["protocols"])
+
+    def protocol(self, kind: str) -> dict[str, Any]:
+        [protocol] = [p for p in self.protocols if p["kind"] == kind]
+        return protocol
 
 
 def run_demo(home: Path, env: dict[str, str]) -> DemoRun:
@@ -120,6 +133,38 @@ def test_demo_archives_every_paragraph_in_time(demo: DemoRun) -> None:
         assert extract["status"] == "archived"
 
 
+def test_demo_justers_announces_and_archives_both_protocols(demo: DemoRun) -> None:
+    """The sample's § 97 is omedelbart justerad: its own small protocol beside the
+    meeting's protocol. Each justered, announced on the anslagstavla the same day
+    with its förvaringsplats and the appeal deadline three weeks on, archived and
+    verified; justered today, long after the sample meeting of 2014: marked late."""
+    assert demo.returncode == 0, describe(demo)
+    assert sorted(p["kind"] for p in demo.protocols) == ["immediate_protocol", "protocol"]
+    for protocol in demo.protocols:
+        assert protocol["status"] == "archived"
+        assert protocol["verified"] is True
+        assert protocol["justered_on"] == protocol["announced_on"]
+        announced = dt.date.fromisoformat(protocol["announced_on"])
+        assert protocol["appeal_deadline"] == appeal_deadline(announced).isoformat()
+        assert protocol["kept_at"]
+        assert protocol["late"] is True
+        assert protocol["justering_deadline"] < protocol["justered_on"]
+    immediate, whole = demo.protocol("immediate_protocol"), demo.protocol("protocol")
+    assert immediate["justering_deadline"] < whole["justering_deadline"]
+
+
+def test_the_demo_counts_the_signatures_it_made_apart_from_the_links_it_followed(
+    demo: DemoRun,
+) -> None:
+    """Three signatures in each of the four extracts and two in each protocol, made
+    through one link per signer."""
+    assert demo.returncode == 0, describe(demo)
+    summary = json.loads(demo.stdout)
+    assert [e["signatures"] for e in demo.extracts] == [len(SIGNERS)] * 4
+    assert [p["signatures"] for p in demo.protocols] == [len(PROTOCOL_SIGNERS)] * 2
+    assert (summary["signatures"], summary["links"]) == (16, len(SIGNERS))
+
+
 def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
     assert demo.returncode == 0, describe(demo)
     archive = demo.home / "archive"
@@ -132,6 +177,19 @@ def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
         assert {p.name for p in path.parent.iterdir()} == {
             "extract.pdf",
             "trail.json",
+            "trail.json.p7s",
+            "intyg.pdf",
+            "ca.pem",
+            "manifest.json",
+        }
+    for protocol in demo.protocols:
+        path = local_path(protocol["archive_uri"])
+        assert path.is_relative_to(archive) and path.name == "protocol.pdf"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == protocol["sha256"]
+        assert {p.name for p in path.parent.iterdir()} == {
+            "protocol.pdf",
+            "trail.json",
+            "trail.json.p7s",
             "intyg.pdf",
             "ca.pem",
             "manifest.json",
@@ -139,13 +197,17 @@ def test_every_archive_uri_is_the_pdf_with_that_sha256(demo: DemoRun) -> None:
 
 
 def test_the_signers_were_notified_once_per_stage(demo: DemoRun) -> None:
-    """One message per signer, each granting every extract: the demo followed them;
-    and one receipt per signer."""
+    """One message per signer, each granting every document of their stage (the
+    chair's and the adjuster's both protocols with the extracts): the demo followed
+    them; one receipt per signer; and one notice to the secretary for each justered
+    protocol."""
     outbox = sorted((demo.home / "outbox").glob("*.eml"))
     receipts = [m for m in outbox if "-receipt-" in m.name]
-    messages = [m for m in outbox if "-receipt-" not in m.name]
+    notices = [m for m in outbox if "-justered-" in m.name]
+    messages = [m for m in outbox if m not in receipts and m not in notices]
     assert len(messages) == len(SIGNERS), messages
     assert len(receipts) == len(SIGNERS), receipts
+    assert len(notices) == 2, notices
     text = "\n".join(m.read_text(encoding="utf-8", errors="replace") for m in messages)
     assert len(re.findall(r"/s/[A-Za-z0-9_-]+", text)) >= len(SIGNERS)
 
@@ -156,16 +218,25 @@ def test_pdfsig_finds_every_signature_valid(demo: DemoRun) -> None:
         assert report.count("Signature #") == len(SIGNERS), report
         assert report.count("- Signature Validation: Signature is Valid.") == len(SIGNERS)
         assert report.count("Total document signed") == 1  # the certification, last
+    for protocol in demo.protocols:
+        report = pdfsig(local_path(protocol["archive_uri"]))
+        assert report.count("Signature #") == len(PROTOCOL_SIGNERS), report
+        valid = report.count("- Signature Validation: Signature is Valid.")
+        assert valid == len(PROTOCOL_SIGNERS), report
+        assert report.count("Total document signed") == 1  # the last adjuster's
 
 
 def test_pdfsig_trusts_the_exported_ca_and_names_signers_and_roles(
     demo: DemoRun, nss_db: str
 ) -> None:
-    for extract in demo.extracts:
-        report = pdfsig(local_path(extract["archive_uri"]), "-nssdir", nss_db)
+    documents = [(e, SIGNERS) for e in demo.extracts] + [
+        (p, PROTOCOL_SIGNERS) for p in demo.protocols
+    ]
+    for document, signers in documents:
+        report = pdfsig(local_path(document["archive_uri"]), "-nssdir", nss_db)
         signatures = report.split("Signature #")[1:]
-        assert len(signatures) == len(SIGNERS), report
-        for (name, role), signature in zip(SIGNERS, signatures, strict=True):
+        assert len(signatures) == len(signers), report
+        for (name, role), signature in zip(signers, signatures, strict=True):
             assert f"Signer Certificate Common Name: {name}\n" in signature
             assert f"title={role}" in signature
             assert "Signature Validation: Signature is Valid." in signature
@@ -178,7 +249,10 @@ def test_justering_verify_accepts_the_archive_and_catches_a_flipped_byte(
     archive = demo.home / "archive"
     done = run_cli(demo.home, "verify", "--json", str(archive))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(json.loads(done.stdout)["results"]) == len(demo.extracts)
+    results = json.loads(done.stdout)["results"]
+    assert sorted(r["sha256"] for r in results) == sorted(
+        d["sha256"] for d in demo.extracts + demo.protocols
+    )
 
     path = local_path(demo.extracts[0]["archive_uri"])
     original = path.read_bytes()
@@ -251,6 +325,14 @@ def test_s3_demo_archives_to_the_bucket(s3_demo: DemoRun, s3_endpoint: str) -> N
         key = uri.removeprefix(f"s3://{bucket}/")
         data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         assert hashlib.sha256(data).hexdigest() == extract["sha256"]
+    assert len(s3_demo.protocols) == 2
+    for protocol in s3_demo.protocols:
+        assert protocol["status"] == "archived"
+        assert protocol["archive_uri"].startswith(f"s3://{bucket}/x/KSAU/2014/")
+        assert protocol["archive_uri"].endswith("/protocol.pdf")
+        key = protocol["archive_uri"].removeprefix(f"s3://{bucket}/")
+        data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert hashlib.sha256(data).hexdigest() == protocol["sha256"]
     assert not (s3_demo.home / "archive").exists() or not any(
         (s3_demo.home / "archive").rglob("*.pdf")
     )
@@ -264,5 +346,5 @@ def test_s3_demo_archive_verifies_by_prefix(s3_demo: DemoRun) -> None:
     report = json.loads(done.stdout)
     assert report["valid"] is True
     assert sorted(r["sha256"] for r in report["results"]) == sorted(
-        e["sha256"] for e in s3_demo.extracts
+        d["sha256"] for d in s3_demo.extracts + s3_demo.protocols
     )

@@ -23,7 +23,8 @@ from support.archived import clean_environment, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-SAMPLE = Path(__file__).parents[2] / "src" / "justering" / "samples" / "meeting.json"
+REPOSITORY = Path(__file__).parents[2]
+SAMPLE = REPOSITORY / "src" / "justering" / "samples" / "meeting.json"
 FINISH_SECONDS = 300
 
 
@@ -55,6 +56,7 @@ def running(tmp_path: Path) -> Iterator[tuple[Path, str, Path]]:
         env=clean_environment(
             JUSTERING_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
             JUSTERING_MAIL_FROM="Justering <justering@kommun.example>",
+            JUSTERING_CONFIG=str(REPOSITORY / "config" / "justering.toml"),
         ),
     )
     base = f"http://127.0.0.1:{web_port}"

@@ -78,6 +78,8 @@ def test_status_in_swedish_with_swedish_times(half_way: HalfWay) -> None:
     text = done.stdout
     assert f"§ 94  {declined.dnr}  {declined.title}" in text
     assert "version 1: avböjt, åter hos sekreteraren" in text
+    assert "Protokollet\n    version 1: vilande: en paragraf har avböjts och rättas" in text
+    assert "    väntar på att § 94 rättas och signeras" in text
     assert f"signerat:   {meeting.chair.name}, ordförande, {chair_signed}" in text
     assert f"avböjt:     {second.name}, justerare, " in text and COMMENT in text
     assert "version 1: väntar på justerare – justeringen är försenad" in text
@@ -99,7 +101,17 @@ def test_status_json_is_the_documented_format(half_way: HalfWay) -> None:
         "justering_deadline",
         "deadline_passed",
         "paragraphs",
+        "protocols",
     }
+    # The protocol waits for § 94, which was declined: held, nobody signs it now.
+    [protocol] = document["protocols"]
+    assert (protocol["kind"], protocol["status"], protocol["held_for"]) == (
+        "protocol",
+        "held",
+        [94],
+    )
+    assert protocol["status_swedish"] == "vilande: en paragraf har avböjts och rättas"
+    assert protocol["announced_on"] is None and protocol["late"] is False
     assert document["meeting_id"] == meeting.meeting_id
     assert document["body"] == {"code": meeting.body.code, "name": meeting.body.name}
     assert document["deadline_passed"] is True

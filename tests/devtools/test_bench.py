@@ -41,8 +41,9 @@ from justering.devtools.bench.runner import unfinished_flow_runs
 from justering.documents.rendering import render_extract
 from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow
+from justering.mail.compose import MeetingHeader
 from justering.mail.delivery import OutboxNotifier
-from justering.mail.messages import MeetingHeader, SigningReceiptMail, SigningRequest
+from justering.mail.messages import SigningReceiptMail, SigningRequest
 from justering.model.manifest import load_sample_meeting, parse_manifest
 from justering.model.meeting import meeting_to_dict
 from justering.model.roles import Person, Role

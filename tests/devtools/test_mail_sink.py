@@ -35,8 +35,9 @@ from justering.devtools.mail_sink import (
     summary_line,
 )
 from justering.errors import ConfigError
+from justering.mail.compose import ExtractLine, MeetingHeader
 from justering.mail.delivery import OutboxNotifier, SmtpNotifier, build_message
-from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.mail.messages import SigningRequest
 from justering.model.roles import Person, Role
 
 SENDER = "Justering Nacka <justering@nacka.example>"
@@ -401,7 +402,7 @@ def test_run_mailbox_prints_start_line_and_each_mail(tmp_path: Path) -> None:
         summary,
     )
     assert lines[lines.index(summary) + 1] == f"    {LONG_LINK}"
-    assert "stoppad, 1 e-post mottagna" in lines[-1]
+    assert "stoppad, 1 meddelande mottaget" in lines[-1]
     assert len(list(folder.glob("*.eml"))) == 1
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
@@ -412,6 +413,14 @@ def test_run_mailbox_port_in_use(sink: MailSink, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"127\.0\.0\.1:{sink.port}"):
         run_mailbox(tmp_path / "m", "127.0.0.1", sink.port, out=out, stop=threading.Event())
     assert out.getvalue() == ""
+
+
+def test_a_mailbox_stopped_at_once_counts_in_the_plural(tmp_path: Path) -> None:
+    out, stop = io.StringIO(), threading.Event()
+    stop.set()
+    assert run_mailbox(tmp_path / "mailbox", "127.0.0.1", 0, out=out, stop=stop) == 0
+    last = out.getvalue().splitlines()[-1]
+    assert last == "justering mailbox: stoppad, 0 meddelanden mottagna (stopped, 0 received)"
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -460,5 +469,5 @@ def test_run_mailbox_stops_cleanly_on_signal(tmp_path: Path, stop_signal: signal
     rest = []
     while not lines.empty():
         rest.append(lines.get())
-    assert "stoppad, 1 e-post mottagna (stopped, 1 received)" in rest[-1]
+    assert "stoppad, 1 meddelande mottaget (stopped, 1 received)" in rest[-1]
     assert len(list((tmp_path / "mailbox").glob("*.eml"))) == 1

@@ -20,7 +20,15 @@ from pypdf import PdfReader
 from justering.documents import fonts as bundled_fonts
 from justering.documents import layout
 from justering.documents.fonts import unrenderable_characters
-from justering.documents.rendering import extract_title, render_extract
+from justering.documents.rendering import (
+    IMMEDIATE_HEADING,
+    IMMEDIATE_NOTE,
+    SIGNED_ON_LAST_PAGE,
+    extract_title,
+    protocol_title,
+    render_extract,
+    render_protocol,
+)
 from justering.model.meeting import Body, Meeting
 from justering.model.minutes import Paragraph, Section
 from justering.model.roles import Person, Role
@@ -36,6 +44,8 @@ SEED_HEADINGS = (
     "Protokollsanteckningar",
 )
 CAPTIONS = tuple(role.footer_label for role in layout.FOOTER_ROLES)
+MARK_WORDS = set(SIGNED_ON_LAST_PAGE.split())
+"""The words in the boxes of every page but the last."""
 PERSONNUMMER = re.compile(r"(?<!\d)(19|20)?\d{6}[-+]?\d{4}(?!\d)")
 
 
@@ -70,6 +80,15 @@ def make_meeting(*paragraphs: Paragraph) -> Meeting:
         adjusters=(Person("Rolf Wasteson", "rolf.wasteson@nacka.example"),),
         certifier=Person("Lena Sekreterare", "lena.sekreterare@nacka.example"),
         paragraphs=paragraphs,
+    )
+
+
+def box_around(word: Any) -> layout.Box:
+    """The footer box a word of the footer lies in, across."""
+    return next(
+        box
+        for box in map(layout.footer_box, layout.FOOTER_ROLES)
+        if box.x * PT_PER_MM <= word.x_min and word.x_max <= (box.x + box.width) * PT_PER_MM
     )
 
 
@@ -208,21 +227,24 @@ def test_body_text_stays_above_the_footer_and_out_of_the_stamp_areas(tmp_path: P
     paragraph = long_paragraph()
     pdf = render_extract(make_meeting(paragraph), paragraph)
     caption_words = set(" ".join(CAPTIONS).split())
-    below_limit = [w for w in words(pdf, tmp_path) if w.y_max > BODY_LIMIT_PT]
+    last_page = max(w.page for w in words(pdf, tmp_path))
+    below_limit = [
+        w
+        for w in words(pdf, tmp_path)
+        if w.y_max > BODY_LIMIT_PT and (w.page == last_page or w.text not in MARK_WORDS)
+    ]
     assert below_limit, "the captions should be found below the body limit"
     for word in below_limit:
         assert word.text in caption_words, word
-        box = next(
-            layout.footer_box(role)
-            for role in layout.FOOTER_ROLES
-            if layout.footer_box(role).x * PT_PER_MM <= word.x_min
-            and word.x_max
-            <= (layout.footer_box(role).x + layout.footer_box(role).width) * PT_PER_MM
-        )
+        box = box_around(word)
         assert box.y * PT_PER_MM <= word.y_min
         assert word.y_max <= (box.y + layout.FOOTER_CAPTION_MM) * PT_PER_MM
     # The last body line of a full page comes close to the limit, but never past it.
-    lowest = max(w.y_max for w in words(pdf, tmp_path) if w.text not in caption_words)
+    lowest = max(
+        w.y_max
+        for w in words(pdf, tmp_path)
+        if w.text not in caption_words and w.text not in MARK_WORDS
+    )
     assert BODY_LIMIT_PT - 30 < lowest <= BODY_LIMIT_PT
 
 
@@ -346,12 +368,72 @@ def test_dnr_is_omitted_when_none(tmp_path: Path) -> None:
     )
 
 
-def test_immediate_paragraph_says_so(tmp_path: Path) -> None:
+def test_immediate_paragraph_says_so_truthfully_before_and_after_signing(tmp_path: Path) -> None:
+    """The draft is signed as it is: its wording must be true before anyone signed
+    ("is justered at once", the procedure) and after ("är omedelbart justerad" would
+    be false on the unsigned draft)."""
     immediate = replace(SEED_PARAGRAPH, immediate=True)
-    text = pdftotext(render_extract(make_meeting(immediate), immediate), tmp_path)
-    assert "Paragrafen är omedelbart justerad" in text
+    text = " ".join(pdftotext(render_extract(make_meeting(immediate), immediate), tmp_path).split())
+    assert IMMEDIATE_NOTE in text
+    assert "är omedelbart justerad" not in text
     ordinary = pdftotext(render_extract(MEETING, SEED_PARAGRAPH), tmp_path)
     assert "omedelbart" not in ordinary
+
+
+def test_the_boxes_of_every_page_but_the_last_say_where_the_signatures_are(
+    tmp_path: Path,
+) -> None:
+    paragraph = long_paragraph()
+    pdf = render_extract(make_meeting(paragraph), paragraph)
+    pages = page_texts(pdf, tmp_path)
+    assert len(pages) >= 3
+    for text in pages[:-1]:
+        assert " ".join(text.split()).count(SIGNED_ON_LAST_PAGE) == len(layout.FOOTER_ROLES)
+    assert SIGNED_ON_LAST_PAGE not in pages[-1]  # the stamps go there
+    # and inside the boxes, under their captions (where no stamp goes on those pages)
+    marks = [w for w in words(pdf, tmp_path) if w.text == "Signeras"]
+    assert len(marks) == len(layout.FOOTER_ROLES) * (len(pages) - 1)
+    for word in marks:
+        box = box_around(word)
+        assert (box.y + layout.FOOTER_CAPTION_MM) * PT_PER_MM <= word.y_min
+        assert word.y_max <= (box.y + box.height) * PT_PER_MM
+    one_page = render_extract(MEETING, replace(SEED_PARAGRAPH, sections=()))
+    assert SIGNED_ON_LAST_PAGE not in pdftotext(one_page, tmp_path)
+
+
+# --- the protocol ---------------------------------------------------------------------------
+
+
+def test_the_protocol_holds_every_paragraph_in_order(tmp_path: Path) -> None:
+    first = replace(long_paragraph(4), number=12)
+    second = replace(SEED_PARAGRAPH, number=13)
+    third = replace(SEED_PARAGRAPH, number=14, immediate=True, dnr=None, title="Sista ärendet")
+    meeting = make_meeting(first, second, third)
+    pdf = render_protocol(meeting, meeting.paragraphs, version=2)
+    pages = page_texts(pdf, tmp_path)
+    whole = "\n".join(pages)
+    positions = [whole.index(f"§ {n}\n") for n in (12, 13, 14)]
+    assert positions == sorted(positions)
+    assert IMMEDIATE_NOTE in " ".join(whole.split())
+    for number, text in enumerate(pages, start=1):
+        assert "PROTOKOLL\n" in text and "PROTOKOLLSUTDRAG" not in text
+        assert f"{number} ({len(pages)})" in text and "Version 2" in text
+        assert "Ordförandes signatur" in text and "Justerandes signatur" in text
+        assert "Utdragsbestyrkande" not in text  # a protocol is justered, not certified
+    for text in pages[:-1]:
+        assert " ".join(text.split()).count(SIGNED_ON_LAST_PAGE) == 2
+    assert PdfReader(io.BytesIO(pdf)).metadata.title == protocol_title(meeting)
+    assert protocol_title(meeting) == "Protokoll Kommunstyrelsens arbetsutskott 2014-08-19"
+
+
+def test_the_omedelbar_justerings_protocol_says_so_first(tmp_path: Path) -> None:
+    paragraph = replace(SEED_PARAGRAPH, immediate=True)
+    meeting = make_meeting(paragraph)
+    text = pdftotext(render_protocol(meeting, [paragraph], immediate=True), tmp_path)
+    assert text.index(IMMEDIATE_HEADING) < text.index("§ 94")
+    assert "Version" not in text
+    with pytest.raises(ValueError, match="at least one paragraph"):
+        render_protocol(meeting, [])
 
 
 def test_later_versions_carry_a_version_note_on_every_page(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ from support.oidc_provider import CLIENT_ID, LoopbackProvider
 from support.workflow import Snapshot, extract_rows, newest_token, snapshot, start, trail
 
 LOGIN_BUTTON = "Logga in med Test-e-legitimation"
-SIGN_BUTTON = "Signera markerade utdrag"
+SIGN_BUTTON = "Signera protokollet och utdragen"  # the chair signs the protocol with them
 
 
 @pytest.fixture
@@ -75,13 +75,19 @@ def events_of(site: EidSite, meeting: Meeting, kind: EventKind) -> list[TrailEve
     return [event for event in trail(site.services, extract.id) if event.kind is kind]
 
 
+WAITING = 2
+"""What waits behind the chair's link of a one-paragraph meeting: the protocol and its
+extract; a refused login is recorded on each."""
+
+
 def assert_nothing_signed(site: EidSite, before: Snapshot, *, refusals: int = 0) -> None:
-    """The ledger as ``before``, but for ``refusals`` login_refused events."""
+    """The ledger as ``before``, but for ``refusals`` refused logins (a login_refused
+    event on each document waiting behind the link)."""
     after = snapshot(site.services)
     assert after.extracts == before.extracts
     assert after.documents == before.documents
     assert after.used_links == before.used_links
-    assert after.events == before.events + refusals
+    assert after.events == before.events + refusals * WAITING
 
 
 def assert_refused(answer: httpx.Response, status: int, words: str) -> None:

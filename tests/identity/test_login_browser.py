@@ -83,7 +83,7 @@ def test_from_the_email_link_through_the_login_to_the_signature(
     accessible(page, "signer page after the login")
 
     with page.expect_navigation():
-        page.get_by_role("button", name="Signera markerade utdrag").click()
+        page.get_by_role("button", name="Signera protokollet och utdragen").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Klart – du har signerat"
     accessible(page, "receipt")
     (extract,) = in_thread(extract_rows, site.services, eid_meeting.meeting_id)
@@ -124,4 +124,4 @@ def test_a_provider_that_is_down(tab: Tab, site: EidSite, eid_meeting: Meeting) 
     page.get_by_role("link", name="Logga in med Test-e-legitimation").click()
     page.get_by_role("button", name=f"Logga in som {eid_meeting.chair.name}").click()
     page.wait_for_url(link)
-    assert page.get_by_role("button", name="Signera markerade utdrag").is_visible()
+    assert page.get_by_role("button", name="Signera protokollet och utdragen").is_visible()

@@ -18,6 +18,7 @@ from justering.ledger.extracts import append_event, checked_trail, last_event
 from justering.ledger.heads import UNSEALED_HEAD, head_mac
 from justering.ledger.schema import ExtractRow
 from justering.model.meeting import Meeting
+from justering.model.process import DocumentKind
 from justering.model.trail import EventKind
 from justering.workflow.audit import extract_timeline
 from justering.workflow.services import Services
@@ -60,10 +61,13 @@ def test_every_append_seals_the_new_head(services: Services, sample_meeting: Mee
     meeting = small_meeting(sample_meeting)
     start(services, meeting)
     sign_as(services, meeting.chair.email)
-    [(ref, (head, mac))] = _heads(services).items()
-    assert head is not None and mac == head_mac(_key(services), ref, head)
-    assert mac != head_mac(b"x" * 32, ref, head)
-    assert mac != head_mac(_key(services), ref + "0", head)  # bound to the extract
+    heads = _heads(services)
+    number = meeting.paragraphs[0].number
+    assert set(heads) == {f"{meeting.meeting_id}/{number}", f"{meeting.meeting_id}/protokoll"}
+    for ref, (head, mac) in heads.items():  # the extract's, and its protocol's
+        assert head is not None and mac == head_mac(_key(services), ref, head)
+        assert mac != head_mac(b"x" * 32, ref, head)
+        assert mac != head_mac(_key(services), ref + "0", head)  # bound to the document
 
 
 def test_an_append_on_a_rewritten_trail_is_refused_and_records_nothing(
@@ -147,7 +151,8 @@ def test_an_older_ledger_is_upgraded_at_start_trusting_its_heads(
     with caplog.at_level(logging.WARNING, logger="justering.ledger.heads"):
         upgraded = Ledger(services.settings.database_url, trail_key=key)
     upgraded.dispose()
-    assert "sealed the trail heads of 2 extracts" in caplog.text
+    # two extracts, the protocol and the small one of the omedelbar justering (§ 97)
+    assert "sealed the trail heads of 4 documents" in caplog.text
     services = workflow.open_services(services.settings)
     try:
         with services.ledger.reading() as session:
@@ -158,6 +163,9 @@ def test_an_older_ledger_is_upgraded_at_start_trusting_its_heads(
         }
         for paragraph in meeting.paragraphs:
             timeline = extract_timeline(services, meeting.meeting_id, paragraph.number)
+            assert timeline.chain_ok, timeline.chain_problems
+        for kind in (DocumentKind.PROTOCOL, DocumentKind.IMMEDIATE_PROTOCOL):
+            timeline = extract_timeline(services, meeting.meeting_id, 0, kind)
             assert timeline.chain_ok, timeline.chain_problems
         sign_as(services, meeting.chair.email)  # appends go on as before
     finally:
@@ -174,9 +182,12 @@ def test_the_upgrade_runs_once_a_missing_mac_later_is_a_broken_seal(
     services.ledger.dispose()
     services = workflow.open_services(services.settings)  # the column is there: no upgrade
     try:
-        [(_ref, (head, mac))] = _heads(services).items()
-        assert head is not None and mac is None
+        assert len(_heads(services)) == 2  # the extract and its protocol
+        for head, mac in _heads(services).values():
+            assert head is not None and mac is None
         timeline = extract_timeline(services, meeting.meeting_id, meeting.paragraphs[0].number)
+        assert timeline.chain_problems == (UNSEALED_HEAD,)
+        timeline = extract_timeline(services, meeting.meeting_id, 0, DocumentKind.PROTOCOL)
         assert timeline.chain_problems == (UNSEALED_HEAD,)
     finally:
         services.ledger.dispose()

@@ -58,7 +58,7 @@ def test_a_meeting_being_drafted_elsewhere_is_left_to_that_process(
         assert not report.complete and report.drafted == () and report.notified == ()
         assert workflow.meetings_needing_work(services) == (meeting.meeting_id,)
     report = workflow.advance_meeting(services, meeting.meeting_id)
-    assert report.complete and len(report.drafted) == 1 and report.notified
+    assert report.complete and len(report.drafted) == 2 and report.notified  # and the protocol
     assert workflow.meetings_needing_work(services) == ()
 
 

@@ -3,8 +3,9 @@ import email
 import email.policy
 from pathlib import Path
 
+from justering.mail.compose import ExtractLine, MeetingHeader
 from justering.mail.delivery import OutboxNotifier, outbox_messages
-from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.mail.messages import SigningRequest
 from justering.model.roles import Person, Role
 
 
@@ -41,7 +42,7 @@ def test_message_names_everything_a_signer_needs() -> None:
     assert "2014-09-09 14:00" in text  # Swedish summer time
     assert "§ 94  KFKS 2012/577-001  Styrning och ledning för öppenhet" in text
     assert "§ 96  Information om mottagandet" in text
-    assert "§ 97  KFKS 2014/233-311  Yttrande över väg 222  (omedelbart justerad)" in text
+    assert "§ 97  KFKS 2014/233-311  Yttrande över väg 222  (omedelbar justering)" in text
     assert request.subject() == (
         "Omedelbar justering – Att signera som ordförande: 3 protokollsutdrag, "
         "Kommunstyrelsens arbetsutskott 2014-08-19"

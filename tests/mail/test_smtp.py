@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from justering.errors import ConfigError
+from justering.mail.compose import ExtractLine, MeetingHeader
 from justering.mail.delivery import (
     NotificationError,
     OutboxNotifier,
@@ -36,7 +37,7 @@ from justering.mail.delivery import (
     build_message,
     notifier_for,
 )
-from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest
+from justering.mail.messages import SigningRequest
 from justering.model.roles import Person, Role
 
 SENDER = "Justering Nacka <justering@nacka.example>"
@@ -219,10 +220,10 @@ def test_message_arrives_with_text_and_html_in_utf8(serve: Serve, tls: Tls) -> N
 def test_html_part_says_what_the_text_says_escaped_and_self_contained() -> None:
     html = _request().html()
     for line in (
-        "Kommunstyrelsens arbetsutskott, Nacka kommun, sammanträdde 2014-08-19.",
+        "Kommunstyrelsens arbetsutskott i Nacka kommun sammanträdde 2014-08-19.",
         "väntar på din signatur som justerare",
         "KFKS 2014/233-311",
-        "(omedelbart justerad)",
+        "(omedelbar justering)",
         "Sista dag för justering: 2014-09-02.",
         "gäller till 2014-09-09 14:00.",
         "Vidarebefordra den inte.",
@@ -231,7 +232,7 @@ def test_html_part_says_what_the_text_says_escaped_and_self_contained() -> None:
     assert "Förslag &lt;utkast&gt; &amp; beslut" in html
     assert "<utkast>" not in html
     assert "<img" not in html and "<link" not in html and "<style" not in html
-    assert html.count("(omedelbart justerad)") == 1
+    assert html.count("(omedelbar justering)") == 1
 
 
 def test_outbox_message_has_the_same_alternatives(tmp_path: Path) -> None:

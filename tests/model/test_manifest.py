@@ -472,3 +472,18 @@ def test_text_the_fonts_cannot_show_is_refused_naming_field_and_character(
         check_printable(meeting)
     assert caught.value.field == field
     assert shown in caught.value.problem
+
+
+def test_a_meeting_in_the_future_is_refused_naming_the_date() -> None:
+    """A meeting is sent once it has been held (its protocol is justered after it);
+    today is Sweden's today."""
+    today = dt.date(2026, 3, 2)
+    accepted = parse_manifest(manifest(date="2026-03-02"), base_dir=None, today=today)
+    assert accepted.date == today
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(manifest(date="2026-03-03"), base_dir=None, today=today)
+    assert refused.value.field == "date"
+    assert "2026-03-03 is in the future (today is 2026-03-02 in Sweden)" in str(refused.value)
+    assert "5 kap. 69 §" in str(refused.value)
+    with pytest.raises(ManifestError, match="in the future"):
+        parse_manifest(manifest(date="2099-01-01"))  # today by the clock

@@ -353,7 +353,12 @@ def test_the_ledger_anchors_the_end_of_each_trail(services: Any, sample_meeting:
     assert timeline.chain_problems == ()
     with services.ledger.transaction() as session:
         last = session.execute(
-            select(TrailEventRow).order_by(TrailEventRow.id.desc()).limit(1)
+            select(TrailEventRow)
+            .where(
+                TrailEventRow.extract_ref == f"{meeting.meeting_id}/{meeting.paragraphs[0].number}"
+            )
+            .order_by(TrailEventRow.id.desc())
+            .limit(1)
         ).scalar_one()
         session.execute(delete(TrailEventRow).where(TrailEventRow.id == last.id))
     timeline = extract_timeline(services, meeting.meeting_id, meeting.paragraphs[0].number)

@@ -40,8 +40,16 @@ from support.workflow import run_in_threads
 PARAGRAPHS = 50
 SERVES = 2
 FINISH_SECONDS = 600.0
-FILES_PER_BUNDLE = 6  # extract.pdf, trail.json, trail.json.p7s, intyg.pdf, ca.pem, manifest.json
-STAGES = ("awaiting_chair", "awaiting_adjusters", "awaiting_certifier", "certified", "archived")
+FILES_PER_BUNDLE = 6  # extract.pdf (protocol.pdf), trail.json, trail.json.p7s, intyg.pdf,
+# ca.pem, manifest.json
+STAGES = (
+    "awaiting_chair",
+    "awaiting_adjusters",
+    "awaiting_protocol",
+    "awaiting_certifier",
+    "certified",
+    "archived",
+)
 MESSAGE_ID_PID = re.compile(r"<\d+\.(\d+)\.")
 """Python's ``make_msgid`` puts the sending process's pid second."""
 
@@ -196,6 +204,7 @@ def test_two_serve_processes_take_a_50_paragraph_meeting_to_the_archive(
         ("signed", "chair-0"): 1,
         ("signed", "adjuster-0"): 1,
         ("signed", "adjuster-1"): 1,
+        ("justered", None): 1,  # by its protocol (or the omedelbar justering's)
         ("certified", "certifier-0"): 1,
         ("archived", None): 1,
         **{("notified", signer.slot): 1 for signer in signers},
@@ -203,18 +212,23 @@ def test_two_serve_processes_take_a_50_paragraph_meeting_to_the_archive(
     for paragraph, counts in by_extract.items():
         assert {k: counts[k] for k in once} == once, (paragraph, counts)
 
-    # Each signer: one signing request (one link for all 50) and one receipt.
+    # Each signer: one signing request (one link for all 50 and the protocols) and one
+    # receipt; the certifier, the secretary too, also a notice of each justering (the
+    # protocol, and the omedelbar justering's: the big meeting has such paragraphs).
+    protocols = 1 + bool(meeting.immediate_numbers)
     for email, received in mail.items():
         subjects = [m.subject for m in received]
         assert len([m for m in received if any("/s/" in u for u in m.links)]) == 1, subjects
-        assert len(received) == 2, (email, subjects)
+        expected = 2 + (protocols if email == meeting.certifier.email else 0)
+        assert len(received) == expected, (email, subjects)
 
-    # The archive: one bundle per extract, one version per object, all verified.
-    assert len(versions) == PARAGRAPHS * FILES_PER_BUNDLE, sorted(versions)
+    # The archive: one bundle per extract and per protocol, one version per object,
+    # all verified.
+    assert len(versions) == (PARAGRAPHS + protocols) * FILES_PER_BUNDLE, sorted(versions)
     assert set(versions.values()) == {1}, {k: n for k, n in versions.items() if n != 1}
     assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-3000:]
     report = json.loads(verify.stdout)
-    assert report["valid"] is True and len(report["results"]) == PARAGRAPHS
+    assert report["valid"] is True and len(report["results"]) == PARAGRAPHS + protocols
 
     # One flow run for the meeting, though two runners serve the deployment.
     ran = [

@@ -125,6 +125,7 @@ def test_a_seal_from_another_ca_is_not_trusted(seal: TrailSeal, fresh_ca: Signin
     assert result.intact and result.valid and not result.trusted
     [problem] = result.problems
     assert "does not chain to a trust root" in problem
+    assert re.search(r"valid at \d{4}-\d\d-\d\d \d\d:\d\d CES?T$", problem), problem
 
 
 def test_a_signer_certificate_of_the_same_ca_cannot_seal(ca: SigningCA) -> None:

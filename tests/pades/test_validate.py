@@ -11,6 +11,7 @@ from pyhanko.sign import fields, signers
 from pypdf import PdfWriter
 from pypdf.annotations import FreeText
 
+from justering.model.calendar import local_minute
 from justering.model.roles import Person, Role, Signer
 from justering.pades.ca import SignerCredential, SigningCA
 from justering.pades.validate import validate_extract
@@ -149,10 +150,13 @@ def test_an_untrusted_ca_is_reported(tmp_path, certified: bytes) -> None:
     result = validate_extract(certified, [stranger.certificate])
     assert not result.ok
     assert all(s.intact and s.valid and not s.trusted for s in result.signatures)
-    assert any(
-        p.startswith("signature Signatur-chair-0: the certificate of 'Mats Gerdau' is not trusted")
-        for p in result.problems
+    [untrusted] = [p for p in result.problems if p.startswith("signature Signatur-chair-0:")]
+    assert untrusted.startswith(
+        "signature Signatur-chair-0: the certificate of 'Mats Gerdau' is not trusted"
     )
+    # when: in Swedish time, with its zone (an archivist reads it), not UTC
+    at = result.signatures[0].validated_at
+    assert f" at {local_minute(at, zone=True)} (" in untrusted and "UTC" not in untrusted
 
 
 def test_adjuster_count_must_match(ca: SigningCA, certified: bytes, unsigned: bytes) -> None:

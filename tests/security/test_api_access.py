@@ -155,16 +155,19 @@ def test_a_client_reads_only_its_own_meetings_and_no_server_paths(
     assert shown.status_code == 200
     assert "file:" not in shown.text and str(services.settings.home) not in shown.text
     [extract] = shown.json()["extracts"]
-    assert set(extract) == {
-        "paragraph",
-        "dnr",
-        "title",
-        "version",
-        "status",
-        "sha256",
-        "immediate",
-        "archived",
-    }
+    [protocol] = shown.json()["protocols"]
+    for document in (extract, protocol):
+        assert set(document) == {
+            "kind",
+            "paragraph",
+            "dnr",
+            "title",
+            "version",
+            "status",
+            "sha256",
+            "immediate",
+            "archived",
+        }
 
 
 def test_too_many_paragraphs_are_refused_before_anything_is_stored(

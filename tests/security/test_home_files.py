@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 from justering import workflow
@@ -15,7 +16,7 @@ from justering.model.meeting import Meeting
 from justering.pades.ca import SigningCA
 from justering.web.auth import session_key
 from support.archived import clean_environment, run_cli
-from support.workflow import small_meeting, start
+from support.workflow import KEPT_AT, small_meeting, start
 
 
 def mode(path: Path) -> int:
@@ -49,7 +50,7 @@ def test_a_home_made_by_the_command_line_is_private(tmp_path: Path) -> None:
 
 
 def test_a_home_with_a_meeting_in_it_is_private(tmp_path: Path, sample_meeting: Meeting) -> None:
-    settings = load_settings(tmp_path / "home", environ={})
+    settings = replace(load_settings(tmp_path / "home", environ={}), kept_at=KEPT_AT)
     SigningCA.create(settings.ca_dir, organisation=sample_meeting.municipality)
     old = os.umask(0o022)  # a careless environment: files 0644 by default
     try:
@@ -69,7 +70,7 @@ def test_an_existing_home_left_open_is_closed_on_upgrade(
 ) -> None:
     """A home as an earlier version left it (0755, the ledger and keys 0644): the
     next command that opens it closes it."""
-    settings = load_settings(tmp_path / "home", environ={})
+    settings = replace(load_settings(tmp_path / "home", environ={}), kept_at=KEPT_AT)
     SigningCA.create(settings.ca_dir, organisation=sample_meeting.municipality)
     services = workflow.open_services(settings)
     meeting = small_meeting(sample_meeting)

@@ -62,8 +62,9 @@ def adjuster_email(event: TrailEvent) -> TrailEvent:
 
 
 def appeal_deadline(event: TrailEvent) -> TrailEvent:
-    """The announced appeal deadline, two weeks later than the law gives."""
-    if event.kind is not EventKind.ANNOUNCED:
+    """The announced appeal deadline, two weeks later than the law gives: in the
+    protocol's announcement, and in an extract's record of its protocol's justering."""
+    if event.kind not in (EventKind.ANNOUNCED, EventKind.JUSTERED):
         return event
     deadline = dt.date.fromisoformat(event.detail["appeal_deadline"]) + dt.timedelta(days=14)
     return dataclasses.replace(
@@ -100,7 +101,7 @@ def test_the_untouched_bundle_verifies_with_its_seal(archived_meeting: ArchivedM
     assert code == 0
     seal = checks["trail seal"]
     assert seal["ok"] is True
-    assert str(seal["detail"]).startswith("trail.json sealed by 'Nacka kommun – signaturkedja'")
+    assert str(seal["detail"]).startswith("trail.json förseglat av 'Nacka kommun – signaturkedja'")
 
 
 @CHANGES
@@ -117,6 +118,20 @@ def test_a_rewritten_archived_trail_fails_verify_naming_the_trail(
     assert done.returncode == 1
     assert done.stdout.startswith(f"OGILTIG (invalid): {bundle}\n")
     assert "  [FEL] trail seal: trail.json was changed after it was sealed" in done.stdout
+
+
+def test_a_rewritten_protocol_trail_fails_verify(
+    archived_meeting: ArchivedMeeting, tmp_path: Path
+) -> None:
+    """The justered protocol's bundle is sealed too: its announcement rewritten."""
+    protocol = copy_bundle(archived_meeting.protocol_bundle_dirs()[0], tmp_path / "protocol")
+    code, checks = _verify(archived_meeting.home, str(protocol))
+    assert code == 0 and checks["trail seal"]["ok"] is True
+    write_trail(protocol, _changed(read_trail(protocol), appeal_deadline), reseal=True)
+    code, checks = _verify(archived_meeting.home, str(protocol))
+    assert code == 1
+    failing = {name: check["detail"] for name, check in checks.items() if not check["ok"]}
+    assert failing == {"trail seal": "trail.json was changed after it was sealed"}
 
 
 def test_a_trail_resealed_under_another_ca_is_refused(
@@ -145,11 +160,13 @@ def test_a_removed_seal_is_an_unsealed_trail(
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     code, checks = _verify(archived_meeting.home, str(bundle))
     assert code == 1
-    assert str(checks["trail seal"]["detail"]).startswith("unsealed trail: the bundle has no")
+    assert str(checks["trail seal"]["detail"]).startswith(
+        "oförseglat händelseförlopp: paketet saknar trail.json.p7s"
+    )
     # Bundles archived before trails were sealed pass only when the caller says so.
     code, checks = _verify(archived_meeting.home, "--accept-unsealed", str(bundle))
     assert code == 0
-    assert str(checks["trail seal"]["detail"]).startswith("unsealed trail, accepted")
+    assert str(checks["trail seal"]["detail"]).startswith("oförseglat händelseförlopp, godtaget")
 
 
 # --- the ledger -----------------------------------------------------------------------------
@@ -158,7 +175,8 @@ def test_a_removed_seal_is_an_unsealed_trail(
 @pytest.fixture
 def certified(tmp_path: Path, sample_meeting: Meeting) -> Iterator[tuple[Services, Meeting]]:
     """A home (SQLite, so that the command line reads the same ledger) with one
-    extract certified and announced, not yet archived."""
+    extract certified, not yet archived (its justered protocol is announced and
+    archived)."""
     settings = sample_settings(tmp_path / "home")
     settings.home.mkdir(parents=True)
     SigningCA.create(settings.ca_dir, organisation=sample_meeting.municipality)
@@ -188,6 +206,9 @@ def test_a_trail_rewritten_in_the_ledger_is_not_archived_and_the_audit_names_it(
     [extract] = extract_rows(services, meeting.meeting_id)
     assert extract.status is ExtractStatus.CERTIFIED
     _changed(list(trail(services, extract.id)), change)
+    archived = services.settings.archive_dir
+    files = sorted(p for p in archived.rglob("*") if p.is_file())
+    assert files and all("/protokoll/" in str(p) for p in files)  # the protocol's bundle
     rewrite_ledger_trail(services, extract.id, change)
     before = snapshot(services)
     with pytest.raises(TrailError) as refused:
@@ -198,8 +219,7 @@ def test_a_trail_rewritten_in_the_ledger_is_not_archived_and_the_audit_names_it(
     assert report.archived == () and not report.complete
     assert any(UNSEALED_HEAD in failure for failure in report.failed), report.failed
     assert snapshot(services) == before
-    archived = services.settings.archive_dir
-    assert not archived.exists() or not [p for p in archived.rglob("*") if p.is_file()]
+    assert sorted(p for p in archived.rglob("*") if p.is_file()) == files
 
     done = _audit(services, meeting)
     assert done.returncode == 1, done.stderr

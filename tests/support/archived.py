@@ -55,6 +55,10 @@ _LINK = re.compile(r"/s/([A-Za-z0-9_-]+)")
 MAX_ROUNDS = 8
 
 
+KEPT_AT = "Kommunstyrelsens kansli, Nacka stadshus, Granitvägen 15"
+"""The förvaringsplats the tests' settings give every body (the announcement says it)."""
+
+
 @dataclass(frozen=True)
 class ArchivedMeeting:
     """A home whose sample meeting is archived; everything a test needs to find it."""
@@ -63,6 +67,8 @@ class ArchivedMeeting:
     meeting: Meeting
     states: tuple[ExtractSummary, ...]
     ca_certificate: x509.Certificate
+    protocols: tuple[ExtractSummary, ...] = ()
+    """The protocol, then the small protocol of the omedelbar justering."""
 
     @property
     def home(self) -> Path:
@@ -79,6 +85,10 @@ class ArchivedMeeting:
     def bundle_dirs(self) -> list[Path]:
         """The local bundle folders, in paragraph order (local archive only)."""
         return [Path(uri.removeprefix("file://")).parent for uri in self.archive_uris]
+
+    def protocol_bundle_dirs(self) -> list[Path]:
+        """The protocols' local bundle folders (the protocol's first)."""
+        return [Path((p.archive_uri or "").removeprefix("file://")).parent for p in self.protocols]
 
     def document(self, sha256: str) -> bytes:
         """A document version from the ledger (e.g. the PDF before certification)."""
@@ -110,23 +120,26 @@ def archive_sample_meeting(settings: Settings, meeting: Meeting | None = None) -
                     continue
                 followed.add(path)
                 match = _LINK.search(path.read_text(encoding="utf-8"))
-                if match is None:  # a receipt
-                    assert "-receipt-" in path.name, f"no signing link in {path}"
+                if match is None:  # a receipt, a notice to the secretary
+                    assert re.search(r"-(receipt|justered)-", path.name), f"no link in {path}"
                     continue
                 workflow.view_link(services, match.group(1))
                 workflow.sign_with_link(services, match.group(1))
         else:
             raise AssertionError(f"the meeting was not archived in {MAX_ROUNDS} rounds")
         states = workflow.meeting_summaries(services, meeting.meeting_id)
+        protocols = workflow.protocol_summaries(services, meeting.meeting_id)
     finally:
         services.ledger.dispose()
-    assert all(s.status is ExtractStatus.ARCHIVED for s in states), states
-    return ArchivedMeeting(settings, meeting, states, ca.certificate)
+    assert all(s.status is ExtractStatus.ARCHIVED for s in (*states, *protocols)), states
+    return ArchivedMeeting(settings, meeting, states, ca.certificate, protocols)
 
 
 def sample_settings(home: Path) -> Settings:
     """Settings for ``home`` with the defaults (SQLite, local archive), not the environment."""
-    return dataclasses.replace(load_settings(home, environ={}), public_url="http://justering.test")
+    return dataclasses.replace(
+        load_settings(home, environ={}), public_url="http://justering.test", kept_at=KEPT_AT
+    )
 
 
 @pytest.fixture(scope="session", name="archived_meeting")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import json
 import logging
 import os
 import re
@@ -57,6 +58,7 @@ from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow, TrailEventRow
 from justering.model.manifest import load_sample_meeting
 from justering.model.meeting import Meeting, meeting_to_dict
+from justering.model.process import DocumentKind
 from justering.orchestration.prefect_server import (
     free_port,
     local_prefect_server,
@@ -67,7 +69,7 @@ from justering.pades.seal import TrailSeal
 from justering.web.auth import KEY_FILE, session_key
 from support.archived import clean_environment
 from support.s3 import AWS_TEST_ENV
-from support.workflow import SECOND_ADJUSTER
+from support.workflow import KEPT_AT, SECOND_ADJUSTER
 
 T = TypeVar("T")
 
@@ -339,17 +341,18 @@ class Cluster:
         return scoped_meeting_id(CLIENT, meeting_id)
 
     def statuses(self, meeting_id: str) -> dict[int, str]:
-        """Every extract's status, by § number."""
+        """Every extract's status, by § number (not the protocols')."""
         with self.ledger.reading() as session:
             rows = session.execute(
                 select(ExtractRow.paragraph, ExtractRow.status).where(
-                    ExtractRow.meeting_id == self.key(meeting_id)
+                    ExtractRow.meeting_id == self.key(meeting_id),
+                    ExtractRow.kind == DocumentKind.EXTRACT,
                 )
             ).all()
         return {int(paragraph): str(status) for paragraph, status in rows}
 
     def events(self, meeting_id: str) -> list[EventRow]:
-        """Every trail event of the meeting's extracts, in order."""
+        """Every trail event of the meeting's extracts (not its protocols'), in order."""
         with self.ledger.reading() as session:
             rows = session.execute(
                 select(
@@ -360,7 +363,10 @@ class Cluster:
                     TrailEventRow.detail,
                 )
                 .join(ExtractRow, ExtractRow.id == TrailEventRow.extract_id)
-                .where(ExtractRow.meeting_id == self.key(meeting_id))
+                .where(
+                    ExtractRow.meeting_id == self.key(meeting_id),
+                    ExtractRow.kind == DocumentKind.EXTRACT,
+                )
                 .order_by(ExtractRow.paragraph, TrailEventRow.seq)
             ).all()
         return [EventRow(int(p), str(k), s, int(v), dict(d or {})) for p, k, s, v, d in rows]
@@ -574,7 +580,10 @@ def start_cluster(
         ledger_url = f"{base.replace('postgresql', 'postgresql+psycopg')}/{ledger_db}"
         _shared_parameter_storage(root, api_url)
         secrets = _shared_secrets(root, organisation)
+        config = root / "justering.toml"
+        config.write_text(f"[justering]\nprotocol_kept_at = {json.dumps(KEPT_AT)}\n", "utf-8")
         environment = clean_environment(
+            JUSTERING_CONFIG=str(config),
             **AWS_TEST_ENV,
             AWS_ENDPOINT_URL=s3_endpoint,
             PREFECT_API_URL=api_url,

@@ -25,10 +25,11 @@ from justering.ledger.schema import Base, DocumentRow, ExtractRow, LinkTokenRow,
 from justering.mail.delivery import outbox_messages
 from justering.model.extract import ExtractSummary
 from justering.model.meeting import Meeting
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Person, Role
 from justering.model.trail import TrailEvent
 from justering.workflow.services import Services
+from support.archived import KEPT_AT as KEPT_AT  # the tests import it from here too
 from support.archived import reseal_chain
 
 T = TypeVar("T")
@@ -164,14 +165,31 @@ def start(services: Services, meeting: Meeting) -> workflow.AdvanceReport:
 
 
 def extract_rows(services: Services, meeting_id: str) -> list[ExtractRow]:
+    """The meeting's extracts by § (not its protocols: :func:`protocol_rows`)."""
     with services.ledger.transaction() as session:
         return list(
             session.execute(
                 select(ExtractRow)
-                .where(ExtractRow.meeting_id == meeting_id)
+                .where(ExtractRow.meeting_id == meeting_id, ExtractRow.kind == DocumentKind.EXTRACT)
                 .order_by(ExtractRow.paragraph)
             ).scalars()
         )
+
+
+def protocol_rows(services: Services, meeting_id: str) -> dict[DocumentKind, ExtractRow]:
+    """The meeting's protocols by kind."""
+    with services.ledger.transaction() as session:
+        rows = session.execute(
+            select(ExtractRow).where(
+                ExtractRow.meeting_id == meeting_id, ExtractRow.kind != DocumentKind.EXTRACT
+            )
+        ).scalars()
+        return {row.kind: row for row in rows}
+
+
+def protocol_row(services: Services, meeting_id: str) -> ExtractRow:
+    """The meeting's protocol (all its paragraphs)."""
+    return protocol_rows(services, meeting_id)[DocumentKind.PROTOCOL]
 
 
 def trail(services: Services, extract_id: int) -> tuple[TrailEvent, ...]:

@@ -151,7 +151,7 @@ def test_search_timeline_and_verify(
     assert page.url == f"{server}/arkiv/logga-in?next=%2Farkiv%2F"
     assert _login(page, server).status == 200
     assert page.url == f"{server}/arkiv/"
-    assert page.get_by_role("heading", level=1).inner_text() == "Sök protokollsutdrag"
+    assert page.get_by_role("heading", level=1).inner_text() == "Sök protokoll och utdrag"
     assert page.get_by_text(f"Inloggad som {USER}").is_visible()
 
     # by diarienummer
@@ -166,13 +166,14 @@ def test_search_timeline_and_verify(
     assert "Mats Gerdau" in rows.first.inner_text()
     _fits_the_screen(page)
 
-    # by signer, every extract he signed
+    # by signer, every extract he signed and both protocols he justered
     page.get_by_label("Diarienummer").fill("")
     page.get_by_label("Undertecknare").fill("WASTESON")
     page.get_by_role("button", name="Sök", exact=True).click()
     page.wait_for_url(re.compile(r"undertecknare=WASTESON"))
-    assert page.locator("#resultat tbody tr").count() == 4
-    assert page.get_by_text("4 utdrag").is_visible()
+    assert page.locator("#resultat tbody tr").count() == 6
+    assert page.get_by_text("4 utdrag och 2 protokoll").is_visible()
+    assert "Protokoll" in page.locator("#resultat tbody tr").first.inner_text()
     _fits_the_screen(page)
     if desktop:
         save_screenshot(page, "arkiv-sok", tmp_path)
@@ -181,9 +182,11 @@ def test_search_timeline_and_verify(
     page.get_by_role("link", name=re.compile("Markanvisning genom anbud")).click()
     page.wait_for_url(f"{server}/arkiv/utdrag/{MEETING}/95")
     assert page.get_by_role("heading", level=1).inner_text() == "§ 95 · KFKS 2014/412-251"
-    assert page.get_by_text("Händelsekedjan är hel (12 händelser).").is_visible()
+    assert page.get_by_text("Händelsekedjan är hel (12 händelser i registret;").is_visible()
+    assert page.get_by_text("trail.json har de 11 som skedde före arkiveringen").is_visible()
     events = page.locator("table.stack tbody tr")
     assert events.count() == 12
+    assert re.search(r"\d\d:\d\d:\d\d CES?T", events.first.inner_text())  # Swedish time
     assert "utkast skapat" in events.first.inner_text()
     assert "arkiverat" in events.last.inner_text()
     assert "Rolf Wasteson" in events.nth(6).inner_text()

@@ -105,15 +105,16 @@ def test_the_signer_and_secretary_pages(
     assert_escaped(page.text, meeting.chair.name, secretary.name, *texts, *place)
     csrf = dict(read_forms(page.text).fields[SIGN_FORM])["csrf"]
 
-    receipt = client.post(f"/s/{token}", data={"csrf": csrf, "extract": str(ids[signed.number])})
-    assert receipt.status_code == 200
-    assert_escaped(receipt.text, meeting.chair.name, signed.title, signed.dnr)
-
+    # Declined first: signing anything while the protocol waits signs it all together.
     comment = hostile("Fel belopp")
     decline = {"csrf": csrf, "extract": str(ids[declined.number]), "comment": comment}
     answer = client.post(f"/s/{token}/avbojning", data=decline)
     assert answer.status_code == 200
     assert_escaped(answer.text, declined.title, comment, secretary.name)
+
+    receipt = client.post(f"/s/{token}", data={"csrf": csrf, "extract": str(ids[signed.number])})
+    assert receipt.status_code == 200
+    assert_escaped(receipt.text, meeting.chair.name, signed.title, signed.dnr)
 
     used = client.get(f"/s/{token}")
     assert used.status_code == 410
@@ -133,6 +134,8 @@ def test_the_signer_and_secretary_pages(
 
 
 def test_the_anslagstavla_and_the_archive(services: Services, meeting: Meeting) -> None:
+    kept_at = hostile("Kansliet")
+    services = replace(services, settings=replace(services.settings, kept_at=kept_at))
     one = replace(meeting, paragraphs=meeting.paragraphs[:1])
     [paragraph] = one.paragraphs
     workflow.record_meeting(services, one)
@@ -144,7 +147,7 @@ def test_the_anslagstavla_and_the_archive(services: Services, meeting: Meeting) 
     with TestClient(create_app(services, Hooks(lambda _m: None, lambda _m: None))) as client:
         board = client.get("/anslagstavla")
     assert board.status_code == 200
-    assert_escaped(board.text, one.body.name, one.municipality, one.place, paragraph.title)
+    assert_escaped(board.text, one.body.name, one.municipality, kept_at, paragraph.title)
     assert_escaped(board.text, paragraph.dnr)
 
     sign_as(services, one.certifier.email)

@@ -45,7 +45,7 @@ from justering.mail.delivery import SmtpNotifier
 from justering.model.manifest import load_sample_meeting
 from justering.model.meeting import Meeting
 from justering.model.minutes import Paragraph
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Role
 from justering.web.app import Hooks, create_app
 from justering.workflow.services import Services
@@ -169,7 +169,8 @@ def extract_ids(site: Site, meeting: Meeting) -> dict[int, int]:
         with site.services.ledger.reading() as session:
             rows = session.execute(
                 select(ExtractRow.paragraph, ExtractRow.id).where(
-                    ExtractRow.meeting_id == meeting.meeting_id
+                    ExtractRow.meeting_id == meeting.meeting_id,
+                    ExtractRow.kind == DocumentKind.EXTRACT,
                 )
             ).all()
             return {paragraph: extract_id for paragraph, extract_id in rows}
@@ -177,10 +178,24 @@ def extract_ids(site: Site, meeting: Meeting) -> dict[int, int]:
     return in_thread(read)
 
 
-def heads(site: Site, meeting: Meeting) -> dict[int, str]:
-    """paragraph → SHA-256 of the extract's current document, from the ledger."""
+def heads(site: Site, meeting: Meeting) -> dict[str, str]:
+    """label (``§ 94``, ``Protokollet`` …) → SHA-256 of the document's current
+    version, from the ledger."""
     states = in_thread(workflow.meeting_summaries, site.services, meeting.meeting_id)
-    return {state.paragraph: state.document_sha256 for state in states}
+    protocols = in_thread(workflow.protocol_summaries, site.services, meeting.meeting_id)
+    return {state.label: state.document_sha256 for state in (*protocols, *states)}
+
+
+def card_order(meeting: Meeting) -> list[str]:
+    """The headings of the cards on the chair's first page: the omedelbar justering
+    (its small protocol, its paragraphs), the protocol, the other paragraphs."""
+    immediate = [heading_of(p) for p in signing_order(meeting) if p.immediate]
+    others = [heading_of(p) for p in signing_order(meeting) if not p.immediate]
+    small = [IMMEDIATE_PROTOCOL] if immediate else []
+    return [*small, *immediate, "Protokollet", *others]
+
+
+IMMEDIATE_PROTOCOL = "Protokollet över omedelbart justerade paragrafer"
 
 
 # --- e-mail ----------------------------------------------------------------------------------
@@ -247,14 +262,19 @@ def fits_the_screen(page: Any) -> None:
 
 
 def extract_card(page: Any, paragraph: Paragraph) -> Any:
+    return card_of(page, heading_of(paragraph))
+
+
+def card_of(page: Any, heading: str) -> Any:
+    """The card whose own heading (its h2, not a § in a protocol's text) is ``heading``."""
     return page.locator("section.extract").filter(
-        has=page.get_by_role("heading", name=heading_of(paragraph), exact=True)
+        has=page.locator("h2").filter(has_text=re.compile(f"^{re.escape(heading)}$"))
     )
 
 
 def open_and_check_pages(page: Any, card: Any) -> int:
-    """Open the card's "Läs § N" and wait until every page image has loaded;
-    how many there are."""
+    """Open the card's page images ("Sidorna som i PDF-filen") and wait until every
+    one has loaded; how many there are."""
     card.locator("details.pages > summary").click()
     images = card.locator("details.pages img")
     for image in images.all():
@@ -269,9 +289,11 @@ def open_and_check_pages(page: Any, card: Any) -> int:
     return images.count()
 
 
-def download(page: Any, card: Any, paragraph: Paragraph) -> bytes:
+def download(page: Any, card: Any, label: str) -> bytes:
     with page.expect_download() as info:
-        card.get_by_role("link", name=f"Ladda ned PDF (§ {paragraph.number})").click()
+        card.get_by_role(
+            "link", name=f"Ladda ned PDF-filen ({label}): originalet som signeras"
+        ).click()
     path = info.value.path()
     assert path is not None
     return Path(path).read_bytes()
@@ -284,104 +306,98 @@ def submit(page: Any, button: Any) -> Any:
     return navigation.value
 
 
-def shown_digests(page: Any) -> dict[int, str]:
-    """paragraph → SHA-256 as the receipt page lists them."""
-    found: dict[int, str] = {}
-    for item in page.locator("ul.extracts li").all():
-        number = re.match(r"§ (\d+)", item.inner_text())
-        assert number is not None
-        found[int(number.group(1))] = item.locator("code").inner_text()
+def shown_digests(page: Any) -> dict[str, str]:
+    """label → SHA-256 as the receipt page lists them (behind "Kontrollsummor")."""
+    page.get_by_text("Kontrollsummor", exact=True).click()
+    found: dict[str, str] = {}
+    for item in page.locator("details ul.extracts li").all():
+        label, _, digest = item.inner_text().partition(": ")
+        found[label] = digest.strip()
     return found
 
 
-# --- the chair: read, sign a subset, then the rest -------------------------------------------
+# --- the chair: read on the page, sign the protocol and its extracts together -------------
 
 
-def test_chair_reads_signs_a_subset_then_the_rest_and_the_link_is_used_up(
+def test_chair_reads_the_text_and_signs_the_protocol_with_its_extracts(
     tab: Tab, site: Site, tmp_path: Path
 ) -> None:
     page = tab.page
     meeting = start_meeting(site, (94, 96, 97), f"browser-chair-{tab.viewport.name}")
-    order = signing_order(meeting)
-    assert order[0].immediate and not any(p.immediate for p in order[1:])
     request = newest_mail(site, meeting.chair.email, "Att signera som ordförande")
     assert request.sender == "justering@nacka.example"
     assert request.subject.startswith("Omedelbar justering – ")
+    assert "2 protokoll och 3 protokollsutdrag" in request.subject
     link = link_in(site, request, "s")
 
     response = page.goto(link)
     assert response.status == 200
     assert page.get_by_role("heading", level=1).inner_text() == "Signera som ordförande"
-    assert f"Hej {meeting.chair.name}! 3 protokollsutdrag väntar" in page.inner_text("main")
+    main = page.inner_text("main")
+    assert f"Hej {meeting.chair.name}! 2 protokoll och 3 protokollsutdrag väntar" in main
+    assert "du signerar protokollet och utdragen ur det på en gång" in main
     cards = page.locator("section.extract")
-    assert [h.inner_text() for h in cards.locator("h2").all()] == [heading_of(p) for p in order]
-    for card, paragraph in zip(cards.all(), order, strict=True):
-        flag = card.get_by_text("Omedelbart justerad", exact=True)
-        assert flag.count() == int(paragraph.immediate)
-        assert paragraph.title in card.inner_text()
+    assert [h.inner_text() for h in cards.locator("> h2").all()] == card_order(meeting)
     fits_the_screen(page)
     for element in page.locator("time, .nowrap").all():  # dates never break at a hyphen
         assert element.evaluate("e => e.getClientRects().length") == 1, element.inner_text()
 
-    # read: the page images of each extract, and its PDF
-    first = extract_card(page, order[0])
-    pages = {order[0].number: open_and_check_pages(page, first)}
+    # read: the text of every paragraph on the page, as the PDF has it, readable at
+    # phone width without zooming; the protocol shows all of them in order
+    long = next(p for p in meeting.paragraphs if p.number == 94)
+    card = extract_card(page, long)
+    text = card.locator("div.wording")
+    assert text.is_visible()
+    shown = " ".join(text.inner_text().split())
+    for section in long.sections:
+        if section.heading:
+            assert section.heading in shown
+    first_line = long.sections[1].text.split("\n")[0]
+    assert " ".join(first_line.split()) in shown
+    size = text.locator("p").nth(1).evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    assert size >= 16
+    assert text.evaluate("e => e.scrollWidth <= e.clientWidth")
+    protocol = card_of(page, "Protokollet")
+    labels = [h.inner_text() for h in protocol.locator("div.wording h3").all()]
+    assert labels == [f"§ {n}" for n in (94, 96, 97)]
     screenshot(tab, "signer", tmp_path)
-    for paragraph in order[1:]:
-        pages[paragraph.number] = open_and_check_pages(page, extract_card(page, paragraph))
-    assert_accessible(page, "signer page")
-    before = heads(site, meeting)
-    for paragraph in order:
-        pdf = download(page, extract_card(page, paragraph), paragraph)
-        assert hashlib.sha256(pdf).hexdigest() == before[paragraph.number]
-        assert len(PdfReader(io.BytesIO(pdf)).pages) == pages[paragraph.number]
-    assert max(pages.values()) > 1  # § 94 is long: several page images
 
-    # sign a subset: untick one, tick and untick another
-    later, *_ = (p for p in order if not p.immediate)
-    chosen = [p.number for p in order if p is not later]
-    page.get_by_label(f"Signera § {later.number}").uncheck()
-    other = page.get_by_label(f"Signera § {chosen[-1]}")
-    other.uncheck()
-    other.check()
-    assert not page.get_by_label(f"Signera § {later.number}").is_checked()
-    response = submit(page, page.get_by_role("button", name="Signera markerade utdrag"))
+    # the faithful copy: the page images, and the PDF that is signed
+    before = heads(site, meeting)
+    for label in card_order(meeting):
+        card = card_of(page, label)
+        count = open_and_check_pages(page, card)
+        name = label.split(" · ")[0]
+        pdf = download(page, card, name)
+        assert hashlib.sha256(pdf).hexdigest() == before[name]
+        assert len(PdfReader(io.BytesIO(pdf)).pages) == count
+    assert_accessible(page, "signer page")
+
+    # one action signs everything: no boxes to tick
+    assert page.get_by_role("checkbox").count() == 0
+    response = submit(page, page.get_by_role("button", name="Signera protokollet och utdragen"))
     assert response.status == 200
     assert page.get_by_role("heading", level=1).inner_text() == "Klart – du har signerat"
     after = heads(site, meeting)
-    shown = shown_digests(page)
-    assert shown == {number: after[number] for number in chosen}
-    assert (
-        all(after[n] != before[n] for n in chosen) and after[later.number] == before[later.number]
-    )
-    assert "1 utdrag väntar fortfarande på dig" in page.inner_text("main")
+    assert shown_digests(page) == after
+    assert all(after[label] != before[label] for label in after)
+    assert "väntar fortfarande" not in page.inner_text("main")
     fits_the_screen(page)
     assert_accessible(page, "receipt page")
     if tab.phone:
         screenshot(tab, "receipt", tmp_path)
 
-    receipt = newest_mail(site, meeting.chair.email, "Kvitto: du har signerat 2 protokollsutdrag")
-    text = plain_text(receipt)
-    assert all(digest in text for digest in shown.values())
-    # schedule_advance ran: the adjuster has the signed ones, omedelbart justerad first
+    receipt = newest_mail(
+        site, meeting.chair.email, "Kvitto: du har signerat 2 protokoll och 3 protokollsutdrag"
+    )
+    assert all(digest in plain_text(receipt) for digest in after.values())
+    # schedule_advance ran: the adjuster has everything, the omedelbar justering first
     adjuster = meeting.adjusters[0]
-    notice = newest_mail(site, adjuster.email, "Att signera som justerare: 2 protokollsutdrag")
-    listed = [int(n) for n in re.findall(r"§ (\d+)", plain_text(notice))]
-    assert listed == chosen
-
-    # the same link again: the rest waits, what was signed says so
-    page.get_by_role("link", name=re.compile("1 utdrag väntar fortfarande på dig")).click()
-    page.wait_for_url(link)
-    assert page.get_by_role("checkbox").count() == 1
-    assert page.get_by_label(f"Signera § {later.number}").is_checked()
-    for number in chosen:
-        card = page.locator("section.extract").filter(has_text=f"§ {number}")
-        assert "Signerat av dig." in card.inner_text()
-    response = submit(page, page.get_by_role("button", name="Signera markerade utdrag"))
-    assert response.status == 200
-    assert shown_digests(page) == {later.number: heads(site, meeting)[later.number]}
-    assert "väntar fortfarande" not in page.inner_text("main")
-    newest_mail(site, meeting.chair.email, "Kvitto: du har signerat protokollsutdrag")
+    notice = newest_mail(
+        site, adjuster.email, "Att signera som justerare: 2 protokoll och 3 protokollsutdrag"
+    )
+    listed = [int(n) for n in re.findall(r"^  § (\d+)", plain_text(notice), flags=re.MULTILINE)]
+    assert listed == [97, 94, 96]
 
     # used up
     response = page.goto(link)
@@ -424,7 +440,7 @@ def test_adjuster_declines_with_a_comment_and_the_secretary_redrafts(
     declined = next(p for p in meeting.paragraphs if not p.immediate)
     card = extract_card(page, declined)
     card.locator("details.decline > summary").click()
-    comment = card.get_by_label(f"Vad behöver ändras i § {declined.number}? (krävs)")
+    comment = card.get_by_label("Vad behöver ändras? (krävs)")
     assert comment.is_visible() and comment.get_attribute("required") is not None
     button = card.get_by_role("button", name=f"Avböj § {declined.number}")
 
@@ -476,7 +492,7 @@ def test_adjuster_declines_with_a_comment_and_the_secretary_redrafts(
     assert response.status == 200
     main = page.inner_text("main")
     assert f"§ {declined.number} är nu version 2" in main
-    assert heads(site, meeting)[declined.number] in main
+    assert heads(site, meeting)[f"§ {declined.number}"] in main
     assert_accessible(page, "redraft sent")
 
     # the chair hears at once (schedule_advance), with a link to version 2
@@ -484,11 +500,14 @@ def test_adjuster_declines_with_a_comment_and_the_secretary_redrafts(
     assert f"§ {declined.number}" in plain_text(again)
     chair_link = link_in(site, again, "s")
     assert page.goto(chair_link).status == 200
-    assert [h.inner_text() for h in page.locator("section.extract h2").all()] == [
-        heading_of(declined)
+    # version 2 of the paragraph, and of the protocol that shows it
+    assert [h.inner_text() for h in page.locator("section.extract > h2").all()] == [
+        "Protokollet",
+        heading_of(declined),
     ]
-    pdf = download(page, extract_card(page, declined), declined)
-    assert hashlib.sha256(pdf).hexdigest() == heads(site, meeting)[declined.number]
+    assert right in " ".join(card_of(page, "Protokollet").locator("div.wording").all_inner_texts())
+    pdf = download(page, extract_card(page, declined), f"§ {declined.number}")
+    assert hashlib.sha256(pdf).hexdigest() == heads(site, meeting)[f"§ {declined.number}"]
     words = pdf_text(pdf)
     assert "Version 2" in words and right in words and wrong not in words
 
@@ -622,14 +641,16 @@ def test_the_keyboard_reaches_everything_in_order_with_a_visible_focus(
     meeting = start_meeting(site, (96, 97), f"browser-keys-{tab.viewport.name}")
     page.goto(link_in(site, newest_mail(site, meeting.chair.email, "ordförande"), "s"))
     expected = []
-    for paragraph in signing_order(meeting):
+    for label in card_order(meeting):
+        name = label.split(" · ")[0]
+        which = "en paragraf" if name.startswith("Protokollet") else name
         expected += [
-            f"summary Läs § {paragraph.number} (1 sida)",
-            f"a Ladda ned PDF (§ {paragraph.number})",
-            f"input:checkbox Signera § {paragraph.number}",
-            f"summary Avböj § {paragraph.number} …",
+            f"summary Läs {name}",
+            "summary Sidorna som i PDF-filen (…)",
+            f"a Ladda ned PDF-filen ({name}): originalet som signeras",
+            f"summary Avböj {which} …",
         ]
-    expected.append("button:submit Signera markerade utdrag")
+    expected.append("button:submit Signera protokollet och utdragen")
     backgrounds = [
         page.evaluate("getComputedStyle(document.body).backgroundColor"),
         page.locator(".card").first.evaluate("e => getComputedStyle(e).backgroundColor"),
@@ -638,20 +659,17 @@ def test_the_keyboard_reaches_everything_in_order_with_a_visible_focus(
     for _ in range(len(expected)):
         page.keyboard.press("Tab")
         focused = page.evaluate(_FOCUSED)
-        reached.append(focused["what"])
+        reached.append(re.sub(r"\(\d+ sid(a|or)\)", "(…)", focused["what"]))
         assert focused["outline"] == "solid" and focused["width"] >= 2, focused
         assert focused["inView"], focused
         for background in backgrounds:
             assert contrast(focused["color"], background) >= MIN_FOCUS_CONTRAST, focused
     assert reached == expected
 
-    # the checkbox toggles with the space bar; the decline form opens with Enter
-    for _ in range(2):
-        page.keyboard.press("Shift+Tab")
-    assert page.evaluate(_FOCUSED)["what"].startswith("input:checkbox")
-    page.keyboard.press("Space")
-    assert page.get_by_role("checkbox").nth(1).is_checked() is False
-    page.keyboard.press("Tab")
+    # the decline form of the last paragraph opens with Enter
+    page.keyboard.press("Shift+Tab")
+    last = signing_order(meeting)[-1]
+    assert page.evaluate(_FOCUSED)["what"] == f"summary Avböj § {last.number} …"
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     assert page.evaluate(_FOCUSED)["what"].startswith("textarea:textarea Vad behöver ändras")
@@ -718,7 +736,7 @@ def test_posts_from_another_origin_are_refused(tab: Tab, site: Site) -> None:
     assert [s.status for s in states] == [ExtractStatus.AWAITING_CHAIR]
     # the page's own form: no referrer, so Origin null, but Sec-Fetch-Site same-origin
     page.goto(link)
-    response = submit(page, page.get_by_role("button", name="Signera markerade utdrag"))
+    response = submit(page, page.get_by_role("button", name="Signera protokollet och utdragen"))
     assert response.status == 200
     sent = response.request.all_headers()
     assert (sent.get("origin"), sent.get("sec-fetch-site")) == ("null", "same-origin")

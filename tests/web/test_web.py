@@ -26,14 +26,14 @@ from justering.ledger.schema import ExtractRow, LinkTokenRow, aware_utc
 from justering.model.calendar import local_minute
 from justering.model.manifest import MAX_MANIFEST_BYTES, load_sample_meeting
 from justering.model.meeting import Meeting, meeting_to_dict
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Role
 from justering.pades.ca import SigningCA
 from justering.web.app import Hooks, create_app
 from justering.web.auth import session_key
 from justering.web.signer import form_token
 from justering.workflow.services import Services
-from support.workflow import SHORT_PARAGRAPH, newest_token, outbox, small_meeting
+from support.workflow import KEPT_AT, SHORT_PARAGRAPH, newest_token, outbox, small_meeting
 
 HOSTILE_TITLE = 'Bygglov <script>alert("x")</script> & "citat"'
 SECURITY_HEADERS = {
@@ -227,6 +227,7 @@ def test_meeting_status(client: TestClient, services: Services, sample_meeting: 
     assert client.get(f"/api/meetings/{meeting.meeting_id}").json() == {
         "meeting_id": meeting.meeting_id,
         "extracts": [],
+        "protocols": [],
     }
     workflow.advance_meeting(services, key(meeting.meeting_id))
     [extract] = client.get(f"/api/meetings/{meeting.meeting_id}").json()["extracts"]
@@ -235,9 +236,18 @@ def test_meeting_status(client: TestClient, services: Services, sample_meeting: 
     assert extract["version"] == 1 and extract["archived"] is False
     assert "archive_uri" not in extract  # where the server keeps files is its own business
     assert re.fullmatch(r"[0-9a-f]{64}", extract["sha256"])
+    [protocol] = client.get(f"/api/meetings/{meeting.meeting_id}").json()["protocols"]
+    assert (protocol["kind"], protocol["paragraph"], protocol["status"]) == (
+        "protocol",
+        None,
+        "awaiting_chair",
+    )
+    assert "archive_uri" not in protocol and protocol["archived"] is False
     sign_on_page(client, newest_token(services, meeting.chair.email))
-    [extract] = client.get(f"/api/meetings/{meeting.meeting_id}").json()["extracts"]
-    assert extract["status"] == "awaiting_adjusters"
+    state = client.get(f"/api/meetings/{meeting.meeting_id}").json()
+    assert [d["status"] for d in (*state["extracts"], *state["protocols"])] == [
+        "awaiting_adjusters"
+    ] * 2
 
 
 def test_an_unknown_meeting_is_not_found(client: TestClient) -> None:
@@ -263,13 +273,21 @@ def test_the_signer_page_shows_who_signs_what_escaped(
     assert escape(HOSTILE_TITLE) in page
     assert "KS 2014/1 &lt;b&gt;" in page
     assert "<script" not in page and "<b>" not in page
-    assert "Signera markerade utdrag" in page
+    # the protocol and the extract of its paragraph are signed together, in one action
+    assert "Signera protokollet och utdragen" in page
+    assert "du signerar protokollet och utdragen ur det på en gång" in " ".join(page.split())
+    assert "PAdES" not in page and "din elektroniska underskrift" in page
+    # the paragraph's text is on the page (as the PDF has it), escaped
+    wording = re.findall(r'<div class="wording" lang="sv">(.*?)</div>', page, flags=re.DOTALL)
+    assert len(wording) == 2  # in the protocol and in the extract
+    assert all(escape(HOSTILE_TITLE) in text and "Beslut" in text for text in wording)
     _assert_security_headers(response)
 
 
 def test_the_pdf_behind_the_link(client: TestClient, signer_token: str) -> None:
     page = client.get(f"/s/{signer_token}").text
-    [href] = re.findall(r'href="(/s/[^"]+\.pdf)"', page)
+    protocol_pdf, href = re.findall(r'href="(/s/[^"]+\.pdf)"', page)
+    assert client.get(protocol_pdf).content.startswith(b"%PDF-")
     images = re.findall(r'<img src="(/s/[^"]+\.png\?w=\d+)"', page)
     assert images
     for src in images:
@@ -330,7 +348,8 @@ def test_signing_shows_the_receipt_and_the_link_is_then_used(
     assert response.status_code == 200
     page = response.text
     assert "Klart – du har signerat" in page
-    assert "Mats Gerdau, ordförande" in page
+    assert "Mats Gerdau, som ordförande" in page
+    assert "Protokollet" in page and "<summary>Kontrollsummor</summary>" in page
     assert escape(HOSTILE_TITLE) in page and "<script" not in page
     [state] = workflow.meeting_summaries(services, key("hostile-title"))
     assert state.status is ExtractStatus.AWAITING_ADJUSTERS
@@ -369,7 +388,11 @@ def test_an_out_of_turn_link_gets_a_conflict_page(
 ) -> None:
     meeting = workflow.get_meeting(services, key("hostile-title"))
     with services.ledger.transaction() as session:
-        extracts = list(session.execute(select(ExtractRow)).scalars())
+        extracts = list(
+            session.execute(
+                select(ExtractRow).where(ExtractRow.kind == DocumentKind.EXTRACT)
+            ).scalars()
+        )
         token = issue_link(
             session,
             meeting_id=meeting.meeting_id,
@@ -421,7 +444,11 @@ def test_the_expiry_is_shown_in_swedish_time_whatever_the_database_zone(
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return replace(load_settings(tmp_path / "home", environ={}), public_url="http://justering.test")
+    return replace(
+        load_settings(tmp_path / "home", environ={}),
+        public_url="http://justering.test",
+        kept_at=KEPT_AT,
+    )
 
 
 def test_a_tsa_that_does_not_answer_leaves_the_link_usable(

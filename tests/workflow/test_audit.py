@@ -28,7 +28,7 @@ from justering.ledger.schema import ExtractRow, MeetingRow, TrailEventRow
 from justering.mail.delivery import outbox_messages
 from justering.model.manifest import load_sample_meeting
 from justering.model.meeting import Body
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Person
 from justering.model.trail import EventKind
 from justering.pades.ca import SigningCA
@@ -134,8 +134,13 @@ def two_meetings(tmp_path_factory: pytest.TempPathFactory, ledger_url: str) -> I
     services.ledger.dispose()
 
 
-def _refs(rows: list[AuditRow]) -> list[tuple[str, int]]:
-    return [(r.extract.meeting_id, r.extract.paragraph) for r in rows]
+def _refs(rows: list[AuditRow]) -> list[tuple[str, int | str]]:
+    """(meeting, §) of each extract, (meeting, "protokoll"…) of each protocol."""
+    return [(r.extract.meeting_id, r.extract.kind.ref_suffix or r.extract.paragraph) for r in rows]
+
+
+PROTOCOLS = ("protokoll", "protokoll-omedelbar")
+"""How _refs names the two protocols of a meeting (in the audit's order)."""
 
 
 # --- find_extracts ------------------------------------------------------------------------
@@ -143,10 +148,13 @@ def _refs(rows: list[AuditRow]) -> list[tuple[str, int]]:
 
 def test_all_extracts_newest_meeting_first_then_by_paragraph(two_meetings: Services) -> None:
     rows = find_extracts(two_meetings)
-    assert _refs(rows) == [(SECOND_ID, n) for n in (94, 95, 96, 97)] + [
+    # the second meeting's protocols were drafted by its advance; the sample's were not
+    assert _refs(rows) == [(SECOND_ID, n) for n in (*PROTOCOLS, 94, 95, 96, 97)] + [
         (SAMPLE_ID, n) for n in (94, 95, 96, 97)
     ]
-    first = rows[0]
+    assert rows[0].extract.status is ExtractStatus.AWAITING_ADJUSTERS
+    assert rows[0].to_json()["kind"] == "protocol" and rows[0].to_json()["paragraph"] is None
+    first = rows[2]
     assert (first.body_code, first.body_name) == ("BUN", "Barn- och utbildningsnämnden")
     assert first.meeting_date == dt.date(2015, 3, 2)
     assert (first.extract.dnr, first.extract.version) == ("KFKS 2012/577-001", 1)
@@ -158,8 +166,10 @@ def test_an_archived_extract_has_its_uri_and_every_signer_in_order(
     archived_services: Services, archived_meeting: ArchivedMeeting
 ) -> None:
     rows = find_extracts(archived_services)
-    assert [r.extract.archive_uri for r in rows] == archived_meeting.archive_uris
-    signatures = rows[1].signatures
+    assert [r.extract.archive_uri for r in rows] == [
+        p.archive_uri for p in archived_meeting.protocols
+    ] + archived_meeting.archive_uris
+    signatures = rows[3].signatures
     assert [(s.name, s.role) for s in signatures] == [
         ("Mats Gerdau", "chair"),
         ("Rolf Wasteson", "adjuster"),
@@ -206,18 +216,18 @@ def test_dnr_is_a_case_insensitive_substring_with_wildcards_taken_literally(
 
 
 def test_signer_by_name_or_email_including_non_ascii_letters(two_meetings: Services) -> None:
-    second = [(SECOND_ID, n) for n in (94, 95, 96, 97)]
+    second = [(SECOND_ID, n) for n in (*PROTOCOLS, 94, 95, 96, 97)]
     assert _refs(find_extracts(two_meetings, signer="åsa öberg")) == second
     assert _refs(find_extracts(two_meetings, signer="ÅSA")) == second
     assert _refs(find_extracts(two_meetings, signer="asa.oberg@")) == second
     assert find_extracts(two_meetings, signer="asa öberg") == []  # å is not a
-    assert find_extracts(two_meetings, signer="Öberg", limit=2)[1].extract.paragraph == 95
+    assert find_extracts(two_meetings, signer="Öberg", limit=4)[3].extract.paragraph == 95
     # Rolf Wasteson is notified on the second meeting, but has signed nothing:
     assert find_extracts(two_meetings, signer="wasteson") == []
 
 
 def test_signer_in_the_archived_meeting(archived_services: Services) -> None:
-    assert len(find_extracts(archived_services, signer="wasteson")) == 4
+    assert len(find_extracts(archived_services, signer="wasteson")) == 4 + 2  # and the protocols
     assert len(find_extracts(archived_services, signer="LENA.SEKRETERARE@NACKA")) == 4
 
 
@@ -241,7 +251,7 @@ def test_filters_combine(two_meetings: Services) -> None:
 
 
 def test_limit(two_meetings: Services) -> None:
-    assert _refs(find_extracts(two_meetings, limit=3)) == [(SECOND_ID, n) for n in (94, 95, 96)]
+    assert _refs(find_extracts(two_meetings, limit=3)) == [(SECOND_ID, n) for n in (*PROTOCOLS, 94)]
     with pytest.raises(FilterError, match="limit"):
         find_extracts(two_meetings, limit=0)
 
@@ -285,6 +295,28 @@ def test_timeline_of_an_archived_extract(
     assert timeline.archive_uri == archived_meeting.archive_uris[1]
     assert timeline.row.extract.dnr == "KFKS 2014/412-251"
     assert timeline.to_json()["chain_ok"] is True
+    # the extract's trail names the protocol that justered its paragraph
+    [justered] = [e for e in timeline.events if e.kind is EventKind.JUSTERED]
+    assert justered.detail["protocol"] == f"{SAMPLE_ID}/protokoll"
+    assert justered.detail["protocol_sha256"] and justered.detail["late"] == "true"
+
+
+def test_timeline_of_an_archived_protocol(
+    archived_services: Services, archived_meeting: ArchivedMeeting
+) -> None:
+    timeline = extract_timeline(archived_services, SAMPLE_ID, 0, DocumentKind.PROTOCOL)
+    kinds = [e.kind for e in timeline.events]
+    assert kinds[0] is EventKind.DRAFTED and kinds[-1] is EventKind.ARCHIVED
+    assert kinds.count(EventKind.SIGNED) == 2 and EventKind.CERTIFIED not in kinds
+    assert kinds.count(EventKind.ANNOUNCED) == 1
+    assert timeline.chain_ok
+    assert timeline.archive_uri == archived_meeting.protocols[0].archive_uri
+    # the ledger's count and the archived copy's, each said with why they differ
+    assert timeline.archived_count == len(kinds) - 1
+    assert f"{len(kinds)} händelser i registret" in timeline.count_text()
+    assert f"trail.json har de {len(kinds) - 1}" in timeline.count_text()
+    with pytest.raises(NotFoundError, match="no immediate protocol"):
+        extract_timeline(archived_services, SECOND_ID, 0, DocumentKind.IMMEDIATE_PROTOCOL)
 
 
 def test_timeline_of_an_unknown_extract_is_not_found(archived_services: Services) -> None:
@@ -348,8 +380,8 @@ def test_cli_says_when_nothing_matches_or_the_limit_is_reached(
 ) -> None:
     assert _audit(two_meetings, "--body", "KF") == 0
     assert capsys.readouterr().out.strip() == "Inga utdrag matchar sökningen."
-    assert _audit(two_meetings, "--limit", "2") == 0
-    assert "2 utdrag (gränsen nådd" in capsys.readouterr().out
+    assert _audit(two_meetings, "--limit", "3") == 0
+    assert "1 utdrag och 2 protokoll (gränsen nådd" in capsys.readouterr().out
 
 
 def test_cli_json_has_stable_keys(
@@ -358,7 +390,7 @@ def test_cli_json_has_stable_keys(
     assert _audit(archived_services, "--json", "--dnr", "412", "--from", "2014-08-19") == 0
     (extract,) = json.loads(capsys.readouterr().out)["extracts"]
     assert list(extract) == [
-        "meeting_id", "body_code", "body_name", "meeting_date", "paragraph", "dnr",
+        "meeting_id", "body_code", "body_name", "meeting_date", "kind", "paragraph", "dnr",
         "title", "version", "status", "archive_uri", "signatures",
     ]  # fmt: skip
     assert extract["meeting_date"] == "2014-08-19" and extract["status"] == "archived"
@@ -374,7 +406,13 @@ def test_cli_timeline(archived_services: Services, capsys: pytest.CaptureFixture
     )
     assert "Status: arkiverat, version 1" in out
     assert re.search(r"signerat\s+Rolf Wasteson <rolf.wasteson@nacka.example>, justerare", out)
-    assert "Händelsekedjan är hel (12 händelser)." in out
+    timeline = extract_timeline(archived_services, SAMPLE_ID, 97)
+    assert f"Händelsekedjan är hel ({timeline.count_text()})." in out
+    assert re.search(r"\d\d:\d\d CES?T  signerat", out)  # Swedish time, with its zone
+    assert _audit(archived_services, "--meeting", SAMPLE_ID, "--protocol", "omedelbar") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Kommunstyrelsens arbetsutskott (KSAU) 2014-08-19, protokoll över")
+    assert re.search(r"anslaget\s+system", out)
     assert _audit(archived_services, "--meeting", SAMPLE_ID, "--paragraph", "97", "--json") == 0
     document = json.loads(capsys.readouterr().out)
     assert list(document) == ["extract", "chain_ok", "chain_problems", "events"]
@@ -412,7 +450,7 @@ def test_cli_timeline_needs_both_meeting_and_paragraph_and_an_existing_extract(
     two_meetings: Services, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _audit(two_meetings, "--meeting", SECOND_ID) == 2
-    assert "--meeting and --paragraph go together" in capsys.readouterr().err
+    assert "--meeting and --paragraph (or --protocol) go together" in capsys.readouterr().err
     assert _audit(two_meetings, "--meeting", SECOND_ID, "--paragraph", "12") == 2
     assert "no extract § 12 of meeting 'bun-2015-03-02'" in capsys.readouterr().err
 

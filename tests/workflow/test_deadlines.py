@@ -22,8 +22,8 @@ from justering import workflow
 from justering.config import BodyRules
 from justering.ledger.extracts import lock_extract
 from justering.ledger.schema import LinkTokenRow
+from justering.mail.compose import Message
 from justering.mail.delivery import NotificationError, Notifier, outbox_messages
-from justering.mail.messages import Message
 from justering.model.calendar import local_today
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
@@ -32,12 +32,14 @@ from justering.model.trail import EventKind, TrailEvent
 from justering.workflow.deadlines import DeadlineReport, due_offset, send_due_reminders
 from justering.workflow.declining import decline_with_link
 from justering.workflow.meetings import deadline_of
+from justering.workflow.redraft import redraft_extract
 from justering.workflow.services import Services
 from support.workflow import (
     SHORT_PARAGRAPH,
     extract_rows,
     newest_token,
     outbox,
+    protocol_row,
     run_in_threads,
     sign_as,
     small_meeting,
@@ -193,12 +195,10 @@ def test_a_reminder_with_a_working_link_sent_once_per_reminder_day(
     token = newest_token(services, meeting.chair.email)
     assert token != first
     view = workflow.view_link(services, token)
-    assert sorted(e.extract.paragraph for e in view.pending) == [LONG_PARAGRAPH, SHORT_PARAGRAPH]
+    documents = ["Protokollet", f"§ {LONG_PARAGRAPH}", f"§ {SHORT_PARAGRAPH}"]
+    assert [e.extract.label for e in view.pending] == documents
     receipt = workflow.sign_with_link(services, token)
-    assert sorted(item.extract.paragraph for item in receipt.items) == [
-        LONG_PARAGRAPH,
-        SHORT_PARAGRAPH,
-    ]
+    assert [item.extract.label for item in receipt.items] == documents
     assert {s.status for s in workflow.meeting_summaries(services, meeting.meeting_id)} == {
         ExtractStatus.AWAITING_ADJUSTERS
     }
@@ -324,14 +324,18 @@ def test_one_overdue_notice_to_the_secretary_naming_who_is_waited_for(
     )
     start(services, meeting)
     rows = {row.paragraph: row.id for row in extract_rows(services, meeting.meeting_id)}
-    # The chair signs § 95 and § 96; both adjusters sign § 95; Rolf signs § 96.
-    workflow.sign_with_link(
-        services, newest_token(services, meeting.chair.email), [rows[95], rows[SHORT_PARAGRAPH]]
-    )
-    workflow.advance_meeting(services, meeting.meeting_id)
     rolf, eva = meeting.adjusters
-    workflow.sign_with_link(services, newest_token(services, rolf.email))
-    workflow.sign_with_link(services, newest_token(services, eva.email), [rows[95]])
+    # Everyone but Eva signs everything; Eva declines § 94, which is redrafted (the
+    # protocol with it: from the chair again), then signs § 95 but not § 96.
+    sign_as(services, meeting.chair.email)
+    workflow.advance_meeting(services, meeting.meeting_id)
+    sign_as(services, rolf.email)
+    eva_token = newest_token(services, eva.email)
+    decline_with_link(services, eva_token, rows[LONG_PARAGRAPH], "Fel belopp.")
+    redraft_extract(
+        services, meeting.meeting_id, LONG_PARAGRAPH, text="Beslut\n\nRätt belopp.", actor="L"
+    )
+    workflow.sign_with_link(services, eva_token, [rows[95]])
     workflow.advance_meeting(services, meeting.meeting_id)
     deadline = deadline_of(meeting, services.settings)
 
@@ -343,19 +347,24 @@ def test_one_overdue_notice_to_the_secretary_naming_who_is_waited_for(
     assert report == DeadlineReport(escalated=(meeting.meeting_id,))
     [notice] = _sent(services, "overdue")
     assert notice.to == meeting.certifier.email  # no secretary configured for the body
-    assert "Justeringen är försenad: 2 utdrag" in notice.subject
-    assert f"Sista dag för justering var {deadline.isoformat()}" in notice.text
+    assert "Justeringen är försenad: 3 dokument" in notice.subject
+    assert "Sista dagen för justering har passerat" in notice.text
+    waiting_for_chair = f"väntar på ordförande {meeting.chair.name} ({meeting.chair.email})"
+    last_day = f"sista dag {deadline.isoformat()}"
+    assert f"Protokollet: {last_day}, {waiting_for_chair}" in notice.text
+    assert f"§ {LONG_PARAGRAPH}: {last_day}, {waiting_for_chair}" in notice.text
     assert (
-        f"§ {LONG_PARAGRAPH}: väntar på ordförande {meeting.chair.name} ({meeting.chair.email})"
+        f"§ {SHORT_PARAGRAPH}: {last_day}, väntar på justerare {eva.name} ({eva.email})"
         in notice.text
     )
-    assert f"§ {SHORT_PARAGRAPH}: väntar på justerare {eva.name} ({eva.email})" in notice.text
-    assert f"§ {SHORT_PARAGRAPH}: väntar på justerare {rolf.name}" not in notice.text
-    assert "§ 95:" not in notice.text  # justerad: waiting for the certifier only
+    assert f"väntar på justerare {rolf.name}" not in notice.text
+    assert "§ 95:" not in notice.text  # signed by all: waiting for its protocol only
 
+    protocol = protocol_row(services, meeting.meeting_id)
     for row_id, waiting in (
         (rows[LONG_PARAGRAPH], meeting.chair.name),
         (rows[SHORT_PARAGRAPH], eva.name),
+        (protocol.id, meeting.chair.name),
     ):
         [event] = _events(services, row_id, "overdue")
         assert event.detail["overdue"] == deadline.isoformat()
@@ -375,7 +384,7 @@ def test_a_body_with_its_own_deadline_reminder_days_and_secretary(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = _meeting(sample_meeting)
-    rules = BodyRules(justering_days=5, reminder_days=(2,), secretary=SECRETARY)
+    rules = BodyRules(justering_days=5, reminder_days=(2,), secretary=SECRETARY, kept_at="K")
     services = replace(
         services,
         settings=replace(services.settings, bodies={meeting.body.code: rules}),

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from justering import workflow
+from justering.cli.status import describe_meeting
 from justering.config import BodyRules
 from justering.errors import NotFoundError
 from justering.model.calendar import local_today
@@ -27,6 +28,7 @@ from justering.workflow.declining import decline_with_link
 from justering.workflow.meeting_view import MeetingView, ParagraphView, meeting_view
 from justering.workflow.services import Services
 from support.workflow import (
+    KEPT_AT,
     SECOND_ADJUSTER,
     SHORT_PARAGRAPH,
     extract_rows,
@@ -180,7 +182,7 @@ def test_the_deadline_is_the_bodys_and_a_reminder_shows_as_the_latest_notice(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = _today_meeting(sample_meeting, adjusters=1)
-    rules = BodyRules(justering_days=5, reminder_days=(2,))
+    rules = BodyRules(justering_days=5, reminder_days=(2,), kept_at="Kansliet")
     services = replace(
         services,
         settings=replace(services.settings, bodies={meeting.body.code: rules}),
@@ -229,6 +231,15 @@ def test_an_archived_meeting_shows_every_signature_and_the_announcement(
     entry = view.to_json()["paragraphs"][0]
     assert entry["archive_uri"] == p.extract.archive_uri  # type: ignore[union-attr]
     assert entry["announced_on"] == p.announced_on.isoformat()
+    # The protocol: justered today, long after its last day, announced, kept where the
+    # config says; and so in `justering status`.
+    (protocol,) = view.protocols
+    assert protocol.justered_on == protocol.announced_on == local_today()
+    assert protocol.late and protocol.kept_at == KEPT_AT
+    text = describe_meeting(view)
+    assert f"    justerat:   {local_today().isoformat()} (efter sista dagen)\n" in text
+    assert f"    anslaget:   {local_today().isoformat()}, överklagande senast " in text
+    assert f"    förvaras:   {KEPT_AT}\n" in text
 
 
 def _statements(action: Callable[[], object]) -> int:

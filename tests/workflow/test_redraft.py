@@ -32,6 +32,7 @@ from support.workflow import (
     mails,
     newest_token,
     outbox,
+    protocol_row,
     raises_link,
     raises_refusal,
     sign_as,
@@ -61,7 +62,7 @@ def _status(services: Services, meeting: Meeting) -> dict[int, str]:
 # --- signing a subset, and the receipt ------------------------------------------------------
 
 
-def test_a_subset_is_signed_and_the_link_stays_open_for_the_rest(
+def test_choosing_one_signs_the_protocol_and_its_extracts_together(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = _two(sample_meeting)
@@ -69,29 +70,58 @@ def test_a_subset_is_signed_and_the_link_stays_open_for_the_rest(
     ids = _ids(services, meeting)
     token = newest_token(services, meeting.chair.email)
 
-    first = workflow.sign_with_link(services, token, [ids[SHORT_PARAGRAPH]])
-    assert [i.extract.paragraph for i in first.items] == [SHORT_PARAGRAPH]
-    assert first.remaining == 1
+    receipt = workflow.sign_with_link(services, token, [ids[SHORT_PARAGRAPH]])
+    assert [i.extract.label for i in receipt.items] == [
+        "Protokollet",
+        "§ 94",
+        f"§ {SHORT_PARAGRAPH}",
+    ]
+    assert receipt.remaining == 0
     assert _status(services, meeting) == {
-        94: "awaiting_chair",
+        94: "awaiting_adjusters",
         SHORT_PARAGRAPH: "awaiting_adjusters",
     }
-    view = workflow.view_link(services, token)
-    states = {e.extract.paragraph: e.state for e in view.extracts}
-    assert states == {94: GrantState.PENDING, SHORT_PARAGRAPH: GrantState.SIGNED}
-
-    with raises_refusal(Refusal.ALREADY_SIGNED):
-        workflow.sign_with_link(services, token, [ids[SHORT_PARAGRAPH]])
-    second = workflow.sign_with_link(services, token)
-    assert [i.extract.paragraph for i in second.items] == [94] and second.remaining == 0
+    assert protocol_row(services, meeting.meeting_id).status == "awaiting_adjusters"
     with raises_link(LinkProblem.USED):
         workflow.view_link(services, token)
+    [mail] = mails(services, "receipt")
+    assert "Protokollet" in mail and "§ 94" in mail and f"§ {SHORT_PARAGRAPH}" in mail
+    assert all(item.extract.document_sha256 in mail for item in receipt.items)
 
+
+def test_a_subset_is_signed_while_the_protocol_waits_and_the_link_stays_open(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = small_meeting(sample_meeting, paragraphs=(94, 95, SHORT_PARAGRAPH), adjusters=2)
+    start_at_adjusters(services, meeting)
+    ids = _ids(services, meeting)
+    first, second = meeting.adjusters
+    workflow.decline_with_link(services, newest_token(services, first.email), ids[94], "Fel.")
+    assert protocol_row(services, meeting.meeting_id).status == "held"
+    token = newest_token(services, second.email)
+
+    first_part = workflow.sign_with_link(services, token, [ids[95]])
+    assert [i.extract.paragraph for i in first_part.items] == [95]
+    assert first_part.remaining == 1
+    view = workflow.view_link(services, token)
+    assert {e.extract.label: e.state for e in view.extracts} == {
+        "Protokollet": GrantState.HELD,
+        "§ 94": GrantState.DECLINED,
+        "§ 95": GrantState.SIGNED,
+        f"§ {SHORT_PARAGRAPH}": GrantState.PENDING,
+    }
+    with raises_refusal(Refusal.ALREADY_SIGNED):
+        workflow.sign_with_link(services, token, [ids[95]])
+    with raises_refusal(Refusal.PROTOCOL_HELD):
+        workflow.sign_with_link(services, token, [protocol_row(services, meeting.meeting_id).id])
+    rest = workflow.sign_with_link(services, token)
+    assert [i.extract.paragraph for i in rest.items] == [SHORT_PARAGRAPH]
+    assert rest.remaining == 0
+    with raises_link(LinkProblem.USED):
+        workflow.view_link(services, token)
     receipts = mails(services, "receipt")
-    assert len(receipts) == 2
-    assert f"§ {SHORT_PARAGRAPH}" in receipts[0] and "§ 94" not in receipts[0]
-    assert first.items[0].extract.document_sha256 in receipts[0]
-    assert second.items[0].extract.document_sha256 in receipts[1]
+    assert "§ 95" in receipts[-2] and f"§ {SHORT_PARAGRAPH}" not in receipts[-2]
+    assert first_part.items[0].extract.document_sha256 in receipts[-2]
 
 
 def test_an_extract_the_link_does_not_grant_is_refused(
@@ -129,15 +159,15 @@ def test_a_decline_needs_a_comment_and_changes_nothing_without_one(
     assert snapshot(services) == before
 
 
-def test_a_declined_extract_goes_back_and_the_others_carry_on(
+def test_a_declined_extract_goes_back_and_holds_the_protocol(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = _two(sample_meeting, adjusters=2)
     start_at_adjusters(services, meeting)
     ids = _ids(services, meeting)
     first_adjuster, second_adjuster = meeting.adjusters
-    # The first adjuster signs § 94 only; the second declines it.
-    workflow.sign_with_link(services, newest_token(services, first_adjuster.email), [ids[94]])
+    # The first adjuster signs everything; the second declines § 94.
+    workflow.sign_with_link(services, newest_token(services, first_adjuster.email))
     token = newest_token(services, second_adjuster.email)
     receipt = workflow.decline_with_link(
         services, token, ids[94], "Beslutet saknar\r\nandra att-satsen."
@@ -149,26 +179,39 @@ def test_a_declined_extract_goes_back_and_the_others_carry_on(
     assert declined.kind.value == "declined"
     assert declined.actor == second_adjuster.name
     assert declined.detail["comment"] == "Beslutet saknar\nandra att-satsen."
+    # The protocol waits for the redraft: held, nobody signs it.
+    protocol = protocol_row(services, meeting.meeting_id)
+    assert protocol.status == "held"
+    held = trail(services, protocol.id)[-1]
+    assert (held.kind.value, held.detail["paragraph"]) == ("held", "94")
 
-    # The secretary hears, with the comment and a redraft link.
+    # The secretary hears, with the comment and a redraft link, that the protocol waits.
     [notice] = mails(services, "declined")
     assert "andra att-satsen" in notice and second_adjuster.name in notice
     assert f"justering redraft {meeting.meeting_id} 94" in notice
+    assert "Protokollet kan inte justeras" in notice
     assert outbox(services, "r")[-1].to == meeting.certifier.email
+    # The chair and the other adjuster hear it from the next advance, once.
+    workflow.advance_meeting(services, meeting.meeting_id)
+    workflow.advance_meeting(services, meeting.meeting_id)
+    held_notices = mails(services, "held")
+    assert len(held_notices) == 2
+    assert all("Protokollet kan inte justeras" in text for text in held_notices)
 
-    # The decliner's link still signs the other extract; § 94 is no longer offered.
+    # The decliner's link still signs the other extract; § 94 and the protocol wait.
     view = workflow.view_link(services, token)
-    assert {e.extract.paragraph: e.state for e in view.extracts} == {
-        94: GrantState.DECLINED,
-        SHORT_PARAGRAPH: GrantState.PENDING,
+    assert {e.extract.label: e.state for e in view.extracts} == {
+        "Protokollet": GrantState.HELD,
+        "§ 94": GrantState.DECLINED,
+        f"§ {SHORT_PARAGRAPH}": GrantState.PENDING,
     }
     with raises_refusal(Refusal.DECLINED):
         workflow.sign_with_link(services, token, [ids[94]])
     workflow.sign_with_link(services, token)
-    # The first adjuster's link, which now grants only dead or done extracts … still
-    # signs § 96, then the meeting carries on without § 94.
-    workflow.sign_with_link(services, newest_token(services, first_adjuster.email))
-    assert _status(services, meeting)[SHORT_PARAGRAPH] == "awaiting_certifier"
+    # § 96 is signed by everyone, but waits for its protocol, not yet for the certifier.
+    assert _status(services, meeting)[SHORT_PARAGRAPH] == "awaiting_protocol"
+    workflow.advance_meeting(services, meeting.meeting_id)
+    assert meeting.certifier.email not in {m.to for m in outbox(services)}
 
 
 def test_links_that_grant_only_the_declined_extract_are_revoked(
@@ -247,8 +290,9 @@ def test_version_two_restarts_from_the_chair_and_the_trail_keeps_both(
     chair_messages = [m for m in outbox(services) if m.to == meeting.chair.email]
     assert len(chair_messages) == chair_messages_before + 1
     view2 = workflow.view_link(services, chair_messages[-1].token)
-    [pending] = (e.extract for e in view2.extracts)
+    [protocol, pending] = (e.extract for e in view2.extracts)
     assert pending.version == 2 and pending.title == "Ny rubrik"
+    assert protocol.is_protocol and protocol.version == 2
 
     with services.ledger.reading() as session:
         pdf = load_document(session, pending.document_sha256)
@@ -263,6 +307,11 @@ def test_version_two_restarts_from_the_chair_and_the_trail_keeps_both(
     assert state.status is ExtractStatus.ARCHIVED and state.version == 2
     kinds = trail_kinds(services, extract_id)
     assert kinds.count("signed") == 1 + 1 + 1  # chair v1, chair v2, adjuster v2
+    # the protocol too: signed by the chair as version 1, held, redrawn, justered as 2
+    protocol_kinds = trail_kinds(services, protocol.extract_id)
+    assert protocol_kinds.count("signed") == 3
+    assert protocol_kinds.index("held") < protocol_kinds.index("redrafted")
+    assert protocol_kinds.count("announced") == 1
     assert kinds.index("declined") < kinds.index("redrafted")
     events = trail(services, extract_id)
     redrafted = next(e for e in events if e.kind.value == "redrafted")
@@ -350,7 +399,9 @@ def test_the_body_secretary_from_config_hears_of_declines(
     clerk = Person("Kim Registrator", "kim.registrator@nacka.example")
     settings = replace(
         services.settings,
-        bodies={sample_meeting.body.code: BodyRules(justering_days=10, secretary=clerk)},
+        bodies={
+            sample_meeting.body.code: BodyRules(justering_days=10, secretary=clerk, kept_at="K")
+        },
     )
     configured = replace(services, settings=settings)
     meeting = small_meeting(sample_meeting)
@@ -377,15 +428,19 @@ def test_immediate_paragraphs_are_flagged_and_listed_first(
     assert report.drafted[0] == _ids(services, meeting)[IMMEDIATE_PARAGRAPH]
     [chair] = [m for m in outbox(services) if m.to == meeting.chair.email]
     assert chair.subject.startswith("Omedelbar justering – ")
-    listed = re.findall(r"^  § (\d+)", chair.text, flags=re.MULTILINE)
-    assert listed == [str(IMMEDIATE_PARAGRAPH), "94", str(SHORT_PARAGRAPH)]
-    view = workflow.view_link(services, chair.token)
-    assert [e.extract.paragraph for e in view.extracts] == [
-        IMMEDIATE_PARAGRAPH,
-        94,
-        SHORT_PARAGRAPH,
+    listed = re.findall(
+        r"^  (§ \d+|Protokollet[^ ]*(?: [^ ]+)*?)  ", chair.text, flags=re.MULTILINE
+    )
+    assert listed == [
+        "Protokollet över omedelbart justerade paragrafer",
+        f"§ {IMMEDIATE_PARAGRAPH}",
+        "Protokollet",
+        "§ 94",
+        f"§ {SHORT_PARAGRAPH}",
     ]
-    assert [e.extract.immediate for e in view.extracts] == [True, False, False]
+    view = workflow.view_link(services, chair.token)
+    assert [e.extract.label for e in view.extracts] == listed
+    assert [e.extract.immediate for e in view.extracts] == [True, True, False, False, False]
 
 
 # --- the command line -----------------------------------------------------------------------------
@@ -416,7 +471,8 @@ def test_justering_redraft_shows_and_sends_corrected_text(
     home = services.settings.home
     code, text, header = _cli(home, "redraft", meeting.meeting_id, str(SHORT_PARAGRAPH), "--show")
     assert code == 0, header
-    assert "Fel i beslutet." in header and "status declined" in header
+    assert "Fel i beslutet." in header and "avböjt, åter hos sekreteraren" in header
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d CES?T", header)  # Swedish time, with its zone
     assert "noterade" in text and "#" not in text
     corrected = tmp_path / "rättad.txt"
     corrected.write_text(text.replace("noterade", "antecknade"), encoding="utf-8")

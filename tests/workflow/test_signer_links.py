@@ -18,7 +18,7 @@ from justering.ledger.extracts import load_document
 from justering.ledger.links import claim_link, find_link, hash_token, issue_link
 from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow, aware_utc
 from justering.model.meeting import Meeting
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Role, Signer
 from justering.model.trail import EventKind
 from justering.pades.sign import sign_extract
@@ -30,6 +30,8 @@ from support.workflow import (
     extract_rows,
     newest_token,
     outbox,
+    protocol_row,
+    protocol_rows,
     raises_link,
     reason,
     run_in_threads,
@@ -42,6 +44,7 @@ from support.workflow import (
 )
 
 WELL_FORMED_UNKNOWN = "A" * 43
+SAMPLE_ID = "nacka-ksau-2014-08-19"
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 """For rules that do not depend on the database (PostgreSQL costs a fresh database)."""
 
@@ -98,7 +101,7 @@ def _refused(services: Services, token: str, why: LinkProblem | Refusal) -> None
 def test_a_used_link_is_refused_and_changes_nothing(services: Services, started: Meeting) -> None:
     token = newest_token(services, started.chair.email)
     receipt = workflow.sign_with_link(services, token)
-    assert len(receipt.items) == 1
+    assert len(receipt.items) == 2  # the protocol and the extract of its one paragraph
     _refused(services, token, LinkProblem.USED)
     with raises_link(LinkProblem.USED):
         workflow.view_link(services, token)
@@ -154,10 +157,13 @@ def test_claiming_a_link_is_atomic(services: Services, started: Meeting) -> None
 def test_a_reload_of_the_page_records_one_view(services: Services, started: Meeting) -> None:
     token = newest_token(services, started.chair.email)
     [extract] = extract_rows(services, started.meeting_id)
+    protocol = protocol_row(services, started.meeting_id)
     for _ in range(3):
         view = workflow.view_link(services, token)
-    assert [e.extract.extract_id for e in view.extracts] == [extract.id]
-    assert [e.kind.value for e in trail(services, extract.id)] == ["drafted", "notified", "viewed"]
+    # the protocol first, then the extract of its paragraph
+    assert [e.extract.extract_id for e in view.extracts] == [protocol.id, extract.id]
+    for row in (extract, protocol):
+        assert [e.kind.value for e in trail(services, row.id)] == ["drafted", "notified", "viewed"]
 
 
 # --- unknown and foreign tokens ------------------------------------------------------------
@@ -212,10 +218,22 @@ def test_a_link_cannot_reach_an_extract_it_does_not_grant(
     assert workflow.link_document(services, token_two, extract_two.id).startswith(b"%PDF-")
 
     view = workflow.view_link(services, token_two)
-    assert [e.extract.extract_id for e in view.extracts] == [extract_two.id]
+    protocols = protocol_rows(services, "meeting-two")
+    assert [e.extract.extract_id for e in view.extracts] == [
+        protocols[DocumentKind.IMMEDIATE_PROTOCOL].id,
+        extract_two.id,
+        protocols[DocumentKind.PROTOCOL].id,
+    ]
+    for protocol in protocol_rows(services, "meeting-one").values():
+        with raises_link(LinkProblem.NOT_GRANTED):
+            workflow.link_document(services, token_two, protocol.id)
     events_one = trail(services, extract_one.id)
     receipt = workflow.sign_with_link(services, token_two)
-    assert [item.extract.paragraph for item in receipt.items] == [IMMEDIATE_PARAGRAPH]
+    assert [item.extract.ref for item in receipt.items] == [
+        "meeting-two/protokoll-omedelbar",
+        f"meeting-two/{IMMEDIATE_PARAGRAPH}",
+        "meeting-two/protokoll",
+    ]
     assert trail(services, extract_one.id) == events_one
     [state_one] = workflow.meeting_summaries(services, "meeting-one")
     assert state_one.status is ExtractStatus.AWAITING_CHAIR
@@ -255,20 +273,25 @@ def test_a_signer_cannot_sign_twice_with_a_second_link(
     _refused(services, token, Refusal.ALREADY_SIGNED)
 
 
+def _new_versions(services: Services) -> ExtractRow:
+    """What a redraft does to the versions of the extract and the protocol; the extract."""
+    with services.ledger.transaction() as session:
+        for row in session.execute(select(ExtractRow)).scalars():
+            row.version += 1
+    [extract] = extract_rows(services, SAMPLE_ID)
+    return extract
+
+
 def test_a_link_for_an_older_version_is_refused(services: Services, started: Meeting) -> None:
     token = newest_token(services, started.chair.email)
-    with services.ledger.transaction() as session:
-        [extract] = session.execute(select(ExtractRow)).scalars()
-        extract.version += 1  # what a redraft does
+    _new_versions(services)
     _refused(services, token, LinkProblem.REPLACED)
 
 
 @SQLITE_ONLY
 def test_a_link_for_an_older_version_does_not_open(services: Services, started: Meeting) -> None:
     token = newest_token(services, started.chair.email)
-    with services.ledger.transaction() as session:
-        [extract] = session.execute(select(ExtractRow)).scalars()
-        extract.version += 1
+    extract = _new_versions(services)
     with raises_link(LinkProblem.REPLACED):
         workflow.view_link(services, token)
     with raises_link(LinkProblem.REPLACED):
@@ -315,7 +338,12 @@ def test_a_link_grants_the_versions_it_was_issued_for(
     meeting = small_meeting(sample_meeting, paragraphs=(SHORT_PARAGRAPH, IMMEDIATE_PARAGRAPH))
     start(services, meeting)
     token = newest_token(services, meeting.chair.email)
-    expected = sorted((row.id, 1) for row in extract_rows(services, meeting.meeting_id))
+    rows = [
+        *extract_rows(services, meeting.meeting_id),
+        *protocol_rows(services, meeting.meeting_id).values(),
+    ]
+    expected = sorted((row.id, 1) for row in rows)
+    assert len(expected) == 4  # two extracts, the protocol, the omedelbar justering's
     with services.ledger.transaction() as session:
         grants = session.execute(
             select(LinkGrantRow).where(LinkGrantRow.token_hash == hash_token(token))
@@ -352,9 +380,14 @@ def test_concurrent_use_of_one_link_signs_once(services: Services, started: Meet
     assert len(refusals) == 19, [r for r in results if not isinstance(r, LinkError)]
     assert all(r.problem is LinkProblem.USED for r in refusals)
     [extract] = extract_rows(services, started.meeting_id)
-    signed = [e for e in trail(services, extract.id) if e.kind is EventKind.SIGNED]
-    assert len(signed) == 1
+    protocol = protocol_row(services, started.meeting_id)
+    for document in (extract, protocol):  # the chair signs the protocol with its extract
+        signed = [e for e in trail(services, document.id) if e.kind is EventKind.SIGNED]
+        assert len(signed) == 1
     after = snapshot(services)
-    assert after.documents == before.documents + 1
+    assert after.documents == before.documents + 2
     assert after.used_links == before.used_links + 1
-    assert extract.head_sha256 == receipts[0].items[0].extract.document_sha256
+    assert {item.extract.document_sha256 for item in receipts[0].items} == {
+        extract.head_sha256,
+        protocol.head_sha256,
+    }

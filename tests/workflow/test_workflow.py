@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from justering import workflow
 from justering.archive.bundle import read_bundle, write_bundle
 from justering.archive.verify import verify_targets
-from justering.config import Settings
+from justering.config import BodyRules, Settings
 from justering.errors import ManifestError, NotFoundError, Refusal
 from justering.ledger.database import utcnow as utcnow_in_ledger
 from justering.ledger.extracts import load_document
@@ -28,6 +28,7 @@ from justering.model.roles import Role
 from justering.model.trail import chain_problems, trail_from_json
 from justering.pades.ca import SigningCA
 from justering.pades.validate import validate_extract
+from justering.workflow.meetings import kept_at_of
 from justering.workflow.services import Services
 from support.workflow import (
     IMMEDIATE_PARAGRAPH,
@@ -35,6 +36,7 @@ from support.workflow import (
     extract_rows,
     newest_token,
     outbox,
+    protocol_rows,
     raises_refusal,
     run_in_threads,
     sign_as,
@@ -109,6 +111,27 @@ def test_drafting_is_idempotent(services: Services, meeting: Meeting) -> None:
     assert _head(services, first).startswith(b"%PDF-")
 
 
+def test_a_meeting_of_a_body_without_a_forvaringsplats_is_not_recorded(
+    services: Services, meeting: Meeting
+) -> None:
+    """The announcement must say where the protocol is kept (8 kap. 12 § KL): a body
+    the config gives no förvaringsplats is refused before anything starts."""
+    bare = replace(services, settings=replace(services.settings, kept_at=None))
+    with pytest.raises(ManifestError) as refused:
+        workflow.record_meeting(bare, meeting)
+    assert refused.value.field == "body.code"
+    assert "no förvaringsplats is configured for body 'KSAU'" in str(refused.value)
+    assert "[bodies.KSAU]" in str(refused.value) and "8 kap. 12 §" in str(refused.value)
+    assert _count(services, MeetingRow) == 0
+    # A body with rules of its own but no förvaringsplats takes [justering]'s.
+    own = {"KSAU": BodyRules(justering_days=7)}
+    default = replace(services, settings=replace(services.settings, bodies=own))
+    assert kept_at_of(meeting, default.settings) == services.settings.kept_at
+    bare_body = replace(bare, settings=replace(bare.settings, bodies=own))
+    with pytest.raises(ManifestError, match="no förvaringsplats"):
+        workflow.record_meeting(bare_body, meeting)
+
+
 def test_a_meeting_the_fonts_cannot_show_is_not_recorded(
     services: Services, meeting: Meeting
 ) -> None:
@@ -140,18 +163,21 @@ def test_advance_sends_one_message_per_signer_per_stage(
         sample_meeting, paragraphs=(SHORT_PARAGRAPH, IMMEDIATE_PARAGRAPH), adjusters=2
     )
     report = start(services, meeting)
-    assert len(report.drafted) == 2
+    # two extracts, the protocol and the small protocol of the omedelbar justering
+    assert len(report.drafted) == 4
     assert report.notified == (f"chair-0:{meeting.chair.email}",)
-    assert report.remaining == 2
+    assert report.remaining == 4
     [message] = outbox(services)
     assert message.to == meeting.chair.email
-    assert "2 protokollsutdrag" in message.subject
-    # one message covers every extract; the immediately justered one comes first
+    assert "2 protokoll och 2 protokollsutdrag" in message.subject
+    assert message.subject.startswith("Omedelbar justering – Att signera som ordförande")
+    # one message covers every document; what is under omedelbar justering comes first
     assert message.text.index(f"§ {IMMEDIATE_PARAGRAPH}") < message.text.index(
         f"§ {SHORT_PARAGRAPH}"
     )
-    assert "omedelbart justerad" in message.text
-    for row in extract_rows(services, meeting.meeting_id):
+    assert "(omedelbar justering)" in message.text
+    rows = extract_rows(services, meeting.meeting_id)
+    for row in [*rows, *protocol_rows(services, meeting.meeting_id).values()]:
         assert trail_kinds(services, row.id) == ["drafted", "notified"]
 
     again = workflow.advance_meeting(services, meeting.meeting_id)
@@ -159,10 +185,14 @@ def test_advance_sends_one_message_per_signer_per_stage(
     assert len(outbox(services)) == 1
 
     receipt = sign_as(services, meeting.chair.email)
-    assert sorted(item.extract.paragraph for item in receipt.items) == [
-        SHORT_PARAGRAPH,
-        IMMEDIATE_PARAGRAPH,
-    ]
+    assert sorted(item.extract.ref for item in receipt.items) == sorted(
+        [
+            f"{meeting.meeting_id}/{SHORT_PARAGRAPH}",
+            f"{meeting.meeting_id}/{IMMEDIATE_PARAGRAPH}",
+            f"{meeting.meeting_id}/protokoll",
+            f"{meeting.meeting_id}/protokoll-omedelbar",
+        ]
+    )
     report = workflow.advance_meeting(services, meeting.meeting_id)
     assert sorted(report.notified) == sorted(
         f"adjuster-{i}:{person.email}" for i, person in enumerate(meeting.adjusters)
@@ -171,7 +201,8 @@ def test_advance_sends_one_message_per_signer_per_stage(
     messages = outbox(services)
     assert sorted(m.to for m in messages[1:]) == sorted(p.email for p in meeting.adjusters)
     assert all(
-        f"§ {SHORT_PARAGRAPH}" in m.text and "2 protokollsutdrag" in m.subject for m in messages[1:]
+        f"§ {SHORT_PARAGRAPH}" in m.text and "2 protokoll och 2 protokollsutdrag" in m.subject
+        for m in messages[1:]
     )
     assert len({m.token for m in messages}) == 3
 
@@ -247,12 +278,15 @@ def test_the_full_path_to_the_archive(
     )
     assert workflow.unfinished_meetings(services) == (meeting.meeting_id,)
 
-    # the archive
+    # the archive: the extract, and the protocol (archived once it was justered)
     report = workflow.advance_meeting(services, meeting.meeting_id)
     [uri] = report.archived
     assert report.remaining == 0
     [state] = workflow.meeting_summaries(services, meeting.meeting_id)
     assert state.status is ExtractStatus.ARCHIVED and state.archive_uri == uri
+    [protocol] = workflow.protocol_summaries(services, meeting.meeting_id)
+    assert protocol.status is ExtractStatus.ARCHIVED
+    assert protocol.archive_uri is not None and protocol.archive_uri.endswith("/protocol.pdf")
     assert workflow.unfinished_meetings(services) == ()
 
     # the trail
@@ -263,7 +297,7 @@ def test_the_full_path_to_the_archive(
     expected += [("notified", a.email) for a in adjusters]
     for index in order:
         expected += [("viewed", adjusters[index].email), ("signed", adjusters[index].email)]
-    expected += [("announced", None)]  # the justering is complete: on the anslagstavla
+    expected += [("justered", None)]  # the protocol is justered: on to the certifier
     expected += [("notified", cert), ("viewed", cert), ("certified", cert), ("archived", None)]
     assert [(e.kind.value, e.actor_email) for e in events] == expected
     signing = [e for e in events if e.kind.value in ("signed", "certified")]
@@ -322,14 +356,18 @@ def test_archive_to_s3(settings: Settings, sample_meeting: Meeting, s3_bucket: s
     key = state.archive_uri.removeprefix(f"s3://{s3_bucket}/")
     listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]
     bundle_dir = key.rsplit("/", 1)[0]
-    assert sorted(o["Key"].removeprefix(bundle_dir + "/") for o in listed) == [
-        "ca.pem",
-        "extract.pdf",
-        "intyg.pdf",
-        "manifest.json",
-        "trail.json",
-        "trail.json.p7s",
+    files = ["ca.pem", "intyg.pdf", "manifest.json", "trail.json", "trail.json.p7s"]
+    assert sorted(
+        o["Key"].removeprefix(bundle_dir + "/") for o in listed if o["Key"].startswith(bundle_dir)
+    ) == sorted([*files, "extract.pdf"])
+    # beside it, the two protocols (the omedelbar justering's and the whole one)
+    protocols = [
+        f"prefix/KSAU/2014/{meeting.meeting_id}/protokoll/2014-08-19-{name}-v1"
+        for name in ("protokoll", "protokoll-omedelbar")
     ]
+    assert sorted(o["Key"] for o in listed if not o["Key"].startswith(bundle_dir)) == sorted(
+        f"{prefix}/{name}" for prefix in protocols for name in [*files, "protocol.pdf"]
+    )
     pdf = boto3.client("s3").get_object(Bucket=s3_bucket, Key=key)["Body"].read()
     bundle = read_bundle(services.archive, bundle_dir.removeprefix("prefix/"))
     assert bundle.files["extract.pdf"] == pdf

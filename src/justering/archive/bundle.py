@@ -1,6 +1,6 @@
 """Bundles: a set of files under one prefix, completed by a ``manifest.json`` of
 their SHA-256 checksums written last, so a complete bundle is told from a
-partial one; and what an archived extract's bundle holds."""
+partial one; and what an archived extract's (or protocol's) bundle holds."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ __all__ = [
     "EXTRACT_TRAIL_SEAL",
     "EXTRACT_TSA_CA",
     "MANIFEST_NAME",
+    "PROTOCOL_PDF",
     "Bundle",
     "read_bundle",
     "write_bundle",
@@ -35,6 +36,9 @@ MANIFEST_NAME = "manifest.json"
 # What an archived extract's bundle holds, besides the manifest.
 EXTRACT_PDF = "extract.pdf"
 """The certified PDF."""
+PROTOCOL_PDF = "protocol.pdf"
+"""In a protocol's bundle, instead of ``extract.pdf``: the justered protocol. The
+other files are named as an extract's."""
 EXTRACT_TRAIL = "trail.json"
 """Its signature trail (:func:`justering.model.trail.trail_to_json`)."""
 EXTRACT_TRAIL_SEAL = "trail.json.p7s"

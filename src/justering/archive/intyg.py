@@ -1,11 +1,14 @@
 """The certificate of completion ("Intyg om genomförd signering"): a PDF for people.
 
-One per archived extract, stored in its bundle next to the signed PDF. It
-tells an archivist, without any tool, what was signed (the meeting, the §, the
-PDF's SHA-256), who signed it in which role and when, every event of the
-trail with its hash, what the verification found, and how to check all of it
-independently. It is a summary, not evidence: it is not signed, and what it
-says can be checked against the signed PDF and the hash-chained trail.
+One per archived extract and per archived protocol, stored in its bundle next to
+the signed PDF. It tells an archivist, without any tool, what was signed (the
+meeting, the § or the protocol, the PDF's SHA-256), the justering (when, whether
+after its last day, the announcement, and for an extract the justered protocol it
+is a copy of: its SHA-256 and archive key), who signed it in which role and when
+(Swedish local time, with the zone), every event of the trail with its hash, what
+the verification found, and how to check all of it independently. It is a summary,
+not evidence: it is not signed, and what it says can be checked against the signed
+PDF and the hash-chained trail.
 
 The text is Swedish, with short English subtitles. The output is
 deterministic: the same inputs give the same bytes (the creation date is
@@ -23,14 +26,24 @@ from fpdf.enums import TableBordersLayout, WrapMode
 from fpdf.fonts import FontFace
 from fpdf.table import Table
 
+from justering.archive.completion_text import (
+    SHORT_HASH_CHARS,
+    CompletionSubject,
+    JusteringFacts,
+    abridged,
+    detail_text,
+    role_name,
+    short,
+    timestamp_line,
+    yes_no,
+)
 from justering.documents import layout
 from justering.documents.fonts import FONT_FAMILY, add_fonts, one_line
 from justering.documents.rendering import PRODUCER, number_pages
+from justering.model.calendar import local_minute, local_second
 from justering.model.meeting import Meeting
-from justering.model.roles import Role
 from justering.model.trail import TrailEvent, chain_problems
 from justering.pades.assurance import CertificateAssurance
-from justering.pades.sign import STAMP_TIMEZONE
 from justering.pades.validate import DocumentTimestampReport, ExtractValidation, SignatureReport
 
 __all__ = [
@@ -44,7 +57,6 @@ __all__ = [
 TITLE = "Intyg om genomförd signering"
 SUBTITLE = "Certificate of completion"
 ALL_CHECKS_PASSED = "Alla kontroller godkända"
-SHORT_HASH_CHARS = 10
 """Hex digits shown of a shortened hash (followed by "…")."""
 
 
@@ -58,10 +70,9 @@ _HEADING_FILL = (230, 230, 230)
 _BANNER_FILL = (232, 243, 232)
 _PROBLEM_FILL = (250, 228, 228)
 _SIGNATURE_COLUMNS = (50.0, 30.0, 56.0, 16.0, 18.0)
-_TRAIL_COLUMNS = (8.0, 31.0, 21.0, 36.0, 30.0, 22.0, 22.0)
+_TRAIL_COLUMNS = (7.0, 33.0, 28.0, 31.0, 27.0, 22.0, 22.0)
 _TRAIL_ROW_MM = 5.6
 _CELL_PADDING_MM = 1.2
-_DETAIL_CHARS = 300
 """Longer detail values (a redraft's whole corrected text) are shortened in the
 certificate; trail.json beside it has them whole."""
 _FACT_COLUMNS = (48.0, 122.0)
@@ -73,46 +84,45 @@ _DOCUMENT_TIMESTAMP_COLUMNS = (60.0, 86.0, 24.0)
 
 def render_completion(
     meeting: Meeting,
-    paragraph: int,
-    dnr: str | None,
-    title: str,
+    subject: CompletionSubject,
     events: Sequence[TrailEvent],
     validation: ExtractValidation,
     pdf_sha256: str,
     *,
     issued_at: dt.datetime,
 ) -> bytes:
-    """The certificate of completion of § ``paragraph`` of ``meeting`` as PDF bytes.
+    """The certificate of completion of ``subject`` (an extract or a protocol of
+    ``meeting``) as PDF bytes.
 
-    ``events`` is the extract's trail as archived, ``validation`` the result of
-    validating the certified PDF whose SHA-256 is ``pdf_sha256``; ``issued_at``
-    (timezone-aware) is the time the certificate states and its creation date.
+    ``events`` is its trail as archived, ``validation`` the result of validating the
+    signed PDF whose SHA-256 is ``pdf_sha256``; ``issued_at`` (timezone-aware) is
+    the time the certificate states and its creation date.
     """
     if issued_at.tzinfo is None:
         raise ValueError("issued_at must be timezone-aware")
-    document = _CompletionDocument(meeting, paragraph, dnr, title, issued_at)
-    add_fonts(document, _shown_texts(meeting, dnr, title, events, validation))
+    document = _CompletionDocument(meeting, subject, issued_at)
+    add_fonts(document, _shown_texts(meeting, subject, events, validation))
     document.add_page()
     document.write_title()
-    document.write_facts(pdf_sha256)
+    document.write_facts(pdf_sha256, JusteringFacts.from_events(events))
     document.write_signatures(validation.signatures)
     document.write_document_timestamps(validation.document_timestamps)
     document.write_trail(events)
     document.write_result(validation, chain_problems(events))
-    document.write_how_to_verify(timestamped=_has_timestamps(validation))
+    document.write_how_to_verify(subject.pdf_name, timestamped=_has_timestamps(validation))
     number_pages(document)
     return bytes(document.output())
 
 
 def _shown_texts(
     meeting: Meeting,
-    dnr: str | None,
-    title: str,
+    subject: CompletionSubject,
     events: Sequence[TrailEvent],
     validation: ExtractValidation,
 ) -> list[str]:
     """Every text from the inputs that the certificate draws (to choose the fonts)."""
-    texts = [meeting.municipality, meeting.body.name, meeting.body.code, title, dnr or ""]
+    texts = [meeting.municipality, meeting.body.name, meeting.body.code, subject.title]
+    texts += [subject.dnr or ""]
     texts += [signature.signer_name for signature in validation.signatures]
     texts += [_identification_line(signature.assurance) for signature in validation.signatures]
     texts += [timestamp.field_name for timestamp in validation.document_timestamps]
@@ -122,44 +132,10 @@ def _shown_texts(
     return texts
 
 
-def _utc(moment: dt.datetime) -> str:
-    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _swedish_time(moment: dt.datetime) -> str:
-    local = moment.astimezone(STAMP_TIMEZONE)
-    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} (svensk tid)"
-
-
-def _short(digest: str | None) -> str:
-    if not digest:
-        return "–"
-    return digest if len(digest) <= SHORT_HASH_CHARS else f"{digest[:SHORT_HASH_CHARS]}…"
-
-
-def _abridged(text: str) -> str:
-    return text if len(text) <= _DETAIL_CHARS else f"{text[:_DETAIL_CHARS]}… (trail.json)"
-
-
-def _role_name(role: str | None) -> str:
-    if role is None:
-        return "–"
-    try:
-        return Role(role).swedish
-    except ValueError:
-        return one_line(role)
-
-
 def _has_timestamps(validation: ExtractValidation) -> bool:
     return bool(validation.document_timestamps) or any(
         signature.timestamped_at is not None for signature in validation.signatures
     )
-
-
-def _timestamp_line(at: dt.datetime | None, trusted: bool) -> str:
-    if at is None:
-        return "Tidsstämpel: ingen; tiden ovan är signeringstjänstens egen (no RFC 3161 timestamp)"
-    return f"Tidsstämpel (RFC 3161): {_utc(at)}, {_swedish_time(at)}, betrodd: {_yes_no(trusted)}"
 
 
 def _identification_line(assurance: CertificateAssurance) -> str:
@@ -168,37 +144,26 @@ def _identification_line(assurance: CertificateAssurance) -> str:
     if assurance.identity_provider:
         line += f", hos {assurance.identity_provider}"
     if assurance.authenticated_at is not None:
-        line += f", {_swedish_time(assurance.authenticated_at)}"
+        line += f", {local_second(assurance.authenticated_at)}"
     return line
-
-
-def _yes_no(value: bool) -> str:
-    return "ja" if value else "NEJ"
 
 
 class _CompletionDocument(FPDF):
     """fpdf2 document with the certificate's header and footer on every page."""
 
     def __init__(
-        self,
-        meeting: Meeting,
-        paragraph: int,
-        dnr: str | None,
-        title: str,
-        issued_at: dt.datetime,
+        self, meeting: Meeting, subject: CompletionSubject, issued_at: dt.datetime
     ) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self._meeting = meeting
-        self._paragraph = paragraph
-        self._dnr = dnr
-        self._title = title
+        self._subject = subject
         self._issued_at = issued_at
         self.set_margins(layout.MARGIN_LEFT_MM, layout.MARGIN_TOP_MM, layout.MARGIN_RIGHT_MM)
         self.set_auto_page_break(True, margin=_MARGIN_BOTTOM_MM)
         self.c_margin = 0  # text starts exactly at the margins and cell paddings
         self.alias_nb_pages("")  # page totals come from number_pages
         self.set_lang("sv")
-        label = f"§ {paragraph}" + (f" {one_line(dnr)}" if dnr else "")
+        label = subject.label + (f" {one_line(subject.dnr)}" if subject.dnr else "")
         self.set_title(f"{TITLE} {label}")
         self.set_author(one_line(meeting.municipality))
         self.set_subject(
@@ -229,8 +194,8 @@ class _CompletionDocument(FPDF):
         self.set_line_width(0.2)
         self.line(self.l_margin, _FOOTER_Y_MM, self.w - self.r_margin, _FOOTER_Y_MM)
         text = (
-            f"{one_line(meeting.body.code)} {meeting.date.isoformat()} § {self._paragraph} · "
-            f"utfärdat {_utc(self._issued_at)} av {PRODUCER}"
+            f"{one_line(meeting.body.code)} {meeting.date.isoformat()} {self._subject.label} · "
+            f"utfärdat {local_second(self._issued_at)} av {PRODUCER}"
         )
         self.set_xy(self.l_margin, _FOOTER_Y_MM + 1)
         self._small(text)
@@ -250,16 +215,27 @@ class _CompletionDocument(FPDF):
         self._small(f"{SUBTITLE}: who signed what, in which role, when, and how to verify it")
         self.ln(3)
 
-    def write_facts(self, pdf_sha256: str) -> None:
-        meeting = self._meeting
+    def write_facts(self, pdf_sha256: str, justering: JusteringFacts | None) -> None:
+        meeting, subject = self._meeting, self._subject
         facts = [
             ("Kommun", "Municipality", one_line(meeting.municipality)),
             ("Organ", "Body", f"{one_line(meeting.body.name)} ({one_line(meeting.body.code)})"),
             ("Sammanträdesdatum", "Meeting date", meeting.date.isoformat()),
-            ("Paragraf", "Paragraph", f"§ {self._paragraph}"),
-            ("Diarienummer", "Reference", one_line(self._dnr) if self._dnr else "–"),
-            ("Ärende", "Title", one_line(self._title)),
-            ("Intyget utfärdat", "Issued", self._both_times(self._issued_at)),
+        ]
+        if subject.is_protocol:
+            facts.append(("Dokument", "Document", f"{subject.label}, {subject.shows}"))
+        else:
+            facts += [
+                ("Paragraf", "Paragraph", subject.label),
+                ("Diarienummer", "Reference", one_line(subject.dnr) if subject.dnr else "–"),
+                ("Ärende", "Title", one_line(subject.title)),
+            ]
+        hashes = [pdf_sha256]
+        if justering is not None:
+            facts += self._justering_facts(justering)
+            hashes.append(justering.protocol_sha256 or "")
+        facts += [
+            ("Intyget utfärdat", "Issued", local_second(self._issued_at)),
             ("Dokumentets SHA-256", "SHA-256 of the signed PDF", pdf_sha256),
         ]
         self.set_font(FONT_FAMILY, "", _TEXT_SIZE_PT)
@@ -267,9 +243,34 @@ class _CompletionDocument(FPDF):
             for swedish, english, value in facts:
                 row = table.row()
                 row.cell(f"{swedish}\n{english}", style=FontFace(emphasis="BOLD"))
-                hashed = value is pdf_sha256
+                hashed = any(value is digest for digest in hashes)
                 row.cell(value, style=FontFace(size_pt=_HASH_SIZE_PT) if hashed else None)
         self.ln(4)
+
+    def _justering_facts(self, justering: JusteringFacts) -> list[tuple[str, str, str]]:
+        """The justering as the trail records it; for an extract, the justered protocol
+        it is a copy of."""
+        facts = [
+            ("Justering", "Justered (last day)", justering.justering_text()),
+            ("Anslag", "Announced", justering.announcement_text()),
+        ]
+        if justering.kept_at:
+            facts.append(("Förvaringsplats", "Where the protocol is kept", justering.kept_at))
+        if justering.protocol is not None:
+            facts += [
+                (
+                    "Justerat protokoll",
+                    "The justered protocol",
+                    f"{justering.protocol}, version {justering.protocol_version}; "
+                    f"arkivnyckel {justering.protocol_archive_key}",
+                ),
+                (
+                    "Protokollets SHA-256",
+                    "SHA-256 of the justered protocol",
+                    justering.protocol_sha256 or "–",
+                ),
+            ]
+        return facts
 
     def write_signatures(self, signatures: Sequence[SignatureReport]) -> None:
         self._heading("Underskrifter", "Signatures, in the order they were made", rows=3)
@@ -278,22 +279,22 @@ class _CompletionDocument(FPDF):
             return
         with self._table(_SIGNATURE_COLUMNS) as table:
             heading = table.row()
-            for text in ("Namn", "Roll", "Signerad (UTC och svensk tid)", "Giltig", "Betrodd"):
+            for text in ("Namn", "Roll", "Signerad (svensk tid)", "Giltig", "Betrodd"):
                 heading.cell(text)
             for signature in signatures:
                 row = table.row()
                 row.cell(one_line(signature.signer_name) or "–")
                 row.cell(signature.role.swedish if signature.role else "–")
-                row.cell(self._both_times(signature.signed_at) if signature.signed_at else "okänd")
-                row.cell(_yes_no(signature.intact and signature.valid))
-                row.cell(_yes_no(signature.trusted))
+                row.cell(local_second(signature.signed_at) if signature.signed_at else "okänd")
+                row.cell(yes_no(signature.intact and signature.valid))
+                row.cell(yes_no(signature.trusted))
                 evidence = table.row()
                 evidence.cell(
                     "Certifikatets SHA-256 (fingerprint): "
                     f"{signature.certificate_fingerprint or '–'}\n"
                     + _identification_line(signature.assurance)
                     + "\n"
-                    + _timestamp_line(signature.timestamped_at, signature.timestamp_trusted),
+                    + timestamp_line(signature.timestamped_at, signature.timestamp_trusted),
                     colspan=len(_SIGNATURE_COLUMNS),
                     style=FontFace(color=_GREY),
                 )
@@ -312,25 +313,29 @@ class _CompletionDocument(FPDF):
         )
         with self._table(_DOCUMENT_TIMESTAMP_COLUMNS) as table:
             heading = table.row()
-            for text in ("Fält", "Tid (UTC och svensk tid)", "Betrodd"):
+            for text in ("Fält", "Tid (svensk tid)", "Betrodd"):
                 heading.cell(text)
             for timestamp in timestamps:
                 row = table.row()
                 row.cell(one_line(timestamp.field_name))
                 at = timestamp.timestamped_at
-                row.cell(self._both_times(at) if at else "okänd")
-                row.cell(_yes_no(timestamp.trusted))
+                row.cell(local_second(at) if at else "okänd")
+                row.cell(yes_no(timestamp.trusted))
         self.ln(4)
 
     def write_trail(self, events: Sequence[TrailEvent]) -> None:
-        self._heading("Händelseförlopp", "Trail of events (hash-chained), times in UTC", rows=3)
+        self._heading(
+            "Händelseförlopp",
+            f"Trail of events (hash-chained), as archived: {len(events)} events",
+            rows=3,
+        )
         if not events:
             self._paragraph_text("Händelseförloppet är tomt (the trail has no events).")
             return
         # Laid out with plain cells, not fpdf2's table(): one line per event, values
         # shortened to fit, so that no cell is measured and wrapped twice (the trail is
         # the longest part of the certificate, written once for every archived extract).
-        heading = ("Nr", "Tid (UTC)", "Händelse", "Aktör", "Roll", "Dokument", "Hash")
+        heading = ("Nr", "Tid (svensk tid)", "Händelse", "Aktör", "Roll", "Dokument", "Hash")
         self._trail_row(heading, bold=True)
         for event in events:
             if self.will_page_break(_TRAIL_ROW_MM):
@@ -339,16 +344,16 @@ class _CompletionDocument(FPDF):
             self._trail_row(
                 (
                     str(event.seq),
-                    f"{event.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}",
+                    local_minute(event.at, zone=True),
                     event.kind.swedish,
                     one_line(event.actor) or "–",
-                    _role_name(event.role),
-                    _short(event.document_sha256),
-                    _short(event.hash),
+                    role_name(event.role),
+                    short(event.document_sha256),
+                    short(event.hash),
                 )
             )
             details = [
-                f"{one_line(key)}: {_abridged(one_line(value))}"
+                abridged(one_line(detail_text(key, value)))
                 for key, value in sorted(event.detail.items())
             ]
             actor = one_line(event.actor)
@@ -400,30 +405,37 @@ class _CompletionDocument(FPDF):
                 )
         self.ln(4)
 
-    def write_how_to_verify(self, *, timestamped: bool) -> None:
-        """The bundle's files and the commands that check them; ``timestamped``: the
-        bundle has the TSA's CA certificate too (``tsa-ca.pem``)."""
+    def write_how_to_verify(self, pdf_name: str, *, timestamped: bool) -> None:
+        """The bundle's files and the commands that check them (run in the bundle's
+        folder, as written); ``timestamped``: the bundle has the TSA's CA certificate
+        too (``tsa-ca.pem``)."""
         self._heading("Så kontrollerar du själv", "How to verify independently", rows=6)
         tsa = " tsa-ca.pem (tidsstämpeltjänstens CA-certifikat)," if timestamped else ""
+        what = (
+            "det justerade protokollet" if self._subject.is_protocol else "det signerade utdraget"
+        )
         self._paragraph_text(
             "Intyget är en sammanfattning och är inte självt signerat; beviset är de signerade "
-            "filerna. Paketet (the bundle) innehåller extract.pdf (det signerade utdraget), "
+            f"filerna. Paketet (the bundle) innehåller {pdf_name} ({what}), "
             "trail.json (händelseförloppet med hashkedja), ca.pem (CA-certifikatet som utfärdat "
             f"undertecknarnas certifikat),{tsa} manifest.json (SHA-256 för varje fil) och detta "
-            "intyg. Jämför CA-certifikaten med de som kommunen har publicerat."
+            "intyg. Jämför CA-certifikaten med de som kommunen har publicerat. Kör kommandona "
+            "nedan i paketets mapp, så som de står."
         )
         trust = "--trust ca.pem --trust tsa-ca.pem" if timestamped else "--trust ca.pem"
         steps = [
-            ("Kontrollsumman (checksum) ska vara SHA-256 ovan:", "sha256sum extract.pdf"),
+            ("Kontrollsumman (checksum) ska vara SHA-256 ovan:", f"sha256sum {pdf_name}"),
             (
                 "Hela paketet: kontrollsummor, underskrifter, ordning och hashkedja:",
-                f"justering verify {trust} <paketets mapp>",
+                f"justering verify {trust} .",
             ),
             (
-                "Underskrifterna med poppler (pdfsig), med ca.pem som betrott certifikat:",
+                "Underskrifterna med poppler (pdfsig), med ca.pem som betrott certifikat "
+                "(i en ny mapp nss):",
+                "mkdir nss\n"
                 "certutil -N -d nss --empty-password\n"
                 "certutil -A -d nss -n justering-ca -t CT,C,C -i ca.pem\n"
-                "pdfsig -nssdir nss extract.pdf",
+                f"pdfsig -nssdir nss {pdf_name}",
             ),
         ]
         for explanation, command in steps:
@@ -455,9 +467,6 @@ class _CompletionDocument(FPDF):
         self.set_font(FONT_FAMILY, "", _TEXT_SIZE_PT)
         self.multi_cell(0, 4.8, text, new_x="LMARGIN", new_y="NEXT")
         self.ln(2)
-
-    def _both_times(self, moment: dt.datetime) -> str:
-        return f"{_utc(moment)}\n{_swedish_time(moment)}"
 
     def _trail_row(self, texts: Sequence[str], *, bold: bool = False) -> None:
         self.set_font(FONT_FAMILY, "B" if bold else "", _TABLE_SIZE_PT)

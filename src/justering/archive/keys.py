@@ -1,5 +1,6 @@
 """Archive keys: where an extract's bundle lives, derived safely from its body,
-meeting, diarienummer, § and version (diarienummer contain ``/`` and spaces).
+meeting, diarienummer, § and version (diarienummer contain ``/`` and spaces); and
+where a meeting's protocol lives, beside its extracts, by its version.
 
 The meeting (its key in the ledger, scoped to the meeting system that started it)
 and the version are part of the key, so two meetings never share a bundle: not a
@@ -16,7 +17,7 @@ import unicodedata
 
 from justering.errors import ArchiveError
 
-__all__ = ["check_key", "check_prefix", "extract_prefix"]
+__all__ = ["PROTOCOLS", "check_key", "check_prefix", "extract_prefix", "protocol_prefix"]
 
 _MAX_KEY_BYTES = 1024  # S3's limit on a key
 _MAX_SLUG = 60
@@ -30,6 +31,12 @@ _SPECIAL_LETTERS = str.maketrans(
 _PLAIN_BODY = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 _PLAIN_DNR = re.compile(r"(?:[A-Z]+ )?[0-9]{4}/[0-9]+(?:-[0-9]+)*")
 _PLAIN_MEETING = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_PLAIN_NAME = re.compile(r"[a-z]+(?:-[a-z]+)*")
+
+PROTOCOLS = "protokoll"
+"""The key segment under a meeting where its protocols live: no diarienummer's
+segment is ever this word (those hold a number, end with a hash, or are
+``utan-dnr``), so protocol and extract keys never meet."""
 
 
 # --- keys ------------------------------------------------------------------------
@@ -74,6 +81,22 @@ def extract_prefix(
     dnr_part = "utan-dnr" if dnr is None else _slug(dnr, _PLAIN_DNR, "dnr")
     date = meeting_date.isoformat()
     return f"{body}/{meeting_date.year:04d}/{meeting}/{dnr_part}/{date}-p{paragraph}-v{version}"
+
+
+def protocol_prefix(
+    body_code: str, meeting_date: dt.date, meeting_id: str, name: str, version: int
+) -> str:
+    """The archive prefix of one version of a meeting's protocol, beside its extracts,
+    e.g. ``KSAU/2014/nacka-ksau-2014-08-19/protokoll/2014-08-19-protokoll-v1``;
+    ``name`` tells the protocol from the small protocol of the omedelbar justering
+    (``protokoll-omedelbar``). Safe for any input, as :func:`extract_prefix`."""
+    if isinstance(version, bool) or version < 1:
+        raise ArchiveError(f"version must be a positive integer, not {version!r}")
+    body = _slug(body_code, _PLAIN_BODY, "organ")
+    meeting = _slug(meeting_id, _PLAIN_MEETING, "mote")
+    document = _slug(name, _PLAIN_NAME, "protokoll")
+    date = meeting_date.isoformat()
+    return f"{body}/{meeting_date.year:04d}/{meeting}/{PROTOCOLS}/{date}-{document}-v{version}"
 
 
 def check_key(key: str) -> str:

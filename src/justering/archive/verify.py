@@ -1,21 +1,29 @@
-"""``justering verify``: check certified extracts, alone or as archived bundles.
+"""``justering verify``: check certified extracts and justered protocols, alone or
+as archived bundles.
 
 A bare PDF gets its signatures checked. A bundle (the PDF, its trail and the
 checksum manifest, as the archive stores it) also gets its checksums, the
 trail's hash chain, the agreement between the trail and the PDF, and the
-municipality's seal on the trail (``trail.json.p7s``) checked. Nothing here
-trusts the bundle about whom to trust: trust roots come from the caller (the
-home's CA, or ``--trust``).
+municipality's seal on the trail (``trail.json.p7s``) checked; an extract's bundle
+also that its trail names the justered protocol it is a copy of (and, when that
+protocol's bundle is in the same archive, that it holds that very document).
+Nothing here trusts the bundle about whom to trust: trust roots come from the
+caller (the home's CA, or ``--trust``).
 
 A bundle without a seal (archived before trails were sealed, or with its seal
-removed) fails the ``trail seal`` check as an "unsealed trail", unless the
-caller accepts unsealed trails (``--accept-unsealed``): its trail could have
-been rewritten, chain and checksums included, and nothing would tell.
+removed) fails the ``trail seal`` check as an unsealed trail ("oförseglat
+händelseförlopp"), unless the caller accepts unsealed trails
+(``--accept-unsealed``): its trail could have been rewritten, chain and
+checksums included, and nothing would tell.
+
+Check names are stable English keys (``--json``); what each found is said in
+Swedish, for the archivist who reads it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,13 +32,23 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from cryptography import x509
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
 
 from justering.archive.bundle import (
     EXTRACT_PDF,
     EXTRACT_TRAIL,
     EXTRACT_TRAIL_SEAL,
     MANIFEST_NAME,
+    PROTOCOL_PDF,
     read_bundle,
+)
+from justering.archive.bundle_checks import (
+    TRAIL_SEAL_CHECK,
+    Check,
+    justered_protocol_check,
+    seal_check,
+    trail_checks,
 )
 from justering.archive.local import LocalArchive
 from justering.archive.objects import ArchiveStore
@@ -38,11 +56,10 @@ from justering.archive.s3 import S3Archive, parse_s3_uri
 from justering.config import Settings
 from justering.errors import ArchiveError, ConfigError, JusteringError, TrailError
 from justering.model.assurance import Assurance
-from justering.model.roles import Role
-from justering.model.trail import EventKind, TrailEvent, chain_problems, trail_from_json
+from justering.model.roles import JUSTERING_ROLES, SIGNING_ORDER, Role
+from justering.model.trail import EventKind, chain_problems, trail_from_json
 from justering.pades.assurance import CertificateAssurance
 from justering.pades.ca import CA_CERT_FILE, CA_RETIRED_FILE
-from justering.pades.seal import verify_seal
 from justering.pades.validate import ExtractValidation, validate_extract
 
 __all__ = [
@@ -58,25 +75,17 @@ __all__ = [
 ]
 
 
-TRAIL_SEAL_CHECK = "trail seal"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-
-
 @dataclass(frozen=True)
 class Verification:
-    """The outcome for one target (one extract)."""
+    """The outcome for one target (one extract, or one protocol)."""
 
     target: str
     checks: tuple[Check, ...]
     sha256: str | None = None
     signers: tuple[tuple[str, str], ...] = ()
     """(name, role) of each signature, in order."""
+    kind: str = "extract"
+    """``extract`` or ``protocol``."""
     assurances: tuple[CertificateAssurance, ...] = ()
     """How each signer was identified, as their certificate says (same order)."""
 
@@ -88,6 +97,7 @@ class Verification:
         assurances = self.assurances or (CertificateAssurance(None),) * len(self.signers)
         return {
             "target": self.target,
+            "kind": self.kind,
             "valid": self.ok,
             "sha256": self.sha256,
             "signers": [
@@ -135,7 +145,7 @@ def _signature_checks(validation: ExtractValidation) -> list[Check]:
             "signatures",
             validation.ok,
             "; ".join(validation.problems)
-            or f"{len(validation.signatures)} valid signatures in the right order",
+            or f"{len(validation.signatures)} giltiga underskrifter i rätt ordning",
         )
     ]
 
@@ -166,99 +176,30 @@ def require_assurance(result: Verification, minimum: Assurance) -> Verification:
 
 
 def verify_pdf(target: str, pdf: bytes, trust_roots: Sequence[x509.Certificate]) -> Verification:
-    """Signatures only: a PDF met outside its bundle."""
+    """Signatures only: a PDF met outside its bundle (a protocol when its title says
+    so and no certifier signed it)."""
     validation = validate_extract(pdf, trust_roots)
+    kind = "extract"
+    if not any(s.role is Role.CERTIFIER for s in validation.signatures) and _titled_protocol(pdf):
+        validation, kind = validate_extract(pdf, trust_roots, roles=JUSTERING_ROLES), "protocol"
     return Verification(
         target,
         tuple(_signature_checks(validation)),
         hashlib.sha256(pdf).hexdigest(),
         _signers(validation),
+        kind,
         _assurances(validation),
     )
 
 
-_FINAL_KINDS = (EventKind.CERTIFIED, EventKind.TIMESTAMPED)
-"""An archived trail ends with the certification, or with the long-term validation data after it."""
-
-
-def _trail_checks(
-    events: Sequence[TrailEvent], pdf: bytes, validation: ExtractValidation
-) -> list[Check]:
-    checks = []
-    problems = chain_problems(events)
-    checks.append(
-        Check("trail chain", not problems, "; ".join(problems) or f"{len(events)} events")
-    )
-    if problems:
-        return checks
-    digest = hashlib.sha256(pdf).hexdigest()
-    final = events[-1]
-    matches = final.document_sha256 == digest and final.kind in _FINAL_KINDS
-    checks.append(
-        Check(
-            "trail matches PDF",
-            matches,
-            f"the trail ends with this very file ({final.kind.value})"
-            if matches
-            else f"the trail's last event ({final.kind.value}) names document "
-            f"{final.document_sha256}, the PDF is {digest}",
-        )
-    )
-    signed = [
-        e
-        for e in events
-        if e.kind in (EventKind.SIGNED, EventKind.CERTIFIED) and e.version == final.version
-    ]
-    in_trail = [(e.certificate_sha256, e.actor, e.role) for e in signed]
-    in_pdf = [
-        (s.certificate_fingerprint, s.signer_name, s.role.value if s.role else None)
-        for s in validation.signatures
-    ]
-    checks.append(
-        Check(
-            "trail matches signatures",
-            in_trail == in_pdf,
-            f"{len(in_pdf)} signatures, each recorded in the trail with its signer and role"
-            if in_trail == in_pdf
-            else "the signatures in the PDF (certificate, signer, role) differ from those "
-            "the trail recorded",
-        )
-    )
-    return checks
-
-
-def _seal_check(
-    trail: bytes,
-    seal: bytes | None,
-    trust_roots: Sequence[x509.Certificate],
-    *,
-    accept_unsealed: bool,
-) -> Check:
-    if seal is None:
-        if accept_unsealed:
-            return Check(
-                TRAIL_SEAL_CHECK,
-                True,
-                f"unsealed trail, accepted (--accept-unsealed): nothing proves that "
-                f"{EXTRACT_TRAIL} was not rewritten",
-            )
-        return Check(
-            TRAIL_SEAL_CHECK,
-            False,
-            f"unsealed trail: the bundle has no {EXTRACT_TRAIL_SEAL} (archived before "
-            f"trails were sealed, or its seal was removed), so nothing proves that "
-            f"{EXTRACT_TRAIL} was not rewritten",
-        )
-    result = verify_seal(trail, seal, trust_roots, what=EXTRACT_TRAIL)
-    if not result.ok:
-        return Check(TRAIL_SEAL_CHECK, False, "; ".join(result.problems))
-    if result.timestamped_at is not None:
-        when = f"timestamped {result.timestamped_at:%Y-%m-%d %H:%M:%S} UTC by a trusted TSA"
-    elif result.signed_at is not None:
-        when = f"at {result.signed_at:%Y-%m-%d %H:%M:%S} UTC by its own clock (no timestamp)"
-    else:
-        when = "with no time (no timestamp)"
-    return Check(TRAIL_SEAL_CHECK, True, f"{EXTRACT_TRAIL} sealed by {result.sealed_by!r}, {when}")
+def _titled_protocol(pdf: bytes) -> bool:
+    """Whether the PDF's title says it is a protocol (not an extract): only which
+    signatures to expect depends on it, never whether they hold."""
+    try:
+        title = PdfReader(io.BytesIO(pdf)).metadata.title or ""  # type: ignore[union-attr]
+    except (PdfReadError, ValueError, AttributeError):
+        return False
+    return title.startswith("Protokoll ")
 
 
 def verify_bundle(
@@ -269,18 +210,28 @@ def verify_bundle(
     *,
     accept_unsealed: bool = False,
 ) -> Verification:
-    """Checksums, signatures, the trail's chain, its agreement with the PDF, and its
-    seal (an unsealed trail fails unless ``accept_unsealed``)."""
+    """Checksums, signatures, the trail's chain, its agreement with the PDF and its
+    seal (an unsealed trail fails unless ``accept_unsealed``); for an extract, the
+    justered protocol its trail names."""
     try:
         bundle = read_bundle(store, prefix)
     except ArchiveError as error:
         return Verification(target, (Check("checksums", False, error.diagnostics()),))
-    checks = [Check("checksums", True, f"{len(bundle.files)} files match manifest.json")]
-    pdf = bundle.files.get(EXTRACT_PDF)
+    checks = [Check("checksums", True, f"alla {len(bundle.files)} filer stämmer med manifest.json")]
+    kind = "protocol" if PROTOCOL_PDF in bundle.files else "extract"
+    pdf = bundle.files.get(PROTOCOL_PDF if kind == "protocol" else EXTRACT_PDF)
     trail_bytes = bundle.files.get(EXTRACT_TRAIL)
-    if pdf is None or trail_bytes is None:
-        checks.append(Check("bundle", False, f"the bundle lacks {EXTRACT_PDF} or {EXTRACT_TRAIL}"))
-        return Verification(target, tuple(checks))
+    both = EXTRACT_PDF in bundle.files and PROTOCOL_PDF in bundle.files
+    if pdf is None or trail_bytes is None or both:
+        checks.append(
+            Check(
+                "bundle",
+                False,
+                f"paketet saknar {EXTRACT_TRAIL}, eller har inte precis en av {EXTRACT_PDF} "
+                f"och {PROTOCOL_PDF}",
+            )
+        )
+        return Verification(target, tuple(checks), kind=kind)
     try:
         events = trail_from_json(trail_bytes)
     except TrailError as error:
@@ -293,17 +244,23 @@ def verify_bundle(
             if e.role == Role.ADJUSTER.value and e.kind is EventKind.SIGNED
         }
     )
-    validation = validate_extract(pdf, trust_roots, expected_adjusters=adjusters or None)
+    roles = JUSTERING_ROLES if kind == "protocol" else SIGNING_ORDER
+    validation = validate_extract(
+        pdf, trust_roots, expected_adjusters=adjusters or None, roles=roles
+    )
     checks.extend(_signature_checks(validation))
     if events:
-        checks.extend(_trail_checks(events, pdf, validation))
+        checks.extend(trail_checks(events, pdf, validation, kind))
+        if kind == "extract" and not chain_problems(events):
+            checks.append(justered_protocol_check(events, store, prefix))
     seal = bundle.files.get(EXTRACT_TRAIL_SEAL)
-    checks.append(_seal_check(trail_bytes, seal, trust_roots, accept_unsealed=accept_unsealed))
+    checks.append(seal_check(trail_bytes, seal, trust_roots, accept_unsealed=accept_unsealed))
     return Verification(
         target,
         tuple(checks),
         hashlib.sha256(pdf).hexdigest(),
         _signers(validation),
+        kind,
         _assurances(validation),
     )
 
@@ -312,7 +269,8 @@ def _local_targets(path: Path) -> Iterator[tuple[str, Path | None, Path | None]]
     """(target, bundle directory or None, bare PDF or None) for a local path."""
     path = path.resolve()
     if path.is_file():
-        if path.parent.joinpath(MANIFEST_NAME).is_file() and path.name == EXTRACT_PDF:
+        in_bundle = path.name in (EXTRACT_PDF, PROTOCOL_PDF)
+        if path.parent.joinpath(MANIFEST_NAME).is_file() and in_bundle:
             yield str(path), path.parent, None
         else:
             yield str(path), None, path

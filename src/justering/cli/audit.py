@@ -104,21 +104,43 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LIMIT,
         help=f"at most this many extracts (default {DEFAULT_LIMIT})",
     )
-    parser.add_argument("--meeting", metavar="ID", help="with --paragraph: one extract's timeline")
-    parser.add_argument("--paragraph", type=int, metavar="N", help="the extract's § number")
+    parser.add_argument(
+        "--meeting", metavar="ID", help="with --paragraph or --protocol: one document's timeline"
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--paragraph", type=int, metavar="N", help="the extract's § number")
+    which.add_argument(
+        "--protocol",
+        nargs="?",
+        const="protokoll",
+        choices=("protokoll", "omedelbar"),
+        help="the meeting's protocol (or 'omedelbar': that of the omedelbar justering)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (see docs/audit.md)")
 
 
 def run_audit(args: argparse.Namespace, services: Services) -> int:
     """``justering audit``: 0 found (or none), 1 a timeline whose chain is broken,
     2 bad arguments or no such extract."""
+    from justering.model.process import DocumentKind
     from justering.workflow.audit import FilterError, extract_timeline, find_extracts
 
     try:
-        if (args.meeting is None) != (args.paragraph is None):
-            raise FilterError("--meeting and --paragraph go together (one extract's timeline)")
+        document = args.paragraph is not None or args.protocol is not None
+        if (args.meeting is None) == document:
+            raise FilterError(
+                "--meeting and --paragraph (or --protocol) go together (one document's timeline)"
+            )
         if args.meeting is not None:
-            timeline = extract_timeline(services, args.meeting, args.paragraph)
+            kind, number = DocumentKind.EXTRACT, args.paragraph
+            if args.protocol is not None:
+                number = 0
+                kind = (
+                    DocumentKind.IMMEDIATE_PROTOCOL
+                    if args.protocol == "omedelbar"
+                    else DocumentKind.PROTOCOL
+                )
+            timeline = extract_timeline(services, args.meeting, number, kind)
             if args.json:
                 print(json.dumps(timeline.to_json(), indent=2, ensure_ascii=False))
             else:
@@ -145,7 +167,7 @@ def run_audit(args: argparse.Namespace, services: Services) -> int:
 
 
 def describe_rows(rows: Sequence[AuditRow], limit: int = DEFAULT_LIMIT) -> str:
-    """A Swedish plain-text table of ``rows``."""
+    """A Swedish plain-text table of ``rows`` (a protocol's § column says so)."""
     if not rows:
         return "Inga utdrag matchar sökningen."
     header = ("Organ", "Datum", "§", "Diarienummer", "Status", "Undertecknare", "Rubrik")
@@ -153,7 +175,7 @@ def describe_rows(rows: Sequence[AuditRow], limit: int = DEFAULT_LIMIT) -> str:
         (
             r.body_code,
             r.meeting_date.isoformat(),
-            str(r.extract.paragraph),
+            r.extract.kind.swedish if r.extract.is_protocol else str(r.extract.paragraph),
             r.extract.dnr or "–",
             r.extract.status.swedish,
             ", ".join(f"{s.name} ({role_name(s.role)})" for s in r.signatures) or "–",
@@ -170,15 +192,20 @@ def describe_rows(rows: Sequence[AuditRow], limit: int = DEFAULT_LIMIT) -> str:
     ]
     lines.insert(1, "-" * len(lines[0]))
     more = " (gränsen nådd: använd --limit eller fler filter)" if len(rows) >= limit else ""
-    lines.append(f"{len(rows)} utdrag{more}")
+    protocols = sum(1 for r in rows if r.extract.is_protocol)
+    counted = f"{len(rows) - protocols} utdrag"
+    if protocols:
+        counted += f" och {protocols} protokoll"
+    lines.append(f"{counted}{more}")
     return "\n".join(line.rstrip() for line in lines)
 
 
 def describe_timeline(timeline: Timeline) -> str:
-    """A Swedish plain-text account of one extract's trail."""
+    """A Swedish plain-text account of one extract's (or protocol's) trail."""
     row, e = timeline.row, timeline.row.extract
     lines = [
-        f"{row.body_name} ({row.body_code}) {row.meeting_date.isoformat()}, § {e.paragraph}"
+        f"{row.body_name} ({row.body_code}) {row.meeting_date.isoformat()}, "
+        + (e.kind.swedish if e.is_protocol else f"§ {e.paragraph}")
         + (f", {e.dnr}" if e.dnr else ""),
         e.title,
         f"Status: {e.status.swedish}, version {e.version}",
@@ -189,12 +216,12 @@ def describe_timeline(timeline: Timeline) -> str:
         who = event.actor + (f" <{event.actor_email}>" if event.actor_email else "")
         role = f", {role_name(event.role)}" if event.role else ""
         lines.append(
-            f"{event.seq:>3}  {local_minute(event.at)}  {event.kind.swedish:<14}"
+            f"{event.seq:>3}  {local_minute(event.at, zone=True)}  {event.kind.swedish:<20}"
             f"{who}{role} (v{event.version})"
         )
     lines.append("")
     if timeline.chain_ok:
-        lines.append(f"Händelsekedjan är hel ({len(timeline.events)} händelser).")
+        lines.append(f"Händelsekedjan är hel ({timeline.count_text()}).")
     else:
         lines.append("Händelsekedjan är BRUTEN:")
         lines.extend(f"  {problem}" for problem in timeline.chain_problems)

@@ -175,8 +175,9 @@ def _redraft(args: argparse.Namespace, settings: Settings) -> int:
             services, args.meeting_id, args.paragraph, text=text, title=args.title, actor=actor
         )
     print(
-        f"§ {result.paragraph} of {result.meeting_id} is now version {result.version} "
-        f"(SHA-256 {result.document_sha256}); signing restarts from the chair, "
-        "whose new link `justering serve` sends"
+        f"§ {result.paragraph} i {result.meeting_id} är nu version {result.version} "
+        f"(SHA-256 {result.document_sha256}), och protokollet har fått en ny version med den. "
+        "Signeringen av dem börjar om från ordföranden, som får en ny länk av "
+        "`justering serve`."
     )
     return EXIT_OK

@@ -18,7 +18,13 @@ from justering.model.calendar import local_minute
 from justering.model.process import ExtractStatus
 
 if TYPE_CHECKING:
-    from justering.workflow.meeting_view import MeetingView, ParagraphView
+    from justering.workflow.meeting_view import (
+        MeetingView,
+        ParagraphView,
+        ProtocolView,
+        Signature,
+        Waiting,
+    )
 
 __all__ = ["describe_meeting", "register"]
 
@@ -65,22 +71,42 @@ def describe_meeting(view: MeetingView) -> str:
         f"Justeras senast {view.deadline.isoformat()}{passed}",
         f"{len(view.paragraphs)} paragrafer: {', '.join(counts)}",
     ]
+    for protocol in view.protocols:
+        lines += ["", *_describe_protocol(protocol)]
     for paragraph in view.paragraphs:
         lines += ["", *_describe_paragraph(paragraph)]
     return "\n".join(lines)
 
 
-def _describe_paragraph(p: ParagraphView) -> list[str]:
-    dnr = f"  {p.dnr}" if p.dnr else ""
-    immediate = " (omedelbart justerad)" if p.paragraph.immediate else ""
-    lines = [f"§ {p.number}{dnr}  {p.title}{immediate}"]
-    if p.extract is None:
-        return [*lines, f"    {p.status_swedish}"]
+def _describe_protocol(p: ProtocolView) -> list[str]:
     late = " – justeringen är försenad" if p.overdue else ""
-    lines.append(f"    version {p.extract.version}: {p.status_swedish}{late}")
-    for s in p.signatures:
-        lines.append(f"    signerat:   {s.name}, {s.role.swedish.lower()}, {local_minute(s.at)}")
-    for w in p.waiting:
+    lines = [
+        f"{p.protocol.label}",
+        f"    version {p.protocol.version}: {p.protocol.status.swedish}{late}",
+        f"    justeras senast {p.deadline.isoformat()}",
+    ]
+    lines += _who(p.signatures, p.waiting)
+    if p.held_for:
+        held = ", ".join(f"§ {n}" for n in p.held_for)
+        lines.append(f"    väntar på att {held} rättas och signeras")
+    if p.justered_on:
+        after = " (efter sista dagen)" if p.late else ""
+        lines.append(f"    justerat:   {p.justered_on.isoformat()}{after}")
+    if p.announced_on:
+        appeal = f", överklagande senast {p.appeal_deadline}" if p.appeal_deadline else ""
+        lines.append(f"    anslaget:   {p.announced_on.isoformat()}{appeal}")
+    if p.kept_at:
+        lines.append(f"    förvaras:   {p.kept_at}")
+    return lines
+
+
+def _who(signatures: tuple[Signature, ...], waiting: tuple[Waiting, ...]) -> list[str]:
+    """Who signed, and who is waited for (since when asked, reminded)."""
+    lines = [
+        f"    signerat:   {s.name}, {s.role.swedish.lower()}, {local_minute(s.at)}"
+        for s in signatures
+    ]
+    for w in waiting:
         if w.notified_at is None:
             since = "inte underrättad ännu"
         else:
@@ -88,6 +114,18 @@ def _describe_paragraph(p: ParagraphView) -> list[str]:
             if w.last_notified_at and w.last_notified_at != w.notified_at:
                 since += f", påmind {local_minute(w.last_notified_at)}"
         lines.append(f"    väntar på:  {w.name}, {w.role.swedish.lower()}, {since}")
+    return lines
+
+
+def _describe_paragraph(p: ParagraphView) -> list[str]:
+    dnr = f"  {p.dnr}" if p.dnr else ""
+    immediate = " (omedelbar justering)" if p.paragraph.immediate else ""
+    lines = [f"§ {p.number}{dnr}  {p.title}{immediate}"]
+    if p.extract is None:
+        return [*lines, f"    {p.status_swedish}"]
+    late = " – justeringen är försenad" if p.overdue else ""
+    lines.append(f"    version {p.extract.version}: {p.status_swedish}{late}")
+    lines += _who(p.signatures, p.waiting)
     for d in p.declines:
         role = f", {d.role.swedish.lower()}" if d.role else ""
         comment = d.comment.replace("\n", "\n                ")
@@ -96,5 +134,5 @@ def _describe_paragraph(p: ParagraphView) -> list[str]:
         appeal = (
             f", överklagande senast {p.appeal_deadline.isoformat()}" if p.appeal_deadline else ""
         )
-        lines.append(f"    anslaget:   {p.announced_on.isoformat()}{appeal}")
+        lines.append(f"    protokollet anslaget: {p.announced_on.isoformat()}{appeal}")
     return lines

@@ -4,28 +4,30 @@ It starts ``justering serve`` (web app, flow runner, task worker) against the
 Prefect server the caller arranged, sends the meeting to the web API as a
 meeting system would, then acts as each signer by reading the outbox and
 following the links in the messages over HTTP, until every extract is
-archived; finally it verifies the archive.
+archived; finally it verifies the archive and reports every protocol (justered,
+announced on the anslagstavla) and extract (:mod:`justering.devtools.demo_summary`).
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from justering.archive.verify import home_trust_paths, load_trust_roots, verify_targets
+from justering.archive.verify import home_trust_paths, load_trust_roots
 from justering.config import Settings
+from justering.devtools.demo_summary import DemoSummary, summarise
 from justering.devtools.meeting_system import register_meeting_system
 from justering.devtools.signer_client import sign_everything
 from justering.errors import ConfigError
@@ -35,6 +37,7 @@ from justering.model.manifest import load_manifest, load_sample_meeting
 from justering.model.meeting import Meeting, meeting_to_dict
 from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
 from justering.pades.ca import SigningCA
+from justering.workflow.meeting_view import MeetingView, meeting_view
 from justering.workflow.services import open_services
 from justering.workflow.status import meeting_summaries
 
@@ -42,9 +45,8 @@ __all__ = [
     "LINK",
     "STAGES",
     "TIMEOUT_SECONDS",
-    "DemoExtract",
-    "DemoSummary",
     "link_in",
+    "local_config",
     "run_demo",
     "start_service",
 ]
@@ -54,65 +56,11 @@ LINK = re.compile(r"https?://[^\s<>\"]+/s/[A-Za-z0-9_-]+")
 STAGES = (
     ("awaiting_chair", "ordförande"),
     ("awaiting_adjusters", "justerare"),
+    ("awaiting_protocol", "protokollet"),
     ("awaiting_certifier", "bestyrkande"),
     ("certified", "bestyrkt"),
     ("archived", "arkiverat"),
 )
-
-
-@dataclass(frozen=True)
-class DemoExtract:
-    paragraph: int
-    dnr: str | None
-    title: str
-    status: str
-    archive_uri: str | None
-    sha256: str
-    verified: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "paragraph": self.paragraph,
-            "dnr": self.dnr,
-            "title": self.title,
-            "status": self.status,
-            "archive_uri": self.archive_uri,
-            "sha256": self.sha256,
-            "verified": self.verified,
-        }
-
-
-@dataclass(frozen=True)
-class DemoSummary:
-    meeting_id: str
-    home: Path
-    seconds: float
-    signatures: int
-    extracts: tuple[DemoExtract, ...]
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.extracts) and all(
-            e.status == "archived" and e.verified for e in self.extracts
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {"extracts": [extract.to_json() for extract in self.extracts]}
-
-    def describe(self) -> str:
-        lines = [
-            f"Sammanträde {self.meeting_id}: {len(self.extracts)} protokollsutdrag, "
-            f"{self.signatures} signeringar via länkar, {self.seconds:.1f} s",
-        ]
-        for e in self.extracts:
-            mark = "verifierat" if e.verified else "EJ VERIFIERAT"
-            dnr = f" {e.dnr}" if e.dnr else ""
-            lines.append(f"  § {e.paragraph}{dnr}  {e.title}")
-            lines.append(f"      {e.status}, {mark}: {e.archive_uri}")
-            lines.append(f"      sha256 {e.sha256}")
-        lines.append(f"Allt under {self.home}")
-        lines.append("OK" if self.ok else "NÅGOT GICK FEL (something failed)")
-        return "\n".join(lines)
 
 
 class _Progress:
@@ -142,17 +90,33 @@ def link_in(path: Path) -> str | None:
     return match.group(0) if match else None
 
 
+def local_config(settings: Settings, meetings: Sequence[Meeting]) -> Path:
+    """A config file in the home for a local run (``HOME/justering.toml``): each body of
+    ``meetings`` gets a förvaringsplats, which the announcement of a justering needs
+    (8 kap. 12 § kommunallagen) and a meeting of a body without one is refused for."""
+    lines = ["# Written by `justering demo` / `justering bench` for a local run."]
+    for code, place in sorted({m.body.code: f"Kansliet, {m.place}" for m in meetings}.items()):
+        # JSON strings are TOML basic strings.
+        lines += ["", f"[bodies.{json.dumps(code)}]", f"protocol_kept_at = {json.dumps(place)}"]
+    path = settings.home / "justering.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def start_service(
     settings: Settings,
     port: int,
     *,
     environ: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
+    meetings: Sequence[Meeting] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``justering serve`` on loopback ``port`` for ``settings.home``, logging to
     ``HOME/serve.log``, with ``environ`` (default: this process's) plus the home and
     public URL, the deadline pass paused; ``command`` replaces ``python -m justering``
-    (e.g. to run it profiled)."""
+    (e.g. to run it profiled). Unless ``environ`` names a config file
+    (``JUSTERING_CONFIG``), the bodies of ``meetings`` are configured by
+    :func:`local_config`."""
     env = {
         **(os.environ if environ is None else environ),
         "JUSTERING_HOME": str(settings.home),
@@ -161,6 +125,8 @@ def start_service(
         # overdue, at whatever moment of the run the quarter hour strikes.
         "JUSTERING_DEADLINE_PASSES": "paused",
     }
+    if meetings and not env.get("JUSTERING_CONFIG", "").strip():
+        env["JUSTERING_CONFIG"] = str(local_config(settings, meetings))
     log = (settings.home / "serve.log").open("ab")
     return subprocess.Popen(
         [
@@ -175,12 +141,12 @@ def start_service(
     )
 
 
-def _archived(settings: Settings, key: str) -> tuple[ExtractSummary, ...]:
-    """The meeting's extracts as the ledger has them (with where they are archived,
-    which the web API does not tell a meeting system)."""
+def _archived(settings: Settings, key: str) -> tuple[MeetingView, tuple[ExtractSummary, ...]]:
+    """The meeting's protocols and extracts as the ledger has them (with where they
+    are archived, which the web API does not tell a meeting system)."""
     services = open_services(settings)
     try:
-        return meeting_summaries(services, key)
+        return meeting_view(services, key), meeting_summaries(services, key)
     finally:
         services.ledger.dispose()
 
@@ -194,8 +160,8 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
     base = f"http://127.0.0.1:{port}"
     show = _Progress(progress)
     system = register_meeting_system(settings, "demo", [meeting.body.code])
-    service = start_service(settings, port)
-    signatures = 0
+    service = start_service(settings, port, meetings=[meeting])
+    links = 0
     try:
         wait_until_healthy(f"{base}/healthz", service, 120)
         with httpx.Client(base_url=base, timeout=120) as client:
@@ -215,13 +181,14 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                     followed.add(path)
                     link = link_in(path)
                     if link and link.startswith(base) and sign_everything(client, link) is not None:
-                        signatures += 1
+                        links += 1
                 state = client.get(
                     f"/api/meetings/{meeting.meeting_id}", headers=system.headers
                 ).json()
                 extracts = state.get("extracts", [])
                 show.show(extracts)
-                if extracts and all(e["status"] == "archived" for e in extracts):
+                documents = [*extracts, *state.get("protocols", [])]
+                if extracts and all(d["status"] == "archived" for d in documents):
                     break
                 if time.monotonic() > deadline:
                     raise ConfigError(
@@ -233,21 +200,13 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
         stop_process(service)
         system.revoke(settings)
     trust = load_trust_roots(home_trust_paths(settings))
-    results: list[DemoExtract] = []
-    for extract in _archived(settings, system.key(meeting.meeting_id)):
-        uri = extract.archive_uri or ""
-        verified = [r.ok for r in verify_targets([uri], trust)] if uri else []
-        results.append(
-            DemoExtract(
-                paragraph=extract.paragraph,
-                dnr=extract.dnr,
-                title=extract.title,
-                status=extract.status.value,
-                archive_uri=uri,
-                sha256=extract.document_sha256,
-                verified=bool(verified) and all(verified),
-            )
-        )
-    return DemoSummary(
-        meeting.meeting_id, settings.home, time.monotonic() - started, signatures, tuple(results)
+    view, extracts = _archived(settings, system.key(meeting.meeting_id))
+    return summarise(
+        view,
+        extracts,
+        trust,
+        meeting_id=meeting.meeting_id,
+        home=settings.home,
+        seconds=time.monotonic() - started,
+        links=links,
     )

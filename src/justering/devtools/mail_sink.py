@@ -546,7 +546,8 @@ def run_mailbox(
     finally:
         sink.stop()
     count = len(sink.received())
-    say(f"justering mailbox: stoppad, {count} e-post mottagna (stopped, {count} received)")
+    got = "1 meddelande mottaget" if count == 1 else f"{count} meddelanden mottagna"
+    say(f"justering mailbox: stoppad, {got} (stopped, {count} received)")
     return 0
 
 

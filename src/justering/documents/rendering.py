@@ -1,12 +1,19 @@
-"""Drafting: render one paragraph of the minutes as a protocol extract (PDF).
+"""Drafting: render the meeting's protocol and each paragraph's protocol extract (PDF).
 
-The extract is A4, one page or more, each page with a header (municipality,
-"PROTOKOLLSUTDRAG", body, meeting date, place, page "1 (2)") and the three
-footer boxes of :mod:`justering.documents.layout`, whose area under the caption stays
-empty for the signature stamps. Body text never comes closer to the bottom
-edge than :data:`justering.documents.layout.BODY_BOTTOM_MM`.
+Both are A4, one page or more, each page with a header (municipality, "PROTOKOLL"
+or "PROTOKOLLSUTDRAG", body, meeting date, place, page "1 (2)") and the footer
+boxes of :mod:`justering.documents.layout`, whose area under the caption stays empty
+for the signature stamps on the last page; on every other page it says where the
+signatures are ("Signeras på sista sidan"), so that a reader used to initialled
+pages does not take an empty box for a missing signature. Body text never comes
+closer to the bottom edge than :data:`justering.documents.layout.BODY_BOTTOM_MM`.
 
-The output is deterministic: the same meeting, paragraph and version give the
+An extract has the chair's, the adjusters' and the certifier's boxes; a protocol
+the chair's and the adjusters' (it is justered, not certified). Every text is true
+before and after the signatures: a paragraph under omedelbar justering *is
+justered at once* (:data:`IMMEDIATE_NOTE`), never "is justered" before anyone signed.
+
+The output is deterministic: the same meeting, paragraphs and version give the
 same bytes, so redrafting an unchanged version is idempotent.
 
 Speed: the fonts are embedded from a Latin cut where they can be
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from fpdf import FPDF
@@ -26,24 +33,39 @@ from fpdf import FPDF
 from justering.documents import layout
 from justering.documents.fonts import FONT_FAMILY, add_fonts, drawable, one_line
 from justering.model.minutes import Paragraph
+from justering.model.roles import JUSTERING_ROLES, Role
 
 if TYPE_CHECKING:
     from justering.model.meeting import Meeting
 
 __all__ = [
     "DOCUMENT_TYPE",
+    "IMMEDIATE_HEADING",
     "IMMEDIATE_NOTE",
     "PRODUCER",
+    "PROTOCOL_ROLES",
+    "PROTOCOL_TYPE",
+    "SIGNED_ON_LAST_PAGE",
     "extract_title",
     "number_pages",
+    "protocol_title",
     "render_extract",
+    "render_protocol",
 ]
 
 PRODUCER = "justering"
 """The ``/Producer`` and ``/Creator`` of every drafted extract."""
 
 DOCUMENT_TYPE = "PROTOKOLLSUTDRAG"
-IMMEDIATE_NOTE = "Paragrafen är omedelbart justerad"
+PROTOCOL_TYPE = "PROTOKOLL"
+IMMEDIATE_NOTE = "Paragrafen justeras omedelbart, för sig (5 kap. 70 § kommunallagen)"
+"""Under the § of a paragraph under omedelbar justering: true before and after it is signed."""
+IMMEDIATE_HEADING = "Omedelbart justerade paragrafer"
+"""The first line of the small protocol of the paragraphs under omedelbar justering."""
+SIGNED_ON_LAST_PAGE = "Signeras på sista sidan"
+"""In the footer boxes of every page but the last: where the signatures are."""
+PROTOCOL_ROLES: tuple[Role, ...] = JUSTERING_ROLES
+"""The footer boxes of a protocol: the chair and the adjusters justera it."""
 
 _TEXT = ("", 10.5, 5.2)
 """(style, size in pt, line height in mm) of the body text."""
@@ -53,8 +75,11 @@ _LABEL = ("B", 14.0, 7.0)
 _DNR = ("", 10.5, 6.0)
 _KEEP_WITH_HEADING = 2
 """Lines of text that go to the next page together with their heading."""
+_KEEP_WITH_LABEL_MM = _LABEL[2] + _DNR[2] + _TITLE[2] + 3 * _TEXT[2]
+"""A paragraph of a protocol starts on a new page unless this much of it fits."""
 _PARAGRAPH_GAP_MM = 2.6
 _SECTION_GAP_MM = 3.0
+_BETWEEN_PARAGRAPHS_MM = 9.0
 _TAB_STOP_MM = 12.5
 _CAPTION_SIZE_PT = 7.5
 _HEADER_COLUMN_MM = 105.0
@@ -62,6 +87,7 @@ _HEADER_COLUMN_MM = 105.0
 _PAGE_NUMBER_WIDTH_MM = 25.0
 _HEADER_RULE_MM = 18.0
 """Distance of the header's rule below the top margin; the body starts 8 mm lower."""
+_NOTE_GREY = (90, 90, 90)
 
 _WORDS = re.compile(r"( *)([^ ]+)")
 
@@ -73,10 +99,44 @@ def render_extract(meeting: Meeting, paragraph: Paragraph, *, version: int = 1) 
     redrafted as version 2 …); versions after the first say "Version N" in
     the header of every page.
     """
-    if version < 1:
-        raise ValueError(f"extract version must be 1 or more, not {version}")
-    document = _ExtractDocument(meeting, paragraph, version)
-    document.write_paragraph()
+    document = _MinutesDocument(
+        meeting,
+        (paragraph,),
+        version,
+        document_type=DOCUMENT_TYPE,
+        roles=layout.FOOTER_ROLES,
+        title=extract_title(paragraph),
+        subject=f"Protokollsutdrag {meeting.body.name} {meeting.date.isoformat()}",
+    )
+    document.write_paragraphs()
+    return bytes(document.output())
+
+
+def render_protocol(
+    meeting: Meeting,
+    paragraphs: Sequence[Paragraph],
+    *,
+    immediate: bool = False,
+    version: int = 1,
+) -> bytes:
+    """The protocol of ``paragraphs`` (their current texts, in the meeting's order) as
+    PDF bytes, with the chair's and the adjusters' footer boxes. ``immediate``: the
+    small protocol of the paragraphs under omedelbar justering, which says so first.
+    Versions after the first (a paragraph was redrafted) say "Version N" on every page."""
+    if not paragraphs:
+        raise ValueError("a protocol has at least one paragraph")
+    title = protocol_title(meeting, immediate=immediate)
+    document = _MinutesDocument(
+        meeting,
+        tuple(paragraphs),
+        version,
+        document_type=PROTOCOL_TYPE,
+        roles=PROTOCOL_ROLES,
+        title=title,
+        subject=title,
+        heading=IMMEDIATE_HEADING if immediate else None,
+    )
+    document.write_paragraphs()
     return bytes(document.output())
 
 
@@ -84,6 +144,13 @@ def extract_title(paragraph: Paragraph) -> str:
     """The document title: ``§ 94 KFKS 2012/577-001 <title>`` (no dnr when there is none)."""
     parts = (paragraph.label, paragraph.dnr, paragraph.title)
     return one_line(" ".join(part for part in parts if part))
+
+
+def protocol_title(meeting: Meeting, *, immediate: bool = False) -> str:
+    """``Protokoll Kommunstyrelsens arbetsutskott 2014-08-19`` (``…, omedelbart justerade
+    paragrafer`` for the small protocol)."""
+    what = f"Protokoll {meeting.body.name} {meeting.date.isoformat()}"
+    return one_line(what + (f", {IMMEDIATE_HEADING.lower()}" if immediate else ""))
 
 
 def number_pages(document: FPDF) -> None:
@@ -106,25 +173,64 @@ def number_pages(document: FPDF) -> None:
     document.page = last_page
 
 
-class _ExtractDocument(FPDF):
-    """fpdf2 document with the extract's header and footer on every page."""
+def _mark_signature_pages(document: FPDF, roles: Sequence[Role]) -> None:
+    """In the boxes of every page but the last, say that the signatures are on the
+    last page (where the stamps go, :mod:`justering.pades.sign`)."""
+    last_page, margin = document.page, document.b_margin
+    document.set_auto_page_break(False)  # the boxes are below the body's bottom margin
+    document.set_font(FONT_FAMILY, "", _CAPTION_SIZE_PT)
+    document.set_text_color(*_NOTE_GREY)
+    for number in range(1, len(document.pages)):
+        document.page = number
+        document.current_font_is_set_on_page = False
+        for role in roles:
+            box = layout.footer_box(role)
+            document.set_xy(box.x, box.y + layout.FOOTER_CAPTION_MM)
+            document.cell(
+                box.width,
+                box.height - layout.FOOTER_CAPTION_MM,
+                SIGNED_ON_LAST_PAGE,
+                align="C",
+            )
+    document.set_text_color(0)
+    document.set_auto_page_break(True, margin=margin)
+    document.page = last_page
 
-    def __init__(self, meeting: Meeting, paragraph: Paragraph, version: int) -> None:
+
+class _MinutesDocument(FPDF):
+    """fpdf2 document of paragraphs of the minutes, with the header and the footer
+    boxes of ``roles`` on every page."""
+
+    def __init__(
+        self,
+        meeting: Meeting,
+        paragraphs: tuple[Paragraph, ...],
+        version: int,
+        *,
+        document_type: str,
+        roles: Sequence[Role],
+        title: str,
+        subject: str,
+        heading: str | None = None,
+    ) -> None:
+        if version < 1:
+            raise ValueError(f"a document version must be 1 or more, not {version}")
         super().__init__(orientation="P", unit="mm", format="A4")
         self._meeting = meeting
-        self._paragraph = paragraph
+        self._paragraphs = paragraphs
         self._version = version
-        add_fonts(self, _extract_texts(meeting, paragraph))
+        self._document_type = document_type
+        self._roles = tuple(roles)
+        self._heading = heading
+        add_fonts(self, _drawn_texts(meeting, paragraphs))
         self.set_margins(layout.MARGIN_LEFT_MM, layout.MARGIN_TOP_MM, layout.MARGIN_RIGHT_MM)
         self.set_auto_page_break(True, margin=layout.BODY_BOTTOM_MM)
         self.c_margin = 0  # text starts exactly at the margins and box edges given
         self.alias_nb_pages("")  # no alias: page totals are written by number_pages instead
         self.set_lang("sv")
-        self.set_title(extract_title(paragraph))
+        self.set_title(title)
         self.set_author(one_line(meeting.municipality))
-        self.set_subject(
-            one_line(f"Protokollsutdrag {meeting.body.name} {meeting.date.isoformat()}")
-        )
+        self.set_subject(one_line(subject))
         self.set_creator(PRODUCER)
         self.set_producer(PRODUCER)
         self.set_creation_date(dt.datetime.combine(meeting.date, dt.time(), tzinfo=dt.UTC))
@@ -141,7 +247,7 @@ class _ExtractDocument(FPDF):
 
         self.set_font(FONT_FAMILY, "B", 11)
         self._text_at(left, top, left_width, 5, one_line(meeting.municipality).upper())
-        self._text_at(_HEADER_COLUMN_MM, top, middle_width, 5, DOCUMENT_TYPE)
+        self._text_at(_HEADER_COLUMN_MM, top, middle_width, 5, self._document_type)
         if self._version > 1:
             self.set_font(FONT_FAMILY, "B", 10)
             version = f"Version {self._version}"
@@ -163,7 +269,7 @@ class _ExtractDocument(FPDF):
     def footer(self) -> None:
         self.set_line_width(0.3)
         self.set_font(FONT_FAMILY, "", _CAPTION_SIZE_PT)
-        for role in layout.FOOTER_ROLES:
+        for role in self._roles:
             box = layout.footer_box(role)
             caption_bottom = box.y + layout.FOOTER_CAPTION_MM
             self.rect(box.x, box.y, box.width, box.height)
@@ -176,12 +282,24 @@ class _ExtractDocument(FPDF):
         self.set_xy(x, y)
         self.cell(w, h, text, align=align)
 
-    # -- the paragraph -----------------------------------------------------------------
+    # -- the paragraphs ----------------------------------------------------------------
 
-    def write_paragraph(self) -> None:
-        """Add the first page and write the paragraph; pages break automatically."""
-        paragraph = self._paragraph
+    def write_paragraphs(self) -> None:
+        """Add the first page and write the paragraphs; pages break automatically."""
         self.add_page()
+        if self._heading is not None:
+            self._write(_TITLE, self._heading)
+            self.ln(_SECTION_GAP_MM)
+        for index, paragraph in enumerate(self._paragraphs):
+            if index:
+                self.ln(_BETWEEN_PARAGRAPHS_MM)
+                if self.will_page_break(_KEEP_WITH_LABEL_MM):
+                    self.add_page()  # a paragraph never starts at the foot of a page
+            self._write_paragraph(paragraph)
+        number_pages(self)
+        _mark_signature_pages(self, self._roles)
+
+    def _write_paragraph(self, paragraph: Paragraph) -> None:
         self._write(_LABEL, paragraph.label)
         if paragraph.dnr:
             self._write(_DNR, f"Dnr {one_line(paragraph.dnr)}")
@@ -197,7 +315,6 @@ class _ExtractDocument(FPDF):
                 self._write(_HEADING, one_line(section.heading))
                 self.ln(1)
             self._write_text(section.text)
-        number_pages(self)
 
     def _write_text(self, text: str) -> None:
         """Lines as they are; a run of blank lines becomes one paragraph gap."""
@@ -287,10 +404,11 @@ class _ExtractDocument(FPDF):
         return word[:end]
 
 
-def _extract_texts(meeting: Meeting, paragraph: Paragraph) -> list[str]:
-    """Every text of the extract that is drawn."""
-    texts = [meeting.municipality, meeting.body.name, meeting.place, paragraph.title]
-    texts += [paragraph.dnr or ""]
-    for section in paragraph.sections:
-        texts += [section.heading or "", section.text]
+def _drawn_texts(meeting: Meeting, paragraphs: Sequence[Paragraph]) -> list[str]:
+    """Every text of the document that is drawn."""
+    texts = [meeting.municipality, meeting.body.name, meeting.place]
+    for paragraph in paragraphs:
+        texts += [paragraph.title, paragraph.dnr or ""]
+        for section in paragraph.sections:
+            texts += [section.heading or "", section.text]
     return texts

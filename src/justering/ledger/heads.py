@@ -108,7 +108,13 @@ def seal_existing_heads(connection: Connection, key: bytes | None) -> int:
             "trail key: open it once through the home (e.g. `justering audit`) first"
         )
     rows = connection.execute(
-        select(ExtractRow.id, ExtractRow.meeting_id, ExtractRow.paragraph, ExtractRow.trail_head)
+        select(
+            ExtractRow.id,
+            ExtractRow.meeting_id,
+            ExtractRow.paragraph,
+            ExtractRow.kind,
+            ExtractRow.trail_head,
+        )
         .where(ExtractRow.trail_head.is_not(None))
         .order_by(ExtractRow.id)
     ).all()
@@ -120,14 +126,16 @@ def seal_existing_heads(connection: Connection, key: bytes | None) -> int:
             [
                 {
                     "row_id": row.id,
-                    "mac": head_mac(key, extract_ref(row.meeting_id, row.paragraph), head),
+                    "mac": head_mac(
+                        key, extract_ref(row.meeting_id, row.paragraph, row.kind), head
+                    ),
                 }
                 for row in rows
                 if (head := row.trail_head) is not None
             ],
         )
     _log.warning(
-        "upgraded the ledger: sealed the trail heads of %d extracts as they stand "
+        "upgraded the ledger: sealed the trail heads of %d documents as they stand "
         "(trusting the ledger as it was at the upgrade)",
         len(rows),
     )

@@ -1,5 +1,6 @@
-"""The ledger's tables (SQLAlchemy): meetings, extracts, document versions, trail
-events, links and their grants, and leases.
+"""The ledger's tables (SQLAlchemy): meetings, the documents they sign (each
+paragraph's extract and the meeting's protocols, in ``extracts``), document
+versions, trail events, links and their grants, and leases.
 
 The ledger is the legal record: every step of the workflow is one transaction over
 these rows (see :mod:`justering.ledger.extracts` for the helpers that keep the
@@ -25,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from justering.model.extract import ExtractSummary
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.trail import EventKind, TrailEvent
 
 __all__ = [
@@ -50,9 +51,11 @@ def aware_utc(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def extract_ref(meeting_id: str, paragraph: int) -> str:
-    """An extract's stable reference, ``<meeting_id>/<paragraph>``, as its trail names it."""
-    return f"{meeting_id}/{paragraph}"
+def extract_ref(meeting_id: str, paragraph: int, kind: DocumentKind = DocumentKind.EXTRACT) -> str:
+    """A document's stable reference, as its trail names it: ``<meeting_id>/<§>`` for
+    an extract, ``<meeting_id>/protokoll`` for the protocol (``DocumentKind.ref_suffix``)."""
+    suffix = kind.ref_suffix if kind.is_protocol else str(paragraph)
+    return f"{meeting_id}/{suffix}"
 
 
 class Base(DeclarativeBase):
@@ -82,23 +85,34 @@ class MeetingRow(Base):
     """A meeting whose advances keep failing is left alone until then (back-off)."""
 
 
+def _enum_values(enum: Any) -> list[str]:
+    return [member.value for member in enum]
+
+
 class ExtractRow(Base):
+    """A document the meeting signs: a paragraph's extract or one of its protocols."""
+
     __tablename__ = "extracts"
-    __table_args__ = (UniqueConstraint("meeting_id", "paragraph"),)
+    __table_args__ = (UniqueConstraint("meeting_id", "kind", "paragraph"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     meeting_id: Mapped[str] = mapped_column(ForeignKey("meetings.meeting_id"), index=True)
+    # --- protocols (issue 12): the meeting's protocols are rows of this table too, so
+    # that their versions, trails, links, locks and signatures are an extract's. ---
+    kind: Mapped[DocumentKind] = mapped_column(
+        Enum(DocumentKind, native_enum=False, length=24, values_callable=_enum_values),
+        default=DocumentKind.EXTRACT,
+        index=True,
+    )
+    """An extract, the protocol, or the small protocol of the omedelbar justering."""
+    # --- end protocols ---
     paragraph: Mapped[int] = mapped_column(Integer)
+    """The extract's § number; 0 for a protocol."""
     dnr: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[ExtractStatus] = mapped_column(
-        Enum(
-            ExtractStatus,
-            native_enum=False,
-            length=32,
-            values_callable=lambda statuses: [status.value for status in statuses],
-        ),
+        Enum(ExtractStatus, native_enum=False, length=32, values_callable=_enum_values),
         index=True,
     )
     head_sha256: Mapped[str] = mapped_column(String(64))
@@ -115,10 +129,12 @@ class ExtractRow(Base):
 
     @property
     def ref(self) -> str:
-        return extract_ref(self.meeting_id, self.paragraph)
+        """The stable reference in trails (:func:`extract_ref`)."""
+        return extract_ref(self.meeting_id, self.paragraph, self.kind)
 
     def summary(self, *, immediate: bool) -> ExtractSummary:
-        """The row as every reader sees it (``immediate`` comes from the meeting)."""
+        """The row as every reader sees it (``immediate``, of an extract, comes from the
+        meeting; the small protocol of the omedelbar justering is always immediate)."""
         return ExtractSummary(
             extract_id=self.id,
             meeting_id=self.meeting_id,
@@ -129,7 +145,8 @@ class ExtractRow(Base):
             status=self.status,
             document_sha256=self.head_sha256,
             archive_uri=self.archive_uri,
-            immediate=immediate,
+            immediate=immediate or self.kind is DocumentKind.IMMEDIATE_PROTOCOL,
+            kind=self.kind,
         )
 
 

@@ -24,7 +24,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from justering.errors import ConfigError, JusteringError
-from justering.mail.messages import Message
+from justering.mail.compose import Message
 
 __all__ = [
     "SENDER",

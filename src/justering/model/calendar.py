@@ -1,10 +1,10 @@
 """Swedish time and statutory periods.
 
 Every date and time a person reads is Swedish local time (Europe/Stockholm);
-UTC is kept only in machine formats. A statutory period (the appeal period of
-KL 13 kap. 5 §) that ends on a Saturday, Sunday, public holiday, midsommarafton,
-julafton or nyårsafton ends on the next weekday instead (lagen 1930:173 om
-beräkning av lagstadgad tid).
+UTC is kept only in machine formats. A statutory period (the latest day of the
+announcement, KL 8 kap. 12 §; the appeal period, KL 13 kap. 5 §) that ends on a
+Saturday, Sunday, public holiday, midsommarafton, julafton or nyårsafton ends on
+the next weekday instead (lagen 1930:173 om beräkning av lagstadgad tid).
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ import datetime as dt
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from justering.errors import ConfigError
-
 __all__ = [
+    "ANNOUNCEMENT_DAYS",
+    "APPEAL_WEEKS",
+    "MAX_JUSTERING_DAYS",
     "SWEDISH_TIME",
+    "announcement_deadline",
     "appeal_deadline",
     "local_date",
     "local_minute",
+    "local_second",
     "local_time",
     "local_today",
     "period_may_end_on",
@@ -27,6 +30,13 @@ __all__ = [
 
 SWEDISH_TIME = ZoneInfo("Europe/Stockholm")
 """The time zone of every date and time a person reads."""
+
+MAX_JUSTERING_DAYS = 14
+"""The protocol is justered no later than fourteen days after the meeting (KL 5 kap. 69 §)."""
+ANNOUNCEMENT_DAYS = 2
+"""The justering is announced no later than the second day after it (KL 8 kap. 12 §)."""
+APPEAL_WEEKS = 3
+"""An appeal must reach the court within three weeks of the announcement (KL 13 kap. 5 §)."""
 
 
 def local_time(moment: dt.datetime) -> dt.datetime:
@@ -47,9 +57,19 @@ def local_today(now: dt.datetime | None = None) -> dt.date:
     return local_date(now or dt.datetime.now(dt.UTC))
 
 
-def local_minute(moment: dt.datetime) -> str:
-    """``2014-08-19 14:30`` in Swedish local time (for a person to read)."""
-    return moment.astimezone(SWEDISH_TIME).strftime("%Y-%m-%d %H:%M")
+def local_minute(moment: dt.datetime, *, zone: bool = False) -> str:
+    """``2014-08-19 14:30`` in Swedish local time (for a person to read); with ``zone``
+    the zone's abbreviation follows (``14:30 CEST``), where a reader may be elsewhere
+    or compare with a time in UTC."""
+    local = local_time(moment)
+    return local.strftime("%Y-%m-%d %H:%M") + (f" {local.tzname()}" if zone else "")
+
+
+def local_second(moment: dt.datetime) -> str:
+    """``2014-08-19 14:30:05 CEST``: Swedish local time to the second, with its zone
+    (the certificate of completion, the archivist's timeline)."""
+    local = local_time(moment)
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + str(local.tzname())
 
 
 def _easter_sunday(year: int) -> dt.date:
@@ -106,14 +126,23 @@ def period_may_end_on(day: dt.date) -> bool:
     return day.weekday() < 5 and day not in _days_without_deadline(day.year)
 
 
-def appeal_deadline(announced_on: dt.date, weeks: int = 3) -> dt.date:
-    """The last day an appeal can reach the court: ``weeks`` weeks from the day of
-    the announcement (KL 13 kap. 5 §), moved to the next weekday when that day is a
-    Saturday, Sunday, public holiday, midsommarafton, julafton or nyårsafton
-    (lagen 1930:173)."""
-    if weeks < 1:
-        raise ConfigError(f"appeal_weeks: must be at least 1 week, got {weeks}")
-    last = announced_on + dt.timedelta(weeks=weeks)
+def _period_end(last: dt.date) -> dt.date:
+    """``last``, or the next day a statutory period may end on (lagen 1930:173)."""
     while not period_may_end_on(last):
         last += dt.timedelta(days=1)
     return last
+
+
+def announcement_deadline(justered_on: dt.date) -> dt.date:
+    """The last day the justering may be announced on the anslagstavla: the second
+    day after it (KL 8 kap. 12 §), moved to the next weekday when that day is a
+    Saturday, Sunday, public holiday, midsommarafton, julafton or nyårsafton."""
+    return _period_end(justered_on + dt.timedelta(days=ANNOUNCEMENT_DAYS))
+
+
+def appeal_deadline(announced_on: dt.date) -> dt.date:
+    """The last day an appeal can reach the court: three weeks from the day of the
+    announcement (KL 13 kap. 5 §), moved to the next weekday when that day is a
+    Saturday, Sunday, public holiday, midsommarafton, julafton or nyårsafton
+    (lagen 1930:173)."""
+    return _period_end(announced_on + dt.timedelta(weeks=APPEAL_WEEKS))

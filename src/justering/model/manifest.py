@@ -20,6 +20,7 @@ from typing import Any
 import email_validator
 
 from justering.errors import ManifestError, ProtocolTextError
+from justering.model.calendar import local_today
 from justering.model.meeting import Body, Meeting
 from justering.model.minutes import (
     MAX_PROTOCOL_TEXT_BYTES,
@@ -72,30 +73,35 @@ ub-organization-name), counted in UTF-8 bytes as ``cryptography`` does: signer
 names and the municipality go into every signer's certificate."""
 
 
-def parse_manifest(data: Any, *, base_dir: Path | None = None) -> Meeting:
+def parse_manifest(
+    data: Any, *, base_dir: Path | None = None, today: dt.date | None = None
+) -> Meeting:
     """Validate a decoded manifest. Raises ``ManifestError`` naming the field.
 
     ``protocol_text`` is a file path relative to ``base_dir``; with ``base_dir``
     ``None`` (the web API) it is refused in favour of ``protocol_text_inline``.
+    A meeting dated after ``today`` (default: today in Sweden) is refused.
     """
     loader = None if base_dir is None else _file_loader(base_dir)
-    return _parse(data, loader)
+    return _parse(data, loader, today or local_today())
 
 
-def parse_manifest_json(document: str | bytes, *, base_dir: Path | None = None) -> Meeting:
+def parse_manifest_json(
+    document: str | bytes, *, base_dir: Path | None = None, today: dt.date | None = None
+) -> Meeting:
     """Decode and validate a manifest document (a request body or a file's content).
 
     Refuses documents over :data:`MAX_MANIFEST_BYTES`, invalid JSON (naming line
     and column), duplicate keys and ``NaN``/``Infinity``.
     """
-    return parse_manifest(_decode(document), base_dir=base_dir)
+    return parse_manifest(_decode(document), base_dir=base_dir, today=today)
 
 
-def load_manifest(path: Path) -> Meeting:
+def load_manifest(path: Path, *, today: dt.date | None = None) -> Meeting:
     """Read and validate a manifest file (JSON); ``protocol_text`` is relative to it."""
     path = Path(path)
     document = _read_bytes(path, MAX_MANIFEST_BYTES, DOCUMENT, "manifest file")
-    return parse_manifest_json(document, base_dir=path.parent)
+    return parse_manifest_json(document, base_dir=path.parent, today=today)
 
 
 def load_sample_meeting() -> Meeting:
@@ -105,7 +111,7 @@ def load_sample_meeting() -> Meeting:
     def load(name: str) -> str:
         return samples.joinpath(name).read_text(encoding="utf-8")
 
-    return _parse(_decode(samples.joinpath("meeting.json").read_bytes()), load)
+    return _parse(_decode(samples.joinpath("meeting.json").read_bytes()), load, local_today())
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -114,7 +120,7 @@ _Loader = Callable[[str], str]
 """Reads the file a ``protocol_text`` names; raises ``ManifestError`` on failure."""
 
 
-def _parse(data: Any, load_text: _Loader | None) -> Meeting:
+def _parse(data: Any, load_text: _Loader | None, today: dt.date) -> Meeting:
     obj = _object(data, DOCUMENT, _FIELDS, required=_FIELDS - set(_TEXT_SOURCES))
     meeting_id = _string(obj, "meeting_id", "meeting_id")
     if not _MEETING_ID.fullmatch(meeting_id):
@@ -134,7 +140,7 @@ def _parse(data: Any, load_text: _Loader | None) -> Meeting:
         meeting_id=meeting_id,
         municipality=_certificate_name(obj, "municipality", "municipality"),
         body=Body(code, _string(body_obj, "name", "body.name")),
-        date=_date(obj["date"]),
+        date=_date(obj["date"], today),
         place=_string(obj, "place", "place"),
         chair=chair,
         adjusters=adjusters,
@@ -213,13 +219,21 @@ def _email(obj: dict[str, Any], field: str) -> str:
     return text  # valid as written: kept as the meeting system wrote it
 
 
-def _date(value: Any) -> dt.date:
+def _date(value: Any, today: dt.date) -> dt.date:
     if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise ManifestError("date", f"must be a date as YYYY-MM-DD, not {json.dumps(value)}")
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise ManifestError("date", f"{value} is not a real date") from None
+    if day > today:
+        raise ManifestError(
+            "date",
+            f"{value} is in the future (today is {today.isoformat()} in Sweden): a meeting "
+            "is sent once it has been held, and its protocol is justered after it "
+            "(5 kap. 69 § kommunallagen)",
+        )
+    return day
 
 
 def _person(value: Any, field: str) -> Person:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["SIGNING_ORDER", "Person", "Role", "Signer", "role_name"]
+__all__ = ["JUSTERING_ROLES", "SIGNING_ORDER", "Person", "Role", "Signer", "role_name"]
 
 
 class Role(StrEnum):
@@ -21,6 +21,13 @@ class Role(StrEnum):
         return _SWEDISH[self]
 
     @property
+    def capacity(self) -> str:
+        """In what capacity the role signs, to follow a verb: "signera som ordförande",
+        "signera för utdragsbestyrkande" (the certifier's act is the utdragsbestyrkande;
+        the certifier is not one)."""
+        return _CAPACITY[self]
+
+    @property
     def footer_label(self) -> str:
         """The caption of the footer box this role signs in."""
         return _FOOTER_LABEL[self]
@@ -32,6 +39,12 @@ _SWEDISH = {
     Role.CERTIFIER: "Utdragsbestyrkande",
 }
 
+_CAPACITY = {
+    Role.CHAIR: "som ordförande",
+    Role.ADJUSTER: "som justerare",
+    Role.CERTIFIER: "för utdragsbestyrkande",
+}
+
 _FOOTER_LABEL = {
     Role.CHAIR: "Ordförandes signatur",
     Role.ADJUSTER: "Justerandes signatur",
@@ -40,6 +53,9 @@ _FOOTER_LABEL = {
 
 #: The stages in signing order. Adjusters sign in parallel with each other.
 SIGNING_ORDER: tuple[Role, ...] = (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER)
+
+#: Who justers a protocol (KL 5 kap. 69 §): the chair, then the adjusters.
+JUSTERING_ROLES: tuple[Role, ...] = (Role.CHAIR, Role.ADJUSTER)
 
 
 def role_name(value: str | None) -> str:

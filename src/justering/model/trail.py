@@ -46,7 +46,12 @@ class EventKind(StrEnum):
     REDRAFTED = "redrafted"
     CERTIFIED = "certified"
     ANNOUNCED = "announced"
-    """The justering was announced on the anslagstavla (KL 8 kap. 12 §)."""
+    """A protocol's justering was announced on the anslagstavla (KL 8 kap. 12 §)."""
+    JUSTERED = "justered"
+    """On an extract's trail: the protocol that justers its paragraph is justered (the
+    detail names that protocol: its reference, SHA-256 and archive key)."""
+    HELD = "held"
+    """On a protocol's trail: a paragraph was declined; nobody signs until its redraft."""
     TIMESTAMPED = "timestamped"
     """Validation data and a document timestamp were added (PAdES B-LTA)."""
     ARCHIVED = "archived"
@@ -70,6 +75,8 @@ _SWEDISH = {
     EventKind.REDRAFTED: "nytt utkast",
     EventKind.CERTIFIED: "bestyrkt",
     EventKind.ANNOUNCED: "anslaget",
+    EventKind.JUSTERED: "protokollet justerat",
+    EventKind.HELD: "vilande",
     EventKind.TIMESTAMPED: "tidsstämplat",
     EventKind.ARCHIVED: "arkiverat",
     EventKind.LOGIN_REFUSED: "fel inloggning",
@@ -81,7 +88,8 @@ class TrailEvent:
     """One event. ``hash`` covers every other field, ``prev_hash`` included."""
 
     extract: str
-    """The extract's stable reference, ``<meeting_id>/<paragraph>``."""
+    """The document's stable reference: ``<meeting_id>/<paragraph>`` for an extract,
+    ``<meeting_id>/protokoll`` (or ``/protokoll-omedelbar``) for a protocol."""
     seq: int
     kind: EventKind
     at: dt.datetime

@@ -53,6 +53,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from justering.errors import ConfigError
+from justering.model.calendar import local_minute
 from justering.pades.ca import (
     BACKDATE,
     SignerCredential,
@@ -433,5 +434,5 @@ def _untrusted(certificate: x509.Certificate, moment: datetime) -> str:
     issuer = certificate.issuer.rfc4514_string()
     return (
         f"the seal's certificate ({name!r}, issued by {issuer}) does not chain to a "
-        f"trust root valid at {moment:%Y-%m-%d %H:%M} UTC"
+        f"trust root valid at {local_minute(moment, zone=True)}"
     )

@@ -64,6 +64,7 @@ from pyhanko.sign.validation.status import (
 )
 from pyhanko_certvalidator import ValidationContext
 
+from justering.model.calendar import local_minute
 from justering.model.roles import SIGNING_ORDER, Role
 from justering.pades.assurance import UNKNOWN, CertificateAssurance, assurance_of
 from justering.pades.ca import asn1_certificate, common_name, fingerprint, role_from_certificate
@@ -156,12 +157,14 @@ def validate_extract(
     expected_adjusters: int | None = None,
     complete: bool = True,
     now: datetime | None = None,
+    roles: Sequence[Role] = SIGNING_ORDER,
 ) -> ExtractValidation:
     """Validate the signatures of ``pdf`` against ``trust_roots`` and the justering rules.
 
     ``complete=False`` checks an extract still being signed: a missing adjuster
     or certifier is then no problem, as long as no later role has signed.
-    ``now`` is the time of validation (default: the clock).
+    ``now`` is the time of validation (default: the clock). ``roles``: who signs
+    the document, in order (a protocol: the chair and the adjusters, no certifier).
     """
     if not trust_roots:
         raise ValueError("validate_extract needs at least one trust root")
@@ -185,7 +188,7 @@ def validate_extract(
     problems.extend(
         problem for _revision, _report, found_problems in results for problem in found_problems
     )
-    problems.extend(_order_problems(reports, expected_adjusters, complete=complete))
+    problems.extend(_order_problems(reports, expected_adjusters, complete=complete, roles=roles))
     problems.extend(_tail_problems(results, stamps))
     return ExtractValidation(reports, tuple(problems), tuple(stamp.report for stamp in stamps))
 
@@ -413,7 +416,7 @@ def _signature_problems(report: SignatureReport, status: PdfSignatureStatus) -> 
             )
         problems.append(
             f"signature {field}: the certificate of {report.signer_name!r} is not trusted "
-            f"at {report.validated_at:%Y-%m-%d %H:%M} UTC ({why})"
+            f"at {local_minute(report.validated_at, zone=True)} ({why})"
         )
     if report.role is None:
         problems.append(f"signature {field}: the certificate names no justering role")
@@ -463,11 +466,20 @@ def _tail_problems(
 
 
 def _order_problems(
-    reports: Sequence[SignatureReport], expected_adjusters: int | None, *, complete: bool
+    reports: Sequence[SignatureReport],
+    expected_adjusters: int | None,
+    *,
+    complete: bool,
+    roles: Sequence[Role],
 ) -> list[str]:
     if not reports:
         return ["the PDF has no signatures"] if complete else []
-    problems = []
+    problems = [
+        f"signature {report.field_name}: the role {report.role.value} does not sign this "
+        "document (a protocol is justered by the chair and the adjusters, not certified)"
+        for report in reports
+        if report.role is not None and report.role not in roles
+    ]
     highest: tuple[int, SignatureReport] | None = None
     for report in reports:
         if report.role is None:
@@ -488,7 +500,7 @@ def _order_problems(
         fields = [r.field_name for r in by_role[role]]
         if len(fields) > 1:
             problems.append(f"more than one {role.value} signature: {', '.join(fields)}")
-    for role in SIGNING_ORDER:
+    for role in roles:
         if not by_role[role] and (complete or _rank(role) < latest):
             problems.append(f"no {role.value} signature")
     adjusters = by_role[Role.ADJUSTER]

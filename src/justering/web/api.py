@@ -85,18 +85,23 @@ def meetings_router(services: Services, started: Callable[[str], None]) -> APIRo
         key = scoped_meeting_id(client.name, meeting_id)
         try:
             extracts = await run_in_threadpool(workflow.meeting_summaries, services, key)
+            protocols = await run_in_threadpool(workflow.protocol_summaries, services, key)
         except NotFoundError:
             return _error(404, f"client {client.name!r} has no meeting {meeting_id!r}")
         return JSONResponse(
-            {"meeting_id": meeting_id, "extracts": [_extract_json(e) for e in extracts]}
+            {
+                "meeting_id": meeting_id,
+                "extracts": [_extract_json(e) for e in extracts],
+                "protocols": [_extract_json(p) for p in protocols],
+            }
         )
 
     return router
 
 
 def _extract_json(extract: ExtractSummary) -> dict[str, Any]:
-    """An extract as a meeting system sees it: where it stands, not where the
-    server keeps it (no archive paths)."""
+    """An extract (or a protocol) as a meeting system sees it: where it stands, not
+    where the server keeps it (no archive paths)."""
     shown = extract.to_json()
     del shown["archive_uri"]
     shown["archived"] = extract.archive_uri is not None

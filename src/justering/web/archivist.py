@@ -18,12 +18,13 @@ from starlette.concurrency import run_in_threadpool
 
 from justering.archive.verify import Verification, verify_targets
 from justering.errors import JusteringError, NotFoundError
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.web.auth import SESSION_COOKIE, LoginGuard, open_sessions
 from justering.web.pages import page, same_origin
 from justering.workflow.audit import (
     AuditRow,
     FilterError,
+    Timeline,
     extract_timeline,
     find_extracts,
     parse_date,
@@ -44,6 +45,7 @@ CHECK_SWEDISH: Mapping[str, str] = {
     "trail chain": "Händelsekedjan",
     "trail matches PDF": "Händelsekedjan stämmer med PDF-filen",
     "trail matches signatures": "Händelsekedjan stämmer med underskrifterna",
+    "justered protocol": "Det justerade protokollet",
     "trail seal": "Kommunens sigill på händelsekedjan",
 }
 """Swedish names of the checks of :mod:`justering.archive.verify` (others show as named)."""
@@ -202,51 +204,46 @@ def archivist_router(
         results = [(row, _timeline_path(request, row)) for row in rows]
         return search_page(request, user, values, results=results)
 
-    @router.get(
-        "/utdrag/{meeting_id}/{paragraph}", name="archivist_timeline", response_class=HTMLResponse
-    )
-    def timeline(request: Request, meeting_id: str, paragraph: int) -> Response:
+    def show_timeline(request: Request, document: _Document | NotFoundError) -> Response:
         user = archivist(request)
         if user is None:
             return to_login(request)
+        if isinstance(document, NotFoundError):
+            return not_found(request, user, document)
         try:
-            found = extract_timeline(services, meeting_id, paragraph)
+            found = extract_timeline(
+                services, document.meeting_id, document.paragraph, document.kind
+            )
         except NotFoundError as error:
             return not_found(request, user, error)
-        e = found.row.extract
         return page(
             request,
             user,
             "archivist/timeline.html",
             timeline=found,
             csrf=sessions.csrf_token(user),
-            verify=_path(request, "archivist_verify", meeting_id=e.meeting_id, paragraph=paragraph)
-            if e.archive_uri
-            else None,
+            verify=document.path(request, verify=True) if found.archive_uri else None,
         )
 
-    @router.post(
-        "/utdrag/{meeting_id}/{paragraph}/verifiera",
-        name="archivist_verify",
-        response_class=HTMLResponse,
-    )
-    async def verify(request: Request, meeting_id: str, paragraph: int) -> Response:
+    async def verify_document(request: Request, document: _Document | NotFoundError) -> Response:
         user = archivist(request)
         if user is None:
             return to_login(request)
+        if isinstance(document, NotFoundError):
+            return not_found(request, user, document)
         form = await request.form()
         if not same_origin(request) or not sessions.csrf_ok(user, str(form.get("csrf", ""))):
             return message(request, user, "Förbjudet", "Formuläret har gått ut.", 403)
         try:
-            found = await run_in_threadpool(extract_timeline, services, meeting_id, paragraph)
+            found = await run_in_threadpool(document.timeline, services)
         except NotFoundError as error:
             return not_found(request, user, error)
         uri = found.archive_uri
         if uri is None:
-            nothing = "Utdraget är inte arkiverat ännu; det finns inget att verifiera."
+            nothing = "Det är inte arkiverat ännu; det finns inget att verifiera."
             return message(request, user, "Inte arkiverat", nothing, 409)
         log.info("archivist %s verifies %s", user, uri)
-        back = _path(request, "archivist_timeline", meeting_id=meeting_id, paragraph=paragraph)
+        back = document.path(request)
         shown: dict[str, Any] = {"timeline": found, "back": back, "check_names": CHECK_SWEDISH}
         try:
             results = await run_in_threadpool(_verify, services, uri)
@@ -256,6 +253,38 @@ def archivist_router(
         return page(
             request, user, "archivist/verification.html", **shown, results=results, problem=None
         )
+
+    @router.get(
+        "/utdrag/{meeting_id}/{paragraph}", name="archivist_timeline", response_class=HTMLResponse
+    )
+    def timeline(request: Request, meeting_id: str, paragraph: int) -> Response:
+        return show_timeline(request, _Document(meeting_id, DocumentKind.EXTRACT, paragraph))
+
+    @router.post(
+        "/utdrag/{meeting_id}/{paragraph}/verifiera",
+        name="archivist_verify",
+        response_class=HTMLResponse,
+    )
+    async def verify(request: Request, meeting_id: str, paragraph: int) -> Response:
+        return await verify_document(
+            request, _Document(meeting_id, DocumentKind.EXTRACT, paragraph)
+        )
+
+    @router.get(
+        "/protokoll/{meeting_id}/{which}",
+        name="archivist_protocol",
+        response_class=HTMLResponse,
+    )
+    def protocol_timeline(request: Request, meeting_id: str, which: str) -> Response:
+        return show_timeline(request, _Document.protocol(meeting_id, which))
+
+    @router.post(
+        "/protokoll/{meeting_id}/{which}/verifiera",
+        name="archivist_verify_protocol",
+        response_class=HTMLResponse,
+    )
+    async def verify_protocol(request: Request, meeting_id: str, which: str) -> Response:
+        return await verify_document(request, _Document.protocol(meeting_id, which))
 
     return router
 
@@ -337,10 +366,33 @@ def _proxy_only() -> HTMLResponse:
     return _archive_page("archivist/proxy_only.html", 401)
 
 
+@dataclass(frozen=True)
+class _Document:
+    """An extract (by its §) or a protocol of a meeting, as the archive's paths name it."""
+
+    meeting_id: str
+    kind: DocumentKind
+    paragraph: int = 0
+
+    @classmethod
+    def protocol(cls, meeting_id: str, which: str) -> _Document | NotFoundError:
+        """The protocol ``which`` names (``protokoll``, ``protokoll-omedelbar``)."""
+        kind = next((k for k in DocumentKind if k.is_protocol and k.ref_suffix == which), None)
+        if kind is None:
+            return NotFoundError("protocol", f"{which!r} of meeting {meeting_id!r}")
+        return cls(meeting_id, kind)
+
+    def timeline(self, services: Services) -> Timeline:
+        return extract_timeline(services, self.meeting_id, self.paragraph, self.kind)
+
+    def path(self, request: Request, *, verify: bool = False) -> str:
+        if self.kind.is_protocol:
+            name = "archivist_verify_protocol" if verify else "archivist_protocol"
+            return _path(request, name, meeting_id=self.meeting_id, which=self.kind.ref_suffix)
+        name = "archivist_verify" if verify else "archivist_timeline"
+        return _path(request, name, meeting_id=self.meeting_id, paragraph=self.paragraph)
+
+
 def _timeline_path(request: Request, row: AuditRow) -> str:
-    return _path(
-        request,
-        "archivist_timeline",
-        meeting_id=row.extract.meeting_id,
-        paragraph=row.extract.paragraph,
-    )
+    e = row.extract
+    return _Document(e.meeting_id, e.kind, e.paragraph).path(request)

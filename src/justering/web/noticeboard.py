@@ -6,27 +6,29 @@ what :func:`justering.workflow.noticeboard.current_notices` returns and nothing 
 signers (no names, no e-mail addresses).
 
 ``GET /anslagstavla`` is the page (Swedish). ``GET /anslagstavla/feed.json`` is the
-feed, format ``justering-anslagstavla/1``::
+feed, format ``justering-anslagstavla/2``, one notice per justered protocol::
 
     {
-      "format": "justering-anslagstavla/1",
+      "format": "justering-anslagstavla/2",
       "today": "2024-01-10",              # the Swedish date the feed is for
       "notices": [                         # newest announcement first
         {
-          "id": "nacka-ksau-2014-08-19/94@1",   # extract reference @ version
+          "id": "nacka-ksau-2014-08-19/protokoll@1",   # protocol reference @ version
           "meeting_id": "nacka-ksau-2014-08-19",
           "municipality": "Nacka kommun",
           "body": "Kommunstyrelsens arbetsutskott",
           "meeting_date": "2014-08-19",
-          "paragraph": 94,
-          "dnr": "KFKS 2014/1-1",           # or null
-          "title": "…",
+          "immediate": false,              # true: the omedelbar justering's own protocol
+          "paragraphs": [                  # the paragraphs this justering covers
+            {"paragraph": 94, "dnr": "KFKS 2014/1-1", "title": "…"}   # dnr may be null
+          ],
+          "immediate_paragraphs": [97],    # justered at once and announced on their own
           "justered_on": "2014-08-21",
           "announced_on": "2014-08-21",
           "appeal_deadline": "2014-09-11",   # last day an appeal can reach the court
           "taken_down_on": "2014-09-12",     # the notice leaves the board that day
-          "kept_at": "Nacka stadshus",       # where the minutes are kept
-          "archived": true                   # the certified extract is in the archive
+          "kept_at": "Kommunstyrelsens kansli, Nacka stadshus",   # the förvaringsplats
+          "archived": true                   # the justered protocol is in the archive
         }
       ]
     }
@@ -53,7 +55,7 @@ __all__ = [
     "noticeboard_router",
 ]
 
-FEED_FORMAT = "justering-anslagstavla/1"
+FEED_FORMAT = "justering-anslagstavla/2"
 
 
 def _swedish_today() -> dt.date:
@@ -75,12 +77,7 @@ def noticeboard_router(
     @router.get("", name="noticeboard", response_class=HTMLResponse)
     def page() -> HTMLResponse:
         day, shown = notices()
-        return public_page(
-            "noticeboard.html",
-            today=day,
-            announcements=_announcements(shown),
-            appeal_weeks=services.settings.appeal_weeks,
-        )
+        return public_page("noticeboard.html", today=day, notices=shown)
 
     @router.get("/feed.json")
     def feed() -> JSONResponse:
@@ -99,14 +96,16 @@ def noticeboard_router(
 
 def _feed_item(notice: Notice) -> dict[str, Any]:
     return {
-        "id": f"{notice.extract}@{notice.version}",
+        "id": f"{notice.reference}@{notice.version}",
         "meeting_id": notice.meeting_id,
         "municipality": notice.municipality,
         "body": notice.body,
         "meeting_date": notice.meeting_date.isoformat(),
-        "paragraph": notice.paragraph,
-        "dnr": notice.dnr,
-        "title": notice.title,
+        "immediate": notice.immediate,
+        "paragraphs": [
+            {"paragraph": p.number, "dnr": p.dnr, "title": p.title} for p in notice.paragraphs
+        ],
+        "immediate_paragraphs": list(notice.immediate_paragraphs),
         "justered_on": notice.justered_on.isoformat(),
         "announced_on": notice.announced_on.isoformat(),
         "appeal_deadline": notice.appeal_deadline.isoformat(),
@@ -114,16 +113,3 @@ def _feed_item(notice: Notice) -> dict[str, Any]:
         "kept_at": notice.kept_at,
         "archived": notice.archive_uri is not None,
     }
-
-
-def _announcement_key(notice: Notice) -> tuple[str, dt.date, dt.date, dt.date]:
-    """Extracts of one meeting announced together share one card."""
-    return (notice.meeting_id, notice.justered_on, notice.announced_on, notice.appeal_deadline)
-
-
-def _announcements(notices: list[Notice]) -> list[list[Notice]]:
-    """The notices grouped into announcements (one card each), in the order given."""
-    announcements: dict[tuple[str, dt.date, dt.date, dt.date], list[Notice]] = {}
-    for notice in notices:
-        announcements.setdefault(_announcement_key(notice), []).append(notice)
-    return list(announcements.values())

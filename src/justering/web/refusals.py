@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from justering.errors import (
+    PROTOCOL_PARAGRAPH,
     IdentityError,
     JusteringError,
     LinkError,
@@ -63,7 +64,7 @@ _REFUSAL: dict[Refusal, tuple[int, str]] = {
     Refusal.ALREADY_REDRAFTED: (409, "{where} har redan fått en ny version."),
     Refusal.JUSTERING_COMPLETE: (
         409,
-        "{where} kan inte rättas: justeringen är redan klar.",
+        "{where} kan inte längre avböjas eller rättas: protokollet är redan justerat.",
     ),
     Refusal.COMMENT_MISSING: (400, "Skriv en kommentar om vad som behöver ändras."),
     Refusal.COMMENT_TOO_LONG: (400, "Kommentaren är för lång ({detail})."),
@@ -72,6 +73,12 @@ _REFUSAL: dict[Refusal, tuple[int, str]] = {
     Refusal.NOT_CERTIFIED: (409, "{where} är inte bestyrkt."),
     Refusal.DOES_NOT_VALIDATE: (409, "{where} kan inte arkiveras: underskrifterna håller inte."),
     Refusal.CHANGED_WHILE_ARCHIVING: (409, "{where} ändrades under arkiveringen; försök igen."),
+    Refusal.PROTOCOL_HELD: (
+        409,
+        "Protokollet väntar på att en avböjd paragraf rättas; du får en ny länk när den "
+        "rättade versionen är klar att signera.",
+    ),
+    Refusal.NOT_IN_PROTOCOL: (400, "Protokollet innehåller inte den paragrafen ({detail})."),
 }
 
 _AGAIN = "Öppna länken i e-postmeddelandet och logga in igen."
@@ -162,5 +169,10 @@ def answer_for(error: JusteringError) -> Answer:
 
 
 def _fill(text: str, paragraph: int | None, detail: str) -> str:
-    where = f"§ {paragraph}" if paragraph is not None else "Utdraget"
+    if paragraph is None:
+        where = "Utdraget"
+    elif paragraph == PROTOCOL_PARAGRAPH:
+        where = "Protokollet"
+    else:
+        where = f"§ {paragraph}"
     return text.format(where=where, detail=detail)

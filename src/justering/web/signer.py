@@ -1,8 +1,10 @@
 """The signers' and the secretary's pages, behind the links in their e-mails.
 
-``/s/{token}``: a signer reads every extract waiting for them (page images
-rendered on the server, the PDF to download), signs all or a chosen subset in
-one action, or declines one with a comment. ``/r/{token}``: the secretary sends
+``/s/{token}``: a signer reads everything waiting for them (the protocol and the
+extracts, as text on the page, with the page images and the PDF, the signed
+original, beside it), signs it in one action (the protocol and the extracts of its
+paragraphs together; extracts alone, a chosen subset, when no protocol waits), or
+declines a paragraph with a comment. ``/r/{token}``: the secretary sends
 the corrected text of a declined extract. Every POST carries a CSRF token bound
 to the link (HMAC with the home's key) and must come from this site.
 
@@ -25,6 +27,7 @@ from starlette.datastructures import FormData
 
 from justering import workflow
 from justering.documents.page_images import DEFAULT_WIDTH_PX, PageImageCache, PageImageError
+from justering.documents.rendering import IMMEDIATE_NOTE
 from justering.errors import (
     IdentityError,
     JusteringError,
@@ -36,6 +39,7 @@ from justering.errors import (
     SigningError,
     WorkflowError,
 )
+from justering.mail.compose import ExtractLine, count_of
 from justering.model.extract import ExtractSummary
 from justering.model.roles import Person, Role
 from justering.web.auth import session_key
@@ -135,13 +139,16 @@ def signer_router(
             }
         except (LinkError, WorkflowError, NotFoundError) as error:
             return refused(error, token)
+        justering = view.signer.role in (Role.CHAIR, Role.ADJUSTER)
         return page(
             "signer/sign.html",
             view=view,
             token=token,
             csrf=csrf(token),
             pages=counts,
-            deadline=workflow.deadline_of(view.meeting, services.settings),
+            deadline=workflow.deadline_of(view.meeting, services.settings) if justering else None,
+            immediate_note=IMMEDIATE_NOTE,
+            waiting=count_of([ExtractLine.of(e.extract) for e in view.pending]),
             secretary=workflow.secretary_of(view.meeting, services.settings),
             meaning=MEANING[view.signer.role],
             widths=IMAGE_WIDTHS,
@@ -215,17 +222,21 @@ def signer_router(
         if isinstance(form, HTMLResponse):
             return form
         extract_text = str(form.get("extract", ""))
-        if not extract_text.isdigit():
+        paragraph_text = str(form.get("paragraph", ""))
+        if not extract_text.isdigit() or not (paragraph_text.isdigit() or not paragraph_text):
             return _error_page(Answer(400, "Utdraget saknas."))
         comment, login = str(form.get("comment", "")), gate.session_of(request)
+        paragraph = int(paragraph_text) if paragraph_text else None
         receipt = await run(
             token,
             lambda: workflow.decline_with_link(
-                services, token, int(extract_text), comment, login=login
+                services, token, int(extract_text), comment, paragraph=paragraph, login=login
             ),
         )
         if isinstance(receipt, HTMLResponse):
             return receipt
+        # The chair and the adjusters hear that the protocol waits (the next advance).
+        await run_in_threadpool(schedule_advance, receipt.meeting_id)
         return page("signer/declined.html", receipt=receipt, token=token)
 
     @router.get("/r/{token}", response_class=HTMLResponse)

@@ -9,6 +9,7 @@ give a person Swedish local time:
   14:30</time>`` for an aware datetime, ``<time datetime="2014-08-19">2014-08-19</time>``
   for a date;
 - ``{{ moment|minute }}``: the same text without the element;
+- ``{{ moment|second }}``: ``2014-08-19 14:30:05 CEST``, to the second, with the zone;
 - ``{{ value|role }}``: a stored role's Swedish name (``ordförande``).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from justering.model.calendar import local_minute, local_time
+from justering.model.calendar import local_minute, local_second, local_time
 from justering.model.roles import role_name
 
 __all__ = [
@@ -60,6 +61,7 @@ its caller did not pass is an error, not an empty string."""
 TEMPLATES.filters["time"] = time_element
 TEMPLATES.filters["minute"] = swedish_minute
 TEMPLATES.filters["role"] = role_name
+TEMPLATES.filters["second"] = local_second
 
 
 def render(template: str, **context: Any) -> str:

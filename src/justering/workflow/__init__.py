@@ -1,5 +1,6 @@
-"""The workflow: the rules that move a meeting's extracts from drafting through
-the chair, the adjusters and the certifier to the archive.
+"""The workflow: the rules that move a meeting's protocol and extracts from drafting
+through the chair and the adjusters (the justering, announced on the anslagstavla)
+and the certifier to the archive.
 
 The ledger is the authority: every step reads the extract's state from it,
 checks that the step is allowed, and records what it did, in one transaction.
@@ -7,9 +8,9 @@ Orchestration (:mod:`justering.orchestration`) only decides *when* steps run;
 running one twice does nothing new.
 
 This package's public surface is what this module names; the modules behind it
-are one step each (meetings, drafting, advance, signer links, signatures,
-declining, redraft, archiving, deadlines, the anslagstavla) or a read-only view
-(a meeting's state, audit queries).
+are one step each (meetings, drafting, the protocols, advance, signer links,
+signatures, declining, redraft, archiving, deadlines, the anslagstavla) or a
+read-only view (a meeting's state, audit queries).
 """
 
 from justering.workflow.advance import AdvanceReport, advance_meeting
@@ -28,7 +29,12 @@ from justering.workflow.signer_links import (
     link_document,
     view_link,
 )
-from justering.workflow.status import meeting_summaries, meetings_needing_work, unfinished_meetings
+from justering.workflow.status import (
+    meeting_summaries,
+    meetings_needing_work,
+    protocol_summaries,
+    unfinished_meetings,
+)
 
 __all__ = [
     "AdvanceReport",
@@ -52,6 +58,7 @@ __all__ = [
     "meeting_view",
     "meetings_needing_work",
     "open_services",
+    "protocol_summaries",
     "record_meeting",
     "redraft_extract",
     "redraft_with_link",

@@ -1,5 +1,7 @@
 """Advancing a meeting: drafting what is missing, one message to every signer whose
-turn has come, archiving what is certified. Idempotent, safe to run concurrently.
+turn has come, telling the secretary and the signers what happened to the protocols
+(justered, held), archiving what is complete (certified extracts, justered and
+announced protocols). Idempotent, safe to run concurrently.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from justering.ledger.database import utcnow
 from justering.ledger.extracts import append_signer_event, lock_meeting, slots_with
 from justering.ledger.links import issue_link
 from justering.ledger.schema import ExtractRow, MeetingRow, aware_utc
-from justering.mail.messages import ExtractLine, MeetingHeader, SigningRequest, immediate_first
+from justering.mail.compose import MeetingHeader, immediate_first
+from justering.mail.messages import SigningRequest
 from justering.model.meeting import Meeting
 from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
-from justering.model.roles import Signer
+from justering.model.roles import Role, Signer
 from justering.model.trail import EventKind
 from justering.workflow.archiving import ArchiveFailure, archive_certified
 from justering.workflow.drafting import draft_meeting
 from justering.workflow.meetings import deadline_of, get_meeting
+from justering.workflow.noticeboard import announcement_of
+from justering.workflow.protocol_notices import tell_held, tell_justered
+from justering.workflow.protocols import document_line, documents_of, under_immediate
 from justering.workflow.services import Services
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "AdvanceReport",
     "advance_meeting",
     "back_off",
+    "justering_deadline",
     "request_signatures",
     "request_work",
 ]
@@ -74,8 +81,9 @@ def back_off(failures: int) -> dt.timedelta:
 
 def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     """Bring a meeting forward as far as the ledger allows: draft what is missing,
-    notify every signer whose turn has come and who has not been notified yet,
-    archive what is certified. Safe to run any number of times, concurrently: work
+    notify every signer whose turn has come and who has not been notified yet, tell
+    the secretary of a justered protocol and the signers of a held one, archive what
+    is complete. Safe to run any number of times, concurrently: work
     another process is doing (drafting this meeting, archiving an extract) is left to
     it, and the meeting stays marked as needing work until an advance did it all."""
     meeting = get_meeting(services, meeting_id)
@@ -89,23 +97,23 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     if drafted is None:  # another process is drafting; it notifies when it is done
         return AdvanceReport(complete=False, remaining=len(meeting.paragraphs))
     notified, failed = _notify_due(services, meeting)
+    failed += tell_justered(services, meeting)
+    failed += tell_held(services, meeting)
     with services.ledger.reading() as session:
-        certified = list(
-            session.execute(
-                select(ExtractRow.id).where(
-                    ExtractRow.meeting_id == meeting_id,
-                    ExtractRow.status == ExtractStatus.CERTIFIED,
-                )
-            ).scalars()
-        )
+        to_archive = [
+            row.id
+            for row in documents_of(session, meeting_id)
+            if row.status.to_archive
+            and (not row.kind.is_protocol or announcement_of(session, row) is not None)
+        ]
     if retry_after is not None and aware_utc(retry_after) > utcnow():
         # Archiving failed lately: it waits out its back-off (the reconciler comes
         # back then); signers are still notified above.
         log.info("meeting %s: archiving waits until %s", meeting_id, retry_after)
-        certified, waiting = [], bool(certified)
+        to_archive, waiting = [], bool(to_archive)
     else:
         waiting = False
-    outcomes = archive_certified(services, certified)
+    outcomes = archive_certified(services, to_archive)
     archived = tuple(outcome for outcome in outcomes if isinstance(outcome, str))
     failed += [
         f"extract {o.extract_id}: {o.reason}" for o in outcomes if isinstance(o, ArchiveFailure)
@@ -184,14 +192,9 @@ def _notify_due(services: Services, meeting: Meeting) -> tuple[tuple[str, ...], 
 
 
 def _due(session: Session, meeting: Meeting) -> dict[Signer, list[ExtractRow]]:
-    """For each signer whose turn has come, the extracts they were not notified of."""
-    extracts = session.execute(
-        select(ExtractRow)
-        .where(ExtractRow.meeting_id == meeting.meeting_id)
-        .order_by(ExtractRow.paragraph)
-    ).scalars()
+    """For each signer whose turn has come, the documents they were not notified of."""
     due: dict[Signer, list[ExtractRow]] = defaultdict(list)
-    for extract in extracts:
+    for extract in documents_of(session, meeting.meeting_id):
         role = extract.status.signing_role
         if role is None:
             continue
@@ -211,9 +214,10 @@ def request_signatures(
     *,
     days_left: int | None = None,
 ) -> str:
-    """Issue ``signer`` one link for ``extracts``, send the message (a reminder when
-    ``days_left`` is given) and record it on each extract's trail; the message id.
-    Inside the caller's transaction: a failed send rolls the link and events back."""
+    """Issue ``signer`` one link for ``extracts`` (documents: extracts and protocols),
+    send the message (a reminder when ``days_left`` is given) and record it on each
+    document's trail; the message id. Inside the caller's transaction: a failed send
+    rolls the link and events back."""
     link = issue_link(
         session,
         meeting_id=meeting.meeting_id,
@@ -221,17 +225,15 @@ def request_signatures(
         extracts=extracts,
         ttl=services.settings.link_ttl,
     )
-    immediate = meeting.immediate_numbers
+    justering = signer.role in (Role.CHAIR, Role.ADJUSTER)
     request = SigningRequest(
         to=signer.person,
         meeting=MeetingHeader.of(meeting),
         role=signer.role,
         link=f"{services.settings.public_url}/s/{link.token}",
         expires_at=link.expires_at,
-        deadline=deadline_of(meeting, services.settings),
-        extracts=immediate_first(
-            [ExtractLine.of(e.summary(immediate=e.paragraph in immediate)) for e in extracts]
-        ),
+        deadline=justering_deadline(services, meeting, extracts) if justering else None,
+        extracts=immediate_first([document_line(meeting, e) for e in extracts]),
         days_left=days_left,
     )
     message_id = services.notifier.send(request)
@@ -241,6 +243,18 @@ def request_signatures(
     for extract in extracts:
         append_signer_event(session, extract, EventKind.NOTIFIED, signer, detail=detail)
     return message_id
+
+
+def justering_deadline(
+    services: Services, meeting: Meeting, documents: Sequence[ExtractRow]
+) -> dt.date:
+    """The earliest last day of justering among ``documents``: the omedelbar
+    justering's for its small protocol and its paragraphs' extracts, else the
+    protocol's."""
+    return min(
+        deadline_of(meeting, services.settings, immediate=under_immediate(meeting, document))
+        for document in documents
+    )
 
 
 def request_work(session: Session, meeting_id: str) -> None:

@@ -1,5 +1,7 @@
-"""Archiving a certified extract: long-term validation data (with a TSA), a last
-validation, the bundle written to object storage, and the ``archived`` event.
+"""Archiving a certified extract or a justered protocol: long-term validation data
+(with a TSA), a last validation, the bundle written to object storage (the PDF, its
+trail, the CA certificates, the certificate of completion, the checksums), and the
+``archived`` event.
 
 Archiving is the longest step of a meeting and runs after the certifier's one
 request: ``justering serve`` spreads it over worker processes, one per core
@@ -21,13 +23,13 @@ from sqlalchemy.orm import Session
 from justering.archive.bundle import (
     EXTRACT_CA,
     EXTRACT_COMPLETION,
-    EXTRACT_PDF,
     EXTRACT_TRAIL,
     EXTRACT_TRAIL_SEAL,
     EXTRACT_TSA_CA,
     Bundle,
     write_bundle,
 )
+from justering.archive.completion_text import CompletionSubject
 from justering.archive.intyg import render_completion
 from justering.archive.keys import extract_prefix
 from justering.config import Settings
@@ -44,12 +46,15 @@ from justering.ledger.extracts import (
 )
 from justering.ledger.leases import WorkLease
 from justering.ledger.schema import ExtractRow
+from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.model.trail import EventKind, TrailEvent, trail_to_json
 from justering.pades.seal import verify_seal
 from justering.pades.timestamps import add_long_term_validation
 from justering.pades.validate import validate_extract
 from justering.workflow.meetings import load_meeting
+from justering.workflow.noticeboard import announcement_of
+from justering.workflow.protocols import protocol_archive_key, shown_in, span
 from justering.workflow.services import Services, open_services
 
 log = logging.getLogger(__name__)
@@ -65,20 +70,26 @@ __all__ = [
 
 
 def archive_extract(services: Services, extract_id: int) -> str:
-    """Add long-term validation data to a certified extract (with a TSA), validate
-    it, write its bundle (PDF, trail and its seal, CA certificates, checksums) to
-    the archive and record it; returns the PDF's URI. Idempotent: a retry neither
-    timestamps nor writes twice. An extract whose PDF does not validate, or whose
-    trail in the ledger is broken or not the one the ledger sealed
-    (:func:`justering.ledger.extracts.checked_trail`), is not archived: nothing is
-    written."""
+    """Add long-term validation data to a certified extract or a justered protocol
+    (with a TSA), validate it, write its bundle (PDF, trail and its seal, CA
+    certificates, certificate of completion, checksums) to the archive and record it;
+    returns the PDF's URI. Idempotent: a retry neither timestamps nor writes twice. A
+    document whose PDF does not validate, or whose trail in the ledger is broken or
+    not the one the ledger sealed (:func:`justering.ledger.extracts.checked_trail`),
+    is not archived: nothing is written."""
     with services.ledger.reading() as session:
         extract = get_extract(session, extract_id)
         if extract.status is ExtractStatus.ARCHIVED and extract.archive_uri:
             return extract.archive_uri
-        if extract.status is not ExtractStatus.CERTIFIED:
+        if not extract.status.to_archive:
+            refusal = (
+                Refusal.JUSTERING_INCOMPLETE if extract.kind.is_protocol else Refusal.NOT_CERTIFIED
+            )
+            raise WorkflowError(refusal, paragraph=extract.paragraph, detail=extract.status.value)
+        if extract.kind.is_protocol and announcement_of(session, extract) is None:
+            # A protocol is archived as justered once its justering is announced.
             raise WorkflowError(
-                Refusal.NOT_CERTIFIED, paragraph=extract.paragraph, detail=extract.status.value
+                Refusal.JUSTERING_INCOMPLETE, paragraph=extract.paragraph, detail="not announced"
             )
         _trail_to_archive(session, extract)
         last = last_event(session, extract.id)
@@ -91,18 +102,17 @@ def archive_extract(services: Services, extract_id: int) -> str:
         extract = get_extract(session, extract_id)
         meeting = load_meeting(session, extract.meeting_id)
         trail = _trail_to_archive(session, extract)
-        prefix = extract_prefix(
-            meeting.body.code,
-            meeting.date,
-            meeting.meeting_id,
+        prefix = _prefix(meeting, extract)
+        paragraph, head, kind = extract.paragraph, extract.head_sha256, extract.kind
+        subject = CompletionSubject(
+            kind,
+            paragraph,
             extract.dnr,
-            extract.paragraph,
-            extract.version,
+            extract.title,
+            span(shown_in(meeting, kind)) if kind.is_protocol else "",
         )
-        paragraph, head = extract.paragraph, extract.head_sha256
-        dnr, title = extract.dnr, extract.title
     validation = validate_extract(
-        pdf, services.trust_roots, expected_adjusters=len(meeting.adjusters)
+        pdf, services.trust_roots, expected_adjusters=len(meeting.adjusters), roles=kind.roles
     )
     if not validation.ok:
         raise WorkflowError(
@@ -110,15 +120,13 @@ def archive_extract(services: Services, extract_id: int) -> str:
         )
     trail_json = trail_to_json(trail)
     files = {
-        EXTRACT_PDF: pdf,
+        subject.pdf_name: pdf,
         EXTRACT_TRAIL: trail_json,
         EXTRACT_CA: services.ca.export_pem().encode(),
         # Issued at the last trail event, not the clock: a retry writes the same bytes.
         EXTRACT_COMPLETION: render_completion(
             meeting,
-            paragraph,
-            dnr,
-            title,
+            subject,
             trail,
             validation,
             hashlib.sha256(pdf).hexdigest(),
@@ -128,7 +136,7 @@ def archive_extract(services: Services, extract_id: int) -> str:
     if services.tsa_root is not None:
         files[EXTRACT_TSA_CA] = services.tsa_root.public_bytes(serialization.Encoding.PEM)
     bundle = _write_sealed(services, prefix, files, trail_json)
-    uri = services.archive.uri(f"{bundle.prefix}/{EXTRACT_PDF}")
+    uri = services.archive.uri(f"{bundle.prefix}/{subject.pdf_name}")
     with services.ledger.transaction() as session:
         extract = lock_extract(session, extract_id)
         if extract.status is ExtractStatus.ARCHIVED and extract.archive_uri:
@@ -148,14 +156,24 @@ def archive_extract(services: Services, extract_id: int) -> str:
     return uri
 
 
+def _prefix(meeting: Meeting, row: ExtractRow) -> str:
+    """Where the document's bundle goes: an extract's by body, year, meeting, dnr, date,
+    § and version, a protocol's beside them by its version (:mod:`justering.archive.keys`)."""
+    if row.kind.is_protocol:
+        return protocol_archive_key(meeting, row)
+    return extract_prefix(
+        meeting.body.code, meeting.date, meeting.meeting_id, row.dnr, row.paragraph, row.version
+    )
+
+
 def _trail_to_archive(session: Session, extract: ExtractRow) -> tuple[TrailEvent, ...]:
     """The extract's trail, refused (``TrailError``) unless its chain holds and its
     head is the one the ledger sealed."""
     events, problems = checked_trail(session, extract)
     if problems:
         raise TrailError(
-            f"§ {extract.paragraph} of meeting {extract.meeting_id}: its trail in the ledger "
-            f"is not archived ({'; '.join(problems)}); nothing was written"
+            f"{extract.ref}: its trail in the ledger is not archived "
+            f"({'; '.join(problems)}); nothing was written"
         )
     return events
 

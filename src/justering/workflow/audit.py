@@ -1,4 +1,4 @@
-"""The audit: find extracts in the ledger and read an extract's timeline.
+"""The audit: find extracts and protocols in the ledger and read one's timeline.
 
 :func:`find_extracts` filters in SQL (the body code and the meeting date are
 read from the stored manifest with JSON functions, the signer through an
@@ -25,8 +25,8 @@ from justering.errors import JusteringError, NotFoundError
 from justering.ledger.extracts import checked_trail
 from justering.ledger.schema import ExtractRow, MeetingRow, TrailEventRow, aware_utc
 from justering.model.extract import ExtractSummary
-from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
-from justering.model.trail import TrailEvent
+from justering.model.process import SIGNATURE_EVENTS, DocumentKind, ExtractStatus
+from justering.model.trail import EventKind, TrailEvent
 from justering.workflow.services import Services
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "AuditSignature",
     "FilterError",
     "Timeline",
+    "archived_count",
     "check_limit",
     "extract_timeline",
     "find_extracts",
@@ -73,7 +74,7 @@ class AuditSignature:
 
 @dataclass(frozen=True)
 class AuditRow:
-    """One extract as the audit shows it."""
+    """One extract, or one protocol, as the audit shows it."""
 
     extract: ExtractSummary
     body_code: str
@@ -89,7 +90,8 @@ class AuditRow:
             "body_code": self.body_code,
             "body_name": self.body_name,
             "meeting_date": self.meeting_date.isoformat(),
-            "paragraph": e.paragraph,
+            "kind": e.kind.value,
+            "paragraph": None if e.is_protocol else e.paragraph,
             "dnr": e.dnr,
             "title": e.title,
             "version": e.version,
@@ -101,7 +103,11 @@ class AuditRow:
 
 @dataclass(frozen=True)
 class Timeline:
-    """An extract's trail as recorded in the ledger, with its chain checked."""
+    """An extract's (or a protocol's) trail as recorded in the ledger, with its chain
+    checked. The ledger's trail goes on after the archived copy (``trail.json``) was
+    written: it also has the ``archived`` event (and any message sent after it), so
+    it counts more events than ``justering verify`` finds in the bundle
+    (:func:`archived_count`)."""
 
     row: AuditRow
     events: tuple[TrailEvent, ...]
@@ -114,6 +120,25 @@ class Timeline:
     @property
     def archive_uri(self) -> str | None:
         return self.row.extract.archive_uri
+
+    @property
+    def archived_count(self) -> int | None:
+        """How many of the events the archived ``trail.json`` holds (those before the
+        ``archived`` event of the current archive), or None when not archived."""
+        return archived_count(self.events)
+
+    def count_text(self) -> str:
+        """The count of events as the archivist's page and ``justering audit`` say it,
+        with why ``justering verify`` finds fewer in the archived copy."""
+        text = f"{len(self.events)} händelser i registret"
+        archived = self.archived_count
+        if archived is not None:
+            text += (
+                f"; arkivexemplarets trail.json har de {archived} som skedde före "
+                "arkiveringen (händelsen arkiverat och det som följt den skrivs bara i "
+                "registret)"
+            )
+        return text
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -290,7 +315,8 @@ def find_extracts(
 
 
 def _extract_query() -> Select[Any]:
-    """The columns of an :class:`AuditRow`, newest meeting first, then by §."""
+    """The columns of an :class:`AuditRow`, newest meeting first, then its protocols,
+    then its extracts by §."""
     body_code, body_name, meeting_date = _meeting_columns()
     return (
         select(
@@ -299,6 +325,7 @@ def _extract_query() -> Select[Any]:
             body_code.label("body_code"),
             body_name.label("body_name"),
             meeting_date.label("meeting_date"),
+            ExtractRow.kind,
             ExtractRow.paragraph,
             ExtractRow.dnr,
             ExtractRow.title,
@@ -308,7 +335,9 @@ def _extract_query() -> Select[Any]:
             ExtractRow.archive_uri,
         )
         .join(MeetingRow, MeetingRow.meeting_id == ExtractRow.meeting_id)
-        .order_by(meeting_date.desc(), ExtractRow.meeting_id, ExtractRow.paragraph)
+        .order_by(
+            meeting_date.desc(), ExtractRow.meeting_id, ExtractRow.paragraph, ExtractRow.kind.desc()
+        )
     )
 
 
@@ -323,6 +352,8 @@ def _audit_row(record: Row[Any], signatures: tuple[AuditSignature, ...]) -> Audi
         status=record.status,
         document_sha256=record.head_sha256,
         archive_uri=record.archive_uri,
+        immediate=record.kind is DocumentKind.IMMEDIATE_PROTOCOL,
+        kind=record.kind,
     )
     return AuditRow(
         extract=summary,
@@ -333,20 +364,37 @@ def _audit_row(record: Row[Any], signatures: tuple[AuditSignature, ...]) -> Audi
     )
 
 
-def extract_timeline(services: Services, meeting_id: str, paragraph: int) -> Timeline:
-    """The extract's trail from the ledger, its chain checked, its end against the
-    recorded head and the head against the ledger's seal
-    (:func:`justering.ledger.extracts.checked_trail`); ``NotFoundError`` if there
-    is no such extract."""
+def extract_timeline(
+    services: Services,
+    meeting_id: str,
+    paragraph: int,
+    kind: DocumentKind = DocumentKind.EXTRACT,
+) -> Timeline:
+    """The trail of the extract of § ``paragraph`` (or, with ``kind``, of a protocol:
+    ``paragraph`` 0) from the ledger, its chain checked, its end against the recorded
+    head and the head against the ledger's seal
+    (:func:`justering.ledger.extracts.checked_trail`); ``NotFoundError`` if there is
+    no such document."""
     with services.ledger.reading() as session:
         record = session.execute(
             _extract_query().where(
-                ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph
+                ExtractRow.meeting_id == meeting_id,
+                ExtractRow.kind == kind,
+                ExtractRow.paragraph == paragraph,
             )
         ).one_or_none()
         extract = session.get(ExtractRow, record.id) if record is not None else None
         if record is None or extract is None:
-            raise NotFoundError("extract", f"§ {paragraph} of meeting {meeting_id!r}")
+            what = f"§ {paragraph}" if kind is DocumentKind.EXTRACT else kind.swedish
+            raise NotFoundError(kind.value.replace("_", " "), f"{what} of meeting {meeting_id!r}")
         events, problems = checked_trail(session, extract)
         signatures = tuple(_signatures_of(session, [record.id]).get(record.id, ()))
     return Timeline(_audit_row(record, signatures), events, tuple(problems))
+
+
+def archived_count(events: Sequence[TrailEvent]) -> int | None:
+    """How many of ``events`` (a ledger trail) the archived ``trail.json`` holds: those
+    before its last ``archived`` event, which is recorded once the bundle is written.
+    None when the trail has no ``archived`` event."""
+    archived = [i for i, event in enumerate(events) if event.kind is EventKind.ARCHIVED]
+    return archived[-1] if archived else None

@@ -1,13 +1,18 @@
 """Deadlines: reminders before the justering deadline, and a notice to the body's
 secretary once it has passed.
 
-The justering (the chair's and the adjusters' signatures) is due within the
-body's ``justering_days`` of the meeting (14 by default; :func:`deadline_of`).
-Before that last day, on each of the body's ``reminder_days`` (3 and 1 days
-before, by default), every chair or adjuster whose turn it is and who has not
-signed gets one reminder: a fresh link to every extract waiting for them, in one
-message. Once the last day has passed, the secretary (:func:`secretary_of`) gets
-one notice per meeting naming each overdue extract and whom it waits for.
+The justering (the chair's and the adjusters' signatures on the protocol and the
+extracts of its paragraphs) is due within the body's ``justering_days`` of the
+meeting (at most 14, KL 5 kap. 69 §; :func:`deadline_of`); the omedelbar
+justering's (its small protocol and the extracts of its paragraphs) on the meeting
+day or the next (``immediate_justering_days``). Each document has its own last day.
+Before it, on each of the body's ``reminder_days`` (3 and 1 days before, by
+default), every chair or adjuster whose turn it is and who has not signed gets one
+reminder: a fresh link to every document waiting for them, in one message. Once a
+last day has passed, the secretary (:func:`secretary_of`) gets one notice per
+meeting naming each overdue document, its last day and whom it waits for. A
+justering after its last day is still possible; it is marked as late
+(:mod:`justering.workflow.noticeboard`).
 
 The certifier is not reminded: the utdragsbestyrkande is not part of the
 justering and has no deadline of its own. Declined extracts are back with the
@@ -30,17 +35,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from justering.config import BodyRules
+from justering.config import BodyRules, Settings
 from justering.errors import JusteringError
 from justering.ledger.extracts import append_event, event_rows
 from justering.ledger.schema import ExtractRow, MeetingRow, TrailEventRow, aware_utc
-from justering.mail.messages import (
-    ExtractLine,
-    MeetingHeader,
-    Overdue,
-    OverdueNotice,
-    immediate_first,
-)
+from justering.mail.compose import MeetingHeader, immediate_first
+from justering.mail.notices import Overdue, OverdueNotice
 from justering.model.calendar import local_today
 from justering.model.meeting import Meeting
 from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
@@ -48,6 +48,7 @@ from justering.model.roles import Signer
 from justering.model.trail import EventKind
 from justering.workflow.advance import request_signatures
 from justering.workflow.meetings import deadline_of, load_meeting, secretary_of
+from justering.workflow.protocols import document_line, under_immediate
 from justering.workflow.services import Services
 
 __all__ = ["DeadlineReport", "due_offset", "send_due_reminders"]
@@ -124,15 +125,16 @@ def send_due_reminders(services: Services, *, today: dt.date | None = None) -> D
 class _OverdueExtract:
     extract: ExtractRow
     waiting: tuple[Signer, ...]
+    deadline: dt.date
 
 
 @dataclass
 class _Due:
     """What one meeting is owed today."""
 
-    days_left: int
-    offset: int | None
     reminders: dict[Signer, list[ExtractRow]] = field(default_factory=dict)
+    days_left: dict[Signer, int] = field(default_factory=dict)
+    """For each signer reminded, the days left to the nearest last day of theirs."""
     overdue: list[_OverdueExtract] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -189,17 +191,19 @@ def _due(
     session: Session,
     meeting: Meeting,
     rules: BodyRules,
-    deadline: dt.date,
+    settings: Settings,
     today: dt.date,
     extracts: Sequence[ExtractRow],
 ) -> _Due:
-    days_left = (deadline - today).days
-    due = _Due(days_left, due_offset(rules.reminder_days, days_left))
-    if due.offset is None and days_left >= 0:
-        return due  # before the first reminder day: nothing to look at
+    due = _Due()
     waiting_on: dict[Signer, list[ExtractRow]] = {}
     behind: set[Signer] = set()
     for extract in extracts:
+        deadline = deadline_of(meeting, settings, immediate=under_immediate(meeting, extract))
+        days_left = (deadline - today).days
+        offset = due_offset(rules.reminder_days, days_left)
+        if offset is None and days_left >= 0:
+            continue  # before its first reminder day: nothing to look at
         role = extract.status.signing_role
         assert role is not None  # a status in the justering has a signing role
         events = [e for e in event_rows(session, extract.id) if e.version == extract.version]
@@ -208,17 +212,18 @@ def _due(
         notified = [e for e in events if e.kind == EventKind.NOTIFIED]
         if days_left < 0:
             if waiting and not any(OVERDUE_DETAIL in e.detail for e in notified):
-                due.overdue.append(_OverdueExtract(extract, waiting))
+                due.overdue.append(_OverdueExtract(extract, waiting, deadline))
             continue
-        assert due.offset is not None
+        assert offset is not None
         for signer in waiting:
             asked = [e for e in notified if e.slot == signer.slot]
             if not asked:
                 continue  # never asked: advancing the meeting asks first
             waiting_on.setdefault(signer, []).append(extract)
-            if not any(_covers(e, due.offset, deadline) for e in asked):
+            due.days_left[signer] = min(days_left, due.days_left.get(signer, days_left))
+            if not any(_covers(e, offset, deadline) for e in asked):
                 behind.add(signer)
-    # One reminder per signer, with every extract that waits for them.
+    # One reminder per signer, with every document within its reminder days.
     due.reminders.update((s, waiting_on[s]) for s in waiting_on if s in behind)
     return due
 
@@ -231,9 +236,8 @@ def _handle_meeting(services: Services, meeting_id: str, today: dt.date) -> _Out
     with services.ledger.reading() as session:
         meeting = load_meeting(session, meeting_id)
         rules = settings.body_rules(meeting.body.code)
-        deadline = deadline_of(meeting, settings)
         extracts = _waiting_extracts(session, meeting_id, lock=False)
-        if not _due(session, meeting, rules, deadline, today, extracts):
+        if not _due(session, meeting, rules, settings, today, extracts):
             return _Outcome()
     with services.ledger.transaction() as session:
         # The meeting row's write lock, as advancing takes it: one sender at a time.
@@ -244,14 +248,14 @@ def _handle_meeting(services: Services, meeting_id: str, today: dt.date) -> _Out
         )
         meeting = load_meeting(session, meeting_id)
         extracts = _waiting_extracts(session, meeting_id, lock=True)
-        due = _due(session, meeting, rules, deadline, today, extracts)
+        due = _due(session, meeting, rules, settings, today, extracts)
         reminded: list[str] = []
         failed = False
         for signer, waiting in due.reminders.items():
             try:
                 with session.begin_nested():  # a failed send undoes only its own link
                     request_signatures(
-                        session, services, meeting, signer, waiting, days_left=due.days_left
+                        session, services, meeting, signer, waiting, days_left=due.days_left[signer]
                     )
             except JusteringError as error:
                 log.warning(
@@ -267,7 +271,7 @@ def _handle_meeting(services: Services, meeting_id: str, today: dt.date) -> _Out
         if due.overdue:
             try:
                 with session.begin_nested():
-                    _tell_secretary(session, services, meeting, deadline, due.overdue)
+                    _tell_secretary(session, services, meeting, due.overdue)
                 escalated = True
             except JusteringError as error:
                 log.warning("overdue notice for %s not sent: %s", meeting_id, error.diagnostics())
@@ -284,25 +288,18 @@ def _tell_secretary(
     session: Session,
     services: Services,
     meeting: Meeting,
-    deadline: dt.date,
     overdue: Sequence[_OverdueExtract],
 ) -> None:
-    """One notice to the secretary for the meeting's overdue extracts, recorded on
-    each extract's trail (inside the caller's transaction)."""
+    """One notice to the secretary for the meeting's overdue documents, recorded on
+    each one's trail (inside the caller's transaction)."""
     secretary = secretary_of(meeting, services.settings)
-    immediate = meeting.immediate_numbers
-
-    def line(extract: ExtractRow) -> ExtractLine:
-        return ExtractLine.of(extract.summary(immediate=extract.paragraph in immediate))
-
-    order = {line(o.extract): o for o in overdue}
+    order = {document_line(meeting, o.extract): o for o in overdue}
     message_id = services.notifier.send(
         OverdueNotice(
             to=secretary,
             meeting=MeetingHeader.of(meeting),
-            deadline=deadline,
             overdue=tuple(
-                Overdue(item, _waiting_for(order[item].waiting))
+                Overdue(item, _waiting_for(order[item].waiting), order[item].deadline)
                 for item in immediate_first(list(order))
             ),
         )
@@ -316,7 +313,7 @@ def _tell_secretary(
             actor_email=secretary.email,
             document_sha256=item.extract.head_sha256,
             detail={
-                OVERDUE_DETAIL: deadline.isoformat(),
+                OVERDUE_DETAIL: item.deadline.isoformat(),
                 "waiting_for": _waiting_for(item.waiting),
                 "message_id": message_id,
             },

@@ -1,9 +1,13 @@
-"""Declining an extract: a signer who finds it wrong declines it with a comment.
+"""Declining a paragraph: a signer who finds it wrong declines it with a comment,
+on its extract or, reading the protocol, on the protocol's copy of it.
 
-That extract goes back to the secretary (its status ``declined``), the signatures
-on that version no longer count, and every link that only granted it is revoked;
-the meeting's other extracts carry on. The secretary gets an e-mail with the
-comment and a link to the redraft page (:mod:`justering.workflow.redraft`).
+The paragraph's extract goes back to the secretary (its status ``declined``), the
+signatures on that version no longer count, every protocol that shows the paragraph
+is held until the redraft (:mod:`justering.workflow.protocols`), and every link
+that no longer lets anyone do anything is revoked; the meeting's other extracts
+carry on. The secretary gets an e-mail with the comment and a link to the redraft
+page (:mod:`justering.workflow.redraft`); the chair and the adjusters hear from the
+next advance that the protocol waits.
 """
 
 from __future__ import annotations
@@ -24,13 +28,22 @@ from justering.ledger.extracts import (
 )
 from justering.ledger.links import SECRETARY, grants_of, issue_secretary_link
 from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow
-from justering.mail.messages import DeclineNotice, ExtractLine, MeetingHeader
+from justering.mail.compose import ExtractLine, MeetingHeader
+from justering.mail.notices import DeclineNotice
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.model.roles import Person, Signer
 from justering.model.trail import EventKind
+from justering.workflow.advance import request_work
 from justering.workflow.identity import signer_identity
-from justering.workflow.meetings import secretary_of
+from justering.workflow.meetings import drafted_extract, secretary_of
+from justering.workflow.protocols import (
+    JUSTERED_STATUSES,
+    hold_protocols,
+    justering_kind,
+    protocols_of,
+    shown_in,
+)
 from justering.workflow.services import Services
 from justering.workflow.signer_links import (
     GrantState,
@@ -83,28 +96,41 @@ class DeclineReceipt:
 
 
 def decline_with_link(
-    services: Services, token: str, extract_id: int, comment: str, *, login: str | None = None
+    services: Services,
+    token: str,
+    extract_id: int,
+    comment: str,
+    *,
+    paragraph: int | None = None,
+    login: str | None = None,
 ) -> DeclineReceipt:
-    """Decline one extract the link grants, as its signer, with a required comment.
+    """Decline, as the link's signer and with a required comment, one extract the link
+    grants, or (``extract_id`` a protocol the link grants) § ``paragraph`` of it.
 
     In one transaction: the ``declined`` event (with the comment), the extract back
-    to the secretary, links that now grant nothing revoked, and the e-mail to the
-    secretary with a redraft link (a failed delivery rolls it all back). Where the
-    body signs with e-legitimation, ``login`` must be the signer's login on this link,
-    as for signing."""
+    to the secretary, the protocols that show the paragraph held, links that now
+    grant nothing revoked, and the e-mail to the secretary with a redraft link (a
+    failed delivery rolls it all back). Refused when it is not the signer's turn on
+    what they decline, and once the paragraph's protocol is justered. Where the body
+    signs with e-legitimation, ``login`` must be the signer's login on this link, as
+    for signing."""
     text = clean_comment(comment)
     with services.ledger.transaction() as session:
         link, meeting, signer = link_signer(session, token)
         signer_identity(session, services.settings, link, meeting, signer, login)
         lock_meeting(session, meeting.meeting_id)  # before the extract: one lock order
         grant = grant_for(session, link, extract_id)
-        extract = lock_extract(session, extract_id)
-        check_turn(session, extract, grant.version, signer)
+        granted = lock_extract(session, extract_id)
+        check_turn(session, granted, grant.version, signer)
+        extract = _declined_extract(session, meeting, granted, paragraph)
         append_signer_event(session, extract, EventKind.DECLINED, signer, detail={"comment": text})
         extract.status = ExtractStatus.DECLINED
         extract.updated_at = utcnow()
+        for protocol in hold_protocols(session, meeting, extract.paragraph, signer, utcnow()):
+            revoke_dead_links(session, meeting, protocol.id, protocol.version)
         remaining = close_if_done(session, link, signer)
         revoke_dead_links(session, meeting, extract.id, extract.version)
+        request_work(session, meeting.meeting_id)
         secretary = secretary_of(meeting, services.settings)
         _tell_secretary(session, services, meeting, extract, signer, text, secretary)
         return DeclineReceipt(
@@ -118,6 +144,34 @@ def decline_with_link(
             secretary,
             remaining,
         )
+
+
+def _declined_extract(
+    session: Session, meeting: Meeting, granted: ExtractRow, paragraph: int | None
+) -> ExtractRow:
+    """The extract a decline concerns: the granted one, or § ``paragraph`` of a granted
+    protocol (locked). Refused when the paragraph's protocol is justered."""
+    if granted.kind.is_protocol:
+        if paragraph is None or paragraph not in shown_in(meeting, granted.kind):
+            raise WorkflowError(
+                Refusal.NOT_IN_PROTOCOL,
+                detail=f"§ {paragraph}" if paragraph is not None else "no § given",
+            )
+        extract = lock_extract(session, drafted_extract(session, meeting.meeting_id, paragraph).id)
+    else:
+        extract = granted
+    protocol = protocols_of(session, meeting.meeting_id).get(
+        justering_kind(meeting, extract.paragraph)
+    )
+    justered = protocol is not None and protocol.status in JUSTERED_STATUSES
+    if justered or not extract.status.redraftable or extract.status is ExtractStatus.DECLINED:
+        refusal = (
+            Refusal.DECLINED
+            if extract.status is ExtractStatus.DECLINED
+            else (Refusal.JUSTERING_COMPLETE)
+        )
+        raise WorkflowError(refusal, paragraph=extract.paragraph, detail=extract.status.value)
+    return extract
 
 
 def _tell_secretary(

@@ -1,5 +1,6 @@
 """Drafting: every paragraph of a recorded meeting rendered as version 1 of its
-extract, recorded with its ``drafted`` event."""
+extract, and the meeting's protocols as version 1 of theirs, each recorded with its
+``drafted`` event."""
 
 from __future__ import annotations
 
@@ -13,18 +14,28 @@ from justering.ledger.database import utcnow
 from justering.ledger.extracts import append_event, store_document
 from justering.ledger.leases import WorkLease
 from justering.ledger.schema import ExtractRow, MeetingRow
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.trail import EventKind
 from justering.workflow.meetings import get_meeting, load_meeting
+from justering.workflow.protocols import (
+    current_paragraphs,
+    new_protocol_row,
+    protocol_kinds,
+    render_protocol_version,
+)
 from justering.workflow.services import Services
 
-__all__ = ["draft_extract", "draft_meeting"]
+__all__ = ["draft_extract", "draft_meeting", "draft_protocol"]
 
 
-def _extract_id(session: Session, meeting_id: str, paragraph_number: int) -> int | None:
+def _extract_id(
+    session: Session, meeting_id: str, paragraph_number: int, kind: DocumentKind
+) -> int | None:
     return session.execute(
         select(ExtractRow.id).where(
-            ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
+            ExtractRow.meeting_id == meeting_id,
+            ExtractRow.kind == kind,
+            ExtractRow.paragraph == paragraph_number,
         )
     ).scalar_one_or_none()
 
@@ -33,46 +44,65 @@ def draft_extract(services: Services, meeting_id: str, paragraph_number: int) ->
     """Render and record version 1 of a paragraph's extract (idempotent); its id."""
     with services.ledger.reading() as session:
         meeting = load_meeting(session, meeting_id)
-        existing = _extract_id(session, meeting_id, paragraph_number)
+        existing = _extract_id(session, meeting_id, paragraph_number, DocumentKind.EXTRACT)
     if existing is not None:
         return existing
     paragraph = meeting.paragraph(paragraph_number)
     if paragraph is None:
         raise NotFoundError("paragraph", f"§ {paragraph_number} of {meeting_id}")
     pdf = render_extract(meeting, paragraph, version=1)
+    row = ExtractRow(
+        meeting_id=meeting_id,
+        kind=DocumentKind.EXTRACT,
+        paragraph=paragraph_number,
+        dnr=paragraph.dnr,
+        title=paragraph.title,
+        version=1,
+        status=ExtractStatus.AWAITING_CHAIR,
+        head_sha256="",
+        updated_at=utcnow(),
+    )
+    return _record_draft(services, row, pdf)
+
+
+def draft_protocol(services: Services, meeting_id: str, kind: DocumentKind) -> int:
+    """Render and record version 1 of one of the meeting's protocols (idempotent), from
+    the paragraphs' current texts (one may have been redrafted before it); its id."""
+    with services.ledger.reading() as session:
+        meeting = load_meeting(session, meeting_id)
+        existing = _extract_id(session, meeting_id, 0, kind)
+        paragraphs = current_paragraphs(session, meeting)
+    if existing is not None:
+        return existing
+    pdf = render_protocol_version(meeting, kind, paragraphs, 1)
+    return _record_draft(services, new_protocol_row(meeting, kind, utcnow()), pdf)
+
+
+def _record_draft(services: Services, row: ExtractRow, pdf: bytes) -> int:
+    """Record ``row`` (version 1) with ``pdf``; the id of the row that stands."""
     try:
         with services.ledger.transaction() as session:
-            existing = _extract_id(session, meeting_id, paragraph_number)
+            existing = _extract_id(session, row.meeting_id, row.paragraph, row.kind)
             if existing is not None:
                 return existing
-            extract = ExtractRow(
-                meeting_id=meeting_id,
-                paragraph=paragraph_number,
-                dnr=paragraph.dnr,
-                title=paragraph.title,
-                version=1,
-                status=ExtractStatus.AWAITING_CHAIR,
-                head_sha256="",
-                updated_at=utcnow(),
-            )
-            session.add(extract)
+            session.add(row)
             session.flush()
-            extract.head_sha256 = store_document(session, extract, pdf)
+            row.head_sha256 = store_document(session, row, pdf)
             client = session.execute(
-                select(MeetingRow.client).where(MeetingRow.meeting_id == meeting_id)
+                select(MeetingRow.client).where(MeetingRow.meeting_id == row.meeting_id)
             ).scalar_one()
             append_event(
                 session,
-                extract,
+                row,
                 EventKind.DRAFTED,
-                document_sha256=extract.head_sha256,
+                document_sha256=row.head_sha256,
                 # Who started the meeting: a registered meeting system, or the operator.
                 detail={"started_by": f"client:{client}" if client else "command line"},
             )
-            return extract.id
+            return row.id
     except IntegrityError:  # drafted concurrently by another advance: that one stands
         with services.ledger.reading() as session:
-            existing = _extract_id(session, meeting_id, paragraph_number)
+            existing = _extract_id(session, row.meeting_id, row.paragraph, row.kind)
         if existing is None:
             raise
         return existing
@@ -80,20 +110,25 @@ def draft_extract(services: Services, meeting_id: str, paragraph_number: int) ->
 
 def draft_meeting(services: Services, meeting_id: str) -> tuple[int, ...] | None:
     """Draft every paragraph of the meeting not drafted yet, those under omedelbar
-    justering first; the new extracts' ids. None if another process is drafting the
-    meeting now (a lease in the ledger): the work is not done twice."""
+    justering first, then its protocols; the new documents' ids. None if another
+    process is drafting the meeting now (a lease in the ledger): the work is not done
+    twice."""
     meeting = get_meeting(services, meeting_id)
     with services.ledger.reading() as session:
-        existing = set(
-            session.execute(
-                select(ExtractRow.paragraph).where(ExtractRow.meeting_id == meeting_id)
-            ).scalars()
-        )
+        existing = {
+            (kind, paragraph)
+            for kind, paragraph in session.execute(
+                select(ExtractRow.kind, ExtractRow.paragraph).where(
+                    ExtractRow.meeting_id == meeting_id
+                )
+            )
+        }
     missing = sorted(
-        (p for p in meeting.paragraphs if p.number not in existing),
+        (p for p in meeting.paragraphs if (DocumentKind.EXTRACT, p.number) not in existing),
         key=lambda p: (not p.immediate, p.number),
     )
-    if not missing:
+    protocols = [kind for kind in protocol_kinds(meeting) if (kind, 0) not in existing]
+    if not missing and not protocols:
         return ()
     with WorkLease(services.ledger, f"draft:{meeting_id}") as lease:
         if not lease.held:
@@ -101,5 +136,8 @@ def draft_meeting(services: Services, meeting_id: str) -> tuple[int, ...] | None
         drafted = []
         for paragraph in missing:
             drafted.append(draft_extract(services, meeting_id, paragraph.number))
+            lease.renew()
+        for kind in protocols:
+            drafted.append(draft_protocol(services, meeting_id, kind))
             lease.renew()
         return tuple(drafted)

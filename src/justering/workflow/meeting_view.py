@@ -1,7 +1,8 @@
-"""Where a meeting's paragraphs stand, as the secretary follows it: for each
-paragraph its version and status, who has signed it, who is waiting (and since
-when they were asked), the decline comments, the announcement; for the meeting
-its justering deadline.
+"""Where a meeting's paragraphs and protocols stand, as the secretary follows it: for
+each paragraph its version and status, who has signed it, who is waiting (and since
+when they were asked), the decline comments, the announcement of the protocol that
+justered it; for each protocol the same, and whether its justering was late; for the
+meeting its justering deadline.
 
 Read only, in the same few queries whatever the meeting's size (the meeting, its
 extracts, their trail events). ``justering status`` prints it
@@ -24,7 +25,7 @@ from justering.model.calendar import local_today
 from justering.model.extract import ExtractSummary
 from justering.model.meeting import Meeting
 from justering.model.minutes import Paragraph
-from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
+from justering.model.process import SIGNATURE_EVENTS, DocumentKind, ExtractStatus
 from justering.model.roles import Role
 from justering.model.trail import EventKind
 from justering.workflow.meetings import deadline_of, load_meeting
@@ -34,6 +35,7 @@ __all__ = [
     "Decline",
     "MeetingView",
     "ParagraphView",
+    "ProtocolView",
     "Signature",
     "Waiting",
     "meeting_view",
@@ -42,7 +44,14 @@ __all__ = [
 NOT_DRAFTED_SWEDISH = "inte upprättat ännu"
 """The status of a paragraph whose extract has not been drafted yet."""
 
-_KINDS = (*SIGNATURE_EVENTS, EventKind.NOTIFIED, EventKind.DECLINED, EventKind.ANNOUNCED)
+_KINDS = (
+    *SIGNATURE_EVENTS,
+    EventKind.NOTIFIED,
+    EventKind.DECLINED,
+    EventKind.ANNOUNCED,
+    EventKind.JUSTERED,
+    EventKind.HELD,
+)
 
 
 def _utc(moment: dt.datetime) -> str:
@@ -122,7 +131,8 @@ class ParagraphView:
     waiting: tuple[Waiting, ...] = ()
     declines: tuple[Decline, ...] = ()
     announced_on: dt.date | None = None
-    """The day the justering was announced on the anslagstavla (this version)."""
+    """The day the justering of the protocol that justered this version was announced
+    on the anslagstavla."""
     appeal_deadline: dt.date | None = None
 
     @property
@@ -168,14 +178,58 @@ class ParagraphView:
 
 
 @dataclass(frozen=True)
+class ProtocolView:
+    """One of the meeting's protocols (drafted) and where it stands."""
+
+    protocol: ExtractSummary
+    deadline: dt.date
+    """Its last day of justering (the omedelbar justering's for its small protocol)."""
+    overdue: bool
+    signatures: tuple[Signature, ...] = ()
+    waiting: tuple[Waiting, ...] = ()
+    held_for: tuple[int, ...] = ()
+    """(Held.) The declined paragraphs it waits for."""
+    announced_on: dt.date | None = None
+    appeal_deadline: dt.date | None = None
+    late: bool = False
+    """Justered after its last day."""
+    justered_on: dt.date | None = None
+    kept_at: str | None = None
+    """The förvaringsplats the announcement gave."""
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.protocol
+        return {
+            "kind": p.kind.value,
+            "version": p.version,
+            "status": p.status.value,
+            "status_swedish": p.status.swedish,
+            "justering_deadline": self.deadline.isoformat(),
+            "overdue": self.overdue,
+            "signatures": [s.to_json() for s in self.signatures],
+            "waiting": [w.to_json() for w in self.waiting],
+            "held_for": list(self.held_for),
+            "announced_on": self.announced_on.isoformat() if self.announced_on else None,
+            "appeal_deadline": self.appeal_deadline.isoformat() if self.appeal_deadline else None,
+            "late": self.late,
+            "justered_on": self.justered_on.isoformat() if self.justered_on else None,
+            "kept_at": self.kept_at,
+            "sha256": p.document_sha256,
+            "archive_uri": p.archive_uri,
+        }
+
+
+@dataclass(frozen=True)
 class MeetingView:
-    """A meeting and its paragraphs, as of ``today`` (a Swedish date)."""
+    """A meeting, its paragraphs and its protocols, as of ``today`` (a Swedish date)."""
 
     meeting: Meeting
     deadline: dt.date
     """The last day of the justering (:func:`justering.workflow.meetings.deadline_of`)."""
     today: dt.date
     paragraphs: tuple[ParagraphView, ...]
+    protocols: tuple[ProtocolView, ...] = ()
+    """The protocol first, then the small protocol of the omedelbar justering."""
 
     @property
     def deadline_passed(self) -> bool:
@@ -196,6 +250,7 @@ class MeetingView:
             "justering_deadline": self.deadline.isoformat(),
             "deadline_passed": self.deadline_passed,
             "paragraphs": [p.to_json() for p in self.paragraphs],
+            "protocols": [p.to_json() for p in self.protocols],
         }
 
 
@@ -206,39 +261,63 @@ def meeting_view(
     today = today or local_today()
     with services.ledger.reading() as session:
         meeting = load_meeting(session, meeting_id)
-        extracts = {
-            row.paragraph: row
-            for row in session.execute(
-                select(ExtractRow).where(ExtractRow.meeting_id == meeting_id)
+        rows = list(
+            session.execute(
+                select(ExtractRow)
+                .where(ExtractRow.meeting_id == meeting_id)
+                .order_by(ExtractRow.id)
             ).scalars()
-        }
+        )
         events: dict[int, list[TrailEventRow]] = defaultdict(list)
         for event in session.execute(
             select(TrailEventRow)
             .where(
-                TrailEventRow.extract_id.in_([row.id for row in extracts.values()]),
+                TrailEventRow.extract_id.in_([row.id for row in rows]),
                 TrailEventRow.kind.in_(_KINDS),
             )
             .order_by(TrailEventRow.extract_id, TrailEventRow.seq)
         ).scalars():
             events[event.extract_id].append(event)
-        deadline = deadline_of(meeting, services.settings)
+        extracts = {row.paragraph: row for row in rows if row.kind is DocumentKind.EXTRACT}
         views = []
         for paragraph in meeting.paragraphs:
             row = extracts.get(paragraph.number)
             if row is None:
                 views.append(ParagraphView(paragraph, None, overdue=False))
                 continue
+            last = deadline_of(meeting, services.settings, immediate=paragraph.immediate)
             views.append(
                 _paragraph_view(
                     meeting,
                     paragraph,
                     row.summary(immediate=paragraph.immediate),
                     [e for e in events[row.id] if e.version == row.version],
-                    overdue=row.status.in_justering and today > deadline,
+                    overdue=row.status.in_justering and today > last,
                 )
             )
-    return MeetingView(meeting, deadline, today, tuple(views))
+        protocols = tuple(
+            _protocol_view(
+                meeting,
+                row.summary(immediate=False),
+                [e for e in events[row.id] if e.version == row.version],
+                deadline_of(
+                    meeting,
+                    services.settings,
+                    immediate=row.kind is DocumentKind.IMMEDIATE_PROTOCOL,
+                ),
+                today,
+            )
+            for row in sorted(rows, key=_justered_first)
+            if row.kind.is_protocol
+        )
+    return MeetingView(
+        meeting, deadline_of(meeting, services.settings), today, tuple(views), protocols
+    )
+
+
+def _justered_first(row: ExtractRow) -> bool:
+    """The small protocol of the omedelbar justering first: it is justered first."""
+    return row.kind is not DocumentKind.IMMEDIATE_PROTOCOL
 
 
 def _role(value: str | None) -> Role | None:
@@ -246,6 +325,65 @@ def _role(value: str | None) -> Role | None:
         return Role(value) if value else None
     except ValueError:
         return None
+
+
+def _protocol_view(
+    meeting: Meeting,
+    protocol: ExtractSummary,
+    events: Sequence[TrailEventRow],
+    deadline: dt.date,
+    today: dt.date,
+) -> ProtocolView:
+    """The view of one protocol from its current version's events."""
+    signatures, waiting = _signatures(events), _waiting(meeting, protocol, events)
+    announcement = next((e.detail for e in events if e.kind == EventKind.ANNOUNCED), {})
+    held_for = tuple(
+        sorted({int(e.detail["paragraph"]) for e in events if e.kind == EventKind.HELD})
+    )
+    return ProtocolView(
+        protocol,
+        deadline,
+        protocol.status.in_justering and today > deadline,
+        signatures,
+        waiting,
+        held_for if protocol.status is ExtractStatus.HELD else (),
+        _date(announcement.get("announced_on")),
+        _date(announcement.get("appeal_deadline")),
+        announcement.get("late") == "true",
+        _date(announcement.get("justered_on")),
+        announcement.get("kept_at"),
+    )
+
+
+def _signatures(events: Sequence[TrailEventRow]) -> tuple[Signature, ...]:
+    return tuple(
+        Signature(e.actor, e.actor_email, by, aware_utc(e.at))
+        for e in events
+        if e.kind in SIGNATURE_EVENTS and (by := _role(e.role)) is not None
+    )
+
+
+def _waiting(
+    meeting: Meeting, document: ExtractSummary, events: Sequence[TrailEventRow]
+) -> tuple[Waiting, ...]:
+    """Whose turn it is on the document and who has not signed it, since when asked."""
+    signed = {e.slot for e in events if e.kind in SIGNATURE_EVENTS}
+    asked: dict[str, list[dt.datetime]] = defaultdict(list)
+    for e in events:
+        if e.kind == EventKind.NOTIFIED and e.slot:
+            asked[e.slot].append(aware_utc(e.at))
+    role = document.status.signing_role
+    return tuple(
+        Waiting(
+            signer.name,
+            signer.email,
+            signer.role,
+            min(asked[signer.slot], default=None),
+            max(asked[signer.slot], default=None),
+        )
+        for signer in (meeting.signers(role) if role else ())
+        if signer.slot not in signed
+    )
 
 
 def _paragraph_view(
@@ -257,34 +395,14 @@ def _paragraph_view(
     overdue: bool,
 ) -> ParagraphView:
     """The view of one drafted paragraph from its current version's events."""
-    signatures = tuple(
-        Signature(e.actor, e.actor_email, by, aware_utc(e.at))
-        for e in events
-        if e.kind in SIGNATURE_EVENTS and (by := _role(e.role)) is not None
-    )
-    signed = {e.slot for e in events if e.kind in SIGNATURE_EVENTS}
-    asked: dict[str, list[dt.datetime]] = defaultdict(list)
-    for e in events:
-        if e.kind == EventKind.NOTIFIED and e.slot:
-            asked[e.slot].append(aware_utc(e.at))
-    role = extract.status.signing_role
-    waiting = tuple(
-        Waiting(
-            signer.name,
-            signer.email,
-            signer.role,
-            min(asked[signer.slot], default=None),
-            max(asked[signer.slot], default=None),
-        )
-        for signer in (meeting.signers(role) if role else ())
-        if signer.slot not in signed
-    )
+    signatures, waiting = _signatures(events), _waiting(meeting, extract, events)
     declines = tuple(
         Decline(e.actor, e.actor_email, _role(e.role), e.detail.get("comment", ""), aware_utc(e.at))
         for e in events
         if e.kind == EventKind.DECLINED
     )
-    announcement = next((e.detail for e in events if e.kind == EventKind.ANNOUNCED), {})
+    # The announcement of the protocol that justered it, as its ``justered`` event copies it.
+    announcement = next((e.detail for e in events if e.kind == EventKind.JUSTERED), {})
     return ParagraphView(
         paragraph,
         extract,

@@ -1,5 +1,6 @@
 """Meetings in the ledger: recording a validated manifest (once), reading it back,
-and what follows from it (the justering deadline, whom to tell)."""
+and what follows from it (the justering deadlines, where the protocol is kept,
+whom to tell)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from justering.ledger.schema import ExtractRow, MeetingRow
 from justering.model.assurance import SigningMode
 from justering.model.meeting import Meeting, meeting_from_dict, meeting_to_dict
 from justering.model.personnummer import hash_personal_numbers
+from justering.model.process import DocumentKind
 from justering.model.roles import Person
 from justering.workflow.services import Services
 
@@ -30,6 +32,8 @@ __all__ = [
     "deadline_of",
     "drafted_extract",
     "get_meeting",
+    "is_late",
+    "kept_at_of",
     "load_meeting",
     "record_meeting",
     "secretary_of",
@@ -46,8 +50,9 @@ def record_meeting(services: Services, meeting: Meeting, *, client: str | None =
     recorded before (``meeting_id`` is the idempotency key, per client: the meeting
     is kept under :func:`~justering.ledger.clients.scoped_meeting_id`). A different
     manifest under a known ``meeting_id`` is refused, and so are more paragraphs
-    than the configured maximum and text the extract's fonts cannot show: this is
-    the last check before anything starts."""
+    than the configured maximum, text the extract's fonts cannot show, and a meeting
+    of a body without a förvaringsplats: this is the last check before anything
+    starts."""
     limit = services.settings.max_paragraphs
     if len(meeting.paragraphs) > limit:
         raise ManifestError(
@@ -56,6 +61,7 @@ def record_meeting(services: Services, meeting: Meeting, *, client: str | None =
             "meeting (max_paragraphs in the configuration)",
         )
     check_printable(meeting)
+    kept_at_of(meeting, services.settings)
     meeting = _protect_identities(meeting, services.settings)
     external_id = meeting.meeting_id
     meeting = replace(meeting, meeting_id=scoped_meeting_id(client, external_id))
@@ -175,7 +181,9 @@ def drafted_extract(session: Session, meeting_id: str, paragraph_number: int) ->
     """The drafted extract of § ``paragraph_number``; ``NotFoundError`` if none."""
     row = session.execute(
         select(ExtractRow).where(
-            ExtractRow.meeting_id == meeting_id, ExtractRow.paragraph == paragraph_number
+            ExtractRow.meeting_id == meeting_id,
+            ExtractRow.kind == DocumentKind.EXTRACT,
+            ExtractRow.paragraph == paragraph_number,
         )
     ).scalar_one_or_none()
     if row is None:
@@ -183,9 +191,36 @@ def drafted_extract(session: Session, meeting_id: str, paragraph_number: int) ->
     return row
 
 
-def deadline_of(meeting: Meeting, settings: Settings) -> dt.date:
-    """The last day of the justering: the body's ``justering_days`` after the meeting."""
-    return meeting.date + dt.timedelta(days=settings.body_rules(meeting.body.code).justering_days)
+def deadline_of(meeting: Meeting, settings: Settings, *, immediate: bool = False) -> dt.date:
+    """The last day of the justering: the body's ``justering_days`` (at most 14, KL
+    5 kap. 69 §) after the meeting; with ``immediate``, of the omedelbar justering:
+    the meeting day or the next (the body's ``immediate_justering_days``)."""
+    rules = settings.body_rules(meeting.body.code)
+    return meeting.date + dt.timedelta(
+        days=rules.immediate_days if immediate else rules.justering_days
+    )
+
+
+def is_late(justered_on: dt.date, deadline: dt.date) -> bool:
+    """A justering after its last day: still valid, but marked as late (in the
+    trail, in the certificate of completion, to the secretary)."""
+    return justered_on > deadline
+
+
+def kept_at_of(meeting: Meeting, settings: Settings) -> str:
+    """Where the body's protocols are kept (förvaringsplats), as the announcement
+    on the anslagstavla must say (KL 8 kap. 12 §): the body's own, else the default of
+    ``[justering]``; a body without either is refused."""
+    kept_at = settings.body_rules(meeting.body.code).kept_at or settings.kept_at
+    if kept_at is None:
+        code = meeting.body.code
+        raise ManifestError(
+            "body.code",
+            f"no förvaringsplats is configured for body {code!r}: set protocol_kept_at "
+            f"under [bodies.{code}] (or [justering]) in the config file; the announcement of "
+            "the justering must say where the protocol is kept (8 kap. 12 § kommunallagen)",
+        )
+    return kept_at
 
 
 def secretary_of(meeting: Meeting, settings: Settings) -> Person:

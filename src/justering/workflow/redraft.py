@@ -33,6 +33,14 @@ from justering.model.trail import EventKind
 from justering.workflow.advance import request_work
 from justering.workflow.declining import revoke_dead_links
 from justering.workflow.meetings import drafted_extract, load_meeting
+from justering.workflow.protocols import (
+    JUSTERED_STATUSES,
+    current_paragraphs,
+    protocols_of,
+    redraw_protocol,
+    render_protocol_version,
+    shown_in,
+)
 from justering.workflow.services import Services
 
 __all__ = [
@@ -111,15 +119,15 @@ def describe_current(services: Services, meeting_id: str, paragraph_number: int)
         extract = drafted_extract(session, meeting_id, paragraph_number)
         title, text = current_text(session, meeting, extract)
         comments = [
-            f"# {row.actor} ({local_minute(aware_utc(row.at))}): "
+            f"# {row.actor} ({local_minute(aware_utc(row.at), zone=True)}): "
             + row.detail.get("comment", "").replace("\n", "\n#   ")
             for row in event_rows(session, extract.id)
             if row.kind == EventKind.DECLINED and row.version == extract.version
         ]
         header = [
-            f"# § {extract.paragraph} {extract.dnr or ''} — version {extract.version}, "
-            f"status {extract.status}",
-            f"# title: {title}",
+            f"# § {extract.paragraph}{' ' + extract.dnr if extract.dnr else ''}, "
+            f"version {extract.version}: {extract.status.swedish}",
+            f"# rubrik: {title}",
             *comments,
         ]
     return "\n".join(header) + "\n", text.rstrip("\n") + "\n"
@@ -160,30 +168,109 @@ def redraft_extract(
     using_link: str | None = None,
 ) -> RedraftResult:
     """Draft the next version of an extract from corrected ``text`` (the paragraph's
-    text as in the manifest's ``paragraphs[].text``) and, optionally, a new title.
+    text as in the manifest's ``paragraphs[].text``) and, optionally, a new title, and
+    the next version of every protocol that shows the paragraph.
 
     The text is checked as strictly as a manifest's (errors name the line or field);
     signing restarts from the chair, whose new link the next advance sends. Open
-    links to the old version are revoked. ``expected_version`` guards against
+    links to the old versions are revoked. ``expected_version`` guards against
     redrafting twice from one form; ``using_link`` (a secretary link's hash) is used
-    up in the same transaction."""
+    up in the same transaction. Refused once a protocol that shows the paragraph is
+    justered. The documents are rendered outside any lock; a protocol re-rendered
+    meanwhile (another paragraph redrafted) makes it render again."""
+    for _attempt in range(MAX_REDRAFT_ATTEMPTS):
+        plan = _plan_redraft(services, meeting_id, paragraph_number, text, title, expected_version)
+        try:
+            return _record_redraft(services, plan, actor, actor_email, using_link)
+        except _ProtocolMoved:
+            continue
+    raise WorkflowError(Refusal.CHANGED_WHILE_SIGNING, paragraph=paragraph_number)
+
+
+MAX_REDRAFT_ATTEMPTS = 3
+
+
+class _ProtocolMoved(Exception):
+    """A protocol got a new version between rendering and recording."""
+
+
+@dataclass(frozen=True)
+class _RedraftPlan:
+    meeting: Meeting
+    extract_id: int
+    version: int
+    paragraph: Paragraph
+    pdf: bytes
+    protocols: tuple[tuple[int, int, bytes], ...]
+    """(id, current version, the next version's PDF) of each protocol showing it."""
+
+
+def _plan_redraft(
+    services: Services,
+    meeting_id: str,
+    paragraph_number: int,
+    text: str,
+    title: str | None,
+    expected_version: int | None,
+) -> _RedraftPlan:
     with services.ledger.reading() as session:
         meeting = load_meeting(session, meeting_id)
         row = drafted_extract(session, meeting_id, paragraph_number)
         _check_redraftable(row, expected_version)
         old_title, _ = current_text(session, meeting, row)
+        paragraphs = current_paragraphs(session, meeting)
+        protocols = [
+            protocol
+            for kind, protocol in protocols_of(session, meeting_id).items()
+            if paragraph_number in shown_in(meeting, kind)
+        ]
+        _check_protocols_open(protocols, paragraph_number)
+        versions = [(protocol.id, protocol.version, protocol.kind) for protocol in protocols]
         extract_id, version = row.id, row.version
     new_title = old_title if title is None or not title.strip() else title.strip()
     paragraph = _corrected_paragraph(meeting, paragraph_number, new_title, text)
-    pdf = render_extract(meeting, paragraph, version=version + 1)
+    paragraphs[paragraph_number] = paragraph
+    return _RedraftPlan(
+        meeting,
+        extract_id,
+        version,
+        paragraph,
+        render_extract(meeting, paragraph, version=version + 1),
+        tuple(
+            (protocol_id, current, render_protocol_version(meeting, kind, paragraphs, current + 1))
+            for protocol_id, current, kind in versions
+        ),
+    )
+
+
+def _check_protocols_open(protocols: list[ExtractRow], paragraph: int) -> None:
+    for protocol in protocols:
+        if protocol.status in JUSTERED_STATUSES:
+            raise WorkflowError(
+                Refusal.JUSTERING_COMPLETE, paragraph=paragraph, detail=protocol.status.value
+            )
+
+
+def _record_redraft(
+    services: Services,
+    plan: _RedraftPlan,
+    actor: str,
+    actor_email: str | None,
+    using_link: str | None,
+) -> RedraftResult:
+    meeting, paragraph = plan.meeting, plan.paragraph
     with services.ledger.transaction() as session:
-        lock_meeting(session, meeting_id)
-        extract = lock_extract(session, extract_id)
-        _check_redraftable(extract, version)
+        lock_meeting(session, meeting.meeting_id)
+        extract = lock_extract(session, plan.extract_id)
+        _check_redraftable(extract, plan.version)
+        protocols = [lock_extract(session, protocol_id) for protocol_id, _, _ in plan.protocols]
+        _check_protocols_open(protocols, paragraph.number)
+        if [p.version for p in protocols] != [version for _, version, _ in plan.protocols]:
+            raise _ProtocolMoved
         previous = extract.head_sha256
-        extract.version = version + 1
+        extract.version = plan.version + 1
         extract.title = paragraph.title
-        extract.head_sha256 = store_document(session, extract, pdf)
+        extract.head_sha256 = store_document(session, extract, plan.pdf)
         extract.status = ExtractStatus.AWAITING_CHAIR
         extract.updated_at = utcnow()
         append_event(
@@ -195,15 +282,27 @@ def redraft_extract(
             document_sha256=extract.head_sha256,
             detail={"previous_sha256": previous, "title": paragraph.title, "text": paragraph.text},
         )
+        for protocol, (_, version, pdf) in zip(protocols, plan.protocols, strict=True):
+            redraw_protocol(
+                session,
+                meeting,
+                protocol,
+                pdf,
+                paragraph=paragraph.number,
+                actor=actor,
+                actor_email=actor_email,
+                now=utcnow(),
+            )
+            revoke_dead_links(session, meeting, protocol.id, version)
         if using_link is not None:
             used = session.get(LinkTokenRow, using_link)
             if used is None:
                 raise NotFoundError("link", using_link)
             claim_link(session, used)
-        revoke_dead_links(session, meeting, extract.id, version)
-        request_work(session, meeting_id)
+        revoke_dead_links(session, meeting, extract.id, plan.version)
+        request_work(session, meeting.meeting_id)
         return RedraftResult(
-            meeting_id, extract.id, extract.paragraph, extract.version, extract.head_sha256
+            meeting.meeting_id, extract.id, extract.paragraph, extract.version, extract.head_sha256
         )
 
 

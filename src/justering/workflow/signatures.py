@@ -1,5 +1,12 @@
-"""Signing through a link: the chosen extracts, each with its own PAdES signature by
-a certificate issued for this signer, recorded all together or not at all."""
+"""Signing through a link: the chosen documents, each with its own PAdES signature by
+a certificate issued for this signer, recorded all together or not at all.
+
+The chair and the adjusters sign a protocol and the extracts of the paragraphs it
+shows in one action: choosing one of them chooses all of them that wait for the
+signer. The signature that completes a protocol's justering announces it, in the
+same transaction, and sends the extracts of the paragraphs it justers on to the
+certifier (:func:`justering.workflow.protocols.settle_justering`).
+"""
 
 from __future__ import annotations
 
@@ -21,19 +28,21 @@ from justering.ledger.extracts import (
     store_document,
 )
 from justering.ledger.links import find_link, grants_of
+from justering.ledger.schema import ExtractRow, LinkGrantRow
+from justering.mail.compose import MeetingHeader
 from justering.mail.delivery import NotificationError
-from justering.mail.messages import ExtractLine, MeetingHeader, SignedLine, SigningReceiptMail
+from justering.mail.messages import SignedLine, SigningReceiptMail
 from justering.model.assurance import SignerIdentity
 from justering.model.extract import ExtractSummary
 from justering.model.meeting import Meeting
-from justering.model.process import ExtractStatus, status_after_signature
+from justering.model.process import DocumentKind, status_after_signature
 from justering.model.roles import Role, Signer
 from justering.model.trail import EventKind
 from justering.pades.sign import SignedExtract, sign_extract
 from justering.pades.validate import validate_extract
 from justering.workflow.advance import request_work
 from justering.workflow.identity import signer_identity
-from justering.workflow.noticeboard import announce
+from justering.workflow.protocols import document_line, settle_justering, shown_in
 from justering.workflow.services import Services
 from justering.workflow.signer_links import (
     GrantState,
@@ -77,6 +86,7 @@ class _PlannedSignature:
     head_sha256: str
     document: bytes
     paragraph: int
+    kind: DocumentKind
 
 
 @dataclass(frozen=True)
@@ -98,12 +108,14 @@ def sign_with_link(
     *,
     login: str | None = None,
 ) -> SigningReceipt:
-    """Sign, as the link's signer, the chosen extracts among those the link grants
+    """Sign, as the link's signer, the chosen documents among those the link grants
     (``None``: every one waiting for them), all or nothing; each gets its own
-    signature. The link is used up once nothing it grants waits for its signer.
-    Where the body signs with e-legitimation, ``login`` (the session the browser
-    holds) must be a valid login of this signer on this link (``IdentityError``
-    otherwise); the certificate and the trail say how the signer was identified.
+    signature. A protocol and the extracts of the paragraphs it shows go together:
+    choosing one that waits for the signer chooses every other one that does. The
+    link is used up once nothing it grants waits for its signer. Where the body
+    signs with e-legitimation, ``login`` (the session the browser holds) must be a
+    valid login of this signer on this link (``IdentityError`` otherwise); the
+    certificate and the trail say how the signer was identified.
 
     Refuses (and changes nothing) when the link is unknown, used, expired or
     revoked, when a chosen extract is not granted, has a newer version than the
@@ -134,16 +146,17 @@ def _plan_signing(
         link, meeting, signer = link_signer(session, token)
         identity = signer_identity(session, services.settings, link, meeting, signer, login)
         grants = grants_of(session, link.token_hash)
+        pending = [
+            grant
+            for grant in grants
+            if _state(session, grant.extract_id, grant.version, signer) is GrantState.PENDING
+        ]
         if extract_ids is None:
-            chosen = [
-                grant
-                for grant in grants
-                if _state(session, grant.extract_id, grant.version, signer) is GrantState.PENDING
-            ]
             # Nothing waits: try them all, so that the refusal says why.
-            chosen = chosen or grants
+            chosen = pending or grants
         else:
             chosen = [grant_for(session, link, extract_id) for extract_id in set(extract_ids)]
+            chosen = _together(session, meeting, chosen, pending)
         if not chosen:
             raise WorkflowError(Refusal.NOTHING_CHOSEN)
         items = []
@@ -157,6 +170,7 @@ def _plan_signing(
                     extract.head_sha256,
                     stored_document(session, extract),
                     extract.paragraph,
+                    extract.kind,
                 )
             )
         return _SigningPlan(meeting, signer, tuple(items), identity)
@@ -164,6 +178,31 @@ def _plan_signing(
 
 def _state(session: Session, extract_id: int, version: int, signer: Signer) -> GrantState:
     return grant_state(session, get_extract(session, extract_id), version, signer)
+
+
+def _together(
+    session: Session, meeting: Meeting, chosen: list[LinkGrantRow], pending: list[LinkGrantRow]
+) -> list[LinkGrantRow]:
+    """``chosen`` with every pending protocol that shows a chosen paragraph (or is
+    chosen), and every pending extract such a protocol shows: a protocol and the
+    extracts of its paragraphs are signed in one action."""
+    rows = {grant.extract_id: get_extract(session, grant.extract_id) for grant in pending}
+    protocols = [g for g in pending if rows[g.extract_id].kind.is_protocol]
+    chosen_ids = {grant.extract_id for grant in chosen}
+
+    def related(protocol: LinkGrantRow, grant: LinkGrantRow) -> bool:
+        row = rows[grant.extract_id]
+        shown = shown_in(meeting, rows[protocol.extract_id].kind)
+        return grant.extract_id == protocol.extract_id or (
+            not row.kind.is_protocol and row.paragraph in shown
+        )
+
+    joined = list(chosen)
+    for protocol in protocols:
+        if any(related(protocol, grant) for grant in pending if grant.extract_id in chosen_ids):
+            joined += [g for g in pending if related(protocol, g)]
+    unique = {grant.extract_id: grant for grant in joined}
+    return list(unique.values())
 
 
 def _check_earlier_signatures(
@@ -178,6 +217,7 @@ def _check_earlier_signatures(
         services.trust_roots,
         expected_adjusters=len(plan.meeting.adjusters),
         complete=False,
+        roles=item.kind.roles,
     )
     if not report.ok or not report.signatures:
         log.error("§ %s: earlier signatures do not validate: %s", item.paragraph, report.problems)
@@ -212,6 +252,7 @@ def _record_signatures(
         lock_meeting(session, meeting.meeting_id)  # before the extracts: one lock order
         link = find_link(session, token)
         items: list[SignedItem] = []
+        rows: list[ExtractRow] = []
         for item, signature in zip(plan.items, signed, strict=True):
             extract = lock_extract(session, item.extract_id)
             if extract.head_sha256 != item.head_sha256:
@@ -230,24 +271,23 @@ def _record_signatures(
             )
             extract.head_sha256 = digest
             extract.status = status_after_signature(
-                extract.status, all_adjusters_signed=adjusters <= signed_slots(session, extract)
+                extract.status,
+                extract.kind,
+                all_adjusters_signed=adjusters <= signed_slots(session, extract),
             )
             extract.updated_at = utcnow()
-            if extract.status is ExtractStatus.AWAITING_CERTIFIER:
-                # The justering is complete: announce it on the anslagstavla, in the
-                # same transaction as the signature that completed it.
-                announce(
-                    session,
-                    extract,
-                    meeting,
-                    now=utcnow(),
-                    appeal_weeks=services.settings.appeal_weeks,
-                )
+            rows.append(extract)
+        # A protocol justered: announced on the anslagstavla, and its extracts on to
+        # the certifier, in the same transaction as the signature that completed it.
+        settle_justering(session, services.settings, meeting, now=utcnow())
+        for extract, signature in zip(rows, signed, strict=True):
             summary = extract.summary(immediate=extract.paragraph in meeting.immediate_numbers)
             items.append(SignedItem(summary, signature.certificate_fingerprint))
         remaining = close_if_done(session, link, signer)
         request_work(session, meeting.meeting_id)
-        items.sort(key=lambda i: (not i.extract.immediate, i.extract.paragraph))
+        items.sort(
+            key=lambda i: (not i.extract.immediate, not i.extract.is_protocol, i.extract.paragraph)
+        )
         return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items), remaining)
 
 
@@ -260,7 +300,8 @@ def _send_receipt(services: Services, meeting: Meeting, receipt: SigningReceipt)
         role=receipt.signer.role,
         signed_at=receipt.signed_at,
         items=tuple(
-            SignedLine(ExtractLine.of(i.extract), i.extract.document_sha256) for i in receipt.items
+            SignedLine(document_line(meeting, i.extract), i.extract.document_sha256)
+            for i in receipt.items
         ),
     )
     try:

@@ -1,6 +1,7 @@
-"""What a signer's link grants and shows: the extracts it was issued for, where
-each stands for its signer, and the checks every use of a link makes (its
-version, the signer's turn)."""
+"""What a signer's link grants and shows: the documents it was issued for (the
+protocol and extracts), where each stands for its signer, their current text (for
+the page to show as text), and the checks every use of a link makes (its version,
+the signer's turn)."""
 
 from __future__ import annotations
 
@@ -31,10 +32,12 @@ from justering.ledger.links import claim_link, find_link, grants_of, hash_token
 from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow, aware_utc
 from justering.model.extract import ExtractSummary
 from justering.model.meeting import Meeting
+from justering.model.minutes import Paragraph
 from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
 from justering.model.roles import Person, Role, Signer
 from justering.model.trail import EventKind
 from justering.workflow.meetings import load_meeting, secretary_of
+from justering.workflow.protocols import current_paragraphs, shown_in
 from justering.workflow.services import Services
 
 __all__ = [
@@ -68,6 +71,8 @@ class GrantState(StrEnum):
     """Declined (by this or another signer): it goes back to the secretary."""
     REPLACED = "replaced"
     """Redrafted since the link was sent; the new version gets a new link."""
+    HELD = "held"
+    """A protocol waiting for a declined paragraph's redraft: nobody signs it now."""
     NOT_YOUR_TURN = "not_your_turn"
 
     @property
@@ -78,21 +83,29 @@ class GrantState(StrEnum):
     @property
     def readable(self) -> bool:
         """The link still shows the document (the version it was issued for)."""
-        return self in (GrantState.PENDING, GrantState.SIGNED, GrantState.NOT_YOUR_TURN)
+        return self in (
+            GrantState.PENDING,
+            GrantState.SIGNED,
+            GrantState.HELD,
+            GrantState.NOT_YOUR_TURN,
+        )
 
 
 @dataclass(frozen=True)
 class GrantedExtract:
-    """One extract behind a link, and where it stands for the link's signer."""
+    """One document behind a link (an extract or a protocol), where it stands for the
+    link's signer, and the paragraphs it shows as their current version reads (the
+    same text as its PDF, for the page to show as text)."""
 
     extract: ExtractSummary
     state: GrantState
+    paragraphs: tuple[Paragraph, ...] = ()
 
 
 @dataclass(frozen=True)
 class LinkView:
-    """What a signer sees behind a link: the extracts it grants, those under
-    omedelbar justering first."""
+    """What a signer sees behind a link: the documents it grants, what is under
+    omedelbar justering first, then the protocol, then the extracts."""
 
     signer: Signer
     meeting: Meeting
@@ -128,6 +141,8 @@ def grant_state(session: Session, extract: ExtractRow, version: int, signer: Sig
         return GrantState.DECLINED
     if extract.version != version:
         return GrantState.REPLACED
+    if extract.status is ExtractStatus.HELD:
+        return GrantState.HELD
     if extract.status is not ExtractStatus.awaiting(signer.role):
         return GrantState.NOT_YOUR_TURN
     return GrantState.PENDING
@@ -143,13 +158,19 @@ def view_link(services: Services, token: str, *, user_agent: str | None = None) 
     (``user_agent``, e.g. a browser or a mail scanner), not that the signer read it."""
     with services.ledger.transaction() as session:
         link, meeting, signer = link_signer(session, token)
+        texts = current_paragraphs(session, meeting)
         extracts = []
         client = _printable(user_agent or "")[:MAX_USER_AGENT] or "okänd"
         for grant in grants_of(session, link.token_hash):
             extract = lock_extract(session, grant.extract_id)
             state = grant_state(session, extract, grant.version, signer)
             summary = extract.summary(immediate=extract.paragraph in meeting.immediate_numbers)
-            extracts.append(GrantedExtract(summary, state))
+            shown = (
+                shown_in(meeting, extract.kind)
+                if extract.kind.is_protocol
+                else (extract.paragraph,)
+            )
+            extracts.append(GrantedExtract(summary, state, tuple(texts[n] for n in shown)))
             if state is not GrantState.PENDING:
                 continue
             last = last_event(session, extract.id)
@@ -168,7 +189,9 @@ def view_link(services: Services, token: str, *, user_agent: str | None = None) 
             grant = grants_of(session, link.token_hash)[0]
             extract = lock_extract(session, grant.extract_id)
             check_turn(session, extract, grant.version, signer)
-        extracts.sort(key=lambda e: (not e.extract.immediate, e.extract.paragraph))
+        extracts.sort(
+            key=lambda e: (not e.extract.immediate, not e.extract.is_protocol, e.extract.paragraph)
+        )
         return LinkView(signer, meeting, aware_utc(link.expires_at), tuple(extracts))
 
 
@@ -230,6 +253,8 @@ def check_turn(session: Session, extract: ExtractRow, version: int, signer: Sign
     check_version(extract, version)
     if extract.status is ExtractStatus.DECLINED:
         raise WorkflowError(Refusal.DECLINED, paragraph=extract.paragraph)
+    if extract.status is ExtractStatus.HELD:
+        raise WorkflowError(Refusal.PROTOCOL_HELD)
     if signer.slot in signed_slots(session, extract):
         raise WorkflowError(Refusal.ALREADY_SIGNED, paragraph=extract.paragraph)
     if extract.status is not ExtractStatus.awaiting(signer.role):

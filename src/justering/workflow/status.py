@@ -1,4 +1,5 @@
-"""Where things stand: a meeting's extracts, and which meetings still have work."""
+"""Where things stand: a meeting's extracts and protocols, and which meetings still
+have work."""
 
 from __future__ import annotations
 
@@ -9,21 +10,43 @@ from sqlalchemy import or_, select
 from justering.ledger.database import utcnow
 from justering.ledger.schema import ExtractRow, MeetingRow
 from justering.model.extract import ExtractSummary
-from justering.model.process import ExtractStatus
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.workflow.meetings import load_meeting
 from justering.workflow.services import Services
 
-__all__ = ["meeting_summaries", "meetings_needing_work", "unfinished_meetings"]
+__all__ = [
+    "meeting_summaries",
+    "meetings_needing_work",
+    "protocol_summaries",
+    "unfinished_meetings",
+]
 
 
 def meeting_summaries(services: Services, meeting_id: str) -> tuple[ExtractSummary, ...]:
     """The meeting's extracts by §; ``NotFoundError`` for an unknown meeting."""
+    return _summaries(services, meeting_id, protocols=False)
+
+
+def protocol_summaries(services: Services, meeting_id: str) -> tuple[ExtractSummary, ...]:
+    """The meeting's drafted protocols, the omedelbar justering's first;
+    ``NotFoundError`` for an unknown meeting."""
+    return _summaries(services, meeting_id, protocols=True)
+
+
+def _summaries(
+    services: Services, meeting_id: str, *, protocols: bool
+) -> tuple[ExtractSummary, ...]:
+    kind = (
+        ExtractRow.kind != DocumentKind.EXTRACT
+        if protocols
+        else (ExtractRow.kind == DocumentKind.EXTRACT)
+    )
     with services.ledger.reading() as session:
         meeting = load_meeting(session, meeting_id)
         rows = session.execute(
             select(ExtractRow)
-            .where(ExtractRow.meeting_id == meeting_id)
-            .order_by(ExtractRow.paragraph)
+            .where(ExtractRow.meeting_id == meeting_id, kind)
+            .order_by(ExtractRow.paragraph, ExtractRow.kind.desc())
         ).scalars()
         return tuple(r.summary(immediate=r.paragraph in meeting.immediate_numbers) for r in rows)
 

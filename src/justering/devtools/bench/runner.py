@@ -395,7 +395,9 @@ def run_bench(
     )
     with sampler.running():
         command, environ = _serve_command()
-        process = start_service(bench, port, environ=environ, command=command)
+        process = start_service(
+            bench, port, environ=environ, command=command, meetings=[main, *small]
+        )
         sampler.watch("justering", process.pid)
         try:
             wait_until_healthy(f"{base}/healthz", process, 120)
