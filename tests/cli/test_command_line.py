@@ -140,7 +140,10 @@ def test_serve_refuses_a_busy_port_at_once_before_starting_prefect(
     ("arguments", "message"),
     [
         (["--port", "70000"], "argument --port: expected a port number from 1 to 65535"),
-        (["--host", "no-such-host.invalid"], "justering: serve: cannot listen on no-such-host.invalid:8040: unknown host"),
+        (
+            ["--host", "no-such-host.invalid"],
+            "justering: serve: cannot listen on no-such-host.invalid:8040: unknown host",
+        ),
     ],
 )
 def test_serve_refuses_an_address_it_cannot_listen_on(
