@@ -35,7 +35,7 @@ import pytest
 
 from justering.devtools.mail_sink import ReceivedMail
 from justering.model.meeting import Meeting
-from support.cluster import Cluster, big_meeting, start_cluster
+from support.cluster import FILES_PER_BUNDLE, Cluster, big_meeting, start_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
@@ -46,7 +46,6 @@ IN_FLIGHT_SECONDS = 0.15
 """How long after a POST leaves the signer the web apps are killed: signing six
 extracts takes longer, so the kill lands while it runs (before the commit, as a
 rule; the test holds either way, and says which it was)."""
-FILES_PER_BUNDLE = 5
 
 
 class Crashes:

@@ -34,14 +34,19 @@ from justering.orchestration.serve import (
     reconcile_seconds,
     warn_unless_parameters_are_shared,
 )
-from support.cluster import PARAMETER_BLOCK, Cluster, big_meeting, moto_requests, start_cluster
+from support.cluster import (
+    FILES_PER_BUNDLE,
+    PARAMETER_BLOCK,
+    Cluster,
+    big_meeting,
+    moto_requests,
+    start_cluster,
+)
 from support.workflow import run_in_threads
 
 PARAGRAPHS = 50
 SERVES = 2
 FINISH_SECONDS = 600.0
-FILES_PER_BUNDLE = 6  # extract.pdf (protocol.pdf), trail.json, trail.json.p7s, intyg.pdf,
-# ca.pem, manifest.json
 STAGES = (
     "awaiting_chair",
     "awaiting_adjusters",

@@ -5,6 +5,7 @@ meeting's signers are notified as promptly as ever, and the service stops within
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -26,7 +27,7 @@ from justering.mail.delivery import outbox_messages
 from justering.model.meeting import Meeting, meeting_to_dict
 from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
 from justering.pades.ca import SigningCA
-from support.archived import clean_environment
+from support.archived import KEPT_AT, clean_environment
 from support.workflow import SHORT_PARAGRAPH, small_meeting
 
 pytestmark = pytest.mark.slow
@@ -62,7 +63,9 @@ def wait_for(what: str, check: object, timeout: float) -> object:
 def test_a_stuck_meeting_backs_off_and_holds_no_one_up(
     tmp_path: Path, sample_meeting: Meeting
 ) -> None:
-    settings = load_settings(tmp_path / "home", environ={})
+    config = tmp_path / "justering.toml"
+    config.write_text(f"[justering]\nprotocol_kept_at = {json.dumps(KEPT_AT)}\n", "utf-8")
+    settings = load_settings(tmp_path / "home", environ={"JUSTERING_CONFIG": str(config)})
     SigningCA.create(settings.ca_dir, organisation=sample_meeting.municipality)
     system = register_meeting_system(settings, "test", ["KSAU"])
     stuck = small_meeting(sample_meeting, meeting_id="fastnat")
@@ -79,13 +82,16 @@ def test_a_stuck_meeting_backs_off_and_holds_no_one_up(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     service = start_service(
-        settings, port, environ=clean_environment(JUSTERING_RECONCILE_SECONDS="1")
+        settings,
+        port,
+        environ=clean_environment(JUSTERING_CONFIG=str(config), JUSTERING_RECONCILE_SECONDS="1"),
     )
     seen: set[Path] = set()
     try:
         wait_until_healthy(f"{base}/healthz", service, 180)
         with httpx.Client(base_url=base, timeout=120, headers=system.headers) as client:
-            assert client.post("/api/meetings", json=meeting_to_dict(stuck)).status_code == 202
+            posted = client.post("/api/meetings", json=meeting_to_dict(stuck))
+            assert posted.status_code == 202, posted.text
             for person in (stuck.chair, *stuck.adjusters, stuck.certifier):
                 [link] = wait_for(  # type: ignore[misc]
                     f"a link to {person.email}",

@@ -82,6 +82,9 @@ SERVE_STARTUP_SECONDS = 180.0
 LINK_COMMIT_SECONDS = 30.0
 PARAMETER_BLOCK = "local-file-system/justering-parametrar"
 """The Prefect storage block for background-task parameters that every process shares."""
+FILES_PER_BUNDLE = 6
+"""What an archived bundle holds: extract.pdf (or protocol.pdf), trail.json, its seal
+trail.json.p7s, intyg.pdf, ca.pem and manifest.json."""
 
 
 # --- a meeting of any size ------------------------------------------------------------

@@ -49,6 +49,7 @@ from justering.errors import ConfigError
 from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow, TrailEventRow, aware_utc
 from justering.model.meeting import Meeting, meeting_to_dict
+from justering.model.process import DocumentKind
 from justering.model.roles import Role
 from justering.model.trail import EventKind
 from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
@@ -450,13 +451,15 @@ def run_bench(
 
 
 def _archived_pdfs(settings: Settings, meeting_id: str) -> list[Path]:
-    """The archived PDFs of one meeting (local archive), in paragraph order."""
+    """The archived extracts of one meeting (local archive), in paragraph order: not
+    its protocols, which the certifier does not sign."""
     ledger = Ledger(settings.database_url)
     try:
         with ledger.reading() as session:
             uris = session.execute(
                 select(ExtractRow.archive_uri)
                 .where(ExtractRow.meeting_id == meeting_id)
+                .where(ExtractRow.kind == DocumentKind.EXTRACT)
                 .order_by(ExtractRow.paragraph)
             ).scalars()
             paths = [Path(str(uri).removeprefix("file://")) for uri in uris]
