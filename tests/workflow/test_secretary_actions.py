@@ -154,7 +154,6 @@ def test_no_link_while_a_declined_paragraph_waits_for_its_redraft(
         open_redraft(services, meeting.meeting_id, SHORT_PARAGRAPH, asked_by=SECRETARY, bodies=KSAU)
 
 
-@pytest.mark.slow
 def test_a_finished_meeting_needs_no_link(services: Services, sample_meeting: Meeting) -> None:
     meeting = _meeting(sample_meeting, paragraphs=(SHORT_PARAGRAPH,))
     sign_through(services, meeting)
