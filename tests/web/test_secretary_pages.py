@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 
-from justering import workflow
 from justering.model.calendar import local_today
 from justering.model.meeting import Body, Meeting
 from justering.model.trail import EventKind
@@ -42,10 +41,10 @@ from support.workflow import (
     extract_rows,
     newest_token,
     outbox,
-    sign_as,
     small_meeting,
     snapshot,
     start,
+    start_at_adjusters,
     trail,
 )
 
@@ -89,9 +88,7 @@ def site(services: Services, sample_meeting: Meeting, tmp_path: Path) -> Iterato
         small_meeting(sample_meeting, paragraphs=(94, SHORT_PARAGRAPH), meeting_id="ksau-1"),
         date=today,
     )
-    start(services, ksau)
-    sign_as(services, ksau.chair.email)
-    workflow.advance_meeting(services, ksau.meeting_id)
+    start_at_adjusters(services, ksau)
     declined = extract_rows(services, ksau.meeting_id)[0]
     decline_with_link(
         services, newest_token(services, ksau.adjusters[0].email), declined.id, COMMENT

@@ -40,6 +40,7 @@ from support.workflow import (
     small_meeting,
     snapshot,
     start,
+    start_at_adjusters,
     trail,
 )
 
@@ -102,9 +103,7 @@ def test_a_signer_with_nothing_to_sign_gets_no_link(
     services: Services, sample_meeting: Meeting
 ) -> None:
     meeting = _meeting(sample_meeting)
-    start(services, meeting)
-    sign_as(services, meeting.chair.email)
-    workflow.advance_meeting(services, meeting.meeting_id)
+    start_at_adjusters(services, meeting)
     adjuster_link = newest_token(services, meeting.adjusters[0].email)
     before, mail = snapshot(services), len(outbox(services))
 

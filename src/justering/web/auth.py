@@ -98,7 +98,9 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     )
 
 
-def _check_hash_format(user: str, stored: str) -> None:
+def _check_hash_format(who: str, stored: str) -> None:
+    """Refuse a stored password that is not an scrypt hash; ``who`` names the account
+    (and the file) in the message."""
     parts = stored.split("$")
     try:
         ok = parts[0] == "scrypt" and len(parts) == 6 and all(int(v) > 0 for v in parts[1:4])
@@ -107,7 +109,7 @@ def _check_hash_format(user: str, stored: str) -> None:
         ok = False
     if not ok:
         raise ConfigError(
-            f"archivist {user!r}: the password hash is not an scrypt$… hash "
+            f"{who}: the password hash is not an scrypt$… hash "
             "(make one with `python -m justering.web.auth hash`)"
         )
 
@@ -187,7 +189,7 @@ def _read_accounts(variable: str, path: Path) -> Accounts:
     for user, stored in table.items():
         if not isinstance(stored, str):
             raise ConfigError(f"{variable} {path}: archivist {user!r}: expected a hash string")
-        _check_hash_format(user, stored)
+        _check_hash_format(f"{variable} {path}: archivist {user!r}", stored)
         hashes[user] = stored
     bodies = _read_secretaries(f"{variable} {path}", document.get("secretaries", {}), hashes)
     return Accounts(hashes, bodies)
@@ -216,7 +218,7 @@ def _read_secretaries(
             or not all(isinstance(c, str) and c.strip() for c in codes)
         ):
             raise ConfigError(f'{who}: bodies: expected a list of body codes, e.g. ["KSAU"]')
-        _check_hash_format(user, stored)
+        _check_hash_format(who, stored)
         hashes[user] = stored
         bodies[user] = frozenset(c.strip() for c in codes)
     return bodies
@@ -306,13 +308,23 @@ def open_sessions(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m justering.web.auth hash [USER]``: read a password twice
-    (or once from a pipe) and print the TOML line for ``[archivists]``."""
+    """``python -m justering.web.auth hash [USER] [--bodies CODE,…]``: read a password
+    twice (or once from a pipe) and print the TOML line for ``[archivists]``, or with
+    ``--bodies`` for ``[secretaries]``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    bodies: list[str] = []
+    if "--bodies" in args:
+        at = args.index("--bodies")
+        value = args[at + 1] if at + 1 < len(args) else ""
+        bodies = [code.strip() for code in value.split(",") if code.strip()]
+        del args[at : at + 2]
+        if not bodies:
+            print("--bodies needs body codes, e.g. --bodies KSAU,KS", file=sys.stderr)
+            return 2
     if not args or args[0] != "hash" or len(args) > 2:
-        print("usage: python -m justering.web.auth hash [USER]", file=sys.stderr)
+        print("usage: python -m justering.web.auth hash [USER] [--bodies CODE,…]", file=sys.stderr)
         return 2
-    user = args[1] if len(args) == 2 else "arkivarie"
+    user = args[1] if len(args) == 2 else ("sekreterare" if bodies else "arkivarie")
     if sys.stdin.isatty():
         password = getpass.getpass("Lösenord: ")
         if getpass.getpass("Igen: ") != password:
@@ -321,10 +333,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        print(f"{json.dumps(user, ensure_ascii=False)} = {json.dumps(hash_password(password))}")
+        stored = json.dumps(hash_password(password))
     except ConfigError as error:
         print(f"justering: {error.diagnostics()}", file=sys.stderr)
         return 2
+    name = json.dumps(user, ensure_ascii=False)
+    if bodies:
+        codes = ", ".join(json.dumps(code, ensure_ascii=False) for code in bodies)
+        print(f"{name} = {{ password = {stored}, bodies = [{codes}] }}")
+    else:
+        print(f"{name} = {stored}")
     return 0
 
 
