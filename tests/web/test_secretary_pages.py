@@ -52,7 +52,8 @@ LENA, LENA_PASSWORD = "lena", "sekreterare i KSAU 7"
 KARL, KARL_PASSWORD = "karl", "sekreterare i KS 9"
 ARKIVARIE, ARKIVARIE_PASSWORD = "arkivarie", "arkivets lösen 3"
 COMMENT = "Beloppet i andra stycket är fel.\nSe bilaga 2."
-SECRET_TITLE = "Hemlig rubrik i kommunstyrelsen"
+SECRET_TITLE = "Hemlig rubrik <script>alert(1)</script> i kommunstyrelsen"
+PROXY_HEADER = "X-Remote-User"
 
 
 @pytest.fixture
@@ -68,6 +69,7 @@ class Site:
     services: Services
     ksau: Meeting
     ks: Meeting
+    environ: dict[str, str]
 
 
 def _accounts(path: Path) -> Path:
@@ -102,9 +104,12 @@ def site(services: Services, sample_meeting: Meeting, tmp_path: Path) -> Iterato
     )
     start(services, ks)
     environ = {"JUSTERING_ARCHIVISTS": str(_accounts(tmp_path / "konton.toml"))}
-    app = create_app(services, Hooks(lambda _m: None, lambda _m: None), environ=environ)
-    with serve_app(app) as base_url:
-        yield Site(base_url, services, ksau, ks)
+    with serve_app(_app(services, environ)) as base_url:
+        yield Site(base_url, services, ksau, ks, environ)
+
+
+def _app(services: Services, environ: dict[str, str]) -> Any:
+    return create_app(services, Hooks(lambda _m: None, lambda _m: None), environ=environ)
 
 
 # --- in the browser ---------------------------------------------------------------------------
@@ -232,6 +237,8 @@ def test_another_bodys_meeting_answers_404_like_none_and_shows_nothing(site: Sit
         assert karl.get("/sekreterare/moten/ks-1").status_code == 200
         listing = karl.get("/sekreterare/").text
         assert "ks-1" in listing and "ksau-1" not in listing
+        own = karl.get("/sekreterare/moten/ks-1").text
+        assert "<script>" not in own and "Hemlig rubrik &lt;script&gt;alert(1)" in own
         foreign = karl.get("/sekreterare/moten/ksau-1")
         missing = karl.get("/sekreterare/moten/finns-inte")
         assert foreign.status_code == missing.status_code == 404
@@ -321,3 +328,46 @@ def test_each_staff_area_takes_only_its_own_accounts_and_cookies(site: Site) -> 
         assert page.status_code == 200
         assert page.headers["cache-control"] == "no-store"
         assert "default-src 'none'" in page.headers["content-security-policy"]
+
+
+def test_behind_a_proxy_the_header_names_the_secretary_and_the_file_their_bodies(
+    site: Site,
+) -> None:
+    settings = replace(site.services.settings, archivist_header=PROXY_HEADER)
+    services = replace(site.services, settings=settings)
+    with (
+        serve_app(_app(services, site.environ)) as base_url,
+        httpx.Client(base_url=base_url, follow_redirects=False, timeout=30) as client,
+    ):
+
+        def as_(user: str) -> dict[str, str]:
+            return {PROXY_HEADER: user}
+
+        assert "ksau-1" in client.get("/sekreterare/", headers=as_(LENA)).text
+        assert client.get("/sekreterare/moten/ksau-1", headers=as_(LENA)).status_code == 200
+        assert client.get("/sekreterare/moten/ksau-1", headers=as_(KARL)).status_code == 404
+        stranger = client.get("/sekreterare/", headers=as_(ARKIVARIE))
+        assert "inte kopplat till något organ" in stranger.text and "ksau-1" not in stranger.text
+        assert client.get("/sekreterare/moten/ksau-1", headers=as_(ARKIVARIE)).status_code == 404
+        assert client.get("/sekreterare/").status_code == 303
+        assert client.get("/sekreterare/logga-in").status_code == 401
+        refused = client.post(
+            "/sekreterare/logga-in", data={"anvandare": LENA, "losenord": LENA_PASSWORD}
+        )
+        assert refused.status_code == 401 and "set-cookie" not in refused.headers
+
+        page = client.get("/sekreterare/moten/ksau-1", headers=as_(LENA)).text
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert found is not None
+        sent = client.post(
+            "/sekreterare/moten/ksau-1/ny-lank",
+            data={"csrf": found.group(1), "slot": "adjuster-0"},
+            headers=as_(LENA),
+        )
+        assert sent.status_code == 303
+        karl = client.post(
+            "/sekreterare/moten/ksau-1/ny-lank",
+            data={"csrf": found.group(1), "slot": "adjuster-0"},
+            headers=as_(KARL),
+        )
+        assert karl.status_code == 403  # lena's token is not karl's

@@ -89,8 +89,12 @@ def test_a_new_link_replaces_the_old_and_the_trail_says_who_asked(
         notified = [e for e in trail(services, row.id) if e.kind is EventKind.NOTIFIED]
         assert [e.detail.get("resent_by") for e in notified] == [None, SECRETARY]
         assert notified[-1].detail["message_id"] == resent.message_id
-    # the view shows the first message and the latest
-    waiting = meeting_view(services, meeting.meeting_id).protocols[0].waiting[0]
+    # the view shows the first message and the latest, and whom to send a link
+    view = meeting_view(services, meeting.meeting_id)
+    assert view.to_json()["protocols"][0]["waiting"][0]["slot"] == "chair-0"
+    ((first, documents),) = view.waiting_signers
+    assert (first.slot, documents) == ("chair-0", 3)
+    waiting = view.protocols[0].waiting[0]
     assert waiting.slot == "chair-0" and waiting.last_notified_at > waiting.notified_at  # type: ignore[operator]
 
     sign_as(services, chair)  # the new link signs
