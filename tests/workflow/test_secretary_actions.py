@@ -12,8 +12,9 @@ from dataclasses import replace
 import pytest
 
 from justering import workflow
+from justering.cli.status import describe_meeting
 from justering.errors import LinkProblem, NotFoundError, Refusal
-from justering.model.calendar import local_today
+from justering.model.calendar import local_minute, local_today
 from justering.model.meeting import Body, Meeting
 from justering.model.process import ExtractStatus
 from justering.model.roles import Role
@@ -92,10 +93,13 @@ def test_a_new_link_replaces_the_old_and_the_trail_says_who_asked(
     # the view shows the first message and the latest, and whom to send a link
     view = meeting_view(services, meeting.meeting_id)
     assert view.to_json()["protocols"][0]["waiting"][0]["slot"] == "chair-0"
-    ((first, documents),) = view.waiting_signers
-    assert (first.slot, documents) == ("chair-0", 3)
+    ((asked, documents),) = view.waiting_signers
+    assert (asked.slot, documents) == ("chair-0", 3)
     waiting = view.protocols[0].waiting[0]
-    assert waiting.slot == "chair-0" and waiting.last_notified_at > waiting.notified_at  # type: ignore[operator]
+    assert waiting.notified_at is not None and waiting.last_notified_at is not None
+    assert waiting.slot == "chair-0" and waiting.last_notified_at > waiting.notified_at
+    first, last = local_minute(waiting.notified_at), local_minute(waiting.last_notified_at)
+    assert f"underrättad {first}, senast {last}" in describe_meeting(view)
 
     sign_as(services, chair)  # the new link signs
     assert {r.status for r in extract_rows(services, meeting.meeting_id)} == {
