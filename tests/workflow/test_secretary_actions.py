@@ -10,10 +10,12 @@ import datetime as dt
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import update
 
 from justering import workflow
 from justering.cli.status import describe_meeting
 from justering.errors import LinkProblem, NotFoundError, Refusal
+from justering.ledger.schema import LinkTokenRow
 from justering.model.calendar import local_minute, local_today
 from justering.model.meeting import Body, Meeting
 from justering.model.process import ExtractStatus
@@ -228,3 +230,23 @@ def test_the_list_holds_the_bodies_meetings_the_latest_first(
     ]
     assert meetings_of_bodies(services, frozenset()) == ()
     assert meetings_of_bodies(services, {"KSA"}) == ()  # a code, not a prefix
+
+
+def test_a_signer_whose_link_ran_out_gets_a_working_one(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    meeting = _meeting(sample_meeting, paragraphs=(SHORT_PARAGRAPH,))
+    start(services, meeting)
+    old = newest_token(services, meeting.chair.email)
+    with services.ledger.transaction() as session:
+        session.execute(
+            update(LinkTokenRow).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+        )
+    with raises_link(LinkProblem.EXPIRED):
+        workflow.view_link(services, old)
+
+    resend_link(services, meeting.meeting_id, "chair-0", asked_by=SECRETARY, bodies=KSAU)
+    new = newest_token(services, meeting.chair.email)
+    assert new != old
+    assert len(workflow.view_link(services, new).pending) == 2  # the protocol and § 96
+    sign_as(services, meeting.chair.email)
