@@ -66,10 +66,6 @@ class MeetingLine:
     def declined(self) -> int:
         return dict(self.statuses).get(ExtractStatus.DECLINED, 0)
 
-    @property
-    def archived(self) -> int:
-        return dict(self.statuses).get(ExtractStatus.ARCHIVED, 0)
-
 
 def meetings_of_bodies(services: Services, bodies: Collection[str]) -> tuple[MeetingLine, ...]:
     """The meetings of ``bodies``, the latest first (two queries whatever their number)."""
