@@ -372,3 +372,15 @@ def test_behind_a_proxy_the_header_names_the_secretary_and_the_file_their_bodies
             headers=as_(KARL),
         )
         assert karl.status_code == 403  # lena's token is not karl's
+
+
+def test_guessing_at_the_archive_slows_the_secretaries_login_too(site: Site) -> None:
+    """One count per address for both staff logins (20 in 15 minutes)."""
+    with httpx.Client(base_url=site.base_url, follow_redirects=False, timeout=30) as client:
+        for n in range(20):
+            guess = {"anvandare": f"gissning{n}", "losenord": "fel"}
+            assert client.post("/arkiv/logga-in", data=guess).status_code == 401
+        right = {"anvandare": LENA, "losenord": LENA_PASSWORD}
+        refused = client.post("/sekreterare/logga-in", data=right)
+        assert refused.status_code == 429 and "För många försök" in refused.text
+        assert "set-cookie" not in refused.headers

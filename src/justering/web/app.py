@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from justering.web.api import meetings_router
 from justering.web.archivist import archivist_router
+from justering.web.auth import LoginGuard
 from justering.web.noticeboard import noticeboard_router
 from justering.web.pages import public_page
 from justering.web.secretary import secretary_router
@@ -63,8 +64,13 @@ def create_app(
         signer_router(services, lambda meeting_id: _hand_over(hooks.schedule_advance, meeting_id))
     )
     app.include_router(noticeboard_router(services), prefix="/anslagstavla")
-    app.include_router(archivist_router(services, environ=environ), prefix="/arkiv")
-    app.include_router(secretary_router(services, environ=environ), prefix="/sekreterare")
+    # One count of password attempts for both staff logins: an address guessing at
+    # one is slowed at the other too.
+    guard = LoginGuard()
+    app.include_router(archivist_router(services, environ=environ, guard=guard), prefix="/arkiv")
+    app.include_router(
+        secretary_router(services, environ=environ, guard=guard), prefix="/sekreterare"
+    )
 
     @app.get("/", name="home", response_class=HTMLResponse)
     def home(request: Request) -> HTMLResponse:
