@@ -37,10 +37,12 @@ from support.browser import (  # noqa: F401
     serve_app,
 )
 from support.workflow import (
+    KEPT_AT,
     SHORT_PARAGRAPH,
     extract_rows,
     newest_token,
     outbox,
+    sign_through,
     small_meeting,
     snapshot,
     start,
@@ -384,3 +386,24 @@ def test_guessing_at_the_archive_slows_the_secretaries_login_too(site: Site) -> 
         refused = client.post("/sekreterare/logga-in", data=right)
         assert refused.status_code == 429 and "För många försök" in refused.text
         assert "set-cookie" not in refused.headers
+
+
+def test_a_justered_meeting_shows_its_announcement(site: Site, sample_meeting: Meeting) -> None:
+    done = replace(small_meeting(sample_meeting, meeting_id="ksau-klart"), date=site.ksau.date)
+    sign_through(site.services, done)
+    with _client(site, LENA, LENA_PASSWORD) as lena:
+        page = lena.get("/sekreterare/moten/ksau-klart")
+        assert page.status_code == 200
+        text = re.sub(r"<[^>]+>", "", page.text)
+        today = site.ksau.date.isoformat()
+        assert f"Justerat {today}." in text
+        assert re.search(rf"Anslaget på anslagstavlan {today}; överklagande senast \d{{4}}-", text)
+        assert f"Förvaras: {KEPT_AT}" in text
+        assert "Ingen väntar på att få signera just nu." in text
+        assert "arkiverat" in text
+        csrf = _csrf(lena)
+        finished = lena.post(
+            "/sekreterare/moten/ksau-klart/ny-lank", data={"csrf": csrf, "slot": "chair-0"}
+        )
+        assert finished.status_code == 409
+        assert "Sammanträdet är färdigsignerat" in finished.text
