@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from justering.errors import LinkError, NotFoundError, WorkflowError
+from justering.model.process import ExtractStatus
 from justering.web.auth import SECRETARY_REALM, LoginGuard, open_sessions
 from justering.web.refusals import answer_for
 from justering.web.staff import StaffArea, route_path
@@ -101,12 +102,12 @@ def secretary_router(
                     request, "secretary_redraft", meeting_id=meeting_id, paragraph=p.number
                 )
                 for p in view.paragraphs
-                if p.status is not None and p.status.value == "declined"
+                if p.status is ExtractStatus.DECLINED
             },
             noticeboard=route_path(request, "noticeboard"),
         )
 
-    async def checked(request: Request, meeting_id: str) -> tuple[str, Any] | Response:
+    async def checked(request: Request) -> tuple[str, Any] | Response:
         """The logged-in secretary and the POSTed form, if it carries their token."""
         user = area.user(request)
         if user is None:
@@ -164,7 +165,7 @@ def secretary_router(
 
     @router.post("/moten/{meeting_id}/ny-lank", name="secretary_resend")
     async def resend(request: Request, meeting_id: str) -> Response:
-        checked_form = await checked(request, meeting_id)
+        checked_form = await checked(request)
         if isinstance(checked_form, Response):
             return checked_form
         user, form = checked_form
@@ -189,7 +190,7 @@ def secretary_router(
 
     @router.post("/moten/{meeting_id}/ratta/{paragraph}", name="secretary_redraft")
     async def redraft(request: Request, meeting_id: str, paragraph: int) -> Response:
-        checked_form = await checked(request, meeting_id)
+        checked_form = await checked(request)
         if isinstance(checked_form, Response):
             return checked_form
         user, _ = checked_form
