@@ -153,6 +153,14 @@ class Refusal(StrEnum):
     """The protocol waits for a declined paragraph's redraft: nobody signs it now."""
     NOT_IN_PROTOCOL = "not_in_protocol"
     """A paragraph declined through a protocol must be one the protocol shows."""
+    NOTHING_TO_SIGN = "nothing_to_sign"
+    """A link sent again to a signer with nothing waiting for them."""
+    AWAITING_REDRAFT = "awaiting_redraft"
+    """A link sent again while what the signer would sign waits for a redraft."""
+    MEETING_FINISHED = "meeting_finished"
+    """A link sent again for a meeting whose every signature is made."""
+    NOT_DECLINED = "not_declined"
+    """Only a declined paragraph is redrafted."""
 
 
 _REFUSAL_TEXT = {
@@ -173,6 +181,10 @@ _REFUSAL_TEXT = {
     Refusal.CHANGED_WHILE_ARCHIVING: "it changed while it was archived; retry",
     Refusal.PROTOCOL_HELD: "the protocol waits for a declined paragraph to be redrafted",
     Refusal.NOT_IN_PROTOCOL: "the protocol does not show that paragraph",
+    Refusal.NOTHING_TO_SIGN: "nothing waits for this signer",
+    Refusal.AWAITING_REDRAFT: "what this signer signs next waits for a redraft",
+    Refusal.MEETING_FINISHED: "every signature of the meeting is made",
+    Refusal.NOT_DECLINED: "not declined; only a declined paragraph is redrafted",
 }
 
 

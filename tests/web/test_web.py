@@ -489,9 +489,15 @@ def test_the_front_page_says_what_the_service_is_and_where_to_go(client: TestCli
     assert "<h1>Justering av protokoll</h1>" in page
     assert "Använd länken i e-postmeddelandet som du har fått." in page
     links = dict(re.findall(r'<a href="([^"]+)">([^<]+)</a>', page))
-    assert links == {"/anslagstavla": "Anslagstavlan", "/arkiv/": "Arkivet"}
+    assert links == {
+        "/anslagstavla": "Anslagstavlan",
+        "/sekreterare/": "Sammanträden",
+        "/arkiv/": "Arkivet",
+    }
     assert client.get("/anslagstavla").status_code == 200
     assert "/arkiv/logga-in" in client.get("/arkiv/", follow_redirects=False).headers["location"]
+    secretary = client.get("/sekreterare/", follow_redirects=False)
+    assert "/sekreterare/logga-in" in secretary.headers["location"]
     board = client.get("/anslagstavla")
     for name in ("cache-control", "referrer-policy", "x-content-type-options"):
         assert response.headers[name] == board.headers[name], name

@@ -213,11 +213,13 @@ def request_signatures(
     extracts: Sequence[ExtractRow],
     *,
     days_left: int | None = None,
+    resent_by: str | None = None,
 ) -> str:
     """Issue ``signer`` one link for ``extracts`` (documents: extracts and protocols),
     send the message (a reminder when ``days_left`` is given) and record it on each
-    document's trail; the message id. Inside the caller's transaction: a failed send
-    rolls the link and events back."""
+    document's trail (``resent_by``: the secretary who asked for a new link); the
+    message id. Inside the caller's transaction: a failed send rolls the link and
+    events back."""
     link = issue_link(
         session,
         meeting_id=meeting.meeting_id,
@@ -240,6 +242,8 @@ def request_signatures(
     detail = {"message_id": message_id}
     if days_left is not None:
         detail["reminder_days_left"] = str(days_left)
+    if resent_by is not None:
+        detail["resent_by"] = resent_by
     for extract in extracts:
         append_signer_event(session, extract, EventKind.NOTIFIED, signer, detail=detail)
     return message_id
