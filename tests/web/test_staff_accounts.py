@@ -4,6 +4,7 @@ a cookie or form token of one area is nothing in the other."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -70,6 +71,51 @@ def test_a_session_or_token_of_one_area_is_nothing_in_the_other() -> None:
     # an archive session forged for a secretary's name is no session either
     everyone = Sessions(key, both)
     assert archive.user_of(everyone.issue("lena")) is None
+
+
+def _altered(value: str) -> list[str]:
+    """``value`` with one character changed in each of its parts (payload, time,
+    signature), and every shorter prefix of it."""
+    changed = []
+    for part in range(3):
+        pieces = value.split(".")
+        last = pieces[part][-2]
+        pieces[part] = pieces[part][:-2] + ("B" if last == "A" else "A") + pieces[part][-1]
+        changed.append(".".join(pieces))
+    return changed + [value[:end] for end in range(len(value))]
+
+
+def test_tampered_truncated_foreign_and_stale_cookies_are_no_session() -> None:
+    accounts = Accounts({"anna": ARCHIVIST, "bo": ARCHIVIST})
+    sessions = Sessions(b"k" * 32, accounts, lifetime=60)
+    cookie = sessions.issue("anna", now=1000)
+    assert sessions.user_of(cookie, now=1060) == "anna"
+    for value in _altered(cookie):
+        assert sessions.user_of(value, now=1001) is None, value
+    # a payload rewritten to name someone else keeps no valid signature
+    payload, stamp, signature = cookie.split(".")
+    renamed = base64.urlsafe_b64encode(
+        base64.urlsafe_b64decode(payload + "==").replace(b'"anna"', b'"bo"')
+    ).decode()
+    assert sessions.user_of(f"{renamed.rstrip('=')}.{stamp}.{signature}", now=1001) is None
+    assert Sessions(b"K" * 32, accounts, lifetime=60).user_of(cookie, now=1001) is None
+    assert sessions.user_of(cookie, now=1061) is None  # expired
+    assert sessions.user_of(cookie, now=999) is None  # stamped in the future
+    # a form token is not a cookie, nor the other way round
+    assert sessions.user_of(sessions.csrf_token("anna", now=1000), now=1001) is None
+    assert not sessions.csrf_ok("anna", cookie, now=1001)
+
+
+def test_tampered_truncated_foreign_and_stale_csrf_tokens_are_refused() -> None:
+    sessions = Sessions(b"k" * 32, Accounts({}), lifetime=60)
+    token = sessions.csrf_token("anna", now=1000)
+    assert sessions.csrf_ok("anna", token, now=1060)
+    for value in _altered(token):
+        assert not sessions.csrf_ok("anna", value, now=1001), value
+    assert not sessions.csrf_ok("bo", token, now=1001)
+    assert not Sessions(b"K" * 32, Accounts({}), lifetime=60).csrf_ok("anna", token, now=1001)
+    assert not sessions.csrf_ok("anna", token, now=1061)
+    assert not sessions.csrf_ok("anna", token, now=999)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ Two ways in, chosen by configuration (docs/audit.md says which and why):
   scrypt hash (``python -m justering.web.auth hash`` makes one), and a table
   ``[secretaries]`` mapping a user name to ``{password = hash, bodies = [codes]}``
   (the bodies whose meetings they follow). A name is in one table only. A login
-  gives a signed session cookie (HMAC-SHA256, key ``archivist-session.key`` in
-  the home folder, mode 0600, made on first use), valid in its own area only.
+  gives a session cookie signed with itsdangerous (HMAC-SHA256, key
+  ``archivist-session.key`` in the home folder, mode 0600, made on first use),
+  valid in its own area only.
 - **A trusted reverse proxy** that authenticates the person and sets the
   header named by ``JUSTERING_ARCHIVIST_HEADER`` (``Settings.archivist_header``);
   a secretary's bodies then still come from ``[secretaries]``.
@@ -36,7 +37,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -233,10 +236,28 @@ def session_key(home: Path) -> bytes:
     return home_key(home / KEY_FILE, what="the session key", if_damaged="delete it to renew")
 
 
+class _ClockedSigner(TimestampSigner):
+    """itsdangerous's timestamp signer (HMAC-SHA256) with the clock as a parameter:
+    a test's ``now`` both stamps a value and ages it (None: the real time)."""
+
+    default_digest_method = staticmethod(hashlib.sha256)
+
+    def __init__(self, *args: Any, now: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._now = now
+
+    def get_timestamp(self) -> int:
+        return int(time.time() if self._now is None else self._now)
+
+
 @dataclass(frozen=True)
 class Sessions:
     """Signs and checks session cookies and CSRF tokens with one key, for one area
-    (``realm``): a cookie or token of another area is no session and no token here."""
+    (``realm``): a cookie or token of another area is no session and no token here.
+
+    Both are itsdangerous ``URLSafeTimedSerializer`` values, salted per area and
+    purpose and valid for :attr:`lifetime` seconds; a cookie carries the user and
+    their password's fingerprint, a token the user it was shown to."""
 
     key: bytes
     accounts: Accounts
@@ -244,53 +265,48 @@ class Sessions:
     realm: str = ""
     """``""``: the archive; :data:`SECRETARY_REALM`: the secretaries' pages."""
 
-    def _mac(self, purpose: str, payload: str) -> str:
-        purpose = f"{self.realm}-{purpose}" if self.realm else purpose
-        return _b64(hmac.new(self.key, f"{purpose}|{payload}".encode(), "sha256").digest())
+    def _serializer(self, purpose: str, now: float | None) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(
+            self.key,
+            salt=f"justering.staff.{purpose}|{self.realm}",
+            signer=_ClockedSigner,
+            signer_kwargs={"now": now},
+        )
+
+    def _loads(self, purpose: str, value: str | None, now: float | None) -> object:
+        """The signed value, or None if it is not genuine, not for this area and
+        purpose, or older than the lifetime (or stamped in the future)."""
+        if not value:
+            return None
+        try:
+            data: object = self._serializer(purpose, now).loads(value, max_age=self.lifetime)
+        except BadData:
+            return None
+        return data
 
     def issue(self, user: str, now: float | None = None) -> str:
         """A cookie value naming ``user`` until the session expires."""
-        payload = _b64(
-            json.dumps(
-                {
-                    "u": user,
-                    "exp": int((now or time.time()) + self.lifetime),
-                    "f": self.accounts.fingerprint(user),
-                },
-                separators=(",", ":"),
-            ).encode()
-        )
-        return f"{payload}.{self._mac('session', payload)}"
+        fingerprint = self.accounts.fingerprint(user)
+        return str(self._serializer("session", now).dumps({"u": user, "f": fingerprint}))
 
     def user_of(self, cookie: str | None, now: float | None = None) -> str | None:
-        """The archivist a cookie names, if it is genuine, unexpired and the
-        account (with the same password) still exists."""
-        if not cookie or cookie.count(".") != 1:
+        """The person a cookie names, if it is genuine, unexpired and the account
+        (with the same password) still exists."""
+        data = self._loads("session", cookie, now)
+        if not isinstance(data, dict):
             return None
-        payload, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac("session", payload)):
-            return None
-        try:
-            data = json.loads(_unb64(payload))
-            user, expires, fingerprint = str(data["u"]), int(data["exp"]), data["f"]
-        except (ValueError, KeyError, TypeError):
-            return None
-        if expires < (now or time.time()) or fingerprint is None:
+        user, fingerprint = data.get("u"), data.get("f")
+        if not isinstance(user, str) or fingerprint is None:
             return None
         return user if self.accounts.fingerprint(user) == fingerprint else None
 
     def csrf_token(self, user: str, now: float | None = None) -> str:
         """A token for the forms shown to ``user``; valid for one session lifetime."""
-        issued = str(int(now or time.time()))
-        return f"{issued}.{self._mac('csrf', f'{user}|{issued}')}"
+        return str(self._serializer("csrf", now).dumps(user))
 
     def csrf_ok(self, user: str, token: str | None, now: float | None = None) -> bool:
-        if not token or token.count(".") != 1:
-            return False
-        issued, mac = token.split(".")
-        if not issued.isdigit() or int(issued) + self.lifetime < (now or time.time()):
-            return False
-        return hmac.compare_digest(mac, self._mac("csrf", f"{user}|{issued}"))
+        """True for a genuine, unexpired token of this area shown to ``user``."""
+        return self._loads("csrf", token, now) == user
 
 
 def open_sessions(
