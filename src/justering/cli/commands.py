@@ -62,10 +62,12 @@ class Commands:
         parser: argparse.ArgumentParser,
         options: argparse.ArgumentParser,
         metavar: str = "COMMAND",
+        *,
+        required: bool = True,
     ) -> None:
         self._options = options
         self._subparsers = parser.add_subparsers(
-            dest=f"{parser.prog.replace(' ', '_')}_command", required=True, metavar=metavar
+            dest=f"{parser.prog.replace(' ', '_')}_command", required=required, metavar=metavar
         )
 
     def add(self, name: str, *, help: str, run: Run | None = None) -> argparse.ArgumentParser:
@@ -78,9 +80,12 @@ class Commands:
             parser.set_defaults(run=run)
         return parser
 
-    def nested(self, parser: argparse.ArgumentParser, metavar: str = "ACTION") -> Commands:
-        """The subcommands of ``parser`` (``justering ca init``)."""
-        return Commands(parser, self._options, metavar)
+    def nested(
+        self, parser: argparse.ArgumentParser, metavar: str = "ACTION", *, required: bool = True
+    ) -> Commands:
+        """The subcommands of ``parser`` (``justering ca init``); not ``required``: the
+        command runs on its own too (``justering webhooks``, ``webhooks replay ID``)."""
+        return Commands(parser, self._options, metavar, required=required)
 
 
 @contextmanager

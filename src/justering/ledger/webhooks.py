@@ -42,6 +42,7 @@ __all__ = [
     "Claimed",
     "Delivery",
     "claim_due",
+    "has_due",
     "list_deliveries",
     "queue_trail_event",
     "queue_webhook",
@@ -192,6 +193,20 @@ def queue_trail_event(session: Session, extract: ExtractRow, event: TrailEvent) 
         at=event.at,
         data=data,
     )
+
+
+def has_due(ledger: Ledger, *, now: dt.datetime | None = None) -> bool:
+    """Whether a delivery is due (a cheap look before scheduling a sender)."""
+    with ledger.reading() as session:
+        found = session.execute(
+            select(WebhookDeliveryRow.id)
+            .where(
+                WebhookDeliveryRow.state == PENDING,
+                WebhookDeliveryRow.next_attempt_at <= (now or utcnow()),
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+        return found is not None
 
 
 def claim_due(
