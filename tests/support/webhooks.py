@@ -61,20 +61,36 @@ class LoopbackReceiver:
     posts: list[Post] = field(default_factory=list)
     outage: int | None = None
     """While set, every post is answered with this status, before anything is read."""
+    fail_next: int = 0
+    """This many of the next posts are answered 503 (an outage that ends by itself)."""
     hang: threading.Event | None = None
     """While set (and not yet set free), every post waits on it: a receiver that hangs."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    rekey: Any = None
+    """Set by :func:`loopback_receiver`: verify with another secret from now on."""
+
     def by_id(self) -> dict[str, dict[str, Any]]:
         return dict(zip(self.handled_ids, self.handled, strict=True))
+
+    def use_secret(self, secret: str) -> None:
+        """The receiver (and the check beside it) verify with ``secret`` from now on
+        (the secret ``justering clients webhook`` printed for this receiver's URL)."""
+        self.secret = secret
+        self.rekey(secret)
 
 
 @contextmanager
 def loopback_receiver(secret: str) -> Iterator[LoopbackReceiver]:
     """The docs' receiver on 127.0.0.1 (a free port), verifying with ``secret``."""
     example = receiver_example(secret)
-    verifier = Webhook(secret)
+    verifiers = [Webhook(secret)]
     state = LoopbackReceiver(url="", secret=secret)
+
+    def rekey(new: str) -> None:
+        example["webhook"] = verifiers[0] = Webhook(new)
+
+    state.rekey = rekey
     current = threading.local()  # the webhook-id of the post this thread answers
 
     def handle(event: dict[str, Any]) -> None:
@@ -90,15 +106,18 @@ def loopback_receiver(secret: str) -> Iterator[LoopbackReceiver]:
                 state.hang.wait(30)
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             try:
-                verifier.verify(body, dict(self.headers))
+                verifiers[0].verify(body, dict(self.headers))
                 verified = True
             except Exception:
                 verified = False
             webhook_id = self.headers.get("webhook-id")
-            if state.outage is not None:
-                self.send_response(state.outage)
+            with state.lock:
+                refuse = state.outage or (503 if state.fail_next > 0 else None)
+                state.fail_next = max(0, state.fail_next - 1)
+            if refuse is not None:
+                self.send_response(refuse)
                 self.end_headers()
-                status = state.outage
+                status = refuse
             else:
                 self.rfile = io.BytesIO(body)
                 self.headers.replace_header("content-length", str(len(body)))

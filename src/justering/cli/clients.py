@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from justering.cli.commands import EXIT_OK, Commands, existing_services
+from justering.cli.commands import EXIT_OK, Commands, existing_ledger, existing_services
 from justering.config import Settings
 from justering.errors import ConfigError
 
@@ -117,8 +117,8 @@ def _webhook(args: argparse.Namespace, settings: Settings) -> int:
 
     if (args.url is None) == (not args.remove):
         raise ConfigError("clients webhook: give either a URL or --remove")
-    with existing_services(settings) as services:
-        secret = set_webhook(services.ledger, args.name, None if args.remove else args.url)
+    with existing_ledger(settings) as ledger:
+        secret = set_webhook(ledger, args.name, None if args.remove else args.url)
     if secret is None:
         print(f"client {args.name} gets no more webhooks")
         return EXIT_OK

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from justering.cli.commands import EXIT_INVALID, EXIT_OK, Commands, existing_services
+from justering.cli.commands import EXIT_INVALID, EXIT_OK, Commands, existing_ledger
 from justering.config import Settings
 from justering.model.calendar import local_second
 
@@ -43,8 +43,8 @@ def register(commands: Commands) -> None:
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     from justering.ledger.webhooks import list_deliveries
 
-    with existing_services(settings) as services:
-        rows = list_deliveries(services.ledger, client=args.client, limit=max(args.limit, 1))
+    with existing_ledger(settings) as ledger:
+        rows = list_deliveries(ledger, client=args.client, limit=max(args.limit, 1))
     if args.json:
         print(json.dumps({"deliveries": [r.to_json() for r in rows]}, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -63,8 +63,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from justering.workflow.webhooks import replay_delivery
 
-    with existing_services(settings) as services:
-        report = replay_delivery(services.ledger, args.delivery_id)
+    with existing_ledger(settings) as ledger:
+        report = replay_delivery(ledger, args.delivery_id)
     if report.delivered:
         print(f"{args.delivery_id} delivered")
         return EXIT_OK
