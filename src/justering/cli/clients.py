@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from justering.cli.commands import EXIT_OK, Commands, existing_ledger, existing_services
+from justering.cli.commands import EXIT_OK, Commands, existing_ledger
 from justering.config import Settings
 from justering.errors import ConfigError
 
@@ -93,8 +93,8 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     from justering.ledger.clients import list_clients
 
-    with existing_services(settings) as services:
-        clients = list_clients(services.ledger)
+    with existing_ledger(settings) as ledger:
+        clients = list_clients(ledger)
     for client in clients:
         state = "revoked" if client.revoked_at else "active"
         where = f" in {client.municipality}" if client.municipality else ""
@@ -106,8 +106,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
     from justering.ledger.clients import revoke_client
 
-    with existing_services(settings) as services:
-        client = revoke_client(services.ledger, args.name)
+    with existing_ledger(settings) as ledger:
+        client = revoke_client(ledger, args.name)
     print(f"client {client.name} revoked; its token no longer works")
     return EXIT_OK
 
