@@ -18,6 +18,19 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+LIFECYCLE = frozenset(
+    {
+        "meeting.recorded",
+        "extract.signed",
+        "protocol.signed",
+        "protocol.justered",
+        "extract.certified",
+        "extract.archived",
+        "protocol.archived",
+    }
+)
+"""The webhook types of a meeting signed from start to archive without a decline."""
+
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 _EXAMPLE = re.compile(r"<!-- receiver example -->\s*```python\n(.*?)```", re.DOTALL)
 

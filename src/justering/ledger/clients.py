@@ -29,6 +29,7 @@ __all__ = [
     "NewClient",
     "add_client",
     "client_for_token",
+    "client_meeting_id",
     "list_clients",
     "revoke_client",
     "scoped_meeting_id",
@@ -90,6 +91,12 @@ def scoped_meeting_id(client: str | None, meeting_id: str) -> str:
     """The ledger's key for a meeting a client started (``client:meeting_id``);
     the meeting id itself for one started from the operator's command line."""
     return meeting_id if client is None else f"{client}{_SCOPE}{meeting_id}"
+
+
+def client_meeting_id(key: str) -> str:
+    """The ``meeting_id`` as its client gave it, from the ledger's key
+    (:func:`scoped_meeting_id` undone; a command line meeting's key is its id)."""
+    return key.rsplit(_SCOPE, 1)[-1]
 
 
 def _token_sha256(token: str) -> str:
