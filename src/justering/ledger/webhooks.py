@@ -42,6 +42,7 @@ __all__ = [
     "Claimed",
     "Delivery",
     "claim_due",
+    "defer",
     "has_due",
     "list_deliveries",
     "queue_trail_event",
@@ -284,6 +285,17 @@ def record_attempt(
                 else:
                     row.next_attempt_at = now + delays[row.attempts - 1]
         return row.state
+
+
+def defer(ledger: Ledger, delivery_id: str, *, until: dt.datetime) -> None:
+    """Give a claimed delivery back, due at ``until``, without an attempt: its receiver
+    did not answer another delivery a moment ago (no use waiting for it twice)."""
+    with ledger.transaction() as session:
+        row = session.execute(
+            select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id).with_for_update()
+        ).scalar_one()
+        if row.state == PENDING:
+            row.next_attempt_at = until
 
 
 def replay(ledger: Ledger, delivery_id: str, *, client: str | None = None) -> None:

@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from justering.ledger.database import Ledger
+from justering.ledger.database import Ledger, utcnow
 from justering.ledger.webhooks import (
     DELIVERED,
     FAILED,
     RETRY_DELAYS,
     claim_due,
+    defer,
     record_attempt,
     replay,
 )
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 Post = Callable[[str, str, str, Mapping[str, Any]], Attempt]
 """How a delivery is posted: url, secret, delivery id, payload (:func:`post_webhook`)."""
 
+_PAUSE = dt.timedelta(minutes=1)
+"""How long a silent receiver's other deliveries wait, with no back-off given."""
 _NO_URL = "the client has no webhook URL (removed, or the client revoked): not sent"
 
 
@@ -55,16 +58,27 @@ def deliver_webhooks(
     delays: Sequence[dt.timedelta] = RETRY_DELAYS,
     post: Post = post_webhook,
 ) -> WebhookReport:
-    """Post up to ``limit`` due deliveries (``only``: that one), one at a time."""
+    """Post up to ``limit`` due deliveries (``only``: that one), one at a time. A
+    receiver that does not answer (a timeout, no connection) is tried once per pass:
+    its other deliveries are given back untried, due after the first back-off, so a
+    hanging receiver costs one timeout, not one per message."""
     delivered: list[str] = []
     retrying: list[str] = []
     failed: list[str] = []
+    silent: set[str] = set()
+    """Receivers that did not answer in this pass: the rest of theirs wait, untried."""
     for claimed in claim_due(ledger, now=now, limit=limit, only=only):
         retries = delays
         if claimed.url is None or claimed.secret is None:
             attempt, retries = Attempt(None, _NO_URL, 0), ()
+        elif claimed.url in silent:
+            defer(ledger, claimed.id, until=(now or utcnow()) + min(delays, default=_PAUSE))
+            retrying.append(claimed.id)
+            continue
         else:
             attempt = post(claimed.url, claimed.secret, claimed.id, claimed.payload)
+            if attempt.status_code is None:
+                silent.add(claimed.url)
         state = record_attempt(
             ledger,
             claimed.id,
