@@ -31,7 +31,7 @@ def register(commands: Commands) -> None:
         "--limit", type=int, default=50, metavar="N", help="at most N deliveries (default 50)"
     )
     webhooks.add_argument("--json", action="store_true", help="print JSON (docs/cli.md)")
-    actions = commands.nested(webhooks, required=False)
+    actions = commands.nested(webhooks, "[ACTION]", required=False)
     replay = actions.add(
         "replay",
         help="send a delivery again now (the same message and webhook-id)",
