@@ -21,6 +21,7 @@ from justering.errors import NotFoundError
 from justering.ledger.clients import add_client, scoped_meeting_id, set_webhook
 from justering.ledger.schema import ClientRow, WebhookAttemptRow, WebhookDeliveryRow
 from justering.ledger.webhooks import (
+    CLAIM_SECONDS,
     DELIVERED,
     FAILED,
     PENDING,
@@ -252,3 +253,18 @@ def test_a_decline_and_its_redraft_are_told_with_the_comment(
     assert by_type["extract.redrafted"]["version"] == 2
     assert by_type["protocol.redrafted"]["paragraph"] is None
     assert "Rättad text." not in json.dumps(told)  # the text is the client's own
+
+
+def test_a_sender_that_dies_after_its_claim_leaves_the_delivery_due_again(
+    services: Services, sample_meeting: Meeting
+) -> None:
+    secret = register(services)
+    with loopback_receiver(secret) as receiver:
+        use(services, receiver)
+        workflow.record_meeting(services, small_meeting(sample_meeting), client=CLIENT)
+        now = dt.datetime.now(dt.UTC)
+        (claimed,) = claim_due(services.ledger, now=now)  # ... and the sender is killed
+        assert deliver_webhooks(services.ledger, now=now).delivered == ()
+        lease_over = now + dt.timedelta(seconds=CLAIM_SECONDS)
+        assert deliver_webhooks(services.ledger, now=lease_over).delivered == (claimed.id,)
+    assert receiver.handled_ids == [claimed.id]
