@@ -9,6 +9,7 @@ import io
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class Post:
     verified: bool
     status: int
     body: bytes
+    at: float
+    """When it arrived (``time.monotonic()``)."""
 
 
 @dataclass
@@ -115,6 +118,7 @@ def loopback_receiver(secret: str) -> Iterator[LoopbackReceiver]:
 
     class Observed(example["Receiver"]):  # type: ignore[misc]
         def do_POST(self) -> None:
+            arrived = time.monotonic()
             if state.hang is not None:
                 state.hang.wait(30)
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
@@ -140,7 +144,7 @@ def loopback_receiver(secret: str) -> Iterator[LoopbackReceiver]:
                 super().do_POST()
                 status = answered[0]
             with state.lock:
-                state.posts.append(Post(webhook_id, verified, status, body))
+                state.posts.append(Post(webhook_id, verified, status, body, arrived))
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -7,6 +7,7 @@ delivered and ``webhooks replay`` sends one again."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from justering.devtools.mail_sink import parse_received
 from justering.devtools.signer_client import sign_everything
+from justering.ledger.webhooks import RETRY_DELAYS
 from justering.mail.delivery import outbox_messages
 from justering.model.manifest import load_sample_meeting
 from justering.model.meeting import meeting_to_dict
@@ -124,14 +126,18 @@ def test_serve_delivers_every_event_once_per_id_across_an_outage(
     assert len(archived) == len(paragraphs)  # each event once
     assert all(e["data"]["meeting_id"] == meeting.meeting_id for e in receiver.handled)
 
-    # A refused delivery was retried with back-off, not at once.
-    first = refused[0]
-    tries = [i for i, p in enumerate(receiver.posts) if p.webhook_id == first]
-    assert len(tries) == 2
+    # Each refused delivery was retried after its back-off (5 s, then 1 min), not at once.
+    for refused_id in set(refused):
+        times = [p.at for p in receiver.posts if p.webhook_id == refused_id]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        waits = [delay.total_seconds() for delay in RETRY_DELAYS[: len(gaps)]]
+        assert gaps and all(gap >= wait - 0.5 for gap, wait in zip(gaps, waits, strict=True))
 
+    first = refused[0]
+    tries = [p.webhook_id for p in receiver.posts].count(first)
     replayed = run_cli(home, "webhooks", "replay", first)
     assert replayed.returncode == 0, replayed.stderr
-    assert [p.webhook_id for p in receiver.posts].count(first) == 3
+    assert [p.webhook_id for p in receiver.posts].count(first) == tries + 1
     assert receiver.handled_ids.count(first) == 1
     listed = run_cli(home, "webhooks", "--client", "nacka-ns")
     assert listed.returncode == 0 and first in listed.stdout and "delivered" in listed.stdout
