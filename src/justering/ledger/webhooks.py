@@ -168,15 +168,11 @@ def queue_trail_event(session: Session, extract: ExtractRow, event: TrailEvent) 
     kind = event_type(event.kind, extract.kind, event.detail)
     if kind is None:
         return None
-    owner = session.execute(
-        select(MeetingRow.client, MeetingRow.external_id).where(
-            MeetingRow.meeting_id == extract.meeting_id
-        )
-    ).one_or_none()
-    if owner is None or owner.client is None:
+    client, external_id = _owner(session, extract.meeting_id)
+    if client is None:
         return None
     data: dict[str, Any] = {
-        "meeting_id": owner.external_id,
+        "meeting_id": external_id,
         "kind": extract.kind.value,
         "paragraph": None if extract.kind.is_protocol else extract.paragraph,
         "version": event.version,
@@ -188,7 +184,7 @@ def queue_trail_event(session: Session, extract: ExtractRow, event: TrailEvent) 
     data.update({k: event.detail[k] for k in _DETAIL_KEYS.get(kind, ()) if k in event.detail})
     return queue_webhook(
         session,
-        client=owner.client,
+        client=client,
         meeting_id=extract.meeting_id,
         event=kind,
         at=event.at,
@@ -208,6 +204,24 @@ def has_due(ledger: Ledger, *, now: dt.datetime | None = None) -> bool:
             .limit(1)
         ).scalar_one_or_none()
         return found is not None
+
+
+_OWNERS = "justering.webhook_owners"
+
+
+def _owner(session: Session, meeting_id: str) -> tuple[str | None, str | None]:
+    """The meeting's client and its own id for the meeting, read once per transaction
+    (a signature records events on many documents of one meeting; a meeting's client
+    never changes)."""
+    known: dict[str, tuple[str | None, str | None]] = session.info.setdefault(_OWNERS, {})
+    if meeting_id not in known:
+        row = session.execute(
+            select(MeetingRow.client, MeetingRow.external_id).where(
+                MeetingRow.meeting_id == meeting_id
+            )
+        ).one_or_none()
+        known[meeting_id] = (None, None) if row is None else (row.client, row.external_id)
+    return known[meeting_id]
 
 
 def claim_due(
