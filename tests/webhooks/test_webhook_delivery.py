@@ -11,6 +11,7 @@ import functools
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -87,6 +88,14 @@ def use(services: Services, receiver: LoopbackReceiver, name: str = CLIENT) -> N
         row.webhook_url = receiver.url
 
 
+@pytest.fixture
+def receiver(services: Services) -> Iterator[LoopbackReceiver]:
+    """The client registered, its webhooks going to the docs' receiver on loopback."""
+    with loopback_receiver(register(services)) as receiver:
+        use(services, receiver)
+        yield receiver
+
+
 def test_an_outage_delays_but_loses_and_repeats_nothing(
     services: Services, sample_meeting: Meeting
 ) -> None:
@@ -143,28 +152,25 @@ def test_an_outage_delays_but_loses_and_repeats_nothing(
 
 
 def test_deliveries_give_up_after_the_last_retry_and_replay_sends_again(
-    services: Services, sample_meeting: Meeting
+    services: Services, sample_meeting: Meeting, receiver: LoopbackReceiver
 ) -> None:
-    secret = register(services)
-    with loopback_receiver(secret) as receiver:
-        use(services, receiver)
-        receiver.outage = 500
-        workflow.record_meeting(services, small_meeting(sample_meeting), client=CLIENT)
-        now = dt.datetime.now(dt.UTC)
-        delays = (dt.timedelta(seconds=1), dt.timedelta(seconds=2))
-        for offset in (0, 1, 3):
-            report = deliver_webhooks(
-                services.ledger, now=now + dt.timedelta(seconds=offset), delays=delays
-            )
-        assert len(report.failed) == 1
-        (delivery,) = list_deliveries(services.ledger)
-        assert (delivery.state, delivery.attempts, delivery.last_status) == (FAILED, 3, 500)
-        assert deliver_webhooks(services.ledger, now=now + LATER) == type(report)()
+    receiver.outage = 500
+    workflow.record_meeting(services, small_meeting(sample_meeting), client=CLIENT)
+    now = dt.datetime.now(dt.UTC)
+    delays = (dt.timedelta(seconds=1), dt.timedelta(seconds=2))
+    for offset in (0, 1, 3):
+        report = deliver_webhooks(
+            services.ledger, now=now + dt.timedelta(seconds=offset), delays=delays
+        )
+    assert len(report.failed) == 1
+    (delivery,) = list_deliveries(services.ledger)
+    assert (delivery.state, delivery.attempts, delivery.last_status) == (FAILED, 3, 500)
+    assert deliver_webhooks(services.ledger, now=now + LATER) == type(report)()
 
-        receiver.outage = None
-        assert replay_delivery(services.ledger, delivery.id).delivered == (delivery.id,)
-        again = replay_delivery(services.ledger, delivery.id)  # the receiver has it already
-        assert again.delivered == (delivery.id,)
+    receiver.outage = None
+    assert replay_delivery(services.ledger, delivery.id).delivered == (delivery.id,)
+    again = replay_delivery(services.ledger, delivery.id)  # the receiver has it already
+    assert again.delivered == (delivery.id,)
     assert receiver.handled_ids == [delivery.id]  # handled once, posted twice
     assert [p.status for p in receiver.posts] == [500, 500, 500, 204, 204]
     assert all(p.verified for p in receiver.posts)
@@ -256,15 +262,12 @@ def test_a_decline_and_its_redraft_are_told_with_the_comment(
 
 
 def test_a_sender_that_dies_after_its_claim_leaves_the_delivery_due_again(
-    services: Services, sample_meeting: Meeting
+    services: Services, sample_meeting: Meeting, receiver: LoopbackReceiver
 ) -> None:
-    secret = register(services)
-    with loopback_receiver(secret) as receiver:
-        use(services, receiver)
-        workflow.record_meeting(services, small_meeting(sample_meeting), client=CLIENT)
-        now = dt.datetime.now(dt.UTC)
-        (claimed,) = claim_due(services.ledger, now=now)  # ... and the sender is killed
-        assert deliver_webhooks(services.ledger, now=now).delivered == ()
-        lease_over = now + dt.timedelta(seconds=CLAIM_SECONDS)
-        assert deliver_webhooks(services.ledger, now=lease_over).delivered == (claimed.id,)
+    workflow.record_meeting(services, small_meeting(sample_meeting), client=CLIENT)
+    now = dt.datetime.now(dt.UTC)
+    (claimed,) = claim_due(services.ledger, now=now)  # ... and the sender is killed
+    assert deliver_webhooks(services.ledger, now=now).delivered == ()
+    lease_over = now + dt.timedelta(seconds=CLAIM_SECONDS)
+    assert deliver_webhooks(services.ledger, now=lease_over).delivered == (claimed.id,)
     assert receiver.handled_ids == [claimed.id]
