@@ -16,6 +16,7 @@ from justering.errors import NotFoundError, TrailError
 from justering.ledger.database import utcnow
 from justering.ledger.heads import head_problem, seal_head
 from justering.ledger.schema import DocumentRow, ExtractRow, MeetingRow, TrailEventRow
+from justering.ledger.webhooks import queue_trail_event
 from justering.model.process import SIGNATURE_EVENTS
 from justering.model.roles import Signer
 from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, chain_problems, with_hash
@@ -112,7 +113,9 @@ def append_event(
     at: dt.datetime | None = None,
 ) -> TrailEvent:
     """Append an event to the extract's chain and seal the new head
-    (:mod:`justering.ledger.heads`). The caller holds the extract's lock.
+    (:mod:`justering.ledger.heads`), and queue the webhook it makes for the meeting's
+    client, in the same transaction (:mod:`justering.ledger.webhooks`). The caller
+    holds the extract's lock.
 
     Refuses (``TrailError``) to append to a trail whose last event is not the
     sealed head: a trail rewritten in the database is never sealed again by a
@@ -161,6 +164,7 @@ def append_event(
         )
     )
     seal_head(session, extract, event.hash)
+    queue_trail_event(session, extract, event)  # the meeting system's webhook, if any
     session.flush()
     return event
 

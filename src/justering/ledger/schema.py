@@ -40,6 +40,8 @@ __all__ = [
     "MeetingRow",
     "SignerLoginRow",
     "TrailEventRow",
+    "WebhookAttemptRow",
+    "WebhookDeliveryRow",
     "aware_utc",
     "extract_ref",
 ]
@@ -213,6 +215,50 @@ class ClientRow(Base):
     """If set, the only municipality its manifests may name."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    """Where its webhooks are posted; None: it polls."""
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
+    """The secret its webhooks are signed with (``whsec_…``). Kept as it is, not
+    hashed, because signing needs it: like the home's other keys, whoever reads the
+    ledger can use it (docs/security.md)."""
+
+
+class WebhookDeliveryRow(Base):
+    """One webhook message to a client (the transactional outbox): written in the
+    transaction that records the event it reports, delivered after the commit by
+    orchestration, at least once. ``id`` is the ``webhook-id`` the receiver dedupes by.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    client: Mapped[str] = mapped_column(ForeignKey("clients.name"), index=True)
+    meeting_id: Mapped[str] = mapped_column(String(200), index=True)
+    """The ledger's (scoped) meeting key; the payload carries the client's own id."""
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """``pending`` (due at ``next_attempt_at``), ``delivered`` or ``failed`` (gave up)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Attempts since it was queued or last replayed (the back-off's exponent)."""
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    """When a pending delivery is due; a sender that claims it moves this past its
+    own attempt, so a sender that dies leaves it due again (at least once)."""
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttemptRow(Base):
+    """One attempt to deliver a webhook: when, the receiver's status or the error."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
 
 
 class LinkTokenRow(Base):

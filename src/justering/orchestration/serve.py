@@ -91,12 +91,16 @@ def reconcile_seconds(environ: Mapping[str, str] | None = None) -> float:
 async def _reconcile(services: Services, period: float) -> None:
     """At start and then every ``period`` seconds, nudge every meeting with work
     recorded since its last complete advance: after a restart or a failed hand-over
-    to Prefect this resumes whatever was in flight (the ledger knows)."""
+    to Prefect this resumes whatever was in flight (the ledger knows); and hand the
+    webhooks whose back-off has run out to the task worker."""
+    from justering.orchestration.flows import schedule_webhooks
+
     while True:
         try:
             meetings = await asyncio.to_thread(meetings_needing_work, services)
             for meeting_id in meetings:
                 await asyncio.to_thread(schedule_advance, meeting_id)
+            await asyncio.to_thread(schedule_webhooks)
         except Exception:  # a reconcile pass must never stop the service
             log.exception("reconcile pass failed")
         await asyncio.sleep(period)
@@ -151,6 +155,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
 
     from justering.orchestration.flows import (
         advance_meeting,
+        deliver_webhooks,
         install_services,
         meeting_label_of,
     )
@@ -190,7 +195,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     )
     background = [
         asyncio.create_task(runner.start(), name="prefect-runner"),
-        asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
+        asyncio.create_task(aserve(advance_meeting, deliver_webhooks, limit=4), name="task-worker"),
         asyncio.create_task(_reconcile(svc, period), name="reconciler"),
     ]
     # Let Prefect's runner and task worker start (and install their SIGTERM handlers)

@@ -46,6 +46,7 @@ from justering.model.meeting import Meeting
 from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
 from justering.model.roles import Signer
 from justering.model.trail import EventKind
+from justering.model.webhooks import OVERDUE_DETAIL  # the secretary's notice: deadline.overdue
 from justering.workflow.advance import request_signatures
 from justering.workflow.meetings import deadline_of, load_meeting, secretary_of
 from justering.workflow.protocols import document_line, under_immediate
@@ -54,9 +55,6 @@ from justering.workflow.services import Services
 __all__ = ["DeadlineReport", "due_offset", "send_due_reminders"]
 
 log = logging.getLogger(__name__)
-
-OVERDUE_DETAIL = "overdue"
-"""The detail key of the ``notified`` event that records the secretary's overdue notice."""
 
 LOCK_NOT_AVAILABLE = "55P03"
 """PostgreSQL's SQLSTATE for a ``NOWAIT`` lock that is held by another transaction."""
