@@ -54,12 +54,13 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from justering.errors import ConfigError
 from justering.model.calendar import local_minute
-from justering.pades.ca import (
+from justering.pades.ca import SigningCA
+from justering.pades.certificates import (
     BACKDATE,
     SignerCredential,
-    SigningCA,
     asn1_certificate,
     common_name,
+    key_usage,
 )
 from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
 from justering.pades.names import MAX_NAME_LENGTH, certificate_name
@@ -89,17 +90,7 @@ SEAL_VALIDITY = timedelta(days=5 * 365)
 SEAL_RENEWAL = timedelta(days=30)
 """A seal whose certificate has less than this left is replaced by a new one."""
 _NAME_SUFFIX = " – signaturkedja"
-_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=False,
-    crl_sign=False,
-    encipher_only=False,
-    decipher_only=False,
-)
+_KEY_USAGE = key_usage(digital_signature=True)
 """The seal's key signs data (a trail), nothing else."""
 
 

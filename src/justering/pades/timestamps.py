@@ -55,7 +55,8 @@ from pyhanko_certvalidator.errors import CRLFetchError, OCSPFetchError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
 from justering.errors import SigningError
-from justering.pades.ca import SigningCA, asn1_certificate
+from justering.pades.ca import SigningCA
+from justering.pades.certificates import asn1_certificate
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds to wait for a TSA or revocation source before the step fails (and is retried)."""
