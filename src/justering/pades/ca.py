@@ -28,7 +28,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from justering.errors import ConfigError, SigningError
 from justering.model.assurance import LINK_ONLY, SignerIdentity
@@ -49,7 +48,7 @@ from justering.pades.certificates import (
     signer_certificate,
 )
 from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
-from justering.pades.names import MAX_NAME_LENGTH, certificate_name, with_organisation_identifier
+from justering.pades.names import organisation_name, with_organisation_identifier
 
 CA_KEY_FILE = "ca-key.pem"
 CA_CERT_FILE = "ca-cert.pem"
@@ -111,14 +110,9 @@ class SigningCA:
                     "refusing to overwrite it"
                 )
         now = now or datetime.now(UTC)
-        default_name = f"{organisation} signeringstjänst CA"
-        if len(default_name.encode()) > MAX_NAME_LENGTH:
-            default_name = organisation
         try:
-            name = certificate_name(
-                (NameOID.COUNTRY_NAME, "SE"),
-                (NameOID.ORGANIZATION_NAME, organisation),
-                (NameOID.COMMON_NAME, common_name or default_name),
+            name = organisation_name(
+                organisation, suffix=" signeringstjänst CA", common_name=common_name or None
             )
         except ValueError as error:
             raise ConfigError(f"signing CA name: {error}") from error

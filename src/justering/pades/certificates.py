@@ -44,6 +44,17 @@ ADOBE_AUTHENTIC_DOCUMENTS_EKU = ObjectIdentifier("1.2.840.113583.1.1.5")
 """Adobe Authentic Documents Trust: Adobe Reader's document-signing usage."""
 
 _ROLE_BY_TITLE = {role.swedish: role for role in Role}
+_NEVER_USED = dict.fromkeys(
+    (
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "encipher_only",
+        "decipher_only",
+    ),
+    False,
+)
+"""What no key the CA certifies may do: they sign, and nothing else."""
 
 
 def key_usage(
@@ -58,13 +69,9 @@ def key_usage(
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=content_commitment,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
         key_cert_sign=key_cert_sign,
         crl_sign=crl_sign,
-        encipher_only=False,
-        decipher_only=False,
+        **_NEVER_USED,
     )
 
 

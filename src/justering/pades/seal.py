@@ -63,8 +63,13 @@ from justering.pades.certificates import (
     key_usage,
 )
 from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
-from justering.pades.names import MAX_NAME_LENGTH, certificate_name
-from justering.pades.timestamps import Timestamper, signature_timestamp_tokens, timestamp_time
+from justering.pades.names import organisation_name
+from justering.pades.timestamps import (
+    UNTRUSTED_TIMESTAMP,
+    Timestamper,
+    signature_timestamp_tokens,
+    timestamp_time,
+)
 
 __all__ = [
     "SEAL_FILE",
@@ -183,15 +188,8 @@ def _token_key(token: TokenReference, certificate: x509.Certificate) -> TokenKey
 def _issue(ca: SigningCA, now: datetime) -> TrailSeal:
     """A fresh key and its certificate: the organisation's, for sealing trails only."""
     organisation = _organisation(ca)
-    name = organisation + _NAME_SUFFIX
-    if len(name.encode()) > MAX_NAME_LENGTH:
-        name = organisation
     try:
-        subject = certificate_name(
-            (NameOID.COUNTRY_NAME, "SE"),
-            (NameOID.ORGANIZATION_NAME, organisation),
-            (NameOID.COMMON_NAME, name),
-        )
+        subject = organisation_name(organisation, suffix=_NAME_SUFFIX)
     except ValueError as error:
         raise ConfigError(f"trail seal certificate: {error}") from error
     serial = x509.random_serial_number()
@@ -407,10 +405,7 @@ def _with_problems(
     elif not result.trusted:
         problems.append(_untrusted(certificate, result.validated_at))
     if result.timestamped_at is not None and not result.timestamp_trusted:
-        problems.append(
-            f"the seal of {what}: its timestamp is not trusted (invalid, or the TSA's "
-            "certificate does not chain to a trust root: is the TSA's root among them?)"
-        )
+        problems.append(f"the seal of {what}: {UNTRUSTED_TIMESTAMP}")
     return replace(result, problems=tuple(problems))
 
 

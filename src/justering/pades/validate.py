@@ -73,7 +73,11 @@ from justering.pades.certificates import (
     fingerprint,
     role_from_certificate,
 )
-from justering.pades.timestamps import signature_timestamp_tokens, timestamp_time
+from justering.pades.timestamps import (
+    UNTRUSTED_TIMESTAMP,
+    signature_timestamp_tokens,
+    timestamp_time,
+)
 from justering.pades.validation_results import (
     DocumentTimestampReport,
     ExtractValidation,
@@ -339,10 +343,7 @@ async def _validate_one(
     )
     problems = _signature_problems(report, status)
     if timestamped is not None and not report.timestamp_trusted:
-        problems.append(
-            f"signature {field}: its timestamp is not trusted (invalid, or the TSA's "
-            "certificate does not chain to a trust root: is the TSA's root among them?)"
-        )
+        problems.append(f"signature {field}: {UNTRUSTED_TIMESTAMP}")
     return report, problems
 
 
