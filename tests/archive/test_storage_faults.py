@@ -38,12 +38,16 @@ from justering.ledger.database import utcnow
 from justering.ledger.schema import MeetingRow
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
-from justering.model.roles import Role
 from justering.workflow.advance import BACK_OFF_LONGEST
 from justering.workflow.services import Services
 from support.faults import Fault, FaultProxy, Rule, fault_proxy
 from support.s3 import object_versions
-from support.workflow import extract_rows, sign_as, small_meeting, start
+from support.workflow import (
+    extract_rows,
+    sign_to_certified,
+    small_meeting,
+    sqlite_ledger,  # noqa: F401  # SQLite only: the faults are in storage
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,12 +68,6 @@ BUNDLE_FILES = (
     "trail.json.p7s",
 )
 RETENTION = RetentionPolicy("COMPLIANCE", 1)
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """The faults are in storage, not the ledger: SQLite only."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @pytest.fixture
@@ -121,12 +119,7 @@ def bundle_prefix(meeting: Meeting) -> str:
 
 def certify(services: Services, meeting: Meeting) -> None:
     """Take ``meeting`` through every signer, up to (not into) the archive step."""
-    start(services, meeting)
-    for role in (Role.CHAIR, Role.ADJUSTER):
-        for signer in meeting.signers(role):
-            sign_as(services, signer.email)
-        workflow.advance_meeting(services, meeting.meeting_id)
-    sign_as(services, meeting.certifier.email)
+    sign_to_certified(services, meeting)
     (row,) = extract_rows(services, meeting.meeting_id)
     assert row.status == ExtractStatus.CERTIFIED.value
     assert meeting.meeting_id in workflow.meetings_needing_work(services)

@@ -20,12 +20,12 @@ from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow, awar
 from justering.model.meeting import Meeting
 from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Role, Signer
-from justering.model.trail import EventKind
 from justering.pades.sign import sign_extract
 from justering.workflow.services import Services
 from support.workflow import (
     IMMEDIATE_PARAGRAPH,
     SHORT_PARAGRAPH,
+    assert_chair_signed_once,
     dump_database,
     extract_rows,
     newest_token,
@@ -379,14 +379,7 @@ def test_concurrent_use_of_one_link_signs_once(services: Services, started: Meet
     assert len(receipts) == 1, results
     assert len(refusals) == 19, [r for r in results if not isinstance(r, LinkError)]
     assert all(r.problem is LinkProblem.USED for r in refusals)
-    [extract] = extract_rows(services, started.meeting_id)
-    protocol = protocol_row(services, started.meeting_id)
-    for document in (extract, protocol):  # the chair signs the protocol with its extract
-        signed = [e for e in trail(services, document.id) if e.kind is EventKind.SIGNED]
-        assert len(signed) == 1
-    after = snapshot(services)
-    assert after.documents == before.documents + 2
-    assert after.used_links == before.used_links + 1
+    extract, protocol = assert_chair_signed_once(services, started.meeting_id, before)
     assert {item.extract.document_sha256 for item in receipts[0].items} == {
         extract.head_sha256,
         protocol.head_sha256,

@@ -17,8 +17,9 @@ cannot be stored is refused with ``451`` so that the sender tries again.
 
 :class:`ReceivedMail` (read back by :mod:`justering.devtools.received_mail`) is
 what a person needs to click through: sender, recipients, the decoded subject and the
-http(s) links of the plain-text part (quoted-printable and base64 decoded). :func:`summary_line` formats one for the
-terminal and :func:`run_mailbox` is the whole ``justering mailbox`` command.
+http(s) links of the plain-text part (quoted-printable and base64 decoded).
+:func:`summary_line` formats one for the terminal and :func:`run_mailbox` is the
+whole ``justering mailbox`` command.
 """
 
 from __future__ import annotations
