@@ -253,24 +253,19 @@ def test_an_early_link_cannot_sign_out_of_turn(
     assert workflow.view_link(services, token).signer == signer
 
 
-def test_the_certifier_cannot_sign_before_every_adjuster(
-    services: Services, sample_meeting: Meeting
-) -> None:
-    meeting = small_meeting(sample_meeting, adjusters=2)
-    start_at_adjusters(services, meeting)
-    sign_as(services, meeting.adjusters[1].email)
-    token = _forge(services, meeting, meeting.signers(Role.CERTIFIER)[0])
-    _refused(services, token, Refusal.NOT_YOUR_TURN)
-
-
-def test_a_signer_cannot_sign_twice_with_a_second_link(
-    services: Services, sample_meeting: Meeting
+@pytest.mark.parametrize(
+    ("forged_for", "refusal"),
+    [(Role.CERTIFIER, Refusal.NOT_YOUR_TURN), (Role.ADJUSTER, Refusal.ALREADY_SIGNED)],
+    ids=["the-certifier-before-every-adjuster", "an-adjuster-twice-with-a-second-link"],
+)
+def test_a_forged_link_once_the_first_adjuster_signed_is_refused(
+    services: Services, sample_meeting: Meeting, forged_for: Role, refusal: Refusal
 ) -> None:
     meeting = small_meeting(sample_meeting, adjusters=2)
     start_at_adjusters(services, meeting)
     sign_as(services, meeting.adjusters[0].email)
-    token = _forge(services, meeting, meeting.signers(Role.ADJUSTER)[0])
-    _refused(services, token, Refusal.ALREADY_SIGNED)
+    token = _forge(services, meeting, meeting.signers(forged_for)[0])
+    _refused(services, token, refusal)
 
 
 def _new_versions(services: Services) -> ExtractRow:
