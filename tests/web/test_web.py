@@ -33,7 +33,14 @@ from justering.web.app import Hooks, create_app
 from justering.web.auth import session_key
 from justering.web.signer import form_token
 from justering.workflow.services import Services
-from support.workflow import KEPT_AT, SHORT_PARAGRAPH, newest_token, outbox, small_meeting
+from support.workflow import (
+    KEPT_AT,
+    SHORT_PARAGRAPH,
+    newest_token,
+    outbox,
+    small_meeting,
+    sqlite_ledger,  # noqa: F401  # SQLite only: the web layer does not depend on it
+)
 
 HOSTILE_TITLE = 'Bygglov <script>alert("x")</script> & "citat"'
 SECURITY_HEADERS = {
@@ -41,13 +48,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
 }
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """The web layer does not depend on the database: SQLite only, to stay fast
-    (the workflow and link tests cover PostgreSQL)."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @dataclass

@@ -11,9 +11,7 @@ reminder days.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
-from email import policy
-from email.parser import BytesParser
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -23,7 +21,7 @@ from justering.config import BodyRules
 from justering.ledger.extracts import lock_extract
 from justering.ledger.schema import LinkTokenRow
 from justering.mail.compose import Message
-from justering.mail.delivery import NotificationError, Notifier, outbox_messages
+from justering.mail.delivery import NotificationError, Notifier
 from justering.model.calendar import local_today
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
@@ -36,6 +34,7 @@ from justering.workflow.redraft import redraft_extract
 from justering.workflow.services import Services
 from support.workflow import (
     SHORT_PARAGRAPH,
+    delivered,
     extract_rows,
     newest_token,
     outbox,
@@ -45,6 +44,9 @@ from support.workflow import (
     small_meeting,
     start,
     trail,
+)
+from support.workflow import (
+    Message as OutboxMessage,
 )
 
 LONG_PARAGRAPH = 94
@@ -70,30 +72,8 @@ def _day(services: Services, meeting: Meeting, days_before: int) -> dt.date:
     return deadline_of(meeting, services.settings) - dt.timedelta(days=days_before)
 
 
-@dataclass(frozen=True)
-class _Mail:
-    to: str
-    subject: str
-    text: str
-
-
-def _sent(services: Services, kind: str) -> list[_Mail]:
-    """Every delivered message of ``kind`` (``reminder-chair``, ``overdue`` …)."""
-    found = []
-    for path in outbox_messages(services.settings.outbox_dir):
-        if f"-{kind}-" not in path.name:
-            continue
-        email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        body = email.get_body(preferencelist=("plain",))
-        assert body is not None
-        found.append(
-            _Mail(email["To"].addresses[0].addr_spec, str(email["Subject"]), body.get_content())
-        )
-    return found
-
-
-def _reminders(services: Services) -> list[_Mail]:
-    return [*_sent(services, "reminder-chair"), *_sent(services, "reminder-adjuster")]
+def _reminders(services: Services) -> list[OutboxMessage]:
+    return [*delivered(services, "reminder-chair"), *delivered(services, "reminder-adjuster")]
 
 
 def _events(services: Services, extract_id: int, detail_key: str) -> list[TrailEvent]:
@@ -173,7 +153,7 @@ def test_a_reminder_with_a_working_link_sent_once_per_reminder_day(
     report = send_due_reminders(services, today=_day(services, meeting, 3))
     assert report.reminded == (f"chair-0:{meeting.chair.email}",)
     assert report.escalated == () and report.failed == ()
-    [reminder] = _sent(services, "reminder-chair")
+    [reminder] = delivered(services, "reminder-chair")
     assert reminder.to == meeting.chair.email
     assert reminder.subject.startswith("Påminnelse: ")
     assert "tiden för justering går ut om 3 dagar" in reminder.text
@@ -212,7 +192,7 @@ def test_a_second_reminder_on_the_next_reminder_day(
     send_due_reminders(services, today=_day(services, meeting, 3))
     report = send_due_reminders(services, today=_day(services, meeting, 1))
     assert report.reminded == (f"chair-0:{meeting.chair.email}",)
-    first, second = _sent(services, "reminder-chair")
+    first, second = delivered(services, "reminder-chair")
     assert "om 3 dagar" in first.text and "går ut i morgon" in second.text
     # The last day itself is still the 1-day reminder's: nothing new.
     assert send_due_reminders(services, today=_day(services, meeting, 0)) == DeadlineReport()
@@ -232,7 +212,7 @@ def test_after_an_outage_only_the_nearest_reminder_is_sent(
     start(services, meeting)
     report = send_due_reminders(services, today=_day(services, meeting, 0))
     assert report.reminded == (f"chair-0:{meeting.chair.email}",)
-    [reminder] = _sent(services, "reminder-chair")
+    [reminder] = delivered(services, "reminder-chair")
     assert "tiden för justering går ut i dag" in reminder.text
     assert send_due_reminders(services, today=_day(services, meeting, 0)) == DeadlineReport()
 
@@ -270,10 +250,10 @@ def test_reminders_follow_the_signing_order_and_skip_who_signed(
     sign_as(services, first_adjuster.email)
     report = send_due_reminders(services, today=_day(services, meeting, 1))
     assert report.reminded == (f"{second_adjuster.slot}:{second_adjuster.email}",)
-    assert sorted(m.to for m in _sent(services, "reminder-adjuster")) == sorted(
+    assert sorted(m.to for m in delivered(services, "reminder-adjuster")) == sorted(
         [first_adjuster.email, second_adjuster.email, second_adjuster.email]
     )
-    assert [m.to for m in _sent(services, "reminder-chair")] == [meeting.chair.email]
+    assert [m.to for m in delivered(services, "reminder-chair")] == [meeting.chair.email]
 
 
 def test_the_certifier_is_not_reminded(services: Services, sample_meeting: Meeting) -> None:
@@ -289,7 +269,7 @@ def test_the_certifier_is_not_reminded(services: Services, sample_meeting: Meeti
     for days_before in (3, 1, 0, -1, -5):
         report = send_due_reminders(services, today=_day(services, meeting, days_before))
         assert report == DeadlineReport()
-    assert _sent(services, "reminder-certifier") == [] and _sent(services, "overdue") == []
+    assert delivered(services, "reminder-certifier") == [] and delivered(services, "overdue") == []
 
 
 def test_declined_extracts_are_not_reminded(services: Services, sample_meeting: Meeting) -> None:
@@ -300,13 +280,13 @@ def test_declined_extracts_are_not_reminded(services: Services, sample_meeting: 
     decline_with_link(services, token, rows[LONG_PARAGRAPH], "Fel belopp i beslutet.")
 
     send_due_reminders(services, today=_day(services, meeting, 3))
-    [reminder] = _sent(services, "reminder-chair")
+    [reminder] = delivered(services, "reminder-chair")
     assert f"§ {SHORT_PARAGRAPH}" in reminder.text
     assert f"§ {LONG_PARAGRAPH}" not in reminder.text
     assert _events(services, rows[LONG_PARAGRAPH], "reminder_days_left") == []
 
     send_due_reminders(services, today=_day(services, meeting, -1))
-    [notice] = _sent(services, "overdue")
+    [notice] = delivered(services, "overdue")
     assert f"§ {SHORT_PARAGRAPH}" in notice.text
     assert f"§ {LONG_PARAGRAPH}" not in notice.text
 
@@ -345,7 +325,7 @@ def test_one_overdue_notice_to_the_secretary_naming_who_is_waited_for(
 
     report = send_due_reminders(services, today=deadline + dt.timedelta(days=1))
     assert report == DeadlineReport(escalated=(meeting.meeting_id,))
-    [notice] = _sent(services, "overdue")
+    [notice] = delivered(services, "overdue")
     assert notice.to == meeting.certifier.email  # no secretary configured for the body
     assert "Justeringen är försenad: 3 dokument" in notice.subject
     assert "Sista dagen för justering har passerat" in notice.text
@@ -376,7 +356,7 @@ def test_one_overdue_notice_to_the_secretary_naming_who_is_waited_for(
     for days_after in (1, 2, 30):
         later = deadline + dt.timedelta(days=days_after)
         assert send_due_reminders(services, today=later) == DeadlineReport()
-    assert len(_sent(services, "overdue")) == 1
+    assert len(delivered(services, "overdue")) == 1
     assert len(_reminders(services)) == reminders
 
 
@@ -396,11 +376,11 @@ def test_a_body_with_its_own_deadline_reminder_days_and_secretary(
     assert send_due_reminders(services, today=deadline - dt.timedelta(days=3)) == (DeadlineReport())
     report = send_due_reminders(services, today=deadline - dt.timedelta(days=2))
     assert report.reminded == (f"chair-0:{meeting.chair.email}",)
-    assert "går ut om 2 dagar" in _sent(services, "reminder-chair")[0].text
+    assert "går ut om 2 dagar" in delivered(services, "reminder-chair")[0].text
 
     report = send_due_reminders(services, today=deadline + dt.timedelta(days=1))
     assert report.escalated == (meeting.meeting_id,)
-    [notice] = _sent(services, "overdue")
+    [notice] = delivered(services, "overdue")
     assert notice.to == SECRETARY.email
     assert f"Hej {SECRETARY.name}," in notice.text
     [row] = extract_rows(services, meeting.meeting_id)
@@ -434,7 +414,7 @@ def test_a_failing_send_for_one_meeting_does_not_stop_another(
     # and only that one.
     report = send_due_reminders(services, today=today)
     assert report.reminded == (f"chair-0:{broken.chair.email}",) and report.failed == ()
-    assert sorted(m.to for m in _sent(services, "reminder-chair")) == sorted(
+    assert sorted(m.to for m in delivered(services, "reminder-chair")) == sorted(
         [fine.chair.email, broken.chair.email]
     )
 
@@ -460,7 +440,7 @@ def test_a_refused_address_does_not_hold_back_a_fellow_signer(
     assert report.reminded == () and report.failed == (meeting.meeting_id,)
     report = send_due_reminders(services, today=today)
     assert report.reminded == (f"adjuster-1:{eva.email}",)
-    assert [m.to for m in _sent(services, "reminder-adjuster")] == [rolf.email, eva.email]
+    assert [m.to for m in delivered(services, "reminder-adjuster")] == [rolf.email, eva.email]
 
 
 def test_concurrent_runs_remind_once(services: Services, sample_meeting: Meeting) -> None:
@@ -471,14 +451,14 @@ def test_concurrent_runs_remind_once(services: Services, sample_meeting: Meeting
     reports = [r for r in results if isinstance(r, DeadlineReport)]
     assert len(reports) == 4, results
     assert sum(len(r.reminded) for r in reports) == 1
-    assert len(_sent(services, "reminder-chair")) == 1
+    assert len(delivered(services, "reminder-chair")) == 1
 
     later = deadline_of(meeting, services.settings) + dt.timedelta(days=1)
     results = run_in_threads(4, lambda: send_due_reminders(services, today=later))
     reports = [r for r in results if isinstance(r, DeadlineReport)]
     assert len(reports) == 4, results
     assert sum(len(r.escalated) for r in reports) == 1
-    assert len(_sent(services, "overdue")) == 1
+    assert len(delivered(services, "overdue")) == 1
 
 
 def test_a_meeting_whose_extract_is_being_signed_is_left_for_the_next_run(

@@ -196,13 +196,8 @@ def last_event(session: Session, extract_id: int) -> TrailEventRow | None:
 
 
 def event_rows(session: Session, extract_id: int) -> list[TrailEventRow]:
-    return list(
-        session.execute(
-            select(TrailEventRow)
-            .where(TrailEventRow.extract_id == extract_id)
-            .order_by(TrailEventRow.seq)
-        ).scalars()
-    )
+    query = select(TrailEventRow).where(TrailEventRow.extract_id == extract_id)
+    return list(session.scalars(query.order_by(TrailEventRow.seq)))
 
 
 def append_signer_event(

@@ -21,7 +21,12 @@ from justering.errors import (
     WorkflowError,
 )
 
-__all__ = ["Answer", "answer_for"]
+__all__ = ["REFUSED", "Answer", "answer_for"]
+
+
+REFUSED: tuple[type[JusteringError], ...] = (LinkError, WorkflowError, NotFoundError)
+"""The errors that refuse what a request asks (the link's state, a step out of turn,
+something that is not there): an error page that names whom to contact, no fault."""
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,7 @@ from justering.documents.rendering import IMMEDIATE_NOTE
 from justering.errors import (
     IdentityError,
     JusteringError,
-    LinkError,
     ManifestError,
-    NotFoundError,
     ProtocolTextError,
     Refusal,
     SigningError,
@@ -45,7 +43,7 @@ from justering.model.roles import Person, Role
 from justering.web.auth import session_key
 from justering.web.login import LoginGate, login_page, login_routes
 from justering.web.pages import PRIVATE_HEADERS, page, same_origin
-from justering.web.refusals import Answer, answer_for
+from justering.web.refusals import REFUSED, Answer, answer_for
 from justering.workflow import redraft
 from justering.workflow.services import Services
 
@@ -102,7 +100,7 @@ def signer_router(
         has no login for this link; None when it may go on."""
         try:
             view = gate.login_view(request, token)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         return None if view is None else login_page(services, view, token, gate.minutes)
 
@@ -112,7 +110,7 @@ def signer_router(
             return await run_in_threadpool(call)
         except IdentityError as error:  # no login (any more) for this link
             return _error_page(answer_for(error), back=f"/s/{token}")
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return await run_in_threadpool(refused, error, token)
         except SigningError as error:  # e.g. the TSA did not answer: nothing was recorded
             log.warning("signing failed: %s", error.diagnostics())
@@ -137,7 +135,7 @@ def signer_router(
                 for e in view.extracts
                 if e.state.readable
             }
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         justering = view.signer.role in (Role.CHAIR, Role.ADJUSTER)
         return page(
@@ -161,7 +159,7 @@ def signer_router(
             return login
         try:
             pdf = workflow.link_document(services, token, extract_id)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         return Response(
             pdf,
@@ -186,7 +184,7 @@ def signer_router(
             png = cache.get(hashlib.sha256(pdf).hexdigest(), lambda: pdf, number, w)
         except PageImageError as error:
             return Response(error.diagnostics(), status_code=error.status_code)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return Response(error.diagnostics(), status_code=answer_for(error).status)
         return Response(
             png,
@@ -243,7 +241,7 @@ def signer_router(
     def redraft_page(token: str) -> HTMLResponse:
         try:
             view = redraft.view_redraft(services, token)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         return _redraft_page(view, token, csrf(token))
 
@@ -260,7 +258,7 @@ def signer_router(
         except (ManifestError, ProtocolTextError) as error:
             view = await run_in_threadpool(redraft.view_redraft, services, token)
             return _redraft_page(view, token, csrf(token), error=error, text=text, title=title)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         await run_in_threadpool(schedule_advance, result.meeting_id)
         return page("signer/redrafted.html", result=result)
