@@ -17,6 +17,7 @@ __all__ = [
     "ArchiveError",
     "ConfigError",
     "IdentityError",
+    "InputError",
     "JusteringError",
     "LinkError",
     "LinkProblem",
@@ -43,22 +44,29 @@ class ConfigError(JusteringError):
     """The configuration or environment is unusable."""
 
 
-class ManifestError(JusteringError):
-    """A meeting manifest is malformed; names the field and the problem."""
+class InputError(JusteringError):
+    """Input from a meeting system is malformed: a manifest, or a protocol's text;
+    names where, and the problem."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+
+class ManifestError(InputError):
+    """A meeting manifest is malformed, in its ``field``."""
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
-        self.problem = problem
-        super().__init__(f"manifest field '{field}': {problem}")
+        super().__init__(f"manifest field '{field}'", problem)
 
 
-class ProtocolTextError(JusteringError):
-    """A protocol text export could not be parsed; names the line and the problem."""
+class ProtocolTextError(InputError):
+    """A protocol text export could not be parsed, at its ``line``."""
 
     def __init__(self, line: int, problem: str) -> None:
         self.line = line
-        self.problem = problem
-        super().__init__(f"protocol text line {line}: {problem}")
+        super().__init__(f"protocol text line {line}", problem)
 
 
 class SigningError(JusteringError):

@@ -144,25 +144,7 @@ def append_event(
             prev_hash=GENESIS_HASH if last is None else last.hash,
         )
     )
-    session.add(
-        TrailEventRow(
-            extract_id=extract.id,
-            extract_ref=event.extract,
-            seq=event.seq,
-            kind=event.kind.value,
-            at=event.at,
-            actor=event.actor,
-            actor_email=event.actor_email,
-            role=event.role,
-            slot=slot,
-            version=event.version,
-            document_sha256=event.document_sha256,
-            certificate_sha256=event.certificate_sha256,
-            detail=dict(event.detail),
-            prev_hash=event.prev_hash,
-            hash=event.hash,
-        )
-    )
+    session.add(TrailEventRow.of_event(event, extract_id=extract.id, slot=slot))
     seal_head(session, extract, event.hash)
     queue_trail_event(session, extract, event)  # the meeting system's webhook, if any
     session.flush()

@@ -183,22 +183,43 @@ class TrailEventRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
     extract_ref: Mapped[str] = mapped_column(Text)
 
+    @classmethod
+    def of_event(cls, event: TrailEvent, *, extract_id: int, slot: str | None) -> TrailEventRow:
+        """The row that stores ``event`` (of extract ``extract_id``, by ``slot``)."""
+        return cls(
+            extract_id=extract_id,
+            extract_ref=event.extract,
+            kind=event.kind.value,
+            at=event.at,
+            slot=slot,
+            detail=dict(event.detail),
+            **{name: getattr(event, name) for name in _STORED_AS_THEY_ARE},
+        )
+
     def to_event(self) -> TrailEvent:
         return TrailEvent(
             extract=self.extract_ref,
-            seq=self.seq,
             kind=EventKind(self.kind),
             at=aware_utc(self.at),
-            actor=self.actor,
-            actor_email=self.actor_email,
-            role=self.role,
-            version=self.version,
-            document_sha256=self.document_sha256,
-            certificate_sha256=self.certificate_sha256,
             detail=dict(self.detail),
-            prev_hash=self.prev_hash,
-            hash=self.hash,
+            **{name: getattr(self, name) for name in _STORED_AS_THEY_ARE},
         )
+
+
+_STORED_AS_THEY_ARE = (
+    "seq",
+    "actor",
+    "actor_email",
+    "role",
+    "version",
+    "document_sha256",
+    "certificate_sha256",
+    "prev_hash",
+    "hash",
+)
+"""The fields of a :class:`TrailEvent` its row stores as they are (the others:
+``extract`` is the row's ``extract_ref``, ``kind`` its value, ``at`` read back as an
+aware UTC time, ``detail`` a plain dict)."""
 
 
 class ClientRow(Base):

@@ -62,6 +62,7 @@ from justering.pades.certificates import (
     common_name,
     key_usage,
 )
+from justering.pades.checks import first_failed_check
 from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
 from justering.pades.names import organisation_name
 from justering.pades.timestamps import (
@@ -397,13 +398,13 @@ def _claimed_time(signer_info: cms.SignerInfo) -> datetime | None:
 def _with_problems(
     result: SealVerification, certificate: x509.Certificate, what: str
 ) -> SealVerification:
-    problems = []
-    if not result.intact:
-        problems.append(f"{what} was changed after it was sealed")
-    elif not result.valid:
-        problems.append(f"the seal of {what}: its cryptographic signature is invalid")
-    elif not result.trusted:
-        problems.append(_untrusted(certificate, result.validated_at))
+    failed = first_failed_check(
+        result,
+        changed=f"{what} was changed after it was sealed",
+        invalid=f"the seal of {what}: its cryptographic signature is invalid",
+        untrusted=lambda: _untrusted(certificate, result.validated_at),
+    )
+    problems = [] if failed is None else [failed]
     if result.timestamped_at is not None and not result.timestamp_trusted:
         problems.append(f"the seal of {what}: {UNTRUSTED_TIMESTAMP}")
     return replace(result, problems=tuple(problems))

@@ -73,6 +73,7 @@ from justering.pades.certificates import (
     fingerprint,
     role_from_certificate,
 )
+from justering.pades.checks import first_failed_check
 from justering.pades.timestamps import (
     UNTRUSTED_TIMESTAMP,
     signature_timestamp_tokens,
@@ -349,23 +350,13 @@ async def _validate_one(
 
 def _signature_problems(report: SignatureReport, status: PdfSignatureStatus) -> list[str]:
     field = report.field_name
-    problems = []
-    if not report.intact:
-        problems.append(f"signature {field}: the signed content was changed (digest mismatch)")
-    elif not report.valid:
-        problems.append(f"signature {field}: the cryptographic signature is invalid")
-    elif not report.trusted:
-        indication = status.trust_problem_indic
-        why = str(indication).rpartition(".")[2].lower() if indication else "unknown"
-        if report.timestamped_at is not None and not report.long_term:
-            why += (
-                "; no proven long-term validation data: the extract has no DSS "
-                "under a trusted document timestamp"
-            )
-        problems.append(
-            f"signature {field}: the certificate of {report.signer_name!r} is not trusted "
-            f"at {local_minute(report.validated_at, zone=True)} ({why})"
-        )
+    failed = first_failed_check(
+        report,
+        changed=f"signature {field}: the signed content was changed (digest mismatch)",
+        invalid=f"signature {field}: the cryptographic signature is invalid",
+        untrusted=lambda: _untrusted_signer(report, status),
+    )
+    problems = [] if failed is None else [failed]
     if report.role is None:
         problems.append(f"signature {field}: the certificate names no justering role")
     else:
@@ -381,6 +372,20 @@ def _signature_problems(report: SignatureReport, status: PdfSignatureStatus) -> 
             f"signatures ({report.modification_level.replace('_', ' ')})"
         )
     return problems
+
+
+def _untrusted_signer(report: SignatureReport, status: PdfSignatureStatus) -> str:
+    indication = status.trust_problem_indic
+    why = str(indication).rpartition(".")[2].lower() if indication else "unknown"
+    if report.timestamped_at is not None and not report.long_term:
+        why += (
+            "; no proven long-term validation data: the extract has no DSS "
+            "under a trusted document timestamp"
+        )
+    return (
+        f"signature {report.field_name}: the certificate of {report.signer_name!r} is not "
+        f"trusted at {local_minute(report.validated_at, zone=True)} ({why})"
+    )
 
 
 def _tail_problems(

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from justering.errors import (
     PROTOCOL_PARAGRAPH,
     IdentityError,
+    InputError,
     JusteringError,
     LinkError,
     LinkProblem,
     LoginProblem,
-    ManifestError,
     NotFoundError,
-    ProtocolTextError,
     Refusal,
     SigningError,
     WorkflowError,
@@ -181,7 +180,7 @@ def answer_for(error: JusteringError) -> Answer:
         return Answer(status, text)
     if isinstance(error, NotFoundError):
         return Answer(404, "Det som efterfrågades finns inte.")
-    if isinstance(error, ManifestError | ProtocolTextError):
+    if isinstance(error, InputError):
         return Answer(422, error.diagnostics())
     if isinstance(error, SigningError):
         return Answer(503, _SIGNING_FAILED)

@@ -30,9 +30,8 @@ from justering.documents.page_images import DEFAULT_WIDTH_PX, PageImageCache, Pa
 from justering.documents.rendering import IMMEDIATE_NOTE
 from justering.errors import (
     IdentityError,
+    InputError,
     JusteringError,
-    ManifestError,
-    ProtocolTextError,
     Refusal,
     SigningError,
     WorkflowError,
@@ -255,7 +254,7 @@ def signer_router(
             result = await run_in_threadpool(
                 redraft.redraft_with_link, services, token, text, title or None
             )
-        except (ManifestError, ProtocolTextError) as error:
+        except InputError as error:
             view = await run_in_threadpool(redraft.view_redraft, services, token)
             return _redraft_page(view, token, csrf(token), error=error, text=text, title=title)
         except REFUSED as error:

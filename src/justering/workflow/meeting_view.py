@@ -12,6 +12,7 @@ extracts, their trail events). ``justering status`` prints it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -55,8 +56,18 @@ _KINDS = (
 )
 
 
-def _utc(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat()
+def _as_json(person: Signature | Waiting | Decline, *, at: str = "at") -> dict[str, Any]:
+    """A signer's fields as plain JSON values (a role's value, a time in UTC ISO 8601),
+    the field ``at`` under the name ``at`` says (``signed_at``, ``declined_at``)."""
+    data: dict[str, Any] = {}
+    for field in dataclasses.fields(person):
+        value = getattr(person, field.name)
+        if isinstance(value, Role):
+            value = value.value
+        elif isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC).isoformat()
+        data[at if field.name == "at" else field.name] = value
+    return data
 
 
 @dataclass(frozen=True)
@@ -69,12 +80,7 @@ class Signature:
     at: dt.datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "email": self.email,
-            "role": self.role.value,
-            "signed_at": _utc(self.at),
-        }
+        return _as_json(self, at="signed_at")
 
 
 @dataclass(frozen=True)
@@ -92,14 +98,7 @@ class Waiting:
     """Their place (``adjuster-1``): whom the secretary sends a new link."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "slot": self.slot,
-            "name": self.name,
-            "email": self.email,
-            "role": self.role.value,
-            "notified_at": _utc(self.notified_at) if self.notified_at else None,
-            "last_notified_at": _utc(self.last_notified_at) if self.last_notified_at else None,
-        }
+        return _as_json(self)
 
 
 @dataclass(frozen=True)
@@ -113,13 +112,7 @@ class Decline:
     at: dt.datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "email": self.email,
-            "role": self.role.value if self.role else None,
-            "comment": self.comment,
-            "declined_at": _utc(self.at),
-        }
+        return _as_json(self, at="declined_at")
 
 
 @dataclass(frozen=True)
