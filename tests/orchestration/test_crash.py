@@ -80,8 +80,11 @@ class Crashes:
         self.restarts.append(self.cluster.start_all())
 
     def newest_link(self, email: str) -> str:
-        links = self.cluster.signing_links(email)
-        assert links, f"no link for {email}"
+        """The link in the newest message to ``email``, once one has arrived (its
+        ``notified`` events are committed just before it leaves)."""
+        links = self.cluster.wait_for(
+            f"a link for {email}", lambda: self.cluster.signing_links(email), STAGE_SECONDS
+        )
         return links[-1]
 
     def sign_in_background(self, link: str) -> tuple[threading.Thread, list[object]]:
