@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 
 from justering.devtools.mail_sink import MailSink
 from justering.ledger.database import Ledger, utcnow
@@ -218,3 +218,15 @@ def test_senders_at_once_send_each_message_once(ledger: Ledger, sink: MailSink) 
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sorted(sent) == sorted(ids)
     assert Counter(m.message_id for m in sink.received()) == Counter(ids)
+
+
+def test_a_ledger_from_before_the_outbox_gets_it_when_opened(ledger: Ledger) -> None:
+    MailOutboxRow.__table__.drop(ledger.engine)  # type: ignore[attr-defined]
+    assert "mail_outbox" not in inspect(ledger.engine).get_table_names()
+    upgraded = Ledger(ledger.database_url)
+    try:
+        assert "mail_outbox" in inspect(upgraded.engine).get_table_names()
+        [message_id] = _queue(upgraded, _request())
+        assert [row.message_id for row in _rows(upgraded)] == [message_id]
+    finally:
+        upgraded.dispose()
