@@ -104,6 +104,7 @@ def decline_with_link(
     *,
     paragraph: int | None = None,
     login: str | None = None,
+    send_mail: bool = True,
 ) -> DeclineReceipt:
     """Decline, as the link's signer and with a required comment, one extract the link
     grants, or (``extract_id`` a protocol the link grants) § ``paragraph`` of it.
@@ -111,11 +112,11 @@ def decline_with_link(
     In one transaction: the ``declined`` event (with the comment), the extract back
     to the secretary, the protocols that show the paragraph held, links that now
     grant nothing revoked, and the e-mail to the secretary with a redraft link,
-    queued; it is sent once that has committed (one that cannot leave now is
-    retried, the decline stands). Refused when it is not the signer's turn on
-    what they decline, and once the paragraph's protocol is justered. Where the body
-    signs with e-legitimation, ``login`` must be the signer's login on this link, as
-    for signing."""
+    queued; with ``send_mail`` it is sent once that has committed (else the caller
+    sends it; one that cannot leave now is retried, the decline stands). Refused
+    when it is not the signer's turn on what they decline, and once the paragraph's
+    protocol is justered. Where the body signs with e-legitimation, ``login`` must be
+    the signer's login on this link, as for signing."""
     text = clean_comment(comment)
     with services.ledger.transaction() as session:
         link, meeting, signer = link_signer(session, token)
@@ -146,7 +147,8 @@ def decline_with_link(
             secretary,
             remaining,
         )
-    send_queued_mail(services, meeting.meeting_id)
+    if send_mail:
+        send_queued_mail(services, meeting.meeting_id)
     return receipt
 
 

@@ -107,6 +107,7 @@ def sign_with_link(
     extract_ids: Collection[int] | None = None,
     *,
     login: str | None = None,
+    send_mail: bool = True,
 ) -> SigningReceipt:
     """Sign, as the link's signer, the chosen documents among those the link grants
     (``None``: every one waiting for them), all or nothing; each gets its own
@@ -116,6 +117,11 @@ def sign_with_link(
     signs with e-legitimation, ``login`` (the session the browser holds) must be a
     valid login of this signer on this link (``IdentityError`` otherwise); the
     certificate and the trail say how the signer was identified.
+
+    The receipt e-mail is queued with the signatures and, with ``send_mail``, sent
+    once they are committed; without it the caller sends it
+    (:func:`justering.workflow.mailing.send_queued_mail`; the web app does so after
+    answering the signer).
 
     Refuses (and changes nothing) when the link is unknown, used, expired or
     revoked, when a chosen extract is not granted, has a newer version than the
@@ -134,7 +140,8 @@ def sign_with_link(
             receipt = _record_signatures(services, token, plan, signed)
         except _ExtractMoved:
             continue
-        send_queued_mail(services, plan.meeting.meeting_id)  # the receipt, committed
+        if send_mail:
+            send_queued_mail(services, plan.meeting.meeting_id)  # the receipt, committed
         return receipt
     raise WorkflowError(Refusal.CHANGED_WHILE_SIGNING)
 
