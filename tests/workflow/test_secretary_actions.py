@@ -23,8 +23,10 @@ from justering.model.roles import Role
 from justering.model.trail import EventKind
 from justering.workflow import redraft
 from justering.workflow.declining import decline_with_link
+from justering.workflow.mailing import send_queued_mail
 from justering.workflow.meeting_view import meeting_view
 from justering.workflow.secretary import (
+    Resent,
     meetings_of_bodies,
     open_redraft,
     resend_link,
@@ -66,6 +68,14 @@ def _other_body(sample: Meeting) -> Meeting:
     )
 
 
+def _resend(services: Services, meeting_id: str, slot: str) -> Resent:
+    """A new link as the secretary's page asks for it: queued with its events, sent
+    once the transaction is over (the page sends after answering)."""
+    resent = resend_link(services, meeting_id, slot, asked_by=SECRETARY, bodies=KSAU)
+    send_queued_mail(services, meeting_id)
+    return resent
+
+
 def test_a_new_link_replaces_the_old_and_the_trail_says_who_asked(
     services: Services, sample_meeting: Meeting
 ) -> None:
@@ -75,7 +85,7 @@ def test_a_new_link_replaces_the_old_and_the_trail_says_who_asked(
     old = newest_token(services, chair)
     before = len(outbox(services))
 
-    resent = resend_link(services, meeting.meeting_id, "chair-0", asked_by=SECRETARY, bodies=KSAU)
+    resent = _resend(services, meeting.meeting_id, "chair-0")
 
     assert (resent.signer.email, resent.signer.role) == (chair, Role.CHAIR)
     assert resent.documents == 3 and resent.revoked == 1  # the protocol and two extracts
@@ -124,9 +134,7 @@ def test_a_signer_with_nothing_to_sign_gets_no_link(
     assert snapshot(services) == before and len(outbox(services)) == mail
     workflow.view_link(services, adjuster_link)  # untouched
 
-    resent = resend_link(
-        services, meeting.meeting_id, "adjuster-0", asked_by=SECRETARY, bodies=KSAU
-    )
+    resent = _resend(services, meeting.meeting_id, "adjuster-0")
     assert resent.signer.email == meeting.adjusters[0].email and resent.revoked == 1
     with raises_link(LinkProblem.REVOKED):
         workflow.view_link(services, adjuster_link)
@@ -245,7 +253,7 @@ def test_a_signer_whose_link_ran_out_gets_a_working_one(
     with raises_link(LinkProblem.EXPIRED):
         workflow.view_link(services, old)
 
-    resend_link(services, meeting.meeting_id, "chair-0", asked_by=SECRETARY, bodies=KSAU)
+    _resend(services, meeting.meeting_id, "chair-0")
     new = newest_token(services, meeting.chair.email)
     assert new != old
     assert len(workflow.view_link(services, new).pending) == 2  # the protocol and § 96

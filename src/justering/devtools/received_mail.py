@@ -39,6 +39,8 @@ class ReceivedMail:
     """The http(s) URLs of the plain-text part, in order, each once."""
     received_at: dt.datetime | None = None
     """When the sink received it (timezone-aware); ``None`` when the file does not say."""
+    message_id: str = ""
+    """Its ``Message-ID`` (the same on a message sent again); empty when it has none."""
 
 
 # --- reading a message -------------------------------------------------------------------
@@ -67,6 +69,7 @@ def parse_stored(path: Path, data: bytes) -> ReceivedMail:
         subject=" ".join(_header(message, "Subject").split()),
         links=_links(message),
         received_at=received_at,
+        message_id=_header(message, "Message-ID").strip(),
     )
 
 

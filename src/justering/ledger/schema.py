@@ -1,6 +1,6 @@
 """The ledger's tables (SQLAlchemy): meetings, the documents they sign (each
 paragraph's extract and the meeting's protocols, in ``extracts``), document
-versions, trail events, links and their grants, and leases.
+versions, trail events, links and their grants, leases, and the e-mail outbox.
 
 The ledger is the legal record: every step of the workflow is one transaction over
 these rows (see :mod:`justering.ledger.extracts` for the helpers that keep the
@@ -37,6 +37,7 @@ __all__ = [
     "LeaseRow",
     "LinkGrantRow",
     "LinkTokenRow",
+    "MailOutboxRow",
     "MeetingRow",
     "SignerLoginRow",
     "TrailEventRow",
@@ -347,3 +348,33 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     holder: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MailOutboxRow(Base):
+    """One e-mail, queued in the transaction that records what it reports (a link
+    issued, a signature, a decline …) and sent after it by the outbox's sender
+    (:mod:`justering.mail.outbox`). Its ``Message-ID`` is fixed when it is queued,
+    so a message sent again (its sender died before marking it sent) is the same
+    message to its recipient. The text and HTML (which may hold a signer's link)
+    are kept only until it is sent."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    recipient_name: Mapped[str] = mapped_column(Text)
+    recipient_email: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    """Not tried again before then (the back-off after a failed attempt)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """A sender is sending it until then; one that died lets the claim run out."""
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)

@@ -35,6 +35,7 @@ from justering.pades.ca import SigningCA
 from justering.pades.sign import sign_extract
 from justering.web.app import Hooks, create_app
 from justering.workflow.archiving import start_archive_workers
+from justering.workflow.mailing import send_queued_mail
 from justering.workflow.services import Services, open_services
 from justering.workflow.status import meetings_needing_work
 
@@ -91,8 +92,10 @@ def reconcile_seconds(environ: Mapping[str, str] | None = None) -> float:
 async def _reconcile(services: Services, period: float) -> None:
     """At start and then every ``period`` seconds, nudge every meeting with work
     recorded since its last complete advance: after a restart or a failed hand-over
-    to Prefect this resumes whatever was in flight (the ledger knows); and hand the
-    webhooks whose back-off has run out to the task worker."""
+    to Prefect this resumes whatever was in flight (the ledger knows); hand the
+    webhooks whose back-off has run out to the task worker. Then send the queued
+    e-mail that is due: a retry after a failed attempt, or a message whose sender
+    died before it was marked sent."""
     from justering.orchestration.flows import schedule_webhooks
 
     while True:
@@ -103,6 +106,10 @@ async def _reconcile(services: Services, period: float) -> None:
             await asyncio.to_thread(schedule_webhooks)
         except Exception:  # a reconcile pass must never stop the service
             log.exception("reconcile pass failed")
+        try:
+            await asyncio.to_thread(send_queued_mail, services)
+        except Exception:
+            log.exception("sending queued e-mail failed")
         await asyncio.sleep(period)
 
 

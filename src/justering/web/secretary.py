@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from justering.errors import LinkError, NotFoundError, WorkflowError
@@ -27,6 +28,7 @@ from justering.model.process import ExtractStatus
 from justering.web.auth import SECRETARY_REALM, LoginGuard, open_sessions
 from justering.web.refusals import answer_for
 from justering.web.staff import StaffArea, route_path
+from justering.workflow.mailing import send_queued_mail
 from justering.workflow.meeting_view import MeetingView, meeting_view
 from justering.workflow.secretary import meetings_of_bodies, open_redraft, resend_link
 from justering.workflow.services import Services
@@ -186,7 +188,12 @@ def secretary_router(
             resent.revoked,
         )
         page = route_path(request, "secretary_meeting", meeting_id=meeting_id)
-        return RedirectResponse(f"{page}?skickad={resent.signer.slot}", status_code=303)
+        # The new link was queued with its events; it leaves once the page has answered.
+        return RedirectResponse(
+            f"{page}?skickad={resent.signer.slot}",
+            status_code=303,
+            background=BackgroundTask(send_queued_mail, services, meeting_id),
+        )
 
     @router.post("/moten/{meeting_id}/ratta/{paragraph}", name="secretary_redraft")
     async def redraft(request: Request, meeting_id: str, paragraph: int) -> Response:

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -44,6 +45,7 @@ from justering.web.login import LoginGate, login_page, login_routes
 from justering.web.pages import PRIVATE_HEADERS, page, same_origin
 from justering.web.refusals import REFUSED, Answer, answer_for
 from justering.workflow import redraft
+from justering.workflow.mailing import send_queued_mail
 from justering.workflow.services import Services
 
 __all__ = [
@@ -102,6 +104,15 @@ def signer_router(
         except REFUSED as error:
             return refused(error, token)
         return None if view is None else login_page(services, view, token, gate.minutes)
+
+    def mail_after(
+        response: HTMLResponse, step: workflow.SigningReceipt | workflow.DeclineReceipt
+    ) -> HTMLResponse:
+        """``response``, after which the step's queued e-mail (the receipt, the notice
+        to the secretary) is sent: a slow or failing SMTP server never holds up the
+        signer's page (what it does not take is retried, :mod:`justering.workflow.mailing`)."""
+        response.background = BackgroundTask(send_queued_mail, services, step.meeting_id)
+        return response
 
     async def run(token: str, call: Callable[[], _T]) -> _T | HTMLResponse:
         """Run a workflow step in the thread pool; its refusals become error pages."""
@@ -206,12 +217,13 @@ def signer_router(
             )
         login = gate.session_of(request)
         receipt = await run(
-            token, lambda: workflow.sign_with_link(services, token, chosen, login=login)
+            token,
+            lambda: workflow.sign_with_link(services, token, chosen, login=login, send_mail=False),
         )
         if isinstance(receipt, HTMLResponse):
             return receipt
         await run_in_threadpool(schedule_advance, receipt.meeting_id)
-        return page("signer/receipt.html", receipt=receipt, token=token)
+        return mail_after(page("signer/receipt.html", receipt=receipt, token=token), receipt)
 
     @router.post("/s/{token}/avbojning", response_class=HTMLResponse)
     async def decline(token: str, request: Request) -> HTMLResponse:
@@ -227,14 +239,20 @@ def signer_router(
         receipt = await run(
             token,
             lambda: workflow.decline_with_link(
-                services, token, int(extract_text), comment, paragraph=paragraph, login=login
+                services,
+                token,
+                int(extract_text),
+                comment,
+                paragraph=paragraph,
+                login=login,
+                send_mail=False,
             ),
         )
         if isinstance(receipt, HTMLResponse):
             return receipt
         # The chair and the adjusters hear that the protocol waits (the next advance).
         await run_in_threadpool(schedule_advance, receipt.meeting_id)
-        return page("signer/declined.html", receipt=receipt, token=token)
+        return mail_after(page("signer/declined.html", receipt=receipt, token=token), receipt)
 
     @router.get("/r/{token}", response_class=HTMLResponse)
     def redraft_page(token: str) -> HTMLResponse:
