@@ -224,6 +224,7 @@ DETAIL_LABELS: Mapping[str, str] = {
     "started_by": "startat av",
     "message_id": "meddelande",
     "reminder_days_left": "påminnelse, dagar kvar",
+    "resent_by": "ny länk skickad på begäran av",
     "overdue": "försenat, sista dag",
     "waiting_for": "väntar på",
     "previous_sha256": "föregående version, SHA-256",
