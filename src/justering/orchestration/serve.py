@@ -29,6 +29,7 @@ from justering.orchestration.deployments import (
     drop_missed_passes,
     served_deployments,
 )
+from justering.orchestration.prefect_server import wait_for_prefect
 from justering.web.app import Hooks, create_app
 from justering.workflow.services import Services, open_services
 from justering.workflow.status import meetings_needing_work
@@ -160,6 +161,9 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     workers = start_workers(settings, worker_count())
     svc = replace(open_services(settings), workers=workers)
     install_services(svc)
+    api_url = os.environ.get("PREFECT_API_URL")
+    if api_url:  # the demo starts its Prefect server beside this process
+        await asyncio.to_thread(wait_for_prefect, api_url)
 
     # A recorded meeting's flow run is made here, in this process (a deployment run
     # would start a process of its own per meeting: seconds of start-up and 170 MB).
