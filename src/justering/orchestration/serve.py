@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -155,6 +156,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
 
     from justering.orchestration.flows import advance_meeting, install_services
 
+    begun = time.monotonic()
     period = reconcile_seconds()
     passes_paused = deadline_passes_paused()
     warn_unless_parameters_are_shared(settings)
@@ -164,6 +166,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     api_url = os.environ.get("PREFECT_API_URL")
     if api_url:  # the demo starts its Prefect server beside this process
         await asyncio.to_thread(wait_for_prefect, api_url)
+    prefect_at = time.monotonic() - begun
 
     # A recorded meeting's flow run is made here, in this process (a deployment run
     # would start a process of its own per meeting: seconds of start-up and 170 MB).
@@ -186,6 +189,12 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     # The worker processes started beside all this; serve once they can work (a
     # request then never waits for their imports and warm-up).
     await asyncio.to_thread(workers.wait_started, WORKER_START_SECONDS)
+    log.info(
+        "started in %.1f s (Prefect answered after %.1f s; %d worker processes ready)",
+        time.monotonic() - begun,
+        prefect_at,
+        workers.count,
+    )
     host, port = listener.getsockname()[:2]
     server = uvicorn.Server(
         uvicorn.Config(
