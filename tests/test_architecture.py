@@ -21,7 +21,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"documents"}),
     frozenset({"pades"}),
     frozenset({"ledger"}),
-    frozenset({"archive", "mail", "identity"}),
+    frozenset({"archive", "mail", "identity", "webhooks"}),
     frozenset({"workflow"}),
     frozenset({"web"}),
     frozenset({"orchestration"}),

@@ -17,6 +17,7 @@ __all__ = [
     "ArchiveError",
     "ConfigError",
     "IdentityError",
+    "InputError",
     "JusteringError",
     "LinkError",
     "LinkProblem",
@@ -58,22 +59,29 @@ class ConfigError(JusteringError):
     """The configuration or environment is unusable."""
 
 
-class ManifestError(JusteringError):
-    """A meeting manifest is malformed; names the field and the problem."""
+class InputError(JusteringError):
+    """Input from a meeting system is malformed: a manifest, or a protocol's text;
+    names where, and the problem."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+
+class ManifestError(InputError):
+    """A meeting manifest is malformed, in its ``field``."""
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
-        self.problem = problem
-        super().__init__(f"manifest field '{field}': {problem}")
+        super().__init__(f"manifest field '{field}'", problem)
 
 
-class ProtocolTextError(JusteringError):
-    """A protocol text export could not be parsed; names the line and the problem."""
+class ProtocolTextError(InputError):
+    """A protocol text export could not be parsed, at its ``line``."""
 
     def __init__(self, line: int, problem: str) -> None:
         self.line = line
-        self.problem = problem
-        super().__init__(f"protocol text line {line}: {problem}")
+        super().__init__(f"protocol text line {line}", problem)
 
 
 class SigningError(JusteringError):
@@ -168,6 +176,14 @@ class Refusal(StrEnum):
     """The protocol waits for a declined paragraph's redraft: nobody signs it now."""
     NOT_IN_PROTOCOL = "not_in_protocol"
     """A paragraph declined through a protocol must be one the protocol shows."""
+    NOTHING_TO_SIGN = "nothing_to_sign"
+    """A link sent again to a signer with nothing waiting for them."""
+    AWAITING_REDRAFT = "awaiting_redraft"
+    """A link sent again while what the signer would sign waits for a redraft."""
+    MEETING_FINISHED = "meeting_finished"
+    """A link sent again for a meeting whose every signature is made."""
+    NOT_DECLINED = "not_declined"
+    """Only a declined paragraph is redrafted."""
 
 
 _REFUSAL_TEXT = {
@@ -188,6 +204,10 @@ _REFUSAL_TEXT = {
     Refusal.CHANGED_WHILE_ARCHIVING: "it changed while it was archived; retry",
     Refusal.PROTOCOL_HELD: "the protocol waits for a declined paragraph to be redrafted",
     Refusal.NOT_IN_PROTOCOL: "the protocol does not show that paragraph",
+    Refusal.NOTHING_TO_SIGN: "nothing waits for this signer",
+    Refusal.AWAITING_REDRAFT: "what this signer signs next waits for a redraft",
+    Refusal.MEETING_FINISHED: "every signature of the meeting is made",
+    Refusal.NOT_DECLINED: "not declined; only a declined paragraph is redrafted",
 }
 
 

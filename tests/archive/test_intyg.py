@@ -35,11 +35,11 @@ from justering.model.process import DocumentKind
 from justering.model.roles import Person, Role
 from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, trail_from_json, with_hash
 from justering.pades.assurance import CertificateAssurance
-from justering.pades.validate import (
+from justering.pades.validate import validate_extract
+from justering.pades.validation_results import (
     DocumentTimestampReport,
     ExtractValidation,
     SignatureReport,
-    validate_extract,
 )
 from support.archived import (  # noqa: F401
     ArchivedMeeting,

@@ -38,11 +38,16 @@ from justering.ledger.database import utcnow
 from justering.ledger.schema import MeetingRow
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
-from justering.model.roles import Role
 from justering.workflow.advance import BACK_OFF_LONGEST
 from justering.workflow.services import Services
 from support.faults import Fault, FaultProxy, Rule, fault_proxy
-from support.workflow import extract_rows, sign_as, small_meeting, start
+from support.s3 import object_versions
+from support.workflow import (
+    extract_rows,
+    sign_to_certified,
+    small_meeting,
+    sqlite_ledger,  # noqa: F401  # SQLite only: the faults are in storage
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -63,12 +68,6 @@ BUNDLE_FILES = (
     "trail.json.p7s",
 )
 RETENTION = RetentionPolicy("COMPLIANCE", 1)
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """The faults are in storage, not the ledger: SQLite only."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @pytest.fixture
@@ -103,15 +102,6 @@ def s3_services(services: Services, bucket: str) -> Services:
     return dataclasses.replace(services, archive=archive)
 
 
-def versions(moto: S3Client, bucket: str) -> dict[str, int]:
-    """Object versions (and delete markers) per key, as moto holds them."""
-    listing = moto.list_object_versions(Bucket=bucket)
-    counts: dict[str, int] = {}
-    for version in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
-        counts[version["Key"]] = counts.get(version["Key"], 0) + 1
-    return counts
-
-
 def of_extract(counts: dict[str, int], meeting: Meeting) -> dict[str, int]:
     """The versions under the extract's bundle (its protocol's bundle, archived when it
     was justered, lies beside it)."""
@@ -129,12 +119,7 @@ def bundle_prefix(meeting: Meeting) -> str:
 
 def certify(services: Services, meeting: Meeting) -> None:
     """Take ``meeting`` through every signer, up to (not into) the archive step."""
-    start(services, meeting)
-    for role in (Role.CHAIR, Role.ADJUSTER):
-        for signer in meeting.signers(role):
-            sign_as(services, signer.email)
-        workflow.advance_meeting(services, meeting.meeting_id)
-    sign_as(services, meeting.certifier.email)
+    sign_to_certified(services, meeting)
     (row,) = extract_rows(services, meeting.meeting_id)
     assert row.status == ExtractStatus.CERTIFIED.value
     assert meeting.meeting_id in workflow.meetings_needing_work(services)
@@ -174,7 +159,7 @@ def assert_archived_once(services: Services, meeting: Meeting, moto: S3Client, b
     prefix = bundle_prefix(meeting)
     assert row.status == ExtractStatus.ARCHIVED.value
     assert row.archive_uri == f"s3://{bucket}/{prefix}/{EXTRACT_PDF}"
-    written = versions(moto, bucket)
+    written = object_versions(moto, bucket)
     assert of_extract(written, meeting) == {f"{prefix}/{name}": 1 for name in BUNDLE_FILES}
     assert all(count == 1 for count in written.values())  # the protocol's too
     assert meeting.meeting_id not in workflow.meetings_needing_work(services)
@@ -258,10 +243,10 @@ def test_each_request_is_tried_max_attempts_times_then_fails_naming_the_endpoint
     assert "S3 put of archive key 'k.txt' failed" in str(failed.value)
     # 3 attempts (each up to the read timeout) and 2 backoffs of up to 1 and 2 s.
     assert elapsed < 3 * FAST.read_timeout + 3 + 5
-    assert versions(moto, bucket) == {}
+    assert object_versions(moto, bucket) == {}
     proxy.pass_through()
     assert store.put("k.txt", b"data", content_type="text/plain").size == 4
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
 
 
 def test_a_refusing_endpoint_fails_fast(bucket: str, proxy: FaultProxy, moto: S3Client) -> None:
@@ -274,7 +259,7 @@ def test_a_refusing_endpoint_fails_fast(bucket: str, proxy: FaultProxy, moto: S3
     assert proxy.connections == 0 and proxy.requests == []
     proxy.pass_through()
     store.put("k.txt", b"data", content_type="text/plain")
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
 
 
 def test_a_brief_fault_is_absorbed_by_botocore(
@@ -288,7 +273,7 @@ def test_a_brief_fault_is_absorbed_by_botocore(
         "http-500",
         "forwarded",
     ]
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
 
 
 def test_a_slow_answer_within_the_read_timeout_is_not_retried(
@@ -301,7 +286,7 @@ def test_a_slow_answer_within_the_read_timeout_is_not_retried(
         "stalled",
         "forwarded",
     ]
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
 
 
 # --- a write that arrived but whose answer was lost --------------------------------------
@@ -337,7 +322,7 @@ def test_a_lost_answer_to_a_stored_write_writes_no_second_version(
     stored = store.put("k.txt", b"data", content_type="text/plain")
     assert stored.size == 4 and stored.uri == f"s3://{bucket}/{PREFIX}/k.txt"
     assert [seen.action for seen in proxy.requests if seen.method == "PUT"] == puts
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
     assert moto.get_object(Bucket=bucket, Key=f"{PREFIX}/k.txt")["Body"].read() == b"data"
 
 
@@ -351,13 +336,13 @@ def test_a_garbled_checksum_in_the_answer_fails_the_write_and_the_next_one_accep
     proxy.set(dataclasses.replace(cut, after_bytes=5))
     with pytest.raises(ArchiveError, match=r"S3 reports SHA-256 '.{5}' in its answer"):
         store.put("k.txt", b"data", content_type="text/plain")
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
     assert store.put("k.txt", b"data", content_type="text/plain").size == 4
     assert [seen.action for seen in proxy.requests if seen.method == "PUT"] == [
         "dropped",
         "forwarded",
     ]
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
 
 
 def test_every_answer_lost_then_the_next_attempt_accepts_what_is_there(
@@ -370,12 +355,12 @@ def test_every_answer_lost_then_the_next_attempt_accepts_what_is_there(
     with pytest.raises(ArchiveError, match="Connection was closed"):
         store.put("k.txt", b"data", content_type="text/plain")
     assert proxy.count("PUT", "dropped") == 3
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
     proxy.pass_through()
     assert store.put("k.txt", b"data", content_type="text/plain").size == 4
     with pytest.raises(ArchiveError, match="already holds different content"):
         store.put("k.txt", b"other", content_type="text/plain")
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
 
 
 def test_without_conditional_writes_a_lost_answer_is_not_resent_blindly(
@@ -402,7 +387,7 @@ def test_without_conditional_writes_a_lost_answer_is_not_resent_blindly(
         ("PUT", "dropped"),  # stored, answer lost; botocore does not resend
         ("HEAD", "forwarded"),  # there, with our SHA-256: accepted
     ]
-    assert versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
+    assert object_versions(moto, bucket) == {f"{PREFIX}/k.txt": 1}
 
 
 def test_a_read_cut_off_mid_body_is_read_again(
@@ -438,7 +423,7 @@ def test_storage_down_keeps_the_extract_certified_until_it_is_back(
     error = archive_fails(s3_services, meeting)
     assert proxy.url in error
     assert_still_certified(s3_services, meeting)
-    assert of_extract(versions(moto, bucket), meeting) == {}
+    assert of_extract(object_versions(moto, bucket), meeting) == {}
     proxy.pass_through()
     # Within its back-off the meeting's archiving waits, even with storage back ...
     waited = workflow.advance_meeting(s3_services, meeting.meeting_id)
@@ -485,7 +470,7 @@ def test_a_bundle_cut_off_between_files_is_completed_on_the_next_advance(
     archive_fails(s3_services, meeting)
     assert_still_certified(s3_services, meeting)
     prefix = bundle_prefix(meeting)
-    written = of_extract(versions(moto, bucket), meeting)
+    written = of_extract(object_versions(moto, bucket), meeting)
     assert written and all(count == 1 for count in written.values())
     assert f"{prefix}/{MANIFEST_NAME}" not in written  # the manifest comes last
     assert len(written) == rule.skip + (rule.fault is Fault.DROP)

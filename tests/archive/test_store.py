@@ -22,10 +22,11 @@ from botocore.exceptions import ClientError
 from justering.archive.bundle import read_bundle, write_bundle
 from justering.archive.keys import PROTOCOLS, extract_prefix, protocol_prefix
 from justering.archive.local import LocalArchive
-from justering.archive.objects import RetentionPolicy
+from justering.archive.objects import ArchiveStore, RetentionPolicy, StoredObject
 from justering.archive.s3 import S3Archive, parse_s3_uri
 from justering.archive.store import open_archive
 from justering.errors import ArchiveError, ConfigError
+from support.s3 import object_versions
 
 # The S3 fixtures (s3_endpoint, s3_env, s3_bucket); a conftest may re-export them instead.
 
@@ -35,6 +36,20 @@ SEGMENT = re.compile(r"[A-Za-z0-9-]+")
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def put_and_read_back(store: ArchiveStore, key: str, *, missing: str) -> StoredObject:
+    """Put a small PDF at ``key`` and read it back (get, head); ``missing`` is a key
+    with nothing stored: head finds nothing, get is an error naming it."""
+    stored = store.put(key, b"%PDF-1.7", content_type="application/pdf")
+    assert stored.key == key
+    assert stored.sha256 == sha(b"%PDF-1.7") and stored.size == 8
+    assert store.get(key) == b"%PDF-1.7"
+    assert store.head(key) == stored
+    assert store.head(missing) is None
+    with pytest.raises(ArchiveError, match=f"{re.escape(missing)}.* does not exist"):
+        store.get(missing)
+    return stored
 
 
 # --- keys ------------------------------------------------------------------------
@@ -195,16 +210,9 @@ def test_protocol_prefix_refuses_a_non_positive_version(version: int) -> None:
 
 def test_local_put_get_head_list_uri(tmp_path: Path) -> None:
     store = LocalArchive(tmp_path / "a")
-    stored = store.put("KSAU/x/doc.pdf", b"%PDF-1.7", content_type="application/pdf")
+    stored = put_and_read_back(store, "KSAU/x/doc.pdf", missing="KSAU/x/other.pdf")
     path = tmp_path / "a" / "KSAU" / "x" / "doc.pdf"
-    assert stored.key == "KSAU/x/doc.pdf"
     assert stored.uri == path.as_uri() == store.uri("KSAU/x/doc.pdf")
-    assert stored.sha256 == sha(b"%PDF-1.7") and stored.size == 8
-    assert store.get("KSAU/x/doc.pdf") == b"%PDF-1.7"
-    assert store.head("KSAU/x/doc.pdf") == stored
-    assert store.head("KSAU/x/other.pdf") is None
-    with pytest.raises(ArchiveError, match=r"KSAU/x/other\.pdf"):
-        store.get("KSAU/x/other.pdf")
 
 
 def test_local_file_is_read_only_and_no_temp_file_is_left(tmp_path: Path) -> None:
@@ -452,15 +460,8 @@ def test_manifest_naming_an_escaping_file_is_refused(tmp_path: Path) -> None:
 def test_s3_put_get_head_list(s3_bucket: str) -> None:
     client = boto3.client("s3")
     store = S3Archive(s3_bucket, "archive/", client)
-    stored = store.put("a/doc.pdf", b"%PDF-1.7", content_type="application/pdf")
-    assert stored.key == "a/doc.pdf"
+    stored = put_and_read_back(store, "a/doc.pdf", missing="a/none.pdf")
     assert stored.uri == f"s3://{s3_bucket}/archive/a/doc.pdf" == store.uri("a/doc.pdf")
-    assert stored.sha256 == sha(b"%PDF-1.7") and stored.size == 8
-    assert store.get("a/doc.pdf") == b"%PDF-1.7"
-    assert store.head("a/doc.pdf") == stored
-    assert store.head("a/none.pdf") is None
-    with pytest.raises(ArchiveError, match=r"'a/none\.pdf' does not exist"):
-        store.get("a/none.pdf")
     store.put("a/b/c.txt", b"c", content_type="text/plain")
     store.put("ab.txt", b"ab", content_type="text/plain")
     assert list(store.list("a/")) == ["a/b/c.txt", "a/doc.pdf"]
@@ -583,14 +584,6 @@ def lock_of(client: Any, bucket: str, key: str) -> tuple[str | None, dt.datetime
     return head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
 
 
-def versions_of(client: Any, bucket: str) -> dict[str, int]:
-    listing = client.list_object_versions(Bucket=bucket)
-    counts: dict[str, int] = {}
-    for version in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
-        counts[version["Key"]] = counts.get(version["Key"], 0) + 1
-    return counts
-
-
 def count_lock_lookups(client: Any) -> list[str]:
     calls: list[str] = []
     client.meta.events.register(
@@ -662,7 +655,7 @@ def test_archiving_again_writes_no_second_version_and_overwriting_is_refused(
         assert store.put(f"p/{name}", data, content_type="text/plain").sha256 == sha(data)
     with pytest.raises(ArchiveError, match="already holds different content"):
         store.put("p/extract.pdf", b"%PDF-1.7 forged", content_type="application/pdf")
-    assert versions_of(client, s3_locked_bucket) == {
+    assert object_versions(client, s3_locked_bucket) == {
         "p/extract.pdf": 1,
         "p/manifest.json": 1,
         "p/trail.json": 1,
@@ -680,7 +673,7 @@ def test_retention_and_idempotency_without_conditional_writes(s3_locked_bucket: 
         store.put("k.txt", b"other", content_type="text/plain")
     assert len(refused) == 1
     assert lock_of(client, s3_locked_bucket, "k.txt")[0] == "COMPLIANCE"
-    assert versions_of(client, s3_locked_bucket) == {"k.txt": 1}
+    assert object_versions(client, s3_locked_bucket) == {"k.txt": 1}
 
 
 def test_governance_retention(s3_locked_bucket: str) -> None:

@@ -17,8 +17,9 @@ from justering.config import Settings, load_settings
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.model.roles import Role
-from justering.pades.ca import CA_CERT_FILE, SigningCA, fingerprint
+from justering.pades.ca import CA_CERT_FILE, SigningCA
 from justering.pades.ca_chain import install_issued_chain
+from justering.pades.certificates import fingerprint
 from justering.pades.validate import validate_extract
 from support.archived import clean_environment, run_cli
 from support.outside_ca import OutsideCA, pem

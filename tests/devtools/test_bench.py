@@ -46,6 +46,7 @@ from justering.mail.delivery import OutboxNotifier
 from justering.mail.messages import SigningReceiptMail, SigningRequest
 from justering.model.manifest import load_sample_meeting, parse_manifest
 from justering.model.meeting import meeting_to_dict
+from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Person, Role
 from justering.orchestration.prefect_server import local_prefect_server, prefect_environment
 from justering.pades.ca import SigningCA
@@ -417,10 +418,15 @@ def test_a_tiny_bench_run_reports_every_figure(
     ledger = Ledger(settings.database_url)
     try:
         with ledger.reading() as session:
-            statuses = [row[0] for row in session.execute(select(ExtractRow.status))]
+            documents = session.execute(select(ExtractRow.kind, ExtractRow.status)).all()
     finally:
         ledger.dispose()
-    assert statuses == ["archived"] * (2 + 1 + 2)
+    # Five extracts (the main meeting's two, two small meetings' one and two), and
+    # each of the three meetings' protocol.
+    assert sorted(kind for kind, _ in documents) == sorted(
+        [DocumentKind.EXTRACT] * (2 + 1 + 2) + [DocumentKind.PROTOCOL] * 3
+    )
+    assert {status for _, status in documents} == {ExtractStatus.ARCHIVED}
     assert len(list((settings.home / "outbox").glob("*.eml"))) > 0
     text = report.describe()
     for key in KEYS - {"details"}:

@@ -35,10 +35,8 @@ from justering.devtools.mail_sink import (
     summary_line,
 )
 from justering.errors import ConfigError
-from justering.mail.compose import ExtractLine, MeetingHeader
 from justering.mail.delivery import OutboxNotifier, SmtpNotifier, build_message
-from justering.mail.messages import SigningRequest
-from justering.model.roles import Person, Role
+from support.mails import SHORT_LINK, signing_request
 
 SENDER = "Justering Nacka <justering@nacka.example>"
 LONG_LINK = (
@@ -47,29 +45,6 @@ LONG_LINK = (
     "?version=2&roll=justerare"
 )
 """Longer than a quoted-printable line, so it is soft-broken in the encoded body."""
-
-
-SHORT_LINK = "http://justering.test/s/abcdefghijklmnopqrstuvwxyz?x=1&y=2"
-
-
-def _request(link: str = SHORT_LINK) -> SigningRequest:
-    return SigningRequest(
-        to=Person("Åsa Öberg", "asa.oberg@nacka.example"),
-        role=Role.ADJUSTER,
-        meeting=MeetingHeader(
-            "nacka-ksau-2014-08-19",
-            "Nacka kommun",
-            "Kommunstyrelsens arbetsutskott",
-            dt.date(2014, 8, 19),
-        ),
-        link=link,
-        expires_at=dt.datetime(2014, 9, 9, 12, 0, tzinfo=dt.UTC),
-        deadline=dt.date(2014, 9, 2),
-        extracts=(
-            ExtractLine(97, "KFKS 2014/233-311", "Yttrande över väg 222", immediate=True),
-            ExtractLine(98, None, "Förslag <utkast> & beslut"),
-        ),
-    )
 
 
 @pytest.fixture
@@ -199,7 +174,7 @@ def test_base64_body_and_html_only_message(sink: MailSink) -> None:
 
 
 def test_real_justering_mail_over_smtp_notifier(sink: MailSink) -> None:
-    request = _request(LONG_LINK)
+    request = signing_request(LONG_LINK)
     message_id = SmtpNotifier(sink.smtp_url, sender=SENDER, timeout=10).send(request)
 
     (mail,) = sink.received()
@@ -214,7 +189,7 @@ def test_real_justering_mail_over_smtp_notifier(sink: MailSink) -> None:
 
 
 def test_build_message_sent_directly_and_outbox_file_parse(sink: MailSink, tmp_path: Path) -> None:
-    request = _request()
+    request = signing_request()
     with _smtp(sink) as client:
         client.send_message(build_message(request, sender=SENDER))
     (mail,) = sink.received()
@@ -387,7 +362,7 @@ def test_run_mailbox_prints_start_line_and_each_mail(tmp_path: Path) -> None:
         assert f"receiving e-mail on 127.0.0.1:{port}" in first_line
         assert str(folder) in first_line
 
-        request = _request(LONG_LINK)
+        request = signing_request(LONG_LINK)
         SmtpNotifier(url, sender=SENDER, timeout=10).send(request)
         _wait_for(lambda: LONG_LINK in out.getvalue(), "the summary of the mail")
     finally:
@@ -457,7 +432,7 @@ def test_run_mailbox_stops_cleanly_on_signal(tmp_path: Path, stop_signal: signal
                 line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
                 if match := re.search(r"JUSTERING_SMTP_URL=(\S+)", line):
                     url = match.group(1)
-            SmtpNotifier(url, sender=SENDER, timeout=10).send(_request())
+            SmtpNotifier(url, sender=SENDER, timeout=10).send(signing_request())
             while SHORT_LINK not in lines.get(timeout=10):
                 pass
             process.send_signal(stop_signal)

@@ -33,16 +33,8 @@ from justering.model.meeting import Body, Meeting
 from justering.model.minutes import Paragraph, Section
 from justering.model.roles import Person, Role
 from support.poppler import PT_PER_MM, page_texts, pdftotext, words
+from support.seed import SEED, SEED_HEADINGS
 
-SEED = Path("/work/shared/seeds/000_2ffe380440a0af3e.txt")
-SEED_HEADINGS = (
-    "Beslut",
-    "Ärende",
-    "Handlingar i ärendet",
-    "Ärendets tidigare behandling",
-    "Beslutsgång",
-    "Protokollsanteckningar",
-)
 CAPTIONS = tuple(role.footer_label for role in layout.FOOTER_ROLES)
 MARK_WORDS = set(SIGNED_ON_LAST_PAGE.split())
 """The words in the boxes of every page but the last."""
@@ -327,8 +319,17 @@ def test_special_characters_survive_both_extractors(tmp_path: Path) -> None:
     assert tokens(body_text_pypdf(pdf)) == expected_tokens(paragraph)
 
 
-def test_text_that_looks_like_markup_or_aliases_is_kept_as_is(tmp_path: Path) -> None:
-    text = "Sidan {nb} av **{nb}** och <b>fet</b> --  ~~x~~ __y__"
+@pytest.mark.parametrize(
+    "text",
+    [
+        # markup or page-number aliases are kept as they are
+        "Sidan {nb} av **{nb}** och <b>fet</b> --  ~~x~~ __y__",
+        # beyond Latin: drawn with the complete fonts
+        "Ирина Петрова och Γιώργος Παπαδόπουλος",
+    ],
+    ids=["markup-and-aliases", "beyond-latin"],
+)
+def test_text_is_drawn_as_it_is_written(text: str, tmp_path: Path) -> None:
     paragraph = Paragraph(13, None, "Bokstavligt", (Section(None, text),))
     pdf = render_extract(make_meeting(paragraph), paragraph)
     assert tokens(body_text_pdftotext(pdf, tmp_path)) == expected_tokens(paragraph)
@@ -339,13 +340,6 @@ def test_decomposed_input_is_drawn_with_precomposed_glyphs(tmp_path: Path) -> No
     paragraph = Paragraph(10, None, "NFD", (Section(None, decomposed),))
     pdf = render_extract(make_meeting(paragraph), paragraph)
     assert "Nguyễn Thị Hoa på Åland" in pdftotext(pdf, tmp_path)
-
-
-def test_text_beyond_latin_uses_the_complete_fonts(tmp_path: Path) -> None:
-    text = "Ирина Петрова och Γιώργος Παπαδόπουλος"
-    paragraph = Paragraph(11, None, "Utanför latin", (Section(None, text),))
-    pdf = render_extract(make_meeting(paragraph), paragraph)
-    assert tokens(body_text_pdftotext(pdf, tmp_path)) == expected_tokens(paragraph)
 
 
 def test_characters_the_fonts_lack_become_replacement_characters(tmp_path: Path) -> None:

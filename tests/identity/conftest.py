@@ -1,7 +1,7 @@
 """Fixtures of the e-legitimation tests: a loopback OpenID provider that knows the
 meeting's signers (and a stranger), and the meeting with a personnummer for each
 signer. The rules run on SQLite and PostgreSQL; the tests over HTTP and in the
-browser on SQLite only (``support.eid.sqlite_ledger``)."""
+browser on SQLite only (``support.workflow.sqlite_ledger``)."""
 
 from __future__ import annotations
 

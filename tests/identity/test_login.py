@@ -42,10 +42,17 @@ from support.eid import (
     eid_site,
     query_of,
     session_cookie,
-    sqlite_ledger,  # noqa: F401
 )
 from support.oidc_provider import CLIENT_ID, LoopbackProvider
-from support.workflow import Snapshot, extract_rows, newest_token, snapshot, start, trail
+from support.workflow import (
+    Snapshot,
+    extract_rows,
+    newest_token,
+    snapshot,
+    sqlite_ledger,  # noqa: F401
+    start,
+    trail,
+)
 
 LOGIN_BUTTON = "Logga in med Test-e-legitimation"
 SIGN_BUTTON = "Signera protokollet och utdragen"  # the chair signs the protocol with them

@@ -8,7 +8,6 @@ stays free of errors."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +16,27 @@ import pytest
 from justering.model.meeting import Meeting
 from justering.model.trail import EventKind
 from justering.workflow.services import Services
-from support.browser import DESKTOP, PHONE, Tab, chromium, loopback_tab, run_axe, save_screenshot
+from support.browser import (
+    Tab,
+    browser_fixture,  # noqa: F401
+    in_thread,
+    run_axe,
+    save_screenshot,
+    tab_fixture,  # noqa: F401
+    viewport_fixture,  # noqa: F401
+)
 from support.eid import (
     EidSite,
     eid_site,
-    sqlite_ledger,  # noqa: F401
 )
 from support.oidc_provider import LoopbackProvider
-from support.workflow import extract_rows, newest_token, start, trail
-
-
-def in_thread(call: Any, *args: Any) -> Any:
-    """Library code runs outside the test's thread (Playwright's event loop is there)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call, *args).result()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as running:
-        yield running
-
-
-@pytest.fixture(params=[DESKTOP, PHONE], ids=lambda v: v.name)
-def tab(request: pytest.FixtureRequest, browser: Any) -> Iterator[Tab]:
-    with loopback_tab(browser, request.param) as opened:
-        yield opened
+from support.workflow import (
+    extract_rows,
+    newest_token,
+    sqlite_ledger,  # noqa: F401
+    start,
+    trail,
+)
 
 
 @pytest.fixture

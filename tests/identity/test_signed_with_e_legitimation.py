@@ -38,11 +38,15 @@ from support.eid import (
     EidSite,
     eid_site,
     people_of,
-    sqlite_ledger,  # noqa: F401
     with_numbers,
 )
 from support.oidc_provider import LoopbackProvider
-from support.workflow import dump_database, newest_token, small_meeting
+from support.workflow import (
+    dump_database,
+    newest_token,
+    small_meeting,
+    sqlite_ledger,  # noqa: F401
+)
 
 PARAGRAPHS = (96, 97)
 

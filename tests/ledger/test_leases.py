@@ -18,7 +18,7 @@ from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.workflow import archiving
 from justering.workflow.services import Services
-from support.workflow import run_in_threads, sign_as, small_meeting, start
+from support.workflow import run_in_threads, sign_to_certified, small_meeting
 
 TTL = dt.timedelta(seconds=30)
 
@@ -66,11 +66,7 @@ def test_concurrent_advances_archive_each_extract_once(
     services: Services, sample_meeting: Meeting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     meeting = small_meeting(sample_meeting, paragraphs=(94, 96, 97))
-    start(services, meeting)
-    for person in (meeting.chair, meeting.adjusters[0]):
-        sign_as(services, person.email)
-        workflow.advance_meeting(services, meeting.meeting_id)
-    sign_as(services, meeting.certifier.email)  # all three certified, none archived yet
+    sign_to_certified(services, meeting)  # all three certified, none archived yet
     writes: Counter[str] = Counter()
     original = archiving.write_bundle
 

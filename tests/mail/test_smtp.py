@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from justering.errors import ConfigError
-from justering.mail.compose import ExtractLine, MeetingHeader
 from justering.mail.delivery import (
     NotificationError,
     OutboxNotifier,
@@ -37,34 +36,13 @@ from justering.mail.delivery import (
     build_message,
     notifier_for,
 )
-from justering.mail.messages import SigningRequest
-from justering.model.roles import Person, Role
+from support.mails import signing_request
 
 SENDER = "Justering Nacka <justering@nacka.example>"
 USER = "justering"
 PASSWORD = "p@ss:w/rd 1"
 """Needs percent-encoding in a URL: checks that credentials are decoded."""
 URL_PASSWORD = "p%40ss%3Aw%2Frd%201"
-
-
-def _request() -> SigningRequest:
-    return SigningRequest(
-        to=Person("Åsa Öberg", "asa.oberg@nacka.example"),
-        role=Role.ADJUSTER,
-        meeting=MeetingHeader(
-            "nacka-ksau-2014-08-19",
-            "Nacka kommun",
-            "Kommunstyrelsens arbetsutskott",
-            dt.date(2014, 8, 19),
-        ),
-        link="http://justering.test/s/abcdefghijklmnopqrstuvwxyz?x=1&y=2",
-        expires_at=dt.datetime(2014, 9, 9, 12, 0, tzinfo=dt.UTC),
-        deadline=dt.date(2014, 9, 2),
-        extracts=(
-            ExtractLine(97, "KFKS 2014/233-311", "Yttrande över väg 222", immediate=True),
-            ExtractLine(98, None, "Förslag <utkast> & beslut"),
-        ),
-    )
 
 
 # --- a real SMTP server ------------------------------------------------------------------
@@ -193,7 +171,7 @@ def _starttls_server(serve: Serve, tls: Tls) -> tuple[Mailbox, int]:
 def test_message_arrives_with_text_and_html_in_utf8(serve: Serve, tls: Tls) -> None:
     mailbox, port = serve()
     notifier = SmtpNotifier(f"smtp://127.0.0.1:{port}", sender=SENDER, ssl_context=tls.client)
-    message_id = notifier.send(_request())
+    message_id = notifier.send(signing_request())
     (envelope,) = mailbox.envelopes
     assert envelope.mail_from == "justering@nacka.example"
     assert envelope.rcpt_tos == ["asa.oberg@nacka.example"]
@@ -209,8 +187,8 @@ def test_message_arrives_with_text_and_html_in_utf8(serve: Serve, tls: Tls) -> N
     assert message.get_content_type() == "multipart/alternative"
     plain, rich = message.iter_parts()
     assert (plain.get_content_type(), rich.get_content_type()) == ("text/plain", "text/html")
-    assert plain.get_content().replace("\r\n", "\n") == _request().text()
-    assert _request().link in plain.get_content()
+    assert plain.get_content().replace("\r\n", "\n") == signing_request().text()
+    assert signing_request().link in plain.get_content()
     html = rich.get_content()
     assert 'href="http://justering.test/s/abcdefghijklmnopqrstuvwxyz?x=1&amp;y=2"' in html
     assert "Hej Åsa Öberg," in html
@@ -218,7 +196,7 @@ def test_message_arrives_with_text_and_html_in_utf8(serve: Serve, tls: Tls) -> N
 
 
 def test_html_part_says_what_the_text_says_escaped_and_self_contained() -> None:
-    html = _request().html()
+    html = signing_request().html()
     for line in (
         "Kommunstyrelsens arbetsutskott i Nacka kommun sammanträdde 2014-08-19.",
         "väntar på din signatur som justerare",
@@ -236,7 +214,7 @@ def test_html_part_says_what_the_text_says_escaped_and_self_contained() -> None:
 
 
 def test_outbox_message_has_the_same_alternatives(tmp_path: Path) -> None:
-    OutboxNotifier(tmp_path).send(_request())
+    OutboxNotifier(tmp_path).send(signing_request())
     (path,) = tmp_path.glob("*.eml")
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert isinstance(message, EmailMessage)
@@ -244,7 +222,7 @@ def test_outbox_message_has_the_same_alternatives(tmp_path: Path) -> None:
         "text/plain",
         "text/html",
     ]
-    assert str(build_message(_request())["Message-ID"]).endswith("@justering.invalid>")
+    assert str(build_message(signing_request())["Message-ID"]).endswith("@justering.invalid>")
 
 
 # --- encryption and login ------------------------------------------------------------
@@ -253,7 +231,7 @@ def test_outbox_message_has_the_same_alternatives(tmp_path: Path) -> None:
 def test_login_over_starttls_with_credentials_from_the_url(serve: Serve, tls: Tls) -> None:
     mailbox, port = _starttls_server(serve, tls)
     url = f"smtp://{USER}:{URL_PASSWORD}@127.0.0.1:{port}"
-    SmtpNotifier(url, sender=SENDER, ssl_context=tls.client, environ={}).send(_request())
+    SmtpNotifier(url, sender=SENDER, ssl_context=tls.client, environ={}).send(signing_request())
     assert len(mailbox.envelopes) == 1
 
 
@@ -263,7 +241,7 @@ def test_credentials_from_the_environment(serve: Serve, tls: Tls) -> None:
     notifier = SmtpNotifier(
         f"smtp://127.0.0.1:{port}", sender=SENDER, ssl_context=tls.client, environ=environ
     )
-    notifier.send(_request())
+    notifier.send(signing_request())
     assert len(mailbox.envelopes) == 1
 
 
@@ -272,7 +250,7 @@ def test_wrong_password_is_a_notification_error(serve: Serve, tls: Tls) -> None:
     url = f"smtp://{USER}:wrong@127.0.0.1:{port}"
     notifier = SmtpNotifier(url, sender=SENDER, ssl_context=tls.client, environ={})
     with pytest.raises(NotificationError, match=f"127.0.0.1:{port} refused the login.*535"):
-        notifier.send(_request())
+        notifier.send(signing_request())
     assert mailbox.envelopes == []
 
 
@@ -281,7 +259,7 @@ def test_untrusted_certificate_is_a_notification_error(serve: Serve, tls: Tls) -
     url = f"smtp://{USER}:{URL_PASSWORD}@127.0.0.1:{port}"
     notifier = SmtpNotifier(url, sender=SENDER, environ={})  # system trust store
     with pytest.raises(NotificationError, match=f"127.0.0.1:{port}.*CERTIFICATE_VERIFY_FAILED"):
-        notifier.send(_request())
+        notifier.send(signing_request())
     assert mailbox.envelopes == []
 
 
@@ -294,7 +272,7 @@ def test_implicit_tls_with_login(serve: Serve, tls: Tls) -> None:
         auth_exclude_mechanism=["LOGIN"],
     )
     url = f"smtps://{USER}:{URL_PASSWORD}@127.0.0.1:{port}"
-    SmtpNotifier(url, sender=SENDER, ssl_context=tls.client, environ={}).send(_request())
+    SmtpNotifier(url, sender=SENDER, ssl_context=tls.client, environ={}).send(signing_request())
     (message,) = mailbox.messages()
     assert message["To"].addresses[0].addr_spec == "asa.oberg@nacka.example"
 
@@ -303,7 +281,7 @@ def test_password_is_never_sent_without_encryption(serve: Serve) -> None:
     mailbox, port = serve(authenticator=_authenticate, auth_require_tls=False)
     url = f"smtp://{USER}:{URL_PASSWORD}@127.0.0.1:{port}"
     with pytest.raises(ConfigError, match="does not offer STARTTLS: refusing"):
-        SmtpNotifier(url, sender=SENDER, environ={}).send(_request())
+        SmtpNotifier(url, sender=SENDER, environ={}).send(signing_request())
     assert mailbox.envelopes == []
 
 
@@ -314,14 +292,14 @@ def test_server_down_names_host_and_port() -> None:
     port = _free_port()
     notifier = SmtpNotifier(f"smtp://127.0.0.1:{port}", sender=SENDER, timeout=5)
     with pytest.raises(NotificationError, match=f"SMTP server 127.0.0.1:{port}: .*refused"):
-        notifier.send(_request())
+        notifier.send(signing_request())
 
 
 def test_refused_recipient_is_named(serve: Serve) -> None:
     mailbox, port = serve(refuse={"asa.oberg@nacka.example"})
     notifier = SmtpNotifier(f"smtp://127.0.0.1:{port}", sender=SENDER)
     with pytest.raises(NotificationError, match=re.escape("asa.oberg@nacka.example: 550 5.1.1")):
-        notifier.send(_request())
+        notifier.send(signing_request())
     assert mailbox.envelopes == []
 
 

@@ -29,6 +29,7 @@ from justering.model.minutes import (
     sections_to_text,
 )
 from justering.model.roles import Role
+from support.manifests import with_paragraphs
 
 FAST = settings(max_examples=150, deadline=None)
 FEW = settings(max_examples=60, deadline=None)
@@ -352,17 +353,7 @@ def manifest_dict(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-SMALL_MANIFEST: dict[str, Any] = {
-    "meeting_id": "m1",
-    "municipality": "Nacka",
-    "body": {"code": "KS", "name": "Kommunstyrelsen"},
-    "date": "2014-08-19",
-    "place": "Nacka",
-    "chair": {"name": "A", "email": "a@nacka.se"},
-    "adjusters": [{"name": "B", "email": "b@nacka.se"}],
-    "certifier": {"name": "C", "email": "c@nacka.se"},
-    "paragraphs": [{"number": 1, "title": "T", "text": "\ufeff\ufeffJa."}],
-}
+SMALL_MANIFEST = with_paragraphs({"number": 1, "title": "T", "text": "\ufeff\ufeffJa."})
 """A small valid manifest; its text once lost a byte order mark in the round trip."""
 
 

@@ -29,35 +29,9 @@ from justering.model.manifest import (
 from justering.model.meeting import Body, Meeting, meeting_to_dict
 from justering.model.minutes import MAX_PROTOCOL_TEXT_BYTES, Section
 from justering.model.roles import Person, Role, Signer
+from support.manifests import PROTOCOL, manifest, with_paragraphs
 
 DATA = Path(__file__).parents[1] / "data" / "protocols"
-PROTOCOL = "§ 5\nKS 2014/12\nTitel\nBeslut\nJa.\n"
-
-
-def manifest(**changes: Any) -> dict[str, Any]:
-    """A valid manifest with inline text; ``changes`` replace top-level fields."""
-    data: dict[str, Any] = {
-        "meeting_id": "nacka-ksau-2014-08-19",
-        "municipality": "Nacka kommun",
-        "body": {"code": "KSAU", "name": "Kommunstyrelsens arbetsutskott"},
-        "date": "2014-08-19",
-        "place": "Nacka stadshus",
-        "chair": {"name": "Mats Gerdau", "email": "mats.gerdau@nacka.example"},
-        "adjusters": [
-            {"name": "Rolf Wasteson", "email": "rolf.wasteson@nacka.example"},
-            {"name": "Nguyễn Thị Hoa", "email": "hoa.nguyen@nacka.example"},
-        ],
-        "certifier": {"name": "Lena Sekreterare", "email": "lena.sekreterare@nacka.example"},
-        "protocol_text_inline": PROTOCOL,
-    }
-    data.update(changes)
-    return data
-
-
-def with_paragraphs(*paragraphs: dict[str, Any]) -> dict[str, Any]:
-    data = manifest(paragraphs=list(paragraphs))
-    del data["protocol_text_inline"]
-    return data
 
 
 PARAGRAPH = {"number": 7, "dnr": None, "title": "Titel", "text": "Beslut\n\nJa."}

@@ -12,8 +12,9 @@ import pytest
 
 from justering.errors import TrailError
 from justering.ledger.database import Ledger
-from justering.ledger.extracts import append_event, trail_of
+from justering.ledger.extracts import append_event, append_signer_event, event_rows, trail_of
 from justering.ledger.schema import ExtractRow, MeetingRow
+from justering.model.roles import Person, Role, Signer
 from justering.model.trail import (
     GENESIS_HASH,
     EventKind,
@@ -317,6 +318,48 @@ def test_the_ledger_keeps_the_chain_for_a_time_in_another_zone(ledger: Ledger) -
     with ledger.transaction() as session:
         events = trail_of(session, extract_id)
     assert events[0].at == START
+    assert chain_problems(events) == []
+
+
+def test_the_ledger_gives_back_every_fact_of_a_signer_event(ledger: Ledger) -> None:
+    """A signer's event, read back from its row, is the event appended: who (name,
+    e-mail, role, slot), what (the extract's document unless another is named, the
+    certificate, the detail) and when; a change to any of them breaks the chain."""
+    extract_id = _extract(ledger)
+    adjuster = Signer(Person("Rolf Berg", "rolf@example.se"), Role.ADJUSTER, index=1)
+    stockholm = dt.timezone(dt.timedelta(hours=2))
+    with ledger.transaction() as session:
+        row = session.get(ExtractRow, extract_id)
+        assert row is not None
+        row.head_sha256 = sha("current")
+        signed = append_signer_event(
+            session,
+            row,
+            EventKind.SIGNED,
+            adjuster,
+            certificate_sha256=sha("certificate"),
+            detail={"assurance": "loa3"},
+            at=START.astimezone(stockholm),
+        )
+        declined = append_signer_event(
+            session, row, EventKind.DECLINED, adjuster, document_sha256=sha("earlier")
+        )
+    with ledger.transaction() as session:
+        events = trail_of(session, extract_id)
+        slots = [r.slot for r in event_rows(session, extract_id)]
+    assert events == (signed, declined)
+    assert slots == ["adjuster-1", "adjuster-1"]
+    assert (signed.actor, signed.actor_email, signed.role) == (
+        "Rolf Berg",
+        "rolf@example.se",
+        "adjuster",
+    )
+    assert (signed.document_sha256, signed.certificate_sha256) == (
+        sha("current"),
+        sha("certificate"),
+    )
+    assert (signed.at, dict(signed.detail)) == (START, {"assurance": "loa3"})
+    assert declined.document_sha256 == sha("earlier")
     assert chain_problems(events) == []
 
 

@@ -11,12 +11,16 @@ not by sleeping:
 1. while the extracts are being drafted (at least one is in the ledger);
 2. while the chair's POST is in flight (it is signing: before or after its commit);
 3. right after the first adjuster's signatures are committed, before anything else;
-4. while the advance that notifies the certifier is sending the e-mail (the SMTP
-   server holds its answer): the message is out, its link not yet committed;
+4. while the outbox's sender is sending the certifier's e-mail (the SMTP server
+   holds its answer): the message is out, its outbox row not yet marked sent. The
+   link and the ``notified`` events were committed before it left, so the link in
+   the message works, and after the restart the message is sent again with the
+   same Message-ID (once its sender's claim has run out);
 5. while the certifier's POST is in flight;
 6. while archiving: the first extract is archived, others are still certified.
 
 A signer whose request was cut off follows their link again, as a person would.
+No link in any message ever answers 404 (no dead link).
 """
 
 from __future__ import annotations
@@ -76,8 +80,11 @@ class Crashes:
         self.restarts.append(self.cluster.start_all())
 
     def newest_link(self, email: str) -> str:
-        links = self.cluster.signing_links(email)
-        assert links, f"no link for {email}"
+        """The link in the newest message to ``email``, once one has arrived (its
+        ``notified`` events are committed just before it leaves)."""
+        links = self.cluster.wait_for(
+            f"a link for {email}", lambda: self.cluster.signing_links(email), STAGE_SECONDS
+        )
         return links[-1]
 
     def sign_in_background(self, link: str) -> tuple[threading.Thread, list[object]]:
@@ -172,22 +179,29 @@ def test_killing_every_process_at_each_stage_loses_and_doubles_nothing(
         assert cluster.sign(run.newest_link(adjuster0)) is False, "adjuster-0 signed twice"
         run.note(f"adjuster-0's POST: {outcome}; the link again: already signed")
 
-        # 4. The advance that notifies the certifier, while it sends the e-mail.
+        # 4. Killed after the certifier's message left, before it was marked sent.
         held, release = hold_mail_to(cluster, certifier)
         thread, outcome = run.sign_in_background(run.newest_link(adjuster1))
         assert held.wait(STAGE_SECONDS), f"no request to the certifier\n{cluster.describe()}"
-        lost_link = run.newest_link(certifier)
+        held_link = run.newest_link(certifier)
+        held_id = cluster.messages_to(certifier)[-1].message_id
         cluster.kill_all()
         release.set()
         cluster.mail_gate = None
-        run.note(f"killed while notifying the certifier: {dict(run.statuses())}")
-        assert run.count("notified", "certifier-0") == 0, "the notification was committed"
+        run.note(f"killed while the certifier's message was being sent: {dict(run.statuses())}")
+        # Queued, with its link and events, before it left: nothing to roll back.
+        assert run.count("notified", "certifier-0") == PARAGRAPHS
+        recorded_ids = {
+            e.detail.get("message_id")
+            for e in cluster.events(meeting.meeting_id)
+            if e.kind == "notified" and e.slot == "certifier-0"
+        }
+        assert recorded_ids == {held_id}, (recorded_ids, held_id)
         run.restarts.append(cluster.start_all())
         thread.join(60)
         assert run.count("signed", "adjuster-1") == PARAGRAPHS  # committed before the advance
-        run.wait("a new link for the certifier", lambda: run.newest_link(certifier) != lost_link)
         with cluster.client() as client:
-            assert client.get(lost_link).status_code == 404, "the rolled-back link works"
+            assert client.get(held_link).status_code == 200, "the link in the message is dead"
 
         # 5. The certifier, mid-POST.
         run.wait("the certifier's notice", lambda: run.count("notified", "certifier-0") > 0)
@@ -202,6 +216,14 @@ def test_killing_every_process_at_each_stage_loses_and_doubles_nothing(
         partial = run.statuses()
         run.crash_and_restart("while archiving")
         run.wait("every extract archived", lambda: run.statuses()["archived"] == PARAGRAPHS)
+
+        # The message that was out when its sender died is sent again (its claim ran
+        # out), once, as the same message.
+        def copies() -> list[str]:
+            return [m.message_id for m in cluster.messages_to(certifier) if held_link in m.links]
+
+        run.wait("the certifier's message sent again", lambda: len(copies()) >= 2)
+        run.note(f"the certifier's message was sent again: {copies()}")
         seconds = time.monotonic() - started
 
         events = cluster.events(meeting.meeting_id)
@@ -218,11 +240,15 @@ def test_killing_every_process_at_each_stage_loses_and_doubles_nothing(
             email: len(cluster.signing_links(email))
             for email in (chair, adjuster0, adjuster1, certifier)
         }
+        resent = copies()
+        dead_links = cluster.early_clicks
 
     print("\n" + "\n".join(run.log))
     print(f"restarts took {[round(s, 1) for s in run.restarts]} s; whole test {seconds:.0f} s")
     print(f"signing requests per signer: {mail}")
     assert partial["certified"] >= 1, f"archiving finished before the kill: {partial}"
+    assert resent == [held_id, held_id], "the message sent again is not the same message once"
+    assert dead_links == 0, f"{dead_links} times a link in a message answered 404"
 
     by_extract: dict[int, Counter[tuple[str, str | None]]] = {}
     for event in events:

@@ -8,13 +8,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from justering.errors import ConfigError, SigningError
 from justering.model.roles import Person, Role, Signer
-from justering.pades.ca import (
-    CA_CERT_FILE,
-    CA_KEY_FILE,
-    SigningCA,
-    common_name,
-    role_from_certificate,
-)
+from justering.pades.ca import CA_CERT_FILE, CA_KEY_FILE, SigningCA
+from justering.pades.certificates import common_name, role_from_certificate
 from support.pdfs import ADJUSTER_0, ALL_SIGNERS, CHAIR, ORGANISATION
 
 

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from justering.errors import ConfigError, SigningError
-from justering.pades.ca import SignerCredential, SigningCA
+from justering.pades.ca import SigningCA
+from justering.pades.certificates import SignerCredential
 from justering.pades.hsm import TokenKey
 from justering.pades.seal import (
     SEAL_FILE,

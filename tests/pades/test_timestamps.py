@@ -20,6 +20,7 @@ from justering.pades.ca import SigningCA
 from justering.pades.sign import SignedExtract, field_name, sign_extract
 from justering.pades.timestamps import (
     DOCUMENT_TIMESTAMP_FIELD,
+    Timestamper,
     TimestampError,
     add_long_term_validation,
     timestamper_for,
@@ -68,6 +69,12 @@ def append_update(pdf: bytes) -> bytes:
     output = BytesIO()
     writer.write(output)
     return output.getvalue()
+
+
+def sign_as_chair(ca: SigningCA, unsigned: bytes, timestamper: Timestamper | None) -> None:
+    """The chair's signature on ``unsigned``, timestamped by ``timestamper``."""
+    credential = ca.issue(CHAIR, organisation=ORGANISATION)
+    sign_extract(unsigned, credential, CHAIR, adjuster_count=2, timestamper=timestamper)
 
 
 def test_each_signature_carries_a_tsa_timestamp(
@@ -209,13 +216,7 @@ def test_a_failing_tsa_fails_the_signature(
 ) -> None:
     url = tsa_service.base_url + path
     with pytest.raises(TimestampError, match=re.escape(url) + ".*" + cause) as error:
-        sign_extract(
-            unsigned,
-            ca.issue(CHAIR, organisation=ORGANISATION),
-            CHAIR,
-            adjuster_count=2,
-            timestamper=timestamper_for(url),
-        )
+        sign_as_chair(ca, unsigned, timestamper_for(url))
     assert isinstance(error.value, SigningError)
 
 
@@ -225,13 +226,7 @@ def test_a_refused_connection_fails_signing_and_sealing(
     url = refused_url()
     timestamper = timestamper_for(url)
     with pytest.raises(TimestampError, match=re.escape(url)):
-        sign_extract(
-            unsigned,
-            ca.issue(CHAIR, organisation=ORGANISATION),
-            CHAIR,
-            adjuster_count=2,
-            timestamper=timestamper,
-        )
+        sign_as_chair(ca, unsigned, timestamper)
     assert timestamper is not None
     with pytest.raises(TimestampError, match="could not fetch|" + re.escape(url)):
         add_long_term_validation(sealed, ca, timestamper)
@@ -244,13 +239,7 @@ def test_a_tsa_that_does_not_answer_times_out(ca: SigningCA, unsigned: bytes) ->
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/tsa"
         started = time.monotonic()
         with pytest.raises(TimestampError, match=re.escape(url)):
-            sign_extract(
-                unsigned,
-                ca.issue(CHAIR, organisation=ORGANISATION),
-                CHAIR,
-                adjuster_count=2,
-                timestamper=timestamper_for(url, timeout=0.5),
-            )
+            sign_as_chair(ca, unsigned, timestamper_for(url, timeout=0.5))
         assert time.monotonic() - started < 5
 
 

@@ -13,7 +13,8 @@ from pypdf.annotations import FreeText
 
 from justering.model.calendar import local_minute
 from justering.model.roles import Person, Role, Signer
-from justering.pades.ca import SignerCredential, SigningCA
+from justering.pades.ca import SigningCA
+from justering.pades.certificates import SignerCredential
 from justering.pades.validate import validate_extract
 from support.pdfs import (
     ADJUSTER_0,

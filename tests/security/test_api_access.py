@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,12 +17,10 @@ from justering.ledger.schema import ExtractRow, MeetingRow
 from justering.model.meeting import Meeting, meeting_to_dict
 from justering.web.app import Hooks, create_app
 from justering.workflow.services import Services
-from support.workflow import small_meeting
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+from support.workflow import (
+    small_meeting,
+    sqlite_ledger,  # noqa: F401
+)
 
 
 @pytest.fixture

@@ -17,14 +17,10 @@ from justering.web import auth
 from justering.web.app import Hooks, create_app
 from justering.web.auth import LoginGuard, hash_password
 from justering.workflow.services import Services
+from support.workflow import sqlite_ledger  # noqa: F401
 
 USER, PASSWORD = "anna", "rätt lösenord"
 ORIGIN = {"Origin": "http://testserver"}
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @pytest.fixture

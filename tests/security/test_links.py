@@ -5,7 +5,6 @@ of its extracts is redrafted; a mail scanner that follows a link does not put
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,17 +19,13 @@ from support.workflow import (
     extract_rows,
     newest_token,
     small_meeting,
+    sqlite_ledger,  # noqa: F401
     start_at_adjusters,
     trail,
 )
 
 SCANNER = "Mozilla/5.0 (compatible; SafeLinks scanner)"
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Safari/604.1"
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @pytest.fixture

@@ -19,7 +19,10 @@ from justering.errors import ManifestError
 from justering.model.manifest import parse_manifest
 from justering.model.meeting import Meeting, meeting_to_dict
 from justering.workflow.services import Services
-from support.workflow import small_meeting
+from support.workflow import (
+    small_meeting,
+    sqlite_ledger,  # noqa: F401
+)
 
 HOSTILE_NAMES = [
     "Mats Gerdau <attacker@evil.example>, Mats Gerdau",
@@ -27,11 +30,6 @@ HOSTILE_NAMES = [
     '"Rolf" <rolf@evil.example>',
     "Åsa Öberg; bcc: spy@evil.example",
 ]
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @pytest.fixture

@@ -20,15 +20,15 @@ from justering.model.meeting import Meeting
 from justering.web.app import Hooks, create_app
 from justering.web.auth import hash_password
 from justering.workflow.services import Services
-from support.workflow import newest_token, small_meeting, start
+from support.workflow import (
+    newest_token,
+    small_meeting,
+    sqlite_ledger,  # noqa: F401
+    start,
+)
 
 PROXY = "10.0.0.5"
 PASSWORD = "rätt"
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @pytest.fixture

@@ -119,14 +119,14 @@ def test_a_stuck_meeting_backs_off_and_holds_no_one_up(
             assert client.post("/api/meetings", json=meeting_to_dict(flowing)).status_code == 202
             [chair_link] = wait_for(  # type: ignore[misc]
                 "the flowing chair's link",
-                lambda: links_to(settings.outbox_dir, flowing.chair.email, set()),
+                lambda: links_to(settings.outbox_dir, flowing.chair.email, seen),
                 60,
             )
             clicked = time.monotonic()
             sign_everything(client, chair_link)
             wait_for(
                 "the flowing adjuster's message",
-                lambda: links_to(settings.outbox_dir, flowing.adjusters[0].email, set()),
+                lambda: links_to(settings.outbox_dir, flowing.adjusters[0].email, seen),
                 NOTIFIED_WITHIN,
             )
             assert time.monotonic() - clicked < NOTIFIED_WITHIN

@@ -11,7 +11,9 @@ with ``with serve_app(app) as base_url: ...``.
 
 For many tests against one browser: ``with chromium() as browser`` (one Chromium
 process, e.g. per module) and ``with open_tab(browser, viewport) as tab`` (a fresh
-context per test that records every request and every console error). ``run_axe``
+context per test that records every request and every console error); or import
+``browser_fixture``, ``viewport_fixture`` and ``tab_fixture`` (``# noqa: F401``) and
+ask for ``tab``. ``run_axe``
 checks a page with the vendored axe-core (``tests/vendor/axe.min.js``), never
 fetched at run time.
 """
@@ -23,15 +25,18 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
+
+T = TypeVar("T")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = (
@@ -241,6 +246,35 @@ def loopback_tab(browser: Any, viewport: Viewport) -> Iterator[Tab]:
     foreign = [url for _, url in tab.requests if urlsplit(url).hostname != "127.0.0.1"]
     assert foreign == [], "requests left the machine"
     assert tab.problems == []
+
+
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[Any]:
+    """One Chromium for a module's tests (:func:`chromium`)."""
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture(params=[DESKTOP, PHONE], ids=lambda v: v.name, name="viewport")
+def viewport_fixture(request: pytest.FixtureRequest) -> Viewport:
+    """A desktop and a phone; a module may define its own ``viewport`` fixture."""
+    viewport: Viewport = request.param
+    return viewport
+
+
+@pytest.fixture(name="tab")
+def tab_fixture(browser: Any, viewport: Viewport) -> Iterator[Tab]:
+    """A fresh page at each ``viewport`` (:func:`loopback_tab`). Afterwards: nothing
+    was requested outside 127.0.0.1, and the console stayed free of errors."""
+    with loopback_tab(browser, viewport) as tab:
+        yield tab
+
+
+def in_thread(call: Callable[..., T], *args: Any) -> T:
+    """Run library code outside the test's thread, where Playwright's sync API keeps
+    an event loop running."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call, *args).result()
 
 
 def run_axe(page: Any, tags: tuple[str, ...] = WCAG_A_AA) -> list[dict[str, Any]]:

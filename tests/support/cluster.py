@@ -291,7 +291,8 @@ class Cluster:
     mail_gate: Callable[[ReceivedMail], None] | None = None
     """Called (in the SMTP server's thread, before it answers) for each message."""
     early_clicks: int = 0
-    """How often a signer's link answered 404 because it was not committed yet."""
+    """How often a signer's link answered 404 (a dead link: with the outbox, a link is
+    committed before its message leaves, so this stays 0)."""
     token: str | None = None
     """The bearer token of the meeting system the tests post as (registered on first use)."""
 
@@ -440,9 +441,9 @@ class Cluster:
         load balancer (the GET and the POST go to different web apps). False if the
         link was already used.
 
-        The e-mail leaves inside the transaction that records its link, so for a
-        moment after it arrives the link is not yet known (404): the signer then
-        tries again, for up to :data:`LINK_COMMIT_SECONDS`."""
+        A link is committed before its e-mail leaves (the outbox), so it should
+        never answer 404; if it does, that is counted (:attr:`early_clicks`) and
+        the signer tries again, for up to :data:`LINK_COMMIT_SECONDS`."""
         deadline = time.monotonic() + LINK_COMMIT_SECONDS
         with self.client() as client:
             while client.get(link).status_code == 404:

@@ -13,12 +13,10 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
 from justering import workflow
 from justering.config import BodyRules
@@ -30,13 +28,6 @@ from justering.workflow.services import Services
 from support.browser import base_url_of, loopback_listener, serve_app
 from support.oidc_provider import LoopbackProvider, person
 from support.workflow import recording
-
-
-@pytest.fixture(name="database_url")
-def sqlite_ledger(tmp_path: Path) -> str:
-    """SQLite for the tests over HTTP and in the browser: logging in is the same on
-    PostgreSQL, where ``tests/identity/test_identity_rules.py`` runs too."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 def with_check_digit(eleven: str) -> str:

@@ -312,12 +312,7 @@ class FaultProxy:
     def stop(self) -> None:
         with self._lock:
             self._running = False
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
-            for sock in list(self._open):
-                _reset(sock)
-            self._open.clear()
+            self._refuse_now()
             self._lock.notify_all()
         for thread in self._threads:
             thread.join(timeout=5)

@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
@@ -55,6 +56,15 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
     return s3_endpoint
+
+
+def object_versions(client: Any, bucket: str) -> dict[str, int]:
+    """Object versions (and delete markers) per key, as the server holds them."""
+    listing = client.list_object_versions(Bucket=bucket)
+    counts: dict[str, int] = {}
+    for version in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+        counts[version["Key"]] = counts.get(version["Key"], 0) + 1
+    return counts
 
 
 def _new_bucket(*, object_lock: bool) -> str:

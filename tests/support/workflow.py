@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from email import policy
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -27,12 +28,22 @@ from justering.model.extract import ExtractSummary
 from justering.model.meeting import Meeting
 from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Person, Role
-from justering.model.trail import TrailEvent
+from justering.model.trail import EventKind, TrailEvent
 from justering.workflow.services import Services
 from support.archived import KEPT_AT as KEPT_AT  # the tests import it from here too
 from support.archived import reseal_chain
 
 T = TypeVar("T")
+
+
+@pytest.fixture(name="database_url")
+def sqlite_ledger(tmp_path: Path) -> str:
+    """The ledger on SQLite only, for a module whose tests do not depend on the
+    database (the workflow and link tests cover PostgreSQL too). Use::
+
+        from support.workflow import sqlite_ledger  # noqa: F401
+    """
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 def reason(error: BaseException) -> LinkProblem | Refusal | None:
@@ -95,46 +106,39 @@ class Message:
     to: str
     subject: str
     text: str
-    token: str
+    token: str = ""
+    """The token of the link it carries (:func:`outbox`)."""
+
+
+def delivered(services: Services, kind: str | None = None) -> list[Message]:
+    """The messages delivered so far, oldest first; with ``kind``, those of that kind
+    (their outbox file tag: ``receipt``, ``declined``, ``overdue``, ``reminder-chair`` …)."""
+    messages = []
+    for path in outbox_messages(services.settings.outbox_dir):
+        if kind is not None and f"-{kind}-" not in path.name:
+            continue
+        email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        body = email.get_body(preferencelist=("plain",))
+        assert body is not None, f"no text part in {path.name}"
+        to = email["To"].addresses[0].addr_spec
+        messages.append(Message(path.name, to, str(email["Subject"]), str(body.get_content())))
+    return messages
 
 
 def outbox(services: Services, kind: str = "s") -> list[Message]:
     """The messages delivered so far with a link of ``kind`` (``s``: signing requests,
     ``r``: redraft links to the secretary), oldest first."""
     link = re.compile(re.escape(services.settings.public_url) + f"/{kind}/" + r"([A-Za-z0-9_-]+)")
-    messages = []
-    for path in outbox_messages(services.settings.outbox_dir):
-        email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        body = email.get_body(preferencelist=("plain",))
-        assert body is not None, f"no text part in {path.name}"
-        text = body.get_content()
-        found = link.search(text)
-        if not found:
-            continue
-        messages.append(
-            Message(
-                name=path.name,
-                to=email["To"].addresses[0].addr_spec,
-                subject=str(email["Subject"]),
-                text=text,
-                token=found.group(1),
-            )
-        )
-    return messages
+    return [
+        replace(message, token=found.group(1))
+        for message in delivered(services)
+        if (found := link.search(message.text))
+    ]
 
 
 def mails(services: Services, kind: str) -> list[str]:
-    """The plain text of every delivered message of ``kind`` (its outbox file tag:
-    ``receipt``, ``declined``, ``overdue``, ``reminder-chair`` …), oldest first."""
-    texts = []
-    for path in outbox_messages(services.settings.outbox_dir):
-        if f"-{kind}-" not in path.name:
-            continue
-        email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        body = email.get_body(preferencelist=("plain",))
-        assert body is not None, f"no text part in {path.name}"
-        texts.append(str(body.get_content()))
-    return texts
+    """The plain text of every delivered message of ``kind`` (see :func:`delivered`)."""
+    return [message.text for message in delivered(services, kind)]
 
 
 def newest_token(services: Services, email: str) -> str:
@@ -232,6 +236,22 @@ def snapshot(services: Services) -> Snapshot:
         )
 
 
+def assert_chair_signed_once(
+    services: Services, meeting_id: str, before: Snapshot
+) -> tuple[ExtractRow, ExtractRow]:
+    """However many requests raced: the chair signed the meeting's one extract and its
+    protocol once each (one new version of each, one link used up); the two rows."""
+    [extract] = extract_rows(services, meeting_id)
+    protocol = protocol_row(services, meeting_id)
+    for document in (extract, protocol):  # the chair signs the protocol with its extract
+        signed = [e for e in trail(services, document.id) if e.kind is EventKind.SIGNED]
+        assert len(signed) == 1
+    after = snapshot(services)
+    assert after.documents == before.documents + 2
+    assert after.used_links == before.used_links + 1
+    return extract, protocol
+
+
 def dump_database(services: Services) -> str:
     """Every row of every table as text (binary columns decoded as Latin-1)."""
     lines = []
@@ -246,13 +266,21 @@ def dump_database(services: Services) -> str:
     return "\n".join(lines)
 
 
-def sign_through(services: Services, meeting: Meeting) -> None:
-    """Record the meeting and take it all the way to the archive, each signer in turn."""
+def sign_to_certified(services: Services, meeting: Meeting) -> None:
+    """Record the meeting and have each signer sign in turn, the certifier last: every
+    extract certified, nothing archived yet (the next advance archives)."""
     start(services, meeting)
-    for role in (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER):
+    for role in (Role.CHAIR, Role.ADJUSTER):
         for signer in meeting.signers(role):
             sign_as(services, signer.email)
         workflow.advance_meeting(services, meeting.meeting_id)
+    sign_as(services, meeting.certifier.email)
+
+
+def sign_through(services: Services, meeting: Meeting) -> None:
+    """Record the meeting and take it all the way to the archive, each signer in turn."""
+    sign_to_certified(services, meeting)
+    workflow.advance_meeting(services, meeting.meeting_id)
 
 
 def rewrite_ledger_trail(

@@ -405,8 +405,8 @@ def test_sessions_expire_and_die_with_a_password_change() -> None:
     assert changed.user_of(cookie, now=1001) is None
     removed = Sessions(b"s" * 32, Accounts({}), lifetime=60)
     assert removed.user_of(cookie, now=1001) is None
-    payload, mac = cookie.split(".")
-    assert sessions.user_of(f"{payload}x.{mac}", now=1001) is None
+    payload, stamp, mac = cookie.split(".")
+    assert sessions.user_of(f"{payload}x.{stamp}.{mac}", now=1001) is None
 
 
 def test_csrf_tokens_are_bound_to_the_archivist_and_expire() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from support.workflow import (
     outbox,
     sign_as,
     small_meeting,
+    sqlite_ledger,  # noqa: F401  # SQLite only: the pages do not depend on it
 )
 
 HOSTILE = "<script>&\"'"
@@ -42,12 +42,6 @@ def assert_escaped(page: str, *values: str) -> None:
     for value in values:
         assert str(escape(value)) in page, value
     assert HOSTILE not in page and "<script" not in page
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """The pages do not depend on the database: SQLite only."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @pytest.fixture

@@ -24,11 +24,10 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -53,17 +52,20 @@ from support.browser import (
     Tab,
     Viewport,
     base_url_of,
-    chromium,
+    browser_fixture,  # noqa: F401
+    in_thread,
     loopback_listener,
-    loopback_tab,
     open_tab,
     run_axe,
     save_screenshot,
     serve_app,
+    tab_fixture,  # noqa: F401
 )
-from support.workflow import recording, small_meeting
-
-T = TypeVar("T")
+from support.workflow import (
+    recording,
+    small_meeting,
+    sqlite_ledger,  # noqa: F401  # SQLite only: the pages do not depend on it
+)
 
 SENDER = "Justering <justering@nacka.example>"
 DESKTOP = Viewport("desktop", 1280, 900)
@@ -75,11 +77,11 @@ MIN_FOCUS_CONTRAST = 3.0
 """WCAG 2.1 SC 1.4.11: a focus indicator contrasts 3:1 with what is around it."""
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """SQLite: the pages do not depend on the database (the workflow tests cover
-    PostgreSQL), and the browser tests must stay quick."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+@pytest.fixture(params=[DESKTOP, PHONE], ids=lambda v: v.name)
+def viewport(request: pytest.FixtureRequest) -> Viewport:
+    """A wide desktop and a phone of today."""
+    chosen: Viewport = request.param
+    return chosen
 
 
 # --- the site: the app, its e-mail, one Chromium ------------------------------------------
@@ -112,27 +114,6 @@ def site(services: Services, tmp_path: Path) -> Iterator[Site]:
         with serve_app(app, listener=listener):
             yield site
     assert site.failures == [], "schedule_advance failed"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as running:
-        yield running
-
-
-@pytest.fixture(params=[DESKTOP, PHONE], ids=lambda v: v.name)
-def tab(request: pytest.FixtureRequest, browser: Any) -> Iterator[Tab]:
-    """A fresh page at a desktop and at a phone viewport. Afterwards: nothing was
-    requested outside 127.0.0.1, and the console stayed free of errors."""
-    with loopback_tab(browser, request.param) as tab:
-        yield tab
-
-
-def in_thread(call: Callable[..., T], *args: Any) -> T:
-    """Run library code outside the test's thread, where Playwright's sync API keeps
-    an event loop running."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call, *args).result()
 
 
 def _pipeline(services: Services, meeting_id: str) -> None:

@@ -147,4 +147,4 @@ def test_values_are_escaped_and_a_missing_one_is_an_error() -> None:
         '<a title="&lt;script&gt;&amp;&#34;&#39;">&lt;script&gt;&amp;&#34;&#39;</a>'
     )
     with pytest.raises(UndefinedError, match="'top' is undefined"):
-        render("archivist/proxy_only.html")
+        render("staff/proxy_only.html")

@@ -33,7 +33,14 @@ from justering.web.app import Hooks, create_app
 from justering.web.auth import session_key
 from justering.web.signer import form_token
 from justering.workflow.services import Services
-from support.workflow import KEPT_AT, SHORT_PARAGRAPH, newest_token, outbox, small_meeting
+from support.workflow import (
+    KEPT_AT,
+    SHORT_PARAGRAPH,
+    newest_token,
+    outbox,
+    small_meeting,
+    sqlite_ledger,  # noqa: F401  # SQLite only: the web layer does not depend on it
+)
 
 HOSTILE_TITLE = 'Bygglov <script>alert("x")</script> & "citat"'
 SECURITY_HEADERS = {
@@ -41,13 +48,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
 }
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """The web layer does not depend on the database: SQLite only, to stay fast
-    (the workflow and link tests cover PostgreSQL)."""
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
 @dataclass
@@ -489,9 +489,15 @@ def test_the_front_page_says_what_the_service_is_and_where_to_go(client: TestCli
     assert "<h1>Justering av protokoll</h1>" in page
     assert "Använd länken i e-postmeddelandet som du har fått." in page
     links = dict(re.findall(r'<a href="([^"]+)">([^<]+)</a>', page))
-    assert links == {"/anslagstavla": "Anslagstavlan", "/arkiv/": "Arkivet"}
+    assert links == {
+        "/anslagstavla": "Anslagstavlan",
+        "/sekreterare/": "Sammanträden",
+        "/arkiv/": "Arkivet",
+    }
     assert client.get("/anslagstavla").status_code == 200
     assert "/arkiv/logga-in" in client.get("/arkiv/", follow_redirects=False).headers["location"]
+    secretary = client.get("/sekreterare/", follow_redirects=False)
+    assert "/sekreterare/logga-in" in secretary.headers["location"]
     board = client.get("/anslagstavla")
     for name in ("cache-control", "referrer-policy", "x-content-type-options"):
         assert response.headers[name] == board.headers[name], name

@@ -5,6 +5,7 @@ signed), and a bulk ledger of thousands of extracts for the timings."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,31 +87,27 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def ledger_url(
+def new_home(
     backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with _fresh_database(backend, request, tmp_path_factory.mktemp("ledger")) as url:
-        yield url
+) -> Iterator[Callable[[], Settings]]:
+    """Makes homes for the module, each with a fresh ledger of its backend (dropped
+    when the module is done)."""
+    with contextlib.ExitStack() as ledgers:
+
+        def make() -> Settings:
+            folder = tmp_path_factory.mktemp("ledger")
+            url = ledgers.enter_context(_fresh_database(backend, request, folder))
+            settings = sample_settings(tmp_path_factory.mktemp("audit") / "home")
+            return dataclasses.replace(settings, database_url=url)
+
+        yield make
 
 
 @pytest.fixture(scope="module")
-def bulk_ledger_url(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with _fresh_database(backend, request, tmp_path_factory.mktemp("bulk-ledger")) as url:
-        yield url
-
-
-def _settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
-    settings = sample_settings(tmp_path_factory.mktemp("audit") / "home")
-    return dataclasses.replace(settings, database_url=database_url)
-
-
-@pytest.fixture(scope="module")
-def two_meetings(tmp_path_factory: pytest.TempPathFactory, ledger_url: str) -> Iterator[Services]:
+def two_meetings(new_home: Callable[[], Settings]) -> Iterator[Services]:
     """A home with the sample meeting drafted (nobody signed) and a second meeting
     of another body whose chair, Åsa Öberg, has signed every extract."""
-    settings = _settings(tmp_path_factory, ledger_url)
+    settings = new_home()
     sample = load_sample_meeting()
     second = dataclasses.replace(
         sample,
@@ -461,9 +458,9 @@ MEETINGS, PER_MEETING = 200, 25
 
 
 @pytest.fixture(scope="module")
-def bulk(tmp_path_factory: pytest.TempPathFactory, bulk_ledger_url: str) -> Iterator[Services]:
+def bulk(new_home: Callable[[], Settings]) -> Iterator[Services]:
     """5,000 extracts (200 meetings of 4 bodies), each with 5 trail events."""
-    settings = _settings(tmp_path_factory, bulk_ledger_url)
+    settings = new_home()
     settings.home.mkdir(parents=True)
     SigningCA.create(settings.ca_dir, organisation="Bulk kommun")
     services = workflow.open_services(settings)

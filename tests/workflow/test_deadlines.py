@@ -11,19 +11,18 @@ reminder days.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
-from email import policy
-from email.parser import BytesParser
+from dataclasses import replace
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from justering import workflow
 from justering.config import BodyRules
+from justering.ledger.database import utcnow
 from justering.ledger.extracts import lock_extract
-from justering.ledger.schema import LinkTokenRow
+from justering.ledger.schema import LinkTokenRow, MailOutboxRow
 from justering.mail.compose import Message
-from justering.mail.delivery import NotificationError, Notifier, outbox_messages
+from justering.mail.delivery import NotificationError, Notifier
 from justering.model.calendar import local_today
 from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
@@ -31,11 +30,13 @@ from justering.model.roles import Person, Role
 from justering.model.trail import EventKind, TrailEvent
 from justering.workflow.deadlines import DeadlineReport, due_offset, send_due_reminders
 from justering.workflow.declining import decline_with_link
+from justering.workflow.mailing import send_queued_mail
 from justering.workflow.meetings import deadline_of
 from justering.workflow.redraft import redraft_extract
 from justering.workflow.services import Services
 from support.workflow import (
     SHORT_PARAGRAPH,
+    delivered,
     extract_rows,
     newest_token,
     outbox,
@@ -45,6 +46,9 @@ from support.workflow import (
     small_meeting,
     start,
     trail,
+)
+from support.workflow import (
+    Message as OutboxMessage,
 )
 
 LONG_PARAGRAPH = 94
@@ -70,30 +74,8 @@ def _day(services: Services, meeting: Meeting, days_before: int) -> dt.date:
     return deadline_of(meeting, services.settings) - dt.timedelta(days=days_before)
 
 
-@dataclass(frozen=True)
-class _Mail:
-    to: str
-    subject: str
-    text: str
-
-
-def _sent(services: Services, kind: str) -> list[_Mail]:
-    """Every delivered message of ``kind`` (``reminder-chair``, ``overdue`` …)."""
-    found = []
-    for path in outbox_messages(services.settings.outbox_dir):
-        if f"-{kind}-" not in path.name:
-            continue
-        email = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        body = email.get_body(preferencelist=("plain",))
-        assert body is not None
-        found.append(
-            _Mail(email["To"].addresses[0].addr_spec, str(email["Subject"]), body.get_content())
-        )
-    return found
-
-
-def _reminders(services: Services) -> list[_Mail]:
-    return [*_sent(services, "reminder-chair"), *_sent(services, "reminder-adjuster")]
+def _reminders(services: Services) -> list[OutboxMessage]:
+    return [*delivered(services, "reminder-chair"), *delivered(services, "reminder-adjuster")]
 
 
 def _events(services: Services, extract_id: int, detail_key: str) -> list[TrailEvent]:
@@ -122,10 +104,23 @@ class _Refusing:
         self.inner = inner
         self.refused = refused
 
-    def send(self, message: Message) -> str:
+    def send(
+        self, message: Message, *, message_id: str | None = None, date: dt.datetime | None = None
+    ) -> str:
         if message.to.email == self.refused:
             raise NotificationError(f"550 5.1.1 <{self.refused}>: mailbox unavailable")
-        return self.inner.send(message)
+        return self.inner.send(message, message_id=message_id, date=date)
+
+
+def _retry_now(services: Services) -> None:
+    """The outbox's back-off has passed: what could not be sent is tried again."""
+    with services.ledger.transaction() as session:
+        session.execute(
+            update(MailOutboxRow)
+            .where(MailOutboxRow.sent_at.is_(None))
+            .values(next_attempt_at=utcnow() - dt.timedelta(seconds=1))
+        )
+    send_queued_mail(services)
 
 
 # --- which reminder is in force -------------------------------------------------------------
@@ -173,7 +168,7 @@ def test_a_reminder_with_a_working_link_sent_once_per_reminder_day(
     report = send_due_reminders(services, today=_day(services, meeting, 3))
     assert report.reminded == (f"chair-0:{meeting.chair.email}",)
     assert report.escalated == () and report.failed == ()
-    [reminder] = _sent(services, "reminder-chair")
+    [reminder] = delivered(services, "reminder-chair")
     assert reminder.to == meeting.chair.email
     assert reminder.subject.startswith("Påminnelse: ")
     assert "tiden för justering går ut om 3 dagar" in reminder.text
@@ -212,7 +207,7 @@ def test_a_second_reminder_on_the_next_reminder_day(
     send_due_reminders(services, today=_day(services, meeting, 3))
     report = send_due_reminders(services, today=_day(services, meeting, 1))
     assert report.reminded == (f"chair-0:{meeting.chair.email}",)
-    first, second = _sent(services, "reminder-chair")
+    first, second = delivered(services, "reminder-chair")
     assert "om 3 dagar" in first.text and "går ut i morgon" in second.text
     # The last day itself is still the 1-day reminder's: nothing new.
     assert send_due_reminders(services, today=_day(services, meeting, 0)) == DeadlineReport()
@@ -232,7 +227,7 @@ def test_after_an_outage_only_the_nearest_reminder_is_sent(
     start(services, meeting)
     report = send_due_reminders(services, today=_day(services, meeting, 0))
     assert report.reminded == (f"chair-0:{meeting.chair.email}",)
-    [reminder] = _sent(services, "reminder-chair")
+    [reminder] = delivered(services, "reminder-chair")
     assert "tiden för justering går ut i dag" in reminder.text
     assert send_due_reminders(services, today=_day(services, meeting, 0)) == DeadlineReport()
 
@@ -270,10 +265,10 @@ def test_reminders_follow_the_signing_order_and_skip_who_signed(
     sign_as(services, first_adjuster.email)
     report = send_due_reminders(services, today=_day(services, meeting, 1))
     assert report.reminded == (f"{second_adjuster.slot}:{second_adjuster.email}",)
-    assert sorted(m.to for m in _sent(services, "reminder-adjuster")) == sorted(
+    assert sorted(m.to for m in delivered(services, "reminder-adjuster")) == sorted(
         [first_adjuster.email, second_adjuster.email, second_adjuster.email]
     )
-    assert [m.to for m in _sent(services, "reminder-chair")] == [meeting.chair.email]
+    assert [m.to for m in delivered(services, "reminder-chair")] == [meeting.chair.email]
 
 
 def test_the_certifier_is_not_reminded(services: Services, sample_meeting: Meeting) -> None:
@@ -289,7 +284,7 @@ def test_the_certifier_is_not_reminded(services: Services, sample_meeting: Meeti
     for days_before in (3, 1, 0, -1, -5):
         report = send_due_reminders(services, today=_day(services, meeting, days_before))
         assert report == DeadlineReport()
-    assert _sent(services, "reminder-certifier") == [] and _sent(services, "overdue") == []
+    assert delivered(services, "reminder-certifier") == [] and delivered(services, "overdue") == []
 
 
 def test_declined_extracts_are_not_reminded(services: Services, sample_meeting: Meeting) -> None:
@@ -300,13 +295,13 @@ def test_declined_extracts_are_not_reminded(services: Services, sample_meeting: 
     decline_with_link(services, token, rows[LONG_PARAGRAPH], "Fel belopp i beslutet.")
 
     send_due_reminders(services, today=_day(services, meeting, 3))
-    [reminder] = _sent(services, "reminder-chair")
+    [reminder] = delivered(services, "reminder-chair")
     assert f"§ {SHORT_PARAGRAPH}" in reminder.text
     assert f"§ {LONG_PARAGRAPH}" not in reminder.text
     assert _events(services, rows[LONG_PARAGRAPH], "reminder_days_left") == []
 
     send_due_reminders(services, today=_day(services, meeting, -1))
-    [notice] = _sent(services, "overdue")
+    [notice] = delivered(services, "overdue")
     assert f"§ {SHORT_PARAGRAPH}" in notice.text
     assert f"§ {LONG_PARAGRAPH}" not in notice.text
 
@@ -345,7 +340,7 @@ def test_one_overdue_notice_to_the_secretary_naming_who_is_waited_for(
 
     report = send_due_reminders(services, today=deadline + dt.timedelta(days=1))
     assert report == DeadlineReport(escalated=(meeting.meeting_id,))
-    [notice] = _sent(services, "overdue")
+    [notice] = delivered(services, "overdue")
     assert notice.to == meeting.certifier.email  # no secretary configured for the body
     assert "Justeringen är försenad: 3 dokument" in notice.subject
     assert "Sista dagen för justering har passerat" in notice.text
@@ -376,7 +371,7 @@ def test_one_overdue_notice_to_the_secretary_naming_who_is_waited_for(
     for days_after in (1, 2, 30):
         later = deadline + dt.timedelta(days=days_after)
         assert send_due_reminders(services, today=later) == DeadlineReport()
-    assert len(_sent(services, "overdue")) == 1
+    assert len(delivered(services, "overdue")) == 1
     assert len(_reminders(services)) == reminders
 
 
@@ -396,11 +391,11 @@ def test_a_body_with_its_own_deadline_reminder_days_and_secretary(
     assert send_due_reminders(services, today=deadline - dt.timedelta(days=3)) == (DeadlineReport())
     report = send_due_reminders(services, today=deadline - dt.timedelta(days=2))
     assert report.reminded == (f"chair-0:{meeting.chair.email}",)
-    assert "går ut om 2 dagar" in _sent(services, "reminder-chair")[0].text
+    assert "går ut om 2 dagar" in delivered(services, "reminder-chair")[0].text
 
     report = send_due_reminders(services, today=deadline + dt.timedelta(days=1))
     assert report.escalated == (meeting.meeting_id,)
-    [notice] = _sent(services, "overdue")
+    [notice] = delivered(services, "overdue")
     assert notice.to == SECRETARY.email
     assert f"Hej {SECRETARY.name}," in notice.text
     [row] = extract_rows(services, meeting.meeting_id)
@@ -424,19 +419,30 @@ def test_a_failing_send_for_one_meeting_does_not_stop_another(
     today = _day(services, fine, 3)
     refusing = replace(services, notifier=_Refusing(services.notifier, broken.chair.email))
 
+    # Both reminders are recorded and queued; the refused one waits in the outbox.
     report = send_due_reminders(refusing, today=today)
-    assert report.reminded == (f"chair-0:{fine.chair.email}",)
-    assert report.failed == (broken.meeting_id,)
+    assert report.reminded == (f"chair-0:{broken.chair.email}", f"chair-0:{fine.chair.email}")
+    assert report.failed == ()
+    assert [m.to for m in delivered(services, "reminder-chair")] == [fine.chair.email]
     [row] = extract_rows(services, broken.meeting_id)
-    assert _events(services, row.id, "reminder_days_left") == []  # nothing recorded
+    [event] = _events(services, row.id, "reminder_days_left")
+    with services.ledger.reading() as session:
+        waiting = session.execute(
+            select(MailOutboxRow.last_error).where(
+                MailOutboxRow.message_id == event.detail["message_id"],
+                MailOutboxRow.sent_at.is_(None),
+            )
+        ).scalar_one()
+    assert waiting is not None and "550 5.1.1" in waiting
 
     # Once the mail server takes the address again, the missing reminder goes out,
-    # and only that one.
-    report = send_due_reminders(services, today=today)
-    assert report.reminded == (f"chair-0:{broken.chair.email}",) and report.failed == ()
-    assert sorted(m.to for m in _sent(services, "reminder-chair")) == sorted(
+    # and only that one; the next pass reminds nobody.
+    _retry_now(services)
+    assert sorted(m.to for m in delivered(services, "reminder-chair")) == sorted(
         [fine.chair.email, broken.chair.email]
     )
+    report = send_due_reminders(services, today=today)
+    assert report.reminded == () and report.failed == ()
 
 
 def test_a_refused_address_does_not_hold_back_a_fellow_signer(
@@ -452,15 +458,16 @@ def test_a_refused_address_does_not_hold_back_a_fellow_signer(
 
     links = _links_to(services, eva.email)
     report = send_due_reminders(refusing, today=today)
-    assert report.reminded == (f"adjuster-0:{rolf.email}",)
-    assert report.failed == (meeting.meeting_id,)
-    assert _links_to(services, eva.email) == links  # the unsent link was not kept
-    # The next run (the address still refused) does not remind Rolf again.
+    assert report.reminded == (f"adjuster-0:{rolf.email}", f"adjuster-1:{eva.email}")
+    assert report.failed == ()
+    assert _links_to(services, eva.email) == links + 1  # her link is kept, its message queued
+    assert [m.to for m in delivered(services, "reminder-adjuster")] == [rolf.email]
+    # The next run (the address still refused) reminds nobody again.
     report = send_due_reminders(refusing, today=today)
-    assert report.reminded == () and report.failed == (meeting.meeting_id,)
-    report = send_due_reminders(services, today=today)
-    assert report.reminded == (f"adjuster-1:{eva.email}",)
-    assert [m.to for m in _sent(services, "reminder-adjuster")] == [rolf.email, eva.email]
+    assert report.reminded == () and report.failed == ()
+    _retry_now(services)
+    assert [m.to for m in delivered(services, "reminder-adjuster")] == [rolf.email, eva.email]
+    assert newest_token(services, eva.email)  # the link in the message that left
 
 
 def test_concurrent_runs_remind_once(services: Services, sample_meeting: Meeting) -> None:
@@ -471,14 +478,14 @@ def test_concurrent_runs_remind_once(services: Services, sample_meeting: Meeting
     reports = [r for r in results if isinstance(r, DeadlineReport)]
     assert len(reports) == 4, results
     assert sum(len(r.reminded) for r in reports) == 1
-    assert len(_sent(services, "reminder-chair")) == 1
+    assert len(delivered(services, "reminder-chair")) == 1
 
     later = deadline_of(meeting, services.settings) + dt.timedelta(days=1)
     results = run_in_threads(4, lambda: send_due_reminders(services, today=later))
     reports = [r for r in results if isinstance(r, DeadlineReport)]
     assert len(reports) == 4, results
     assert sum(len(r.escalated) for r in reports) == 1
-    assert len(_sent(services, "overdue")) == 1
+    assert len(delivered(services, "overdue")) == 1
 
 
 def test_a_meeting_whose_extract_is_being_signed_is_left_for_the_next_run(

@@ -20,12 +20,12 @@ from justering.ledger.schema import ExtractRow, LinkGrantRow, LinkTokenRow, awar
 from justering.model.meeting import Meeting
 from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.roles import Role, Signer
-from justering.model.trail import EventKind
 from justering.pades.sign import sign_extract
 from justering.workflow.services import Services
 from support.workflow import (
     IMMEDIATE_PARAGRAPH,
     SHORT_PARAGRAPH,
+    assert_chair_signed_once,
     dump_database,
     extract_rows,
     newest_token,
@@ -253,24 +253,19 @@ def test_an_early_link_cannot_sign_out_of_turn(
     assert workflow.view_link(services, token).signer == signer
 
 
-def test_the_certifier_cannot_sign_before_every_adjuster(
-    services: Services, sample_meeting: Meeting
-) -> None:
-    meeting = small_meeting(sample_meeting, adjusters=2)
-    start_at_adjusters(services, meeting)
-    sign_as(services, meeting.adjusters[1].email)
-    token = _forge(services, meeting, meeting.signers(Role.CERTIFIER)[0])
-    _refused(services, token, Refusal.NOT_YOUR_TURN)
-
-
-def test_a_signer_cannot_sign_twice_with_a_second_link(
-    services: Services, sample_meeting: Meeting
+@pytest.mark.parametrize(
+    ("forged_for", "refusal"),
+    [(Role.CERTIFIER, Refusal.NOT_YOUR_TURN), (Role.ADJUSTER, Refusal.ALREADY_SIGNED)],
+    ids=["the-certifier-before-every-adjuster", "an-adjuster-twice-with-a-second-link"],
+)
+def test_a_forged_link_once_the_first_adjuster_signed_is_refused(
+    services: Services, sample_meeting: Meeting, forged_for: Role, refusal: Refusal
 ) -> None:
     meeting = small_meeting(sample_meeting, adjusters=2)
     start_at_adjusters(services, meeting)
     sign_as(services, meeting.adjusters[0].email)
-    token = _forge(services, meeting, meeting.signers(Role.ADJUSTER)[0])
-    _refused(services, token, Refusal.ALREADY_SIGNED)
+    token = _forge(services, meeting, meeting.signers(forged_for)[0])
+    _refused(services, token, refusal)
 
 
 def _new_versions(services: Services) -> ExtractRow:
@@ -379,14 +374,7 @@ def test_concurrent_use_of_one_link_signs_once(services: Services, started: Meet
     assert len(receipts) == 1, results
     assert len(refusals) == 19, [r for r in results if not isinstance(r, LinkError)]
     assert all(r.problem is LinkProblem.USED for r in refusals)
-    [extract] = extract_rows(services, started.meeting_id)
-    protocol = protocol_row(services, started.meeting_id)
-    for document in (extract, protocol):  # the chair signs the protocol with its extract
-        signed = [e for e in trail(services, document.id) if e.kind is EventKind.SIGNED]
-        assert len(signed) == 1
-    after = snapshot(services)
-    assert after.documents == before.documents + 2
-    assert after.used_links == before.used_links + 1
+    extract, protocol = assert_chair_signed_once(services, started.meeting_id, before)
     assert {item.extract.document_sha256 for item in receipts[0].items} == {
         extract.head_sha256,
         protocol.head_sha256,

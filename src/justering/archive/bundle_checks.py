@@ -23,7 +23,7 @@ from justering.errors import ArchiveError, TrailError
 from justering.model.calendar import local_second
 from justering.model.trail import EventKind, TrailEvent, chain_problems, trail_from_json
 from justering.pades.seal import verify_seal
-from justering.pades.validate import ExtractValidation
+from justering.pades.validation_results import ExtractValidation
 
 __all__ = [
     "TRAIL_SEAL_CHECK",

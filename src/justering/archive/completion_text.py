@@ -23,6 +23,7 @@ from justering.model.trail import EventKind, TrailEvent
 
 __all__ = [
     "DETAIL_LABELS",
+    "PDFSIG_CAVEAT",
     "SHORT_HASH_CHARS",
     "CompletionSubject",
     "JusteringFacts",
@@ -31,6 +32,8 @@ __all__ = [
     "role_name",
     "short",
     "timestamp_line",
+    "verification_intro",
+    "verification_steps",
     "yes_no",
 ]
 
@@ -129,6 +132,75 @@ class JusteringFacts:
             f"anslaget {self.announced_on.isoformat()}, sista dag för överklagande "
             f"{self.appeal_deadline.isoformat()}"
         )
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """The justering as the certificate's facts show it (Swedish, English, value);
+        for an extract, the justered protocol it is a copy of."""
+        facts = [
+            ("Justering", "Justered (last day)", self.justering_text()),
+            ("Anslag", "Announced", self.announcement_text()),
+        ]
+        if self.kept_at:
+            facts.append(("Förvaringsplats", "Where the protocol is kept", self.kept_at))
+        if self.protocol is not None:
+            facts += [
+                (
+                    "Justerat protokoll",
+                    "The justered protocol",
+                    f"{self.protocol}, version {self.protocol_version}; "
+                    f"arkivnyckel {self.protocol_archive_key}",
+                ),
+                (
+                    "Protokollets SHA-256",
+                    "SHA-256 of the justered protocol",
+                    self.protocol_sha256 or "–",
+                ),
+            ]
+        return facts
+
+
+def verification_intro(pdf_name: str, *, timestamped: bool, subject: CompletionSubject) -> str:
+    """What the bundle holds and how to use the commands after it; ``timestamped``: the
+    bundle has the TSA's CA certificate too (``tsa-ca.pem``)."""
+    tsa = " tsa-ca.pem (tidsstämpeltjänstens CA-certifikat)," if timestamped else ""
+    what = "det justerade protokollet" if subject.is_protocol else "det signerade utdraget"
+    return (
+        "Intyget är en sammanfattning och är inte självt signerat; beviset är de signerade "
+        f"filerna. Paketet (the bundle) innehåller {pdf_name} ({what}), "
+        "trail.json (händelseförloppet med hashkedja), ca.pem (CA-certifikatet som utfärdat "
+        f"undertecknarnas certifikat),{tsa} manifest.json (SHA-256 för varje fil) och detta "
+        "intyg. Jämför CA-certifikaten med de som kommunen har publicerat. Kör kommandona "
+        "nedan i paketets mapp, så som de står."
+    )
+
+
+def verification_steps(pdf_name: str, *, timestamped: bool) -> list[tuple[str, str]]:
+    """Each check an archivist can run in the bundle's folder: what it shows, the
+    command (one or more lines)."""
+    trust = "--trust ca.pem --trust tsa-ca.pem" if timestamped else "--trust ca.pem"
+    return [
+        ("Kontrollsumman (checksum) ska vara SHA-256 ovan:", f"sha256sum {pdf_name}"),
+        (
+            "Hela paketet: kontrollsummor, underskrifter, ordning och hashkedja:",
+            f"justering verify {trust} .",
+        ),
+        (
+            "Underskrifterna med poppler (pdfsig), med ca.pem som betrott certifikat "
+            "(i en ny mapp nss):",
+            "mkdir nss\n"
+            "certutil -N -d nss --empty-password\n"
+            "certutil -A -d nss -n justering-ca -t CT,C,C -i ca.pem\n"
+            f"pdfsig -nssdir nss {pdf_name}",
+        ),
+    ]
+
+
+PDFSIG_CAVEAT = (
+    "pdfsig prövar certifikaten mot dagens datum: när ett certifikat har gått ut visar "
+    "den det som utgånget, också för en korrekt underskrift; justering verify prövar då "
+    "mot tidsstämpeln eller tidpunkten för underskriften."
+)
+"""Why pdfsig may call a good signature's certificate expired."""
 
 
 DETAIL_LABELS: Mapping[str, str] = {

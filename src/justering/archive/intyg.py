@@ -27,6 +27,7 @@ from fpdf.fonts import FontFace
 from fpdf.table import Table
 
 from justering.archive.completion_text import (
+    PDFSIG_CAVEAT,
     SHORT_HASH_CHARS,
     CompletionSubject,
     JusteringFacts,
@@ -35,6 +36,8 @@ from justering.archive.completion_text import (
     role_name,
     short,
     timestamp_line,
+    verification_intro,
+    verification_steps,
     yes_no,
 )
 from justering.documents import layout
@@ -44,7 +47,11 @@ from justering.model.calendar import local_minute, local_second
 from justering.model.meeting import Meeting
 from justering.model.trail import TrailEvent, chain_problems
 from justering.pades.assurance import CertificateAssurance
-from justering.pades.validate import DocumentTimestampReport, ExtractValidation, SignatureReport
+from justering.pades.validation_results import (
+    DocumentTimestampReport,
+    ExtractValidation,
+    SignatureReport,
+)
 
 __all__ = [
     "ALL_CHECKS_PASSED",
@@ -232,7 +239,7 @@ class _CompletionDocument(FPDF):
             ]
         hashes = [pdf_sha256]
         if justering is not None:
-            facts += self._justering_facts(justering)
+            facts += justering.rows()
             hashes.append(justering.protocol_sha256 or "")
         facts += [
             ("Intyget utfärdat", "Issued", local_second(self._issued_at)),
@@ -246,31 +253,6 @@ class _CompletionDocument(FPDF):
                 hashed = any(value is digest for digest in hashes)
                 row.cell(value, style=FontFace(size_pt=_HASH_SIZE_PT) if hashed else None)
         self.ln(4)
-
-    def _justering_facts(self, justering: JusteringFacts) -> list[tuple[str, str, str]]:
-        """The justering as the trail records it; for an extract, the justered protocol
-        it is a copy of."""
-        facts = [
-            ("Justering", "Justered (last day)", justering.justering_text()),
-            ("Anslag", "Announced", justering.announcement_text()),
-        ]
-        if justering.kept_at:
-            facts.append(("Förvaringsplats", "Where the protocol is kept", justering.kept_at))
-        if justering.protocol is not None:
-            facts += [
-                (
-                    "Justerat protokoll",
-                    "The justered protocol",
-                    f"{justering.protocol}, version {justering.protocol_version}; "
-                    f"arkivnyckel {justering.protocol_archive_key}",
-                ),
-                (
-                    "Protokollets SHA-256",
-                    "SHA-256 of the justered protocol",
-                    justering.protocol_sha256 or "–",
-                ),
-            ]
-        return facts
 
     def write_signatures(self, signatures: Sequence[SignatureReport]) -> None:
         self._heading("Underskrifter", "Signatures, in the order they were made", rows=3)
@@ -373,30 +355,17 @@ class _CompletionDocument(FPDF):
     def write_result(self, validation: ExtractValidation, chain: Sequence[str]) -> None:
         problems = [*validation.problems, *(f"trail: {problem}" for problem in chain)]
         self._heading("Verifieringsresultat", "Verification result", rows=2)
-        self.set_font(FONT_FAMILY, "B", 11)
         if not problems:
-            self.set_fill_color(*_BANNER_FILL)
-            self.multi_cell(
-                0,
-                7,
+            self._banner(
                 f"{ALL_CHECKS_PASSED} (all checks passed): {len(validation.signatures)} "
                 "underskrifter i rätt ordning, händelsekedjan obruten.",
-                fill=True,
-                new_x="LMARGIN",
-                new_y="NEXT",
-                padding=(1, 2),
+                fill=_BANNER_FILL,
             )
         else:
-            self.set_fill_color(*_PROBLEM_FILL)
-            self.multi_cell(
-                0,
-                7,
+            self._banner(
                 f"Kontrollen fann {len(problems)} problem ({len(problems)} problems found, "
                 "in English):",
-                fill=True,
-                new_x="LMARGIN",
-                new_y="NEXT",
-                padding=(1, 2),
+                fill=_PROBLEM_FILL,
             )
             self.set_font(FONT_FAMILY, "", _TEXT_SIZE_PT)
             for problem in problems:
@@ -410,34 +379,10 @@ class _CompletionDocument(FPDF):
         folder, as written); ``timestamped``: the bundle has the TSA's CA certificate
         too (``tsa-ca.pem``)."""
         self._heading("Så kontrollerar du själv", "How to verify independently", rows=6)
-        tsa = " tsa-ca.pem (tidsstämpeltjänstens CA-certifikat)," if timestamped else ""
-        what = (
-            "det justerade protokollet" if self._subject.is_protocol else "det signerade utdraget"
-        )
         self._paragraph_text(
-            "Intyget är en sammanfattning och är inte självt signerat; beviset är de signerade "
-            f"filerna. Paketet (the bundle) innehåller {pdf_name} ({what}), "
-            "trail.json (händelseförloppet med hashkedja), ca.pem (CA-certifikatet som utfärdat "
-            f"undertecknarnas certifikat),{tsa} manifest.json (SHA-256 för varje fil) och detta "
-            "intyg. Jämför CA-certifikaten med de som kommunen har publicerat. Kör kommandona "
-            "nedan i paketets mapp, så som de står."
+            verification_intro(pdf_name, timestamped=timestamped, subject=self._subject)
         )
-        trust = "--trust ca.pem --trust tsa-ca.pem" if timestamped else "--trust ca.pem"
-        steps = [
-            ("Kontrollsumman (checksum) ska vara SHA-256 ovan:", f"sha256sum {pdf_name}"),
-            (
-                "Hela paketet: kontrollsummor, underskrifter, ordning och hashkedja:",
-                f"justering verify {trust} .",
-            ),
-            (
-                "Underskrifterna med poppler (pdfsig), med ca.pem som betrott certifikat "
-                "(i en ny mapp nss):",
-                "mkdir nss\n"
-                "certutil -N -d nss --empty-password\n"
-                "certutil -A -d nss -n justering-ca -t CT,C,C -i ca.pem\n"
-                f"pdfsig -nssdir nss {pdf_name}",
-            ),
-        ]
+        steps = verification_steps(pdf_name, timestamped=timestamped)
         for explanation, command in steps:
             if self.will_page_break(5 + 5 * (command.count("\n") + 1)):
                 self.add_page()
@@ -446,11 +391,7 @@ class _CompletionDocument(FPDF):
             self.set_font(FONT_FAMILY, "B", 8.5)
             self.multi_cell(0, 4.5, command, new_x="LMARGIN", new_y="NEXT", padding=(0, 6))
             self.ln(1)
-        self._paragraph_text(
-            "pdfsig prövar certifikaten mot dagens datum: när ett certifikat har gått ut visar "
-            "den det som utgånget, också för en korrekt underskrift; justering verify prövar då "
-            "mot tidsstämpeln eller tidpunkten för underskriften."
-        )
+        self._paragraph_text(PDFSIG_CAVEAT)
 
     # -- building blocks ---------------------------------------------------------------
 
@@ -462,6 +403,12 @@ class _CompletionDocument(FPDF):
         self.cell(0, 6, swedish, new_x="LMARGIN", new_y="NEXT")
         self._small(english)
         self.ln(1)
+
+    def _banner(self, text: str, *, fill: tuple[int, int, int]) -> None:
+        """A bold sentence on a coloured band: the verdict."""
+        self.set_font(FONT_FAMILY, "B", 11)
+        self.set_fill_color(*fill)
+        self.multi_cell(0, 7, text, fill=True, new_x="LMARGIN", new_y="NEXT", padding=(1, 2))
 
     def _paragraph_text(self, text: str) -> None:
         self.set_font(FONT_FAMILY, "", _TEXT_SIZE_PT)

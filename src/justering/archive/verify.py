@@ -60,7 +60,8 @@ from justering.model.roles import JUSTERING_ROLES, SIGNING_ORDER, Role
 from justering.model.trail import EventKind, chain_problems, trail_from_json
 from justering.pades.assurance import CertificateAssurance
 from justering.pades.ca import CA_CERT_FILE, CA_RETIRED_FILE
-from justering.pades.validate import ExtractValidation, validate_extract
+from justering.pades.validate import validate_extract
+from justering.pades.validation_results import ExtractValidation
 
 __all__ = [
     "TRAIL_SEAL_CHECK",

@@ -76,20 +76,14 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``justering audit``. Malformed values exit 2 (argparse)."""
     parser.add_argument("--body", help="body code, e.g. KSAU (exact, any case)")
-    parser.add_argument(
-        "--from",
-        dest="date_from",
-        type=_date_argument("--from"),
-        metavar="YYYY-MM-DD",
-        help="meetings on or after this date",
-    )
-    parser.add_argument(
-        "--to",
-        dest="date_to",
-        type=_date_argument("--to"),
-        metavar="YYYY-MM-DD",
-        help="meetings on or before this date",
-    )
+    for flag, dest, bound in (("--from", "date_from", "after"), ("--to", "date_to", "before")):
+        parser.add_argument(
+            flag,
+            dest=dest,
+            type=_date_argument(flag),
+            metavar="YYYY-MM-DD",
+            help=f"meetings on or {bound} this date",
+        )
     parser.add_argument("--dnr", help="part of the diarienummer (any case)")
     parser.add_argument("--signer", help="part of a signer's name or e-mail (any case)")
     parser.add_argument(

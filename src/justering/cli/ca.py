@@ -154,8 +154,9 @@ def _csr(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _install(args: argparse.Namespace, settings: Settings) -> int:
-    from justering.pades.ca import SigningCA, common_name, fingerprint
+    from justering.pades.ca import SigningCA
     from justering.pades.ca_chain import ChainError, install_issued_chain
+    from justering.pades.certificates import common_name, fingerprint
 
     ca = SigningCA.load(settings.ca_dir)
     try:

@@ -22,6 +22,7 @@ from justering.config import Settings
 from justering.errors import ConfigError
 
 if TYPE_CHECKING:
+    from justering.ledger.database import Ledger
     from justering.workflow.services import Services
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "EXIT_OK",
     "Commands",
     "Run",
+    "existing_ledger",
     "existing_services",
     "global_options",
 ]
@@ -62,10 +64,12 @@ class Commands:
         parser: argparse.ArgumentParser,
         options: argparse.ArgumentParser,
         metavar: str = "COMMAND",
+        *,
+        required: bool = True,
     ) -> None:
         self._options = options
         self._subparsers = parser.add_subparsers(
-            dest=f"{parser.prog.replace(' ', '_')}_command", required=True, metavar=metavar
+            dest=f"{parser.prog.replace(' ', '_')}_command", required=required, metavar=metavar
         )
 
     def add(self, name: str, *, help: str, run: Run | None = None) -> argparse.ArgumentParser:
@@ -78,9 +82,12 @@ class Commands:
             parser.set_defaults(run=run)
         return parser
 
-    def nested(self, parser: argparse.ArgumentParser, metavar: str = "ACTION") -> Commands:
-        """The subcommands of ``parser`` (``justering ca init``)."""
-        return Commands(parser, self._options, metavar)
+    def nested(
+        self, parser: argparse.ArgumentParser, metavar: str = "ACTION", *, required: bool = True
+    ) -> Commands:
+        """The subcommands of ``parser`` (``justering ca init``); not ``required``: the
+        command runs on its own too (``justering webhooks``, ``webhooks replay ID``)."""
+        return Commands(parser, self._options, metavar, required=required)
 
 
 @contextmanager
@@ -88,9 +95,33 @@ def existing_services(settings: Settings) -> Iterator[Services]:
     """The services of an existing home, for a command about what it has recorded
     (``audit``, ``status``, ``redraft``): a home or ledger that does not exist is
     refused (exit 2), never created."""
-    from sqlalchemy.engine import make_url
-
     from justering.workflow.services import open_services
+
+    _check_existing(settings)
+    services = open_services(settings)
+    try:
+        yield services
+    finally:
+        services.ledger.dispose()
+
+
+@contextmanager
+def existing_ledger(settings: Settings) -> Iterator[Ledger]:
+    """The ledger of an existing home alone (no CA needed), for a command that reads
+    or changes no trail (``webhooks``, ``clients webhook``); refused as
+    :func:`existing_services` refuses, never created."""
+    from justering.ledger.database import Ledger
+
+    _check_existing(settings)
+    ledger = Ledger(settings.database_url)
+    try:
+        yield ledger
+    finally:
+        ledger.dispose()
+
+
+def _check_existing(settings: Settings) -> None:
+    from sqlalchemy.engine import make_url
 
     if not settings.home.is_dir():
         raise ConfigError(
@@ -102,8 +133,3 @@ def existing_services(settings: Settings) -> Iterator[Services]:
         ledger = Path(url.database)
         if not ledger.is_file():
             raise ConfigError(f"no ledger at {ledger}: nothing has been recorded in this home")
-    services = open_services(settings)
-    try:
-        yield services
-    finally:
-        services.ledger.dispose()

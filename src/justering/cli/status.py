@@ -112,7 +112,7 @@ def _who(signatures: tuple[Signature, ...], waiting: tuple[Waiting, ...]) -> lis
         else:
             since = f"underrättad {local_minute(w.notified_at)}"
             if w.last_notified_at and w.last_notified_at != w.notified_at:
-                since += f", påmind {local_minute(w.last_notified_at)}"
+                since += f", senast {local_minute(w.last_notified_at)}"
         lines.append(f"    väntar på:  {w.name}, {w.role.swedish.lower()}, {since}")
     return lines
 

@@ -15,10 +15,11 @@ envelope sender), one ``Delivered-To`` per envelope recipient and ``Received``
 Messages over :data:`MAX_MESSAGE_BYTES` are refused with ``552``; a message that
 cannot be stored is refused with ``451`` so that the sender tries again.
 
-:class:`ReceivedMail` is what a person needs to click through: sender,
-recipients, the decoded subject and the http(s) links of the plain-text part
-(quoted-printable and base64 decoded). :func:`summary_line` formats one for the
-terminal and :func:`run_mailbox` is the whole ``justering mailbox`` command.
+:class:`ReceivedMail` (read back by :mod:`justering.devtools.received_mail`) is
+what a person needs to click through: sender, recipients, the decoded subject and the
+http(s) links of the plain-text part (quoted-printable and base64 decoded).
+:func:`summary_line` formats one for the terminal and :func:`run_mailbox` is the
+whole ``justering mailbox`` command.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import email
-import email.policy
 import logging
 import os
 import re
@@ -36,11 +35,8 @@ import socket
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from email.header import Header
-from email.message import EmailMessage, Message
-from email.utils import format_datetime, getaddresses, parseaddr, parsedate_to_datetime
-from html.parser import HTMLParser
+from email.utils import format_datetime
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
@@ -48,6 +44,7 @@ from typing import Any, TextIO
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from justering.devtools.received_mail import ReceivedMail, parse_received, parse_stored
 from justering.errors import ConfigError
 from justering.orchestration.listening import listen
 
@@ -70,167 +67,6 @@ MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 """Larger messages are refused with ``552`` (announced as ``SIZE`` in the EHLO reply)."""
 
 _SERVER_NAME = "justering-mailbox"
-_TRACE_HEADERS = ("return-path", "delivered-to", "received")
-
-
-@dataclass(frozen=True)
-class ReceivedMail:
-    """One message the sink stored, as a person reading it in a terminal needs it."""
-
-    path: Path
-    """The ``.eml`` file."""
-    sender: str
-    """The envelope sender (``MAIL FROM``), or the ``From`` address for a file without one."""
-    recipients: tuple[str, ...]
-    """The envelope recipients (``RCPT TO``), or ``To``/``Cc`` for a file without them."""
-    subject: str
-    """Decoded (RFC 2047), on one line; empty when the message has none."""
-    links: tuple[str, ...]
-    """The http(s) URLs of the plain-text part, in order, each once."""
-    received_at: dt.datetime | None = None
-    """When the sink received it (timezone-aware); ``None`` when the file does not say."""
-
-
-# --- reading a message -------------------------------------------------------------------
-
-
-def parse_received(path: Path) -> ReceivedMail:
-    """Read back a stored ``.eml`` file (also an outbox file of justering)."""
-    return _parse(path, path.read_bytes())
-
-
-def _parse(path: Path, data: bytes) -> ReceivedMail:
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    sender, recipients, received_at = _trace(message)
-    if not sender:
-        sender = parseaddr(_header(message, "From"))[1]
-    if not recipients:
-        fields = [_header(message, name) for name in ("To", "Cc")]
-        recipients = tuple(address for _, address in getaddresses(fields) if address)
-    if received_at is None:
-        received_at = _date(_header(message, "Date"))
-    return ReceivedMail(
-        path=path,
-        sender=sender,
-        recipients=recipients,
-        subject=" ".join(_header(message, "Subject").split()),
-        links=_links(message),
-        received_at=received_at,
-    )
-
-
-def _header(message: Message, name: str) -> str:
-    """A header's decoded value; empty when absent. Never raises on malformed input."""
-    try:
-        value = message.get(name)
-    except Exception:  # the header parsers of the email package are lenient but not total
-        log.debug("cannot parse header %s", name, exc_info=True)
-        raw = message.get_all(name, failobj=[])
-        return str(raw[0]) if raw else ""
-    return "" if value is None else str(value)
-
-
-def _trace(message: Message) -> tuple[str, tuple[str, ...], dt.datetime | None]:
-    """Envelope sender, recipients and arrival time from the sink's own trace headers.
-
-    Only the headers at the very top count (those the sink put there), so trace
-    headers the message already carried from elsewhere are not mistaken for ours.
-    """
-    sender = ""
-    recipients: list[str] = []
-    received_at: dt.datetime | None = None
-    for name, value in message.items():
-        key = name.lower()
-        if key not in _TRACE_HEADERS:
-            break
-        text = " ".join(str(value).split())
-        if key == "return-path" and not sender:
-            sender = text.strip("<>")
-        elif key == "delivered-to":
-            recipients.append(text)
-        elif key == "received":
-            received_at = _date(text.rpartition(";")[2])
-            break
-    return sender, tuple(recipients), received_at
-
-
-def _date(text: str) -> dt.datetime | None:
-    try:
-        when = parsedate_to_datetime(text.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
-
-
-def _links(message: EmailMessage) -> tuple[str, ...]:
-    """URLs of the text/plain parts; of the text/html parts only if there is no plain text."""
-    plain: list[str] = []
-    rich: list[str] = []
-    for part in _body_parts(message):
-        if part.get_content_type() == "text/plain":
-            plain.extend(_URL.findall(_text_of(part)))
-        elif part.get_content_type() == "text/html":
-            rich.extend(_hrefs(_text_of(part)))
-    found = (_trim(url) for url in plain) if plain else iter(rich)
-    return tuple(dict.fromkeys(url for url in found if _is_web_url(url)))
-
-
-def _body_parts(message: EmailMessage) -> Iterator[Message]:
-    for part in message.walk():
-        if part.is_multipart() or part.get_content_maintype() != "text":
-            continue
-        if part.get_content_disposition() == "attachment":
-            continue
-        yield part
-
-
-def _text_of(part: Message) -> str:
-    """The part's text: transfer encoding undone, then decoded by its charset."""
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
-    if charset in {"us-ascii", "ascii"}:
-        charset = "utf-8"  # a superset; 8-bit text often comes without a charset
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:
-        return payload.decode("utf-8", errors="replace")
-
-
-_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
-_TRAILING = ".,;:!?»›”’"
-
-
-def _trim(url: str) -> str:
-    """Strip punctuation that ends the sentence, not the URL; keep balanced parentheses."""
-    while url:
-        unbalanced = url[-1] == ")" and url.count(")") > url.count("(")
-        if url[-1] not in _TRAILING and not unbalanced:
-            break
-        url = url[:-1]
-    return url
-
-
-def _is_web_url(url: str) -> bool:
-    return re.fullmatch(r"https?://[^/?#\s]+.*", url, re.IGNORECASE | re.DOTALL) is not None
-
-
-class _HrefCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.hrefs.extend(value.strip() for name, value in attrs if name == "href" and value)
-
-
-def _hrefs(html: str) -> list[str]:
-    collector = _HrefCollector()
-    collector.feed(html)
-    collector.close()
-    return collector.hrefs
 
 
 # --- storing a message -------------------------------------------------------------------
@@ -328,7 +164,7 @@ class _Handler:
             log.error("cannot store a message in %s: %s", self.store.folder, error)
             return "451 4.3.0 Requested action aborted: cannot store the message"
         try:
-            mail = _parse(path, data)
+            mail = parse_stored(path, data)
         except Exception:  # stored is stored: a message we cannot read is still accepted
             log.exception("cannot read the stored message %s", path)
             mail = ReceivedMail(path, envelope.mail_from or "", tuple(envelope.rcpt_tos), "", ())

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from justering.errors import ConfigError, NotFoundError
 from justering.ledger.database import Ledger, utcnow
 from justering.ledger.schema import ClientRow, aware_utc
+from justering.model.webhooks import check_webhook_url, new_webhook_secret
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -28,9 +29,11 @@ __all__ = [
     "NewClient",
     "add_client",
     "client_for_token",
+    "client_meeting_id",
     "list_clients",
     "revoke_client",
     "scoped_meeting_id",
+    "set_webhook",
 ]
 
 TOKEN_PREFIX = "jst_"  # noqa: S105 (a prefix, not a secret)
@@ -52,6 +55,8 @@ class Client:
     municipality: str | None
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
+    webhook_url: str | None = None
+    """Where its webhooks go (:func:`set_webhook`); None: it has none."""
 
     @property
     def active(self) -> bool:
@@ -88,6 +93,12 @@ def scoped_meeting_id(client: str | None, meeting_id: str) -> str:
     return meeting_id if client is None else f"{client}{_SCOPE}{meeting_id}"
 
 
+def client_meeting_id(key: str) -> str:
+    """The ``meeting_id`` as its client gave it, from the ledger's key
+    (:func:`scoped_meeting_id` undone; a command line meeting's key is its id)."""
+    return key.rsplit(_SCOPE, 1)[-1]
+
+
 def _token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -99,6 +110,7 @@ def _client(row: ClientRow) -> Client:
         municipality=row.municipality,
         created_at=aware_utc(row.created_at),
         revoked_at=aware_utc(row.revoked_at) if row.revoked_at else None,
+        webhook_url=row.webhook_url,
     )
 
 
@@ -155,6 +167,23 @@ def revoke_client(ledger: Ledger, name: str) -> Client:
             row.revoked_at = utcnow()
         session.flush()
         return _client(row)
+
+
+def set_webhook(ledger: Ledger, name: str, url: str | None) -> str | None:
+    """Send the client's webhooks to ``url`` (checked: :func:`check_webhook_url`),
+    signed with a new secret, which is returned (shown once, to give to the meeting
+    system); ``url`` None stops its webhooks (and returns None). Deliveries still
+    pending go to the new URL, signed with the new secret."""
+    checked = None if url is None else check_webhook_url(url)
+    secret = None if checked is None else new_webhook_secret()
+    with ledger.transaction() as session:
+        row = session.get(ClientRow, name)
+        if row is None:
+            raise NotFoundError("client", name)
+        if row.revoked_at is not None and checked is not None:
+            raise ConfigError(f"client {name!r} is revoked; it gets no webhooks")
+        row.webhook_url, row.webhook_secret = checked, secret
+    return secret
 
 
 def client_for_token(ledger: Ledger, token: str) -> Client | None:

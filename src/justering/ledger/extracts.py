@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,11 +17,13 @@ from justering.errors import NotFoundError, TrailError
 from justering.ledger.database import utcnow
 from justering.ledger.heads import head_problem, seal_head
 from justering.ledger.schema import DocumentRow, ExtractRow, MeetingRow, TrailEventRow
+from justering.ledger.webhooks import queue_trail_event
 from justering.model.process import SIGNATURE_EVENTS
 from justering.model.roles import Signer
 from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, chain_problems, with_hash
 
 __all__ = [
+    "EventFacts",
     "append_event",
     "append_signer_event",
     "checked_trail",
@@ -97,6 +100,18 @@ def load_document(session: Session, sha256: str) -> bytes:
     return row.content
 
 
+class EventFacts(TypedDict, total=False):
+    """What an appended trail event records beyond who did it, all optional."""
+
+    document_sha256: str | None
+    """The document the event concerns (by default none; a signer's event: the
+    extract's current one)."""
+    certificate_sha256: str | None
+    detail: dict[str, str] | None
+    at: dt.datetime | None
+    """When; by default now. Must be timezone-aware."""
+
+
 def append_event(
     session: Session,
     extract: ExtractRow,
@@ -106,17 +121,17 @@ def append_event(
     actor_email: str | None = None,
     role: str | None = None,
     slot: str | None = None,
-    document_sha256: str | None = None,
-    certificate_sha256: str | None = None,
-    detail: dict[str, str] | None = None,
-    at: dt.datetime | None = None,
+    **facts: Unpack[EventFacts],
 ) -> TrailEvent:
     """Append an event to the extract's chain and seal the new head
-    (:mod:`justering.ledger.heads`). The caller holds the extract's lock.
+    (:mod:`justering.ledger.heads`), and queue the webhook it makes for the meeting's
+    client, in the same transaction (:mod:`justering.ledger.webhooks`). The caller
+    holds the extract's lock.
 
     Refuses (``TrailError``) to append to a trail whose last event is not the
     sealed head: a trail rewritten in the database is never sealed again by a
     legitimate step on top of it."""
+    at = facts.get("at")
     if at is not None and at.tzinfo is None:
         raise TrailError("trail times must be timezone-aware")
     last = last_event(session, extract.id)
@@ -135,32 +150,15 @@ def append_event(
             actor_email=actor_email,
             role=role,
             version=extract.version,
-            document_sha256=document_sha256,
-            certificate_sha256=certificate_sha256,
-            detail=detail or {},
+            document_sha256=facts.get("document_sha256"),
+            certificate_sha256=facts.get("certificate_sha256"),
+            detail=facts.get("detail") or {},
             prev_hash=GENESIS_HASH if last is None else last.hash,
         )
     )
-    session.add(
-        TrailEventRow(
-            extract_id=extract.id,
-            extract_ref=event.extract,
-            seq=event.seq,
-            kind=event.kind.value,
-            at=event.at,
-            actor=event.actor,
-            actor_email=event.actor_email,
-            role=event.role,
-            slot=slot,
-            version=event.version,
-            document_sha256=event.document_sha256,
-            certificate_sha256=event.certificate_sha256,
-            detail=dict(event.detail),
-            prev_hash=event.prev_hash,
-            hash=event.hash,
-        )
-    )
+    session.add(TrailEventRow.of_event(event, extract_id=extract.id, slot=slot))
     seal_head(session, extract, event.hash)
+    queue_trail_event(session, extract, event)  # the meeting system's webhook, if any
     session.flush()
     return event
 
@@ -192,13 +190,8 @@ def last_event(session: Session, extract_id: int) -> TrailEventRow | None:
 
 
 def event_rows(session: Session, extract_id: int) -> list[TrailEventRow]:
-    return list(
-        session.execute(
-            select(TrailEventRow)
-            .where(TrailEventRow.extract_id == extract_id)
-            .order_by(TrailEventRow.seq)
-        ).scalars()
-    )
+    query = select(TrailEventRow).where(TrailEventRow.extract_id == extract_id)
+    return list(session.scalars(query.order_by(TrailEventRow.seq)))
 
 
 def append_signer_event(
@@ -206,14 +199,11 @@ def append_signer_event(
     extract: ExtractRow,
     kind: EventKind,
     signer: Signer,
-    *,
-    document_sha256: str | None = None,
-    certificate_sha256: str | None = None,
-    at: dt.datetime | None = None,
-    detail: dict[str, str] | None = None,
+    **facts: Unpack[EventFacts],
 ) -> TrailEvent:
     """Append an event done by (or to) ``signer`` on the extract's current document
     (or ``document_sha256``)."""
+    facts["document_sha256"] = facts.get("document_sha256") or extract.head_sha256
     return append_event(
         session,
         extract,
@@ -222,10 +212,7 @@ def append_signer_event(
         actor_email=signer.email,
         role=signer.role.value,
         slot=signer.slot,
-        document_sha256=document_sha256 or extract.head_sha256,
-        certificate_sha256=certificate_sha256,
-        at=at,
-        detail=detail,
+        **facts,
     )
 
 

@@ -160,13 +160,8 @@ def find_link(
 
 
 def grants_of(session: Session, token_hash: str) -> list[LinkGrantRow]:
-    return list(
-        session.execute(
-            select(LinkGrantRow)
-            .where(LinkGrantRow.token_hash == token_hash)
-            .order_by(LinkGrantRow.extract_id)
-        ).scalars()
-    )
+    query = select(LinkGrantRow).where(LinkGrantRow.token_hash == token_hash)
+    return list(session.scalars(query.order_by(LinkGrantRow.extract_id)))
 
 
 def claim_link(session: Session, link: LinkTokenRow, *, now: dt.datetime | None = None) -> None:

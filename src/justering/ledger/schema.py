@@ -1,6 +1,6 @@
 """The ledger's tables (SQLAlchemy): meetings, the documents they sign (each
 paragraph's extract and the meeting's protocols, in ``extracts``), document
-versions, trail events, links and their grants, and leases.
+versions, trail events, links and their grants, leases, and the e-mail outbox.
 
 The ledger is the legal record: every step of the workflow is one transaction over
 these rows (see :mod:`justering.ledger.extracts` for the helpers that keep the
@@ -37,9 +37,12 @@ __all__ = [
     "LeaseRow",
     "LinkGrantRow",
     "LinkTokenRow",
+    "MailOutboxRow",
     "MeetingRow",
     "SignerLoginRow",
     "TrailEventRow",
+    "WebhookAttemptRow",
+    "WebhookDeliveryRow",
     "aware_utc",
     "extract_ref",
 ]
@@ -181,22 +184,43 @@ class TrailEventRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
     extract_ref: Mapped[str] = mapped_column(Text)
 
+    @classmethod
+    def of_event(cls, event: TrailEvent, *, extract_id: int, slot: str | None) -> TrailEventRow:
+        """The row that stores ``event`` (of extract ``extract_id``, by ``slot``)."""
+        return cls(
+            extract_id=extract_id,
+            extract_ref=event.extract,
+            kind=event.kind.value,
+            at=event.at,
+            slot=slot,
+            detail=dict(event.detail),
+            **{name: getattr(event, name) for name in _STORED_AS_THEY_ARE},
+        )
+
     def to_event(self) -> TrailEvent:
         return TrailEvent(
             extract=self.extract_ref,
-            seq=self.seq,
             kind=EventKind(self.kind),
             at=aware_utc(self.at),
-            actor=self.actor,
-            actor_email=self.actor_email,
-            role=self.role,
-            version=self.version,
-            document_sha256=self.document_sha256,
-            certificate_sha256=self.certificate_sha256,
             detail=dict(self.detail),
-            prev_hash=self.prev_hash,
-            hash=self.hash,
+            **{name: getattr(self, name) for name in _STORED_AS_THEY_ARE},
         )
+
+
+_STORED_AS_THEY_ARE = (
+    "seq",
+    "actor",
+    "actor_email",
+    "role",
+    "version",
+    "document_sha256",
+    "certificate_sha256",
+    "prev_hash",
+    "hash",
+)
+"""The fields of a :class:`TrailEvent` its row stores as they are (the others:
+``extract`` is the row's ``extract_ref``, ``kind`` its value, ``at`` read back as an
+aware UTC time, ``detail`` a plain dict)."""
 
 
 class ClientRow(Base):
@@ -213,6 +237,50 @@ class ClientRow(Base):
     """If set, the only municipality its manifests may name."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    """Where its webhooks are posted; None: it polls."""
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
+    """The secret its webhooks are signed with (``whsec_…``). Kept as it is, not
+    hashed, because signing needs it: like the home's other keys, whoever reads the
+    ledger can use it (docs/security.md)."""
+
+
+class WebhookDeliveryRow(Base):
+    """One webhook message to a client (the transactional outbox): written in the
+    transaction that records the event it reports, delivered after the commit by
+    orchestration, at least once. ``id`` is the ``webhook-id`` the receiver dedupes by.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    client: Mapped[str] = mapped_column(ForeignKey("clients.name"), index=True)
+    meeting_id: Mapped[str] = mapped_column(String(200), index=True)
+    """The ledger's (scoped) meeting key; the payload carries the client's own id."""
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """``pending`` (due at ``next_attempt_at``), ``delivered`` or ``failed`` (gave up)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Attempts since it was queued or last replayed (the back-off's exponent)."""
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    """When a pending delivery is due; a sender that claims it moves this past its
+    own attempt, so a sender that dies leaves it due again (at least once)."""
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttemptRow(Base):
+    """One attempt to deliver a webhook: when, the receiver's status or the error."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
 
 
 class LinkTokenRow(Base):
@@ -280,3 +348,33 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     holder: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MailOutboxRow(Base):
+    """One e-mail, queued in the transaction that records what it reports (a link
+    issued, a signature, a decline …) and sent after it by the outbox's sender
+    (:mod:`justering.mail.outbox`). Its ``Message-ID`` is fixed when it is queued,
+    so a message sent again (its sender died before marking it sent) is the same
+    message to its recipient. The text and HTML (which may hold a signer's link)
+    are kept only until it is sent."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    meeting_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    recipient_name: Mapped[str] = mapped_column(Text)
+    recipient_email: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    """Not tried again before then (the back-off after a failed attempt)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """A sender is sending it until then; one that died lets the claim run out."""
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)

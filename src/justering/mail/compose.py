@@ -230,14 +230,20 @@ def _html_of(block: Block) -> str:
 
 
 class Composed:
-    """``text()`` and ``html()`` from one list of blocks (:meth:`blocks`) and a short
-    English summary (:meth:`english`), which a message defines."""
+    """``text()`` and ``html()`` from one list of blocks (a greeting of ``to`` by name,
+    then the message's :meth:`body`) and a short English summary (:meth:`english`),
+    which a message defines."""
+
+    to: Person
 
     def subject(self) -> str:
         raise NotImplementedError
 
-    def blocks(self) -> list[Block]:
+    def body(self) -> list[Block]:
         raise NotImplementedError
+
+    def blocks(self) -> list[Block]:
+        return [Text(f"Hej {self.to.name},"), *self.body()]
 
     def english(self) -> str:
         raise NotImplementedError

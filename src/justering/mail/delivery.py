@@ -34,6 +34,8 @@ __all__ = [
     "SmtpNotifier",
     "SmtpServer",
     "build_message",
+    "message_domain",
+    "new_message_id",
     "notifier_for",
     "outbox_messages",
 ]
@@ -42,8 +44,12 @@ SENDER = "justering <noreply@justering.invalid>"
 
 
 class Notifier(Protocol):
-    def send(self, message: Message) -> str:
-        """Deliver ``message``; returns an identifier of the delivered message."""
+    def send(
+        self, message: Message, *, message_id: str | None = None, date: dt.datetime | None = None
+    ) -> str:
+        """Deliver ``message``; returns its ``Message-ID``. ``message_id`` and ``date``
+        (set when the message was queued, :mod:`justering.mail.outbox`) make a resend
+        the same message to its recipient; without them the message gets new ones."""
         ...
 
 
@@ -58,9 +64,11 @@ class OutboxNotifier:
         self.directory = directory
         self.sender = sender
 
-    def send(self, message: Message) -> str:
+    def send(
+        self, message: Message, *, message_id: str | None = None, date: dt.datetime | None = None
+    ) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
-        mail = build_message(message, sender=self.sender)
+        mail = build_message(message, sender=self.sender, message_id=message_id, date=date)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{message.kind}-{_safe_name(message.to.email)}.eml"
         handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
@@ -72,17 +80,33 @@ class OutboxNotifier:
         return str(mail["Message-ID"])
 
 
-def build_message(request: Message, sender: str = SENDER) -> EmailMessage:
-    """The e-mail for ``request``: multipart/alternative, plain text first, then HTML."""
+def message_domain(sender: str) -> str:
+    """The domain of a sender's address, for the ``Message-ID`` of what it sends."""
+    return parseaddr(sender)[1].rpartition("@")[2] or "justering.invalid"
+
+
+def new_message_id(sender: str) -> str:
+    """A fresh, globally unique ``Message-ID`` (RFC 5322) in the sender's domain."""
+    return make_msgid(domain=message_domain(sender))
+
+
+def build_message(
+    request: Message,
+    sender: str = SENDER,
+    *,
+    message_id: str | None = None,
+    date: dt.datetime | None = None,
+) -> EmailMessage:
+    """The e-mail for ``request``: multipart/alternative, plain text first, then HTML.
+    ``message_id`` and ``date``: those fixed when it was queued (else new ones)."""
     message = EmailMessage()
     message["From"] = sender
     # An address object, never a formatted string: a name with a comma, quotes or
     # angle brackets stays one display name of exactly one recipient.
     message["To"] = Address(display_name=request.to.name, addr_spec=request.to.email)
     message["Subject"] = request.subject()
-    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "justering.invalid"
-    message["Message-ID"] = make_msgid(domain=domain)
+    message["Date"] = format_datetime((date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+    message["Message-ID"] = message_id or new_message_id(sender)
     message.set_content(request.text())
     message.add_alternative(request.html(), subtype="html")
     return message
@@ -98,8 +122,9 @@ def outbox_messages(directory: Path) -> Sequence[Path]:
 class NotificationError(JusteringError):
     """A message could not be delivered (server down, login or recipient refused).
 
-    Raised inside the workflow's transaction, so nothing is recorded as notified
-    and the next run (or a Prefect retry) tries again.
+    Raised by the outbox's sender (:mod:`justering.mail.outbox`), after the
+    transaction that queued the message: the message stays queued, and is tried
+    again after a back-off.
     """
 
 
@@ -187,8 +212,10 @@ class SmtpNotifier:
         self.timeout = timeout
         self.ssl_context = ssl_context or ssl.create_default_context()
 
-    def send(self, request: Message) -> str:
-        message = build_message(request, sender=self.sender)
+    def send(
+        self, request: Message, *, message_id: str | None = None, date: dt.datetime | None = None
+    ) -> str:
+        message = build_message(request, sender=self.sender, message_id=message_id, date=date)
         where = f"SMTP server {self.server.address}"
         try:
             with self._connect() as client:

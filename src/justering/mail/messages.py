@@ -64,8 +64,8 @@ class SigningRequest(Composed):
             f"{self.meeting.short()}"
         )
 
-    def blocks(self) -> list[Block]:
-        blocks: list[Block] = [Text(f"Hej {self.to.name},")]
+    def body(self) -> list[Block]:
+        blocks: list[Block] = []
         if self.days_left is not None:
             when = "i dag" if self.days_left <= 0 else f"om {self.days_left} dagar"
             if self.days_left == 1:
@@ -129,9 +129,8 @@ class SigningReceiptMail(Composed):
         noun = count_of([item.extract for item in self.items])
         return f"Kvitto: du har signerat {noun}, {self.meeting.short()}"
 
-    def blocks(self) -> list[Block]:
+    def body(self) -> list[Block]:
         return [
-            Text(f"Hej {self.to.name},"),
             Text(
                 f"Du signerade {local_minute(self.signed_at, zone=True)} {self.role.capacity} "
                 f"följande från {self.meeting.source()}:"
@@ -169,9 +168,8 @@ class HeldNotice(Composed):
     def subject(self) -> str:
         return f"Protokollet väntar: {self.declined.label} ska rättas, {self.meeting.short()}"
 
-    def blocks(self) -> list[Block]:
+    def body(self) -> list[Block]:
         return [
-            Text(f"Hej {self.to.name},"),
             Text(
                 f"{self.declined_by} har avböjt att signera {self.declined.label} från "
                 f"{self.meeting.source()}. Paragrafen går tillbaka till sekreteraren för "

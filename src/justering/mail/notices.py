@@ -42,9 +42,8 @@ class DeclineNotice(Composed):
     def subject(self) -> str:
         return f"Avböjt: § {self.extract.paragraph} behöver ändras, {self.meeting.short()}"
 
-    def blocks(self) -> list[Block]:
+    def body(self) -> list[Block]:
         return [
-            Text(f"Hej {self.to.name},"),
             Text(
                 f"{self.declined_by} ({self.declined_role.swedish.lower()}) har avböjt att "
                 f"signera version {self.version} av detta utdrag från {self.meeting.source()}:"
@@ -100,13 +99,12 @@ class OverdueNotice(Composed):
         noun = "dokument" if count == 1 else f"{count} dokument"
         return f"Justeringen är försenad: {noun}, {self.meeting.short()}"
 
-    def blocks(self) -> list[Block]:
+    def body(self) -> list[Block]:
         waiting = "\n".join(
             f"{o.extract.label}: sista dag {o.deadline.isoformat()}, väntar på {o.waiting_for}"
             for o in self.overdue
         )
         return [
-            Text(f"Hej {self.to.name},"),
             Text(
                 f"Sista dagen för justering har passerat, men detta från {self.meeting.source()} "
                 "är inte justerat:",
@@ -146,9 +144,8 @@ class JusteringNotice(Composed):
         late = " (för sent)" if self.late else ""
         return f"{self.protocol.label} är justerat{late}: {self.meeting.short()}"
 
-    def blocks(self) -> list[Block]:
+    def body(self) -> list[Block]:
         blocks: list[Block] = [
-            Text(f"Hej {self.to.name},"),
             Text(
                 f"Ordföranden och justerarna har signerat protokollet från "
                 f"{self.meeting.source()}. Det är justerat {self.justered_on.isoformat()} och "

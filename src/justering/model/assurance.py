@@ -55,7 +55,8 @@ class Assurance(StrEnum):
 
     @property
     def rank(self) -> int:
-        return _RANK[self]
+        """0 for the link alone, then 1, 2 and 3 for LoA 2 to 4: the members' order."""
+        return list(Assurance).index(self)
 
     def at_least(self, minimum: Assurance) -> bool:
         return self.rank >= minimum.rank
@@ -72,8 +73,6 @@ class Assurance(StrEnum):
         """``tillitsnivå 3``; for link-only signing, ``ingen inloggning``."""
         return "ingen inloggning" if self is Assurance.LINK else f"tillitsnivå {self.rank + 1}"
 
-
-_RANK = {Assurance.LINK: 0, Assurance.LOA2: 1, Assurance.LOA3: 2, Assurance.LOA4: 3}
 
 KNOWN_ACR: Mapping[str, Assurance] = {
     LOA2: Assurance.LOA2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = ["JUSTERING_ROLES", "SIGNING_ORDER", "Person", "Role", "Signer", "role_name"]
 
@@ -18,38 +19,33 @@ class Role(StrEnum):
     @property
     def swedish(self) -> str:
         """The Swedish name of the role, as signers and archivists read it."""
-        return _SWEDISH[self]
+        return _WORDS[self].swedish
 
     @property
     def capacity(self) -> str:
         """In what capacity the role signs, to follow a verb: "signera som ordförande",
         "signera för utdragsbestyrkande" (the certifier's act is the utdragsbestyrkande;
         the certifier is not one)."""
-        return _CAPACITY[self]
+        return _WORDS[self].capacity
 
     @property
     def footer_label(self) -> str:
         """The caption of the footer box this role signs in."""
-        return _FOOTER_LABEL[self]
+        return _WORDS[self].footer_label
 
 
-_SWEDISH = {
-    Role.CHAIR: "Ordförande",
-    Role.ADJUSTER: "Justerare",
-    Role.CERTIFIER: "Utdragsbestyrkande",
+class _Words(NamedTuple):
+    swedish: str
+    capacity: str
+    footer_label: str
+
+
+_WORDS = {
+    Role.CHAIR: _Words("Ordförande", "som ordförande", "Ordförandes signatur"),
+    Role.ADJUSTER: _Words("Justerare", "som justerare", "Justerandes signatur"),
+    Role.CERTIFIER: _Words("Utdragsbestyrkande", "för utdragsbestyrkande", "Utdragsbestyrkande"),
 }
-
-_CAPACITY = {
-    Role.CHAIR: "som ordförande",
-    Role.ADJUSTER: "som justerare",
-    Role.CERTIFIER: "för utdragsbestyrkande",
-}
-
-_FOOTER_LABEL = {
-    Role.CHAIR: "Ordförandes signatur",
-    Role.ADJUSTER: "Justerandes signatur",
-    Role.CERTIFIER: "Utdragsbestyrkande",
-}
+"""What each role is called: its name, the capacity it signs in, its footer box."""
 
 #: The stages in signing order. Adjusters sign in parallel with each other.
 SIGNING_ORDER: tuple[Role, ...] = (Role.CHAIR, Role.ADJUSTER, Role.CERTIFIER)

@@ -23,21 +23,24 @@ from typing import TYPE_CHECKING, Any, cast
 __all__ = [
     "advance_meeting",
     "deadline_pass",
+    "deliver_webhooks",
     "draft_extracts",
     "install_services",
     "meeting_ended",
     "meeting_label",
     "meeting_label_of",
     "process_services",
+    "schedule_webhooks",
 ]
 
 from prefect import flow, task
 
 from justering import workflow
 from justering.config import load_settings
+from justering.ledger.webhooks import has_due
 from justering.model.calendar import local_minute
 from justering.model.meeting import Meeting
-from justering.workflow import deadlines
+from justering.workflow import deadlines, webhooks
 
 if TYPE_CHECKING:
     from prefect.tasks import TaskRunNameCallbackWithParameters
@@ -137,6 +140,7 @@ def advance_meeting(meeting_id: str) -> dict[str, Any]:
     never fills the task worker with retries. Retries here are for the unexpected
     (the ledger unreachable for a moment)."""
     report = workflow.advance_meeting(process_services(), meeting_id)
+    schedule_webhooks()  # what the signature that scheduled us, and this advance, queued
     return {
         "drafted": list(report.drafted),
         "notified": list(report.notified),
@@ -145,6 +149,33 @@ def advance_meeting(meeting_id: str) -> dict[str, Any]:
         "complete": report.complete,
         "failed": list(report.failed),
     }
+
+
+@task(name="deliver-webhooks", task_run_name="deliver webhooks")
+def deliver_webhooks() -> dict[str, list[str]]:
+    """Post the meeting systems' webhooks that are due, outside any meeting's lock
+    (:func:`justering.workflow.webhooks.deliver_webhooks`: safe in several processes
+    at once; what fails backs off in the ledger and the reconciler comes back to it,
+    so no Prefect retries)."""
+    report = webhooks.deliver_webhooks(process_services().ledger)
+    return {
+        "delivered": list(report.delivered),
+        "retrying": list(report.retrying),
+        "failed": list(report.failed),
+    }
+
+
+def schedule_webhooks() -> bool:
+    """Hand the due webhooks to the task worker (:func:`deliver_webhooks`), if any are
+    due; never fails the caller (the reconciler comes back to them). Whether it did."""
+    try:
+        if not has_due(process_services().ledger):
+            return False
+        deliver_webhooks.delay()
+    except Exception:  # Prefect unreachable for a moment: the reconciler retries
+        log.warning("webhook delivery not scheduled; the reconciler will", exc_info=True)
+        return False
+    return True
 
 
 @flow(name="meeting-ended", flow_run_name=_meeting_run_name, log_prints=True)

@@ -32,6 +32,7 @@ from justering.orchestration.deployments import (
 )
 from justering.orchestration.prefect_server import wait_for_prefect
 from justering.web.app import Hooks, create_app
+from justering.workflow.mailing import send_queued_mail
 from justering.workflow.services import Services, open_services
 from justering.workflow.status import meetings_needing_work
 from justering.workflow.workers import start_workers
@@ -94,14 +95,24 @@ def reconcile_seconds(environ: Mapping[str, str] | None = None) -> float:
 async def _reconcile(services: Services, period: float) -> None:
     """At start and then every ``period`` seconds, nudge every meeting with work
     recorded since its last complete advance: after a restart or a failed hand-over
-    to Prefect this resumes whatever was in flight (the ledger knows)."""
+    to Prefect this resumes whatever was in flight (the ledger knows); hand the
+    webhooks whose back-off has run out to the task worker. Then send the queued
+    e-mail that is due: a retry after a failed attempt, or a message whose sender
+    died before it was marked sent."""
+    from justering.orchestration.flows import schedule_webhooks
+
     while True:
         try:
             meetings = await asyncio.to_thread(meetings_needing_work, services)
             for meeting_id in meetings:
                 await asyncio.to_thread(schedule_advance, meeting_id)
+            await asyncio.to_thread(schedule_webhooks)
         except Exception:  # a reconcile pass must never stop the service
             log.exception("reconcile pass failed")
+        try:
+            await asyncio.to_thread(send_queued_mail, services)
+        except Exception:
+            log.exception("sending queued e-mail failed")
         await asyncio.sleep(period)
 
 
@@ -154,7 +165,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     from prefect.runner import Runner
     from prefect.task_worker import aserve
 
-    from justering.orchestration.flows import advance_meeting, install_services
+    from justering.orchestration.flows import advance_meeting, deliver_webhooks, install_services
 
     begun = time.monotonic()
     period = reconcile_seconds()
@@ -208,7 +219,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     )
     background = [
         asyncio.create_task(runner.start(), name="prefect-runner"),
-        asyncio.create_task(aserve(advance_meeting, limit=4), name="task-worker"),
+        asyncio.create_task(aserve(advance_meeting, deliver_webhooks, limit=4), name="task-worker"),
         asyncio.create_task(_reconcile(svc, period), name="reconciler"),
     ]
     # Let Prefect's runner and task worker start (and install their SIGTERM handlers)

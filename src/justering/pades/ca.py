@@ -22,23 +22,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from asn1crypto import keys as asn1_keys
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
-from pyhanko.sign.signers import SimpleSigner
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from justering.errors import ConfigError, SigningError
 from justering.model.assurance import LINK_ONLY, SignerIdentity
-from justering.model.roles import Role, Signer
-from justering.pades.assurance import assurance_extensions
+from justering.model.roles import Signer
 from justering.pades.ca_files import (
     check_chain,
     is_self_signed,
@@ -47,8 +40,15 @@ from justering.pades.ca_files import (
     replace_file,
     unique,
 )
+from justering.pades.certificates import (
+    BACKDATE,
+    SignerCredential,
+    fingerprint,
+    key_usage,
+    signer_certificate,
+)
 from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
-from justering.pades.names import MAX_NAME_LENGTH, certificate_name, with_organisation_identifier
+from justering.pades.names import organisation_name, with_organisation_identifier
 
 CA_KEY_FILE = "ca-key.pem"
 CA_CERT_FILE = "ca-cert.pem"
@@ -60,77 +60,10 @@ DEFAULT_CERTIFICATE_VALIDITY = timedelta(days=365)
 CA_VALIDITY = timedelta(days=20 * 365)
 CRL_VALIDITY = timedelta(days=1)
 """How long a CRL of the signing CA says it is current (its next update)."""
-BACKDATE = timedelta(minutes=5)
-"""Certificates start a little before now, so a validator with a slow clock accepts them."""
 
-DOCUMENT_SIGNING_EKU = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
-"""id-kp-documentSigning (RFC 9336)."""
-ADOBE_AUTHENTIC_DOCUMENTS_EKU = ObjectIdentifier("1.2.840.113583.1.1.5")
-"""Adobe Authentic Documents Trust: Adobe Reader's document-signing usage."""
 
-_ROLE_BY_TITLE = {role.swedish: role for role in Role}
-_CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=False,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
+_CA_KEY_USAGE = key_usage(key_cert_sign=True, crl_sign=True)
 """A CA's key signs certificates and CRLs, nothing else."""
-
-
-def fingerprint(certificate: x509.Certificate) -> str:
-    """SHA-256 of the certificate's DER encoding, lowercase hex."""
-    return certificate.fingerprint(hashes.SHA256()).hex()
-
-
-def role_from_certificate(certificate: x509.Certificate) -> Role | None:
-    """The role a signer certificate names in its title, or None if it names none."""
-    for attribute in certificate.subject.get_attributes_for_oid(NameOID.TITLE):
-        role = _ROLE_BY_TITLE.get(str(attribute.value))
-        if role is not None:
-            return role
-    return None
-
-
-def common_name(certificate: x509.Certificate) -> str:
-    """The subject's CN, or an empty string."""
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else ""
-
-
-@dataclass(frozen=True)
-class SignerCredential:
-    """A fresh single-use key and the certificate the CA issued for it."""
-
-    key: ec.EllipticCurvePrivateKey
-    certificate: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
-    """The issuing CA certificate(s), nearest first."""
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.certificate)
-
-    @property
-    def pyhanko_signer(self) -> SimpleSigner:
-        """A pyHanko signer for this key, with the chain embedded in each signature."""
-        der_key = self.key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return SimpleSigner(
-            signing_cert=asn1_certificate(self.certificate),
-            signing_key=asn1_keys.PrivateKeyInfo.load(der_key),
-            cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
-                [asn1_certificate(cert) for cert in self.chain]
-            ),
-        )
 
 
 class SigningCA:
@@ -177,14 +110,9 @@ class SigningCA:
                     "refusing to overwrite it"
                 )
         now = now or datetime.now(UTC)
-        default_name = f"{organisation} signeringstjänst CA"
-        if len(default_name.encode()) > MAX_NAME_LENGTH:
-            default_name = organisation
         try:
-            name = certificate_name(
-                (NameOID.COUNTRY_NAME, "SE"),
-                (NameOID.ORGANIZATION_NAME, organisation),
-                (NameOID.COMMON_NAME, common_name or default_name),
+            name = organisation_name(
+                organisation, suffix=" signeringstjänst CA", common_name=common_name or None
             )
         except ValueError as error:
             raise ConfigError(f"signing CA name: {error}") from error
@@ -380,15 +308,8 @@ class SigningCA:
         validity: timedelta = DEFAULT_CERTIFICATE_VALIDITY,
         identity: SignerIdentity = LINK_ONLY,
     ) -> SignerCredential:
-        """A fresh key and a certificate naming ``signer`` and their role.
-
-        Subject: CN = name, title and OU = the role in Swedish, O = ``organisation``,
-        and for a login with e-legitimation serialNumber = the pseudonym derived from
-        the keyed hash of the personnummer; the email goes only in the
-        subjectAltName, and no personal identity number is ever put in the
-        certificate. How the signer was identified (``identity``: the link only, or
-        a login and its level) is in the certificate's policy and, for a login, in
-        the authentication context extension (``justering.pades.assurance``).
+        """A fresh key and a certificate naming ``signer`` and their role, as
+        ``justering.pades.certificates.signer_certificate`` describes it.
 
         ``validity``: the key signs once and is dropped, so the certificate could
         be valid for minutes. But ``pdfsig`` and Adobe Reader check certificates at
@@ -407,67 +328,17 @@ class SigningCA:
                 f"the signing CA expires {self.certificate.not_valid_after_utc:%Y-%m-%d}, "
                 "before the certificate it would issue; renew the CA"
             )
-        serial = ((NameOID.SERIAL_NUMBER, identity.pseudonym),) if identity.pseudonym else ()
-        try:
-            subject = certificate_name(
-                (NameOID.COUNTRY_NAME, "SE"),
-                (NameOID.ORGANIZATION_NAME, organisation),
-                (NameOID.ORGANIZATIONAL_UNIT_NAME, signer.role.swedish),
-                (NameOID.TITLE, signer.role.swedish),
-                (NameOID.COMMON_NAME, signer.name),
-                *serial,
-            )
-        except ValueError as error:
-            raise SigningError(f"signer {signer.slot}: {error}") from error
         key = ec.generate_private_key(ec.SECP256R1())
-        ca_public = self._key.public_key()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=True,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                # NSS (pdfsig) checks signer certificates for the email-signing
-                # usage; the other two name document signing for Adobe and RFC 9336.
-                x509.ExtendedKeyUsage(
-                    [
-                        ExtendedKeyUsageOID.EMAIL_PROTECTION,
-                        DOCUMENT_SIGNING_EKU,
-                        ADOBE_AUTHENTIC_DOCUMENTS_EKU,
-                    ]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_public), critical=False
+        certificate = self.certify(
+            signer_certificate(
+                signer,
+                key.public_key(),
+                organisation=organisation,
+                identity=identity,
+                now=now,
+                not_after=not_after,
             )
         )
-        if signer.email:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.RFC822Name(signer.email)]), critical=False
-            )
-        for extension, critical in assurance_extensions(identity):
-            builder = builder.add_extension(extension, critical=critical)
-        certificate = builder.sign(self._key, hashes.SHA256())
         return SignerCredential(key=key, certificate=certificate, chain=self.issuing_chain)
 
     @property
@@ -498,20 +369,10 @@ class SigningCA:
         return certificate
 
 
-def asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
-    """``certificate`` as the asn1crypto object pyHanko works with."""
-    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
-
-
 __all__ = [
     "CA_CERT_FILE",
     "CA_KEY_FILE",
     "CA_RETIRED_FILE",
     "DEFAULT_CERTIFICATE_VALIDITY",
-    "SignerCredential",
     "SigningCA",
-    "asn1_certificate",
-    "common_name",
-    "fingerprint",
-    "role_from_certificate",
 ]

@@ -26,8 +26,9 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from justering.errors import ConfigError
-from justering.pades.ca import SigningCA, asn1_certificate
+from justering.pades.ca import SigningCA
 from justering.pades.ca_files import is_self_signed
+from justering.pades.certificates import asn1_certificate
 
 __all__ = [
     "ChainError",

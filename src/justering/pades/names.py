@@ -13,6 +13,7 @@ from justering.errors import ConfigError
 __all__ = [
     "MAX_NAME_LENGTH",
     "certificate_name",
+    "organisation_name",
     "with_organisation_identifier",
 ]
 
@@ -33,6 +34,24 @@ def certificate_name(*attributes: tuple[ObjectIdentifier, str]) -> x509.Name:
                 "a certificate allows"
             )
     return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+
+
+def organisation_name(
+    organisation: str, *, suffix: str, common_name: str | None = None
+) -> x509.Name:
+    """The name of a certificate the organisation holds itself (its CA, its seal):
+    C = SE, O = ``organisation``, CN = ``common_name``, by default the organisation
+    followed by ``suffix`` (only the organisation when that is too long for a CN);
+    ValueError as :func:`certificate_name`."""
+    if common_name is None:
+        common_name = organisation + suffix
+        if len(common_name.encode()) > MAX_NAME_LENGTH:
+            common_name = organisation
+    return certificate_name(
+        (NameOID.COUNTRY_NAME, "SE"),
+        (NameOID.ORGANIZATION_NAME, organisation),
+        (NameOID.COMMON_NAME, common_name),
+    )
 
 
 def with_organisation_identifier(name: x509.Name, identifier: str) -> x509.Name:

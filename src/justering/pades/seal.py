@@ -54,16 +54,23 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from justering.errors import ConfigError
 from justering.model.calendar import local_minute
-from justering.pades.ca import (
+from justering.pades.ca import SigningCA
+from justering.pades.certificates import (
     BACKDATE,
     SignerCredential,
-    SigningCA,
     asn1_certificate,
     common_name,
+    key_usage,
 )
+from justering.pades.checks import first_failed_check
 from justering.pades.hsm import KEY_REFERENCE_FILE, TokenKey, TokenReference, generate_token_key
-from justering.pades.names import MAX_NAME_LENGTH, certificate_name
-from justering.pades.timestamps import Timestamper, signature_timestamp_tokens, timestamp_time
+from justering.pades.names import organisation_name
+from justering.pades.timestamps import (
+    UNTRUSTED_TIMESTAMP,
+    Timestamper,
+    signature_timestamp_tokens,
+    timestamp_time,
+)
 
 __all__ = [
     "SEAL_FILE",
@@ -89,17 +96,7 @@ SEAL_VALIDITY = timedelta(days=5 * 365)
 SEAL_RENEWAL = timedelta(days=30)
 """A seal whose certificate has less than this left is replaced by a new one."""
 _NAME_SUFFIX = " – signaturkedja"
-_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=False,
-    crl_sign=False,
-    encipher_only=False,
-    decipher_only=False,
-)
+_KEY_USAGE = key_usage(digital_signature=True)
 """The seal's key signs data (a trail), nothing else."""
 
 
@@ -192,15 +189,8 @@ def _token_key(token: TokenReference, certificate: x509.Certificate) -> TokenKey
 def _issue(ca: SigningCA, now: datetime) -> TrailSeal:
     """A fresh key and its certificate: the organisation's, for sealing trails only."""
     organisation = _organisation(ca)
-    name = organisation + _NAME_SUFFIX
-    if len(name.encode()) > MAX_NAME_LENGTH:
-        name = organisation
     try:
-        subject = certificate_name(
-            (NameOID.COUNTRY_NAME, "SE"),
-            (NameOID.ORGANIZATION_NAME, organisation),
-            (NameOID.COMMON_NAME, name),
-        )
+        subject = organisation_name(organisation, suffix=_NAME_SUFFIX)
     except ValueError as error:
         raise ConfigError(f"trail seal certificate: {error}") from error
     serial = x509.random_serial_number()
@@ -408,18 +398,15 @@ def _claimed_time(signer_info: cms.SignerInfo) -> datetime | None:
 def _with_problems(
     result: SealVerification, certificate: x509.Certificate, what: str
 ) -> SealVerification:
-    problems = []
-    if not result.intact:
-        problems.append(f"{what} was changed after it was sealed")
-    elif not result.valid:
-        problems.append(f"the seal of {what}: its cryptographic signature is invalid")
-    elif not result.trusted:
-        problems.append(_untrusted(certificate, result.validated_at))
+    failed = first_failed_check(
+        result,
+        changed=f"{what} was changed after it was sealed",
+        invalid=f"the seal of {what}: its cryptographic signature is invalid",
+        untrusted=lambda: _untrusted(certificate, result.validated_at),
+    )
+    problems = [] if failed is None else [failed]
     if result.timestamped_at is not None and not result.timestamp_trusted:
-        problems.append(
-            f"the seal of {what}: its timestamp is not trusted (invalid, or the TSA's "
-            "certificate does not chain to a trust root: is the TSA's root among them?)"
-        )
+        problems.append(f"the seal of {what}: {UNTRUSTED_TIMESTAMP}")
     return replace(result, problems=tuple(problems))
 
 

@@ -40,7 +40,7 @@ from pyhanko.stamp import TextStampStyle
 from justering.documents import layout
 from justering.errors import SigningError
 from justering.model.roles import Role, Signer
-from justering.pades.ca import SignerCredential, common_name, role_from_certificate
+from justering.pades.certificates import SignerCredential, common_name, role_from_certificate
 from justering.pades.timestamps import (
     TIMESTAMP_BYTES_RESERVED,
     Timestamper,

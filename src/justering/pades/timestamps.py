@@ -55,9 +55,15 @@ from pyhanko_certvalidator.errors import CRLFetchError, OCSPFetchError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 
 from justering.errors import SigningError
-from justering.pades.ca import SigningCA, asn1_certificate
+from justering.pades.ca import SigningCA
+from justering.pades.certificates import asn1_certificate
 
 DEFAULT_TIMEOUT = 10.0
+UNTRUSTED_TIMESTAMP = (
+    "its timestamp is not trusted (invalid, or the TSA's certificate does not chain to "
+    "a trust root: is the TSA's root among them?)"
+)
+"""What a validator says of a signature (or seal) whose RFC 3161 timestamp fails."""
 """Seconds to wait for a TSA or revocation source before the step fails (and is retried)."""
 TIMESTAMP_BYTES_RESERVED = 16384
 """Extra room, in hex digits (8 KB of DER), for a timestamp token in a signature
@@ -261,6 +267,7 @@ def _cause(error: BaseException) -> str:
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "UNTRUSTED_TIMESTAMP",
     "TimestampError",
     "Timestamper",
     "add_long_term_validation",

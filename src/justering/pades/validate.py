@@ -66,17 +66,29 @@ from pyhanko_certvalidator import ValidationContext
 
 from justering.model.calendar import local_minute
 from justering.model.roles import SIGNING_ORDER, Role
-from justering.pades.assurance import UNKNOWN, CertificateAssurance, assurance_of
-from justering.pades.ca import asn1_certificate, common_name, fingerprint, role_from_certificate
-from justering.pades.timestamps import signature_timestamp_tokens, timestamp_time
+from justering.pades.assurance import assurance_of
+from justering.pades.certificates import (
+    asn1_certificate,
+    common_name,
+    fingerprint,
+    role_from_certificate,
+)
+from justering.pades.checks import first_failed_check
+from justering.pades.timestamps import (
+    UNTRUSTED_TIMESTAMP,
+    signature_timestamp_tokens,
+    timestamp_time,
+)
+from justering.pades.validation_results import (
+    DocumentTimestampReport,
+    ExtractValidation,
+    SignatureReport,
+)
 
 __all__ = [
     "ACCEPTED_AFTER_LAST_SIGNATURE",
     "ACCEPTED_LATER_CHANGES",
     "MAX_ADJUSTERS",
-    "DocumentTimestampReport",
-    "ExtractValidation",
-    "SignatureReport",
     "validate_extract",
 ]
 
@@ -88,66 +100,6 @@ ACCEPTED_AFTER_LAST_SIGNATURE = frozenset({"none", "lta_updates"})
 
 MAX_ADJUSTERS = 2
 _FIELD_NAME = re.compile(r"Signatur-(?P<role>[a-z]+)-(?P<index>\d+)")
-
-
-@dataclass(frozen=True)
-class SignatureReport:
-    """What one signature of an extract says and whether it holds."""
-
-    field_name: str
-    signer_name: str
-    """The certificate's CN."""
-    role: Role | None
-    """The role the certificate names (its title), None when it names none."""
-    signed_at: datetime | None
-    """The signing time the signature claims."""
-    certificate_fingerprint: str
-    intact: bool
-    """The digest of the signed bytes matches."""
-    valid: bool
-    """The cryptographic signature over that digest is correct."""
-    trusted: bool
-    """The certificate chains to a trust root and was valid at ``validated_at``."""
-    covers_whole_file: bool
-    """The signed byte range ends at the end of the file."""
-    modification_level: str
-    """The kind of change made after this signature, by pyHanko's difference
-    analysis: ``none``, ``lta_updates``, ``form_filling``, ``annotations`` or ``other``."""
-    validated_at: datetime
-    """The time the certificate was checked at."""
-    timestamped_at: datetime | None = None
-    """The time of the signature's RFC 3161 timestamp, None when it has none."""
-    timestamp_trusted: bool = False
-    """The timestamp is intact, valid and chains to a trust root."""
-    long_term: bool = False
-    """Checked with the file's long-term validation data, under a document timestamp."""
-    assurance: CertificateAssurance = UNKNOWN
-    """How the certificate says its signer was identified (link, or a login's level)."""
-
-
-@dataclass(frozen=True)
-class DocumentTimestampReport:
-    """One document timestamp (PAdES-LTA) and whether it holds."""
-
-    field_name: str
-    timestamped_at: datetime | None
-    trusted: bool
-    """Intact, valid, and its TSA certificate chains to a trust root at ``validated_at``."""
-    validated_at: datetime
-
-
-@dataclass(frozen=True)
-class ExtractValidation:
-    """All signatures of an extract, in file order, and every problem found."""
-
-    signatures: tuple[SignatureReport, ...]
-    problems: tuple[str, ...]
-    document_timestamps: tuple[DocumentTimestampReport, ...] = ()
-    """The document timestamps after the signatures, oldest first."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def validate_extract(
@@ -392,32 +344,19 @@ async def _validate_one(
     )
     problems = _signature_problems(report, status)
     if timestamped is not None and not report.timestamp_trusted:
-        problems.append(
-            f"signature {field}: its timestamp is not trusted (invalid, or the TSA's "
-            "certificate does not chain to a trust root: is the TSA's root among them?)"
-        )
+        problems.append(f"signature {field}: {UNTRUSTED_TIMESTAMP}")
     return report, problems
 
 
 def _signature_problems(report: SignatureReport, status: PdfSignatureStatus) -> list[str]:
     field = report.field_name
-    problems = []
-    if not report.intact:
-        problems.append(f"signature {field}: the signed content was changed (digest mismatch)")
-    elif not report.valid:
-        problems.append(f"signature {field}: the cryptographic signature is invalid")
-    elif not report.trusted:
-        indication = status.trust_problem_indic
-        why = str(indication).rpartition(".")[2].lower() if indication else "unknown"
-        if report.timestamped_at is not None and not report.long_term:
-            why += (
-                "; no proven long-term validation data: the extract has no DSS "
-                "under a trusted document timestamp"
-            )
-        problems.append(
-            f"signature {field}: the certificate of {report.signer_name!r} is not trusted "
-            f"at {local_minute(report.validated_at, zone=True)} ({why})"
-        )
+    failed = first_failed_check(
+        report,
+        changed=f"signature {field}: the signed content was changed (digest mismatch)",
+        invalid=f"signature {field}: the cryptographic signature is invalid",
+        untrusted=lambda: _untrusted_signer(report, status),
+    )
+    problems = [] if failed is None else [failed]
     if report.role is None:
         problems.append(f"signature {field}: the certificate names no justering role")
     else:
@@ -433,6 +372,20 @@ def _signature_problems(report: SignatureReport, status: PdfSignatureStatus) -> 
             f"signatures ({report.modification_level.replace('_', ' ')})"
         )
     return problems
+
+
+def _untrusted_signer(report: SignatureReport, status: PdfSignatureStatus) -> str:
+    indication = status.trust_problem_indic
+    why = str(indication).rpartition(".")[2].lower() if indication else "unknown"
+    if report.timestamped_at is not None and not report.long_term:
+        why += (
+            "; no proven long-term validation data: the extract has no DSS "
+            "under a trusted document timestamp"
+        )
+    return (
+        f"signature {report.field_name}: the certificate of {report.signer_name!r} is not "
+        f"trusted at {local_minute(report.validated_at, zone=True)} ({why})"
+    )
 
 
 def _tail_problems(

@@ -1,7 +1,8 @@
 """The web app (FastAPI): the meeting systems' API and the pages.
 
-The API (``api``), the signers' and the secretary's pages (``signer``), the
-anslagstavla (``noticeboard``) and the archive (``archivist``) live in their own
+The API (``api``), the signers' pages and the secretary's redraft page
+(``signer``), the secretaries' pages (``secretary``), the anslagstavla
+(``noticeboard``) and the archive (``archivist``) live in their own
 modules, the pages' templates in ``templates/``; this module serves the front
 page. Signing happens in the request: this is the signature service, which issues
 the signer's certificate and makes the PAdES signature; the next stage is then left
@@ -20,8 +21,10 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from justering.web.api import meetings_router
 from justering.web.archivist import archivist_router
+from justering.web.auth import LoginGuard
 from justering.web.noticeboard import noticeboard_router
 from justering.web.pages import public_page
+from justering.web.secretary import secretary_router
 from justering.web.signer import signer_router
 from justering.workflow.services import Services
 
@@ -47,7 +50,7 @@ def create_app(
     services: Services, hooks: Hooks, *, environ: Mapping[str, str] | None = None
 ) -> FastAPI:
     """The whole web app. ``environ`` (default: the process's) is where the
-    archivists' accounts are configured."""
+    archivists' and secretaries' accounts are configured."""
     app = FastAPI(title="justering", docs_url=None, redoc_url=None)
     if services.settings.trusted_proxies:
         # Behind a reverse proxy: the client's address (the login limits) and the
@@ -61,7 +64,13 @@ def create_app(
         signer_router(services, lambda meeting_id: _hand_over(hooks.schedule_advance, meeting_id))
     )
     app.include_router(noticeboard_router(services), prefix="/anslagstavla")
-    app.include_router(archivist_router(services, environ=environ), prefix="/arkiv")
+    # One count of password attempts for both staff logins: an address guessing at
+    # one is slowed at the other too.
+    guard = LoginGuard()
+    app.include_router(archivist_router(services, environ=environ, guard=guard), prefix="/arkiv")
+    app.include_router(
+        secretary_router(services, environ=environ, guard=guard), prefix="/sekreterare"
+    )
 
     @app.get("/", name="home", response_class=HTMLResponse)
     def home(request: Request) -> HTMLResponse:
@@ -70,6 +79,7 @@ def create_app(
             "home.html",
             noticeboard=request.url_for("noticeboard").path,
             archive=request.url_for("archivist_search").path,
+            secretary=request.url_for("secretary_meetings").path,
         )
 
     @app.get("/healthz")

@@ -1,16 +1,21 @@
-"""Archivists' accounts and sessions for the archive pages (``/arkiv``).
+"""The staff's accounts and sessions: archivists (the archive pages, ``/arkiv``) and
+secretaries (a body's meetings, ``/sekreterare``).
 
 Two ways in, chosen by configuration (docs/audit.md says which and why):
 
-- **Accounts** in a TOML table ``[archivists]`` mapping a user name to a
-  scrypt hash (``python -m justering.web.auth hash`` makes one), in the file
-  named by ``JUSTERING_ARCHIVISTS`` or else in ``JUSTERING_CONFIG``. A login
-  gives a signed session cookie (HMAC-SHA256, key ``archivist-session.key`` in
-  the home folder, mode 0600, made on first use).
-- **A trusted reverse proxy** that authenticates the archivist and sets the
-  header named by ``JUSTERING_ARCHIVIST_HEADER`` (``Settings.archivist_header``).
+- **Accounts** in the file named by ``JUSTERING_ARCHIVISTS`` or else in
+  ``JUSTERING_CONFIG``: a TOML table ``[archivists]`` mapping a user name to a
+  scrypt hash (``python -m justering.web.auth hash`` makes one), and a table
+  ``[secretaries]`` mapping a user name to ``{password = hash, bodies = [codes]}``
+  (the bodies whose meetings they follow). A name is in one table only. A login
+  gives a session cookie signed with itsdangerous (HMAC-SHA256, key
+  ``archivist-session.key`` in the home folder, mode 0600, made on first use),
+  valid in its own area only.
+- **A trusted reverse proxy** that authenticates the person and sets the
+  header named by ``JUSTERING_ARCHIVIST_HEADER`` (``Settings.archivist_header``);
+  a secretary's bodies then still come from ``[secretaries]``.
 
-Forms that change nothing still carry a CSRF token bound to the archivist
+Every form carries a CSRF token bound to the person and the area
 (:meth:`Sessions.csrf_token`).
 """
 
@@ -32,7 +37,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -42,6 +49,7 @@ from justering.errors import ConfigError
 
 __all__ = [
     "KEY_FILE",
+    "SECRETARY_REALM",
     "SESSION_COOKIE",
     "SESSION_SECONDS",
     "Accounts",
@@ -60,6 +68,8 @@ SESSION_COOKIE = "justering_arkiv"
 SESSION_SECONDS = 8 * 3600
 """A session (and a CSRF token) lasts a working day."""
 KEY_FILE = "archivist-session.key"
+SECRETARY_REALM = "secretary"
+"""The :attr:`Sessions.realm` of the secretaries' pages (the archive's is ``""``)."""
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
@@ -91,7 +101,9 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     )
 
 
-def _check_hash_format(user: str, stored: str) -> None:
+def _check_hash_format(who: str, stored: str) -> None:
+    """Refuse a stored password that is not an scrypt hash; ``who`` names the account
+    (and the file) in the message."""
     parts = stored.split("$")
     try:
         ok = parts[0] == "scrypt" and len(parts) == 6 and all(int(v) > 0 for v in parts[1:4])
@@ -100,7 +112,7 @@ def _check_hash_format(user: str, stored: str) -> None:
         ok = False
     if not ok:
         raise ConfigError(
-            f"archivist {user!r}: the password hash is not an scrypt$… hash "
+            f"{who}: the password hash is not an scrypt$… hash "
             "(make one with `python -m justering.web.auth hash`)"
         )
 
@@ -121,9 +133,26 @@ _DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$" + _b64(bytes(32))
 
 @dataclass(frozen=True)
 class Accounts:
-    """The configured archivists: user name → scrypt hash."""
+    """The configured staff: user name → scrypt hash; secretaries also have bodies."""
 
     hashes: Mapping[str, str] = field(default_factory=dict)
+    bodies: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Secretaries: user name → the codes of the bodies whose meetings they follow.
+    Everyone else in ``hashes`` is an archivist."""
+
+    def archivists(self) -> Accounts:
+        """Only the archivists (who may log in to the archive)."""
+        return Accounts({u: h for u, h in self.hashes.items() if u not in self.bodies})
+
+    def secretaries(self) -> Accounts:
+        """Only the secretaries (who may log in to the secretaries' pages)."""
+        return Accounts(
+            {u: h for u, h in self.hashes.items() if u in self.bodies}, dict(self.bodies)
+        )
+
+    def bodies_of(self, user: str) -> frozenset[str]:
+        """The bodies a secretary follows (none for anyone else)."""
+        return self.bodies.get(user, frozenset())
 
     def authenticate(self, user: str, password: str) -> bool:
         """True for a known user with the right password. An unknown user costs
@@ -139,8 +168,8 @@ class Accounts:
 
 
 def load_accounts(environ: Mapping[str, str] | None = None) -> Accounts:
-    """The ``[archivists]`` table of ``JUSTERING_ARCHIVISTS``, else of
-    ``JUSTERING_CONFIG``; no accounts if neither names a file."""
+    """The ``[archivists]`` and ``[secretaries]`` tables of ``JUSTERING_ARCHIVISTS``,
+    else of ``JUSTERING_CONFIG``; no accounts if neither names a file."""
     env = os.environ if environ is None else environ
     for variable in ("JUSTERING_ARCHIVISTS", "JUSTERING_CONFIG"):
         name = env.get(variable, "").strip()
@@ -163,9 +192,39 @@ def _read_accounts(variable: str, path: Path) -> Accounts:
     for user, stored in table.items():
         if not isinstance(stored, str):
             raise ConfigError(f"{variable} {path}: archivist {user!r}: expected a hash string")
-        _check_hash_format(user, stored)
+        _check_hash_format(f"{variable} {path}: archivist {user!r}", stored)
         hashes[user] = stored
-    return Accounts(hashes)
+    bodies = _read_secretaries(f"{variable} {path}", document.get("secretaries", {}), hashes)
+    return Accounts(hashes, bodies)
+
+
+def _read_secretaries(
+    where: str, table: object, hashes: dict[str, str]
+) -> dict[str, frozenset[str]]:
+    """The ``[secretaries]`` table (``name = {password = hash, bodies = [codes]}``);
+    their hashes are added to ``hashes``."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [secretaries] must be a table of name = {{password, bodies}}")
+    bodies: dict[str, frozenset[str]] = {}
+    for user, entry in table.items():
+        who = f"{where}: secretary {user!r}"
+        if user in hashes:
+            raise ConfigError(f"{who} is also an archivist; a name may be in one table only")
+        if not isinstance(entry, dict) or set(entry) - {"password", "bodies"}:
+            raise ConfigError(f'{who}: expected {{password = "scrypt$…", bodies = ["KSAU"]}}')
+        stored, codes = entry.get("password"), entry.get("bodies")
+        if not isinstance(stored, str):
+            raise ConfigError(f"{who}: password: expected a hash string")
+        if (
+            not isinstance(codes, list)
+            or not codes
+            or not all(isinstance(c, str) and c.strip() for c in codes)
+        ):
+            raise ConfigError(f'{who}: bodies: expected a list of body codes, e.g. ["KSAU"]')
+        _check_hash_format(who, stored)
+        hashes[user] = stored
+        bodies[user] = frozenset(c.strip() for c in codes)
+    return bodies
 
 
 # --- sessions and CSRF tokens -------------------------------------------------------------
@@ -177,77 +236,111 @@ def session_key(home: Path) -> bytes:
     return home_key(home / KEY_FILE, what="the session key", if_damaged="delete it to renew")
 
 
+class _ClockedSigner(TimestampSigner):
+    """itsdangerous's timestamp signer (HMAC-SHA256) with the clock as a parameter:
+    a test's ``now`` both stamps a value and ages it (None: the real time)."""
+
+    default_digest_method = staticmethod(hashlib.sha256)
+
+    def __init__(self, *args: Any, now: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._now = now
+
+    def get_timestamp(self) -> int:
+        return int(time.time() if self._now is None else self._now)
+
+
 @dataclass(frozen=True)
 class Sessions:
-    """Signs and checks session cookies and CSRF tokens with one key."""
+    """Signs and checks session cookies and CSRF tokens with one key, for one area
+    (``realm``): a cookie or token of another area is no session and no token here.
+
+    Both are itsdangerous ``URLSafeTimedSerializer`` values, salted per area and
+    purpose and valid for :attr:`lifetime` seconds; a cookie carries the user and
+    their password's fingerprint, a token the user it was shown to."""
 
     key: bytes
     accounts: Accounts
     lifetime: int = SESSION_SECONDS
+    realm: str = ""
+    """``""``: the archive; :data:`SECRETARY_REALM`: the secretaries' pages."""
 
-    def _mac(self, purpose: str, payload: str) -> str:
-        return _b64(hmac.new(self.key, f"{purpose}|{payload}".encode(), "sha256").digest())
+    def _serializer(self, purpose: str, now: float | None) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(
+            self.key,
+            salt=f"justering.staff.{purpose}|{self.realm}",
+            signer=_ClockedSigner,
+            signer_kwargs={"now": now},
+        )
+
+    def _loads(self, purpose: str, value: str | None, now: float | None) -> object:
+        """The signed value, or None if it is not genuine, not for this area and
+        purpose, or older than the lifetime (or stamped in the future)."""
+        if not value:
+            return None
+        try:
+            data: object = self._serializer(purpose, now).loads(value, max_age=self.lifetime)
+        except BadData:
+            return None
+        return data
 
     def issue(self, user: str, now: float | None = None) -> str:
         """A cookie value naming ``user`` until the session expires."""
-        payload = _b64(
-            json.dumps(
-                {
-                    "u": user,
-                    "exp": int((now or time.time()) + self.lifetime),
-                    "f": self.accounts.fingerprint(user),
-                },
-                separators=(",", ":"),
-            ).encode()
-        )
-        return f"{payload}.{self._mac('session', payload)}"
+        fingerprint = self.accounts.fingerprint(user)
+        return str(self._serializer("session", now).dumps({"u": user, "f": fingerprint}))
 
     def user_of(self, cookie: str | None, now: float | None = None) -> str | None:
-        """The archivist a cookie names, if it is genuine, unexpired and the
-        account (with the same password) still exists."""
-        if not cookie or cookie.count(".") != 1:
+        """The person a cookie names, if it is genuine, unexpired and the account
+        (with the same password) still exists."""
+        data = self._loads("session", cookie, now)
+        if not isinstance(data, dict):
             return None
-        payload, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac("session", payload)):
-            return None
-        try:
-            data = json.loads(_unb64(payload))
-            user, expires, fingerprint = str(data["u"]), int(data["exp"]), data["f"]
-        except (ValueError, KeyError, TypeError):
-            return None
-        if expires < (now or time.time()) or fingerprint is None:
+        user, fingerprint = data.get("u"), data.get("f")
+        if not isinstance(user, str) or fingerprint is None:
             return None
         return user if self.accounts.fingerprint(user) == fingerprint else None
 
     def csrf_token(self, user: str, now: float | None = None) -> str:
         """A token for the forms shown to ``user``; valid for one session lifetime."""
-        issued = str(int(now or time.time()))
-        return f"{issued}.{self._mac('csrf', f'{user}|{issued}')}"
+        return str(self._serializer("csrf", now).dumps(user))
 
     def csrf_ok(self, user: str, token: str | None, now: float | None = None) -> bool:
-        if not token or token.count(".") != 1:
-            return False
-        issued, mac = token.split(".")
-        if not issued.isdigit() or int(issued) + self.lifetime < (now or time.time()):
-            return False
-        return hmac.compare_digest(mac, self._mac("csrf", f"{user}|{issued}"))
+        """True for a genuine, unexpired token of this area shown to ``user``."""
+        return self._loads("csrf", token, now) == user
 
 
-def open_sessions(settings: Settings, environ: Mapping[str, str] | None = None) -> Sessions:
-    return Sessions(session_key(settings.home), load_accounts(environ))
+def open_sessions(
+    settings: Settings, environ: Mapping[str, str] | None = None, *, realm: str = ""
+) -> Sessions:
+    """The sessions of the archive (archivists' accounts only) or, with
+    :data:`SECRETARY_REALM`, of the secretaries' pages (secretaries' accounts only)."""
+    accounts = load_accounts(environ)
+    if realm == SECRETARY_REALM:
+        return Sessions(session_key(settings.home), accounts.secretaries(), realm=realm)
+    return Sessions(session_key(settings.home), accounts.archivists())
 
 
 # --- python -m justering.web.auth hash ----------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m justering.web.auth hash [USER]``: read a password twice
-    (or once from a pipe) and print the TOML line for ``[archivists]``."""
+    """``python -m justering.web.auth hash [USER] [--bodies CODE,…]``: read a password
+    twice (or once from a pipe) and print the TOML line for ``[archivists]``, or with
+    ``--bodies`` for ``[secretaries]``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    bodies: list[str] = []
+    if "--bodies" in args:
+        at = args.index("--bodies")
+        value = args[at + 1] if at + 1 < len(args) else ""
+        bodies = [code.strip() for code in value.split(",") if code.strip()]
+        del args[at : at + 2]
+        if not bodies:
+            print("--bodies needs body codes, e.g. --bodies KSAU,KS", file=sys.stderr)
+            return 2
     if not args or args[0] != "hash" or len(args) > 2:
-        print("usage: python -m justering.web.auth hash [USER]", file=sys.stderr)
+        print("usage: python -m justering.web.auth hash [USER] [--bodies CODE,…]", file=sys.stderr)
         return 2
-    user = args[1] if len(args) == 2 else "arkivarie"
+    user = args[1] if len(args) == 2 else ("sekreterare" if bodies else "arkivarie")
     if sys.stdin.isatty():
         password = getpass.getpass("Lösenord: ")
         if getpass.getpass("Igen: ") != password:
@@ -256,10 +349,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        print(f"{json.dumps(user, ensure_ascii=False)} = {json.dumps(hash_password(password))}")
+        stored = json.dumps(hash_password(password))
     except ConfigError as error:
         print(f"justering: {error.diagnostics()}", file=sys.stderr)
         return 2
+    name = json.dumps(user, ensure_ascii=False)
+    if bodies:
+        codes = ", ".join(json.dumps(code, ensure_ascii=False) for code in bodies)
+        print(f"{name} = {{ password = {stored}, bodies = [{codes}] }}")
+    else:
+        print(f"{name} = {stored}")
     return 0
 
 

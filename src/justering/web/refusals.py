@@ -9,19 +9,23 @@ from dataclasses import dataclass
 from justering.errors import (
     PROTOCOL_PARAGRAPH,
     IdentityError,
+    InputError,
     JusteringError,
     LinkError,
     LinkProblem,
     LoginProblem,
-    ManifestError,
     NotFoundError,
-    ProtocolTextError,
     Refusal,
     SigningError,
     WorkflowError,
 )
 
-__all__ = ["Answer", "answer_for"]
+__all__ = ["REFUSED", "Answer", "answer_for"]
+
+
+REFUSED: tuple[type[JusteringError], ...] = (LinkError, WorkflowError, NotFoundError)
+"""The errors that refuse what a request asks (the link's state, a step out of turn,
+something that is not there): an error page that names whom to contact, no fault."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ _LINK: dict[LinkProblem, tuple[int, str]] = {
     LinkProblem.INVALID: (404, "Länken är ogiltig."),
     LinkProblem.REVOKED: (
         410,
-        "Länken har återkallats: utdraget har avböjts eller ändrats sedan den skickades.",
+        "Länken har återkallats: utdraget har avböjts eller ändrats sedan den skickades, "
+        "eller så har du fått en ny länk i ett senare e-postmeddelande.",
     ),
     LinkProblem.USED: (410, "Länken har redan använts."),
     LinkProblem.EXPIRED: (410, "Länken har gått ut."),
@@ -79,6 +84,20 @@ _REFUSAL: dict[Refusal, tuple[int, str]] = {
         "rättade versionen är klar att signera.",
     ),
     Refusal.NOT_IN_PROTOCOL: (400, "Protokollet innehåller inte den paragrafen ({detail})."),
+    Refusal.NOTHING_TO_SIGN: (
+        409,
+        "{detail} har inget att signera just nu, så ingen ny länk skickades.",
+    ),
+    Refusal.AWAITING_REDRAFT: (
+        409,
+        "Ingen ny länk skickades till {detail}: det som ska signeras väntar på att en avböjd "
+        "paragraf rättas. Rätta paragrafen först; länken skickas sedan av sig själv.",
+    ),
+    Refusal.MEETING_FINISHED: (
+        409,
+        "Sammanträdet är färdigsignerat: alla underskrifter är gjorda, så ingen ny länk behövs.",
+    ),
+    Refusal.NOT_DECLINED: (409, "{where} är inte avböjd, så det finns inget att rätta."),
 }
 
 _AGAIN = "Öppna länken i e-postmeddelandet och logga in igen."
@@ -161,7 +180,7 @@ def answer_for(error: JusteringError) -> Answer:
         return Answer(status, text)
     if isinstance(error, NotFoundError):
         return Answer(404, "Det som efterfrågades finns inte.")
-    if isinstance(error, ManifestError | ProtocolTextError):
+    if isinstance(error, InputError):
         return Answer(422, error.diagnostics())
     if isinstance(error, SigningError):
         return Answer(503, _SIGNING_FAILED)

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -30,11 +31,8 @@ from justering.documents.page_images import DEFAULT_WIDTH_PX, PageImageCache, Pa
 from justering.documents.rendering import IMMEDIATE_NOTE
 from justering.errors import (
     IdentityError,
+    InputError,
     JusteringError,
-    LinkError,
-    ManifestError,
-    NotFoundError,
-    ProtocolTextError,
     Refusal,
     SigningError,
     WorkflowError,
@@ -45,8 +43,9 @@ from justering.model.roles import Person, Role
 from justering.web.auth import session_key
 from justering.web.login import LoginGate, login_page, login_routes
 from justering.web.pages import PRIVATE_HEADERS, page, same_origin
-from justering.web.refusals import Answer, answer_for
+from justering.web.refusals import REFUSED, Answer, answer_for
 from justering.workflow import redraft
+from justering.workflow.mailing import send_queued_mail
 from justering.workflow.services import Services
 
 __all__ = [
@@ -102,9 +101,18 @@ def signer_router(
         has no login for this link; None when it may go on."""
         try:
             view = gate.login_view(request, token)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         return None if view is None else login_page(services, view, token, gate.minutes)
+
+    def mail_after(
+        response: HTMLResponse, step: workflow.SigningReceipt | workflow.DeclineReceipt
+    ) -> HTMLResponse:
+        """``response``, after which the step's queued e-mail (the receipt, the notice
+        to the secretary) is sent: a slow or failing SMTP server never holds up the
+        signer's page (what it does not take is retried, :mod:`justering.workflow.mailing`)."""
+        response.background = BackgroundTask(send_queued_mail, services, step.meeting_id)
+        return response
 
     async def run(token: str, call: Callable[[], _T]) -> _T | HTMLResponse:
         """Run a workflow step in the thread pool; its refusals become error pages."""
@@ -112,7 +120,7 @@ def signer_router(
             return await run_in_threadpool(call)
         except IdentityError as error:  # no login (any more) for this link
             return _error_page(answer_for(error), back=f"/s/{token}")
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return await run_in_threadpool(refused, error, token)
         except SigningError as error:  # e.g. the TSA did not answer: nothing was recorded
             log.warning("signing failed: %s", error.diagnostics())
@@ -137,7 +145,7 @@ def signer_router(
                 for e in view.extracts
                 if e.state.readable
             }
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         justering = view.signer.role in (Role.CHAIR, Role.ADJUSTER)
         return page(
@@ -161,7 +169,7 @@ def signer_router(
             return login
         try:
             pdf = workflow.link_document(services, token, extract_id)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         return Response(
             pdf,
@@ -186,7 +194,7 @@ def signer_router(
             png = cache.get(hashlib.sha256(pdf).hexdigest(), lambda: pdf, number, w)
         except PageImageError as error:
             return Response(error.diagnostics(), status_code=error.status_code)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return Response(error.diagnostics(), status_code=answer_for(error).status)
         return Response(
             png,
@@ -209,12 +217,13 @@ def signer_router(
             )
         login = gate.session_of(request)
         receipt = await run(
-            token, lambda: workflow.sign_with_link(services, token, chosen, login=login)
+            token,
+            lambda: workflow.sign_with_link(services, token, chosen, login=login, send_mail=False),
         )
         if isinstance(receipt, HTMLResponse):
             return receipt
         await run_in_threadpool(schedule_advance, receipt.meeting_id)
-        return page("signer/receipt.html", receipt=receipt, token=token)
+        return mail_after(page("signer/receipt.html", receipt=receipt, token=token), receipt)
 
     @router.post("/s/{token}/avbojning", response_class=HTMLResponse)
     async def decline(token: str, request: Request) -> HTMLResponse:
@@ -230,20 +239,26 @@ def signer_router(
         receipt = await run(
             token,
             lambda: workflow.decline_with_link(
-                services, token, int(extract_text), comment, paragraph=paragraph, login=login
+                services,
+                token,
+                int(extract_text),
+                comment,
+                paragraph=paragraph,
+                login=login,
+                send_mail=False,
             ),
         )
         if isinstance(receipt, HTMLResponse):
             return receipt
         # The chair and the adjusters hear that the protocol waits (the next advance).
         await run_in_threadpool(schedule_advance, receipt.meeting_id)
-        return page("signer/declined.html", receipt=receipt, token=token)
+        return mail_after(page("signer/declined.html", receipt=receipt, token=token), receipt)
 
     @router.get("/r/{token}", response_class=HTMLResponse)
     def redraft_page(token: str) -> HTMLResponse:
         try:
             view = redraft.view_redraft(services, token)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         return _redraft_page(view, token, csrf(token))
 
@@ -257,10 +272,10 @@ def signer_router(
             result = await run_in_threadpool(
                 redraft.redraft_with_link, services, token, text, title or None
             )
-        except (ManifestError, ProtocolTextError) as error:
+        except InputError as error:
             view = await run_in_threadpool(redraft.view_redraft, services, token)
             return _redraft_page(view, token, csrf(token), error=error, text=text, title=title)
-        except (LinkError, WorkflowError, NotFoundError) as error:
+        except REFUSED as error:
             return refused(error, token)
         await run_in_threadpool(schedule_advance, result.meeting_id)
         return page("signer/redrafted.html", result=result)

@@ -29,6 +29,7 @@ from justering.model.roles import Role, Signer
 from justering.model.trail import EventKind
 from justering.workflow.archiving import ArchiveFailure, archive_certified
 from justering.workflow.drafting import draft_meeting
+from justering.workflow.mailing import queue_mail, send_queued_mail
 from justering.workflow.meetings import deadline_of, get_meeting
 from justering.workflow.noticeboard import announcement_of
 from justering.workflow.protocol_notices import tell_held, tell_justered
@@ -99,6 +100,9 @@ def advance_meeting(services: Services, meeting_id: str) -> AdvanceReport:
     notified, failed = _notify_due(services, meeting)
     failed += tell_justered(services, meeting)
     failed += tell_held(services, meeting)
+    # Committed above, sent now (outside the meeting's lock); a message that cannot
+    # leave stays queued and is retried by the outbox, not by advancing again.
+    send_queued_mail(services, meeting.meeting_id)
     with services.ledger.reading() as session:
         to_archive = [
             row.id
@@ -162,10 +166,8 @@ def _note_failure(session: Session, meeting_id: str) -> None:
 def _notify_due(services: Services, meeting: Meeting) -> tuple[tuple[str, ...], list[str]]:
     """One message to every signer whose turn has come on some extract and who has
     not been notified for it; (who was notified, what failed). Each signer's link,
-    message and events are one short transaction under the meeting's lock (which
-    serialises concurrent advances), so a link is committed the moment after its
-    message leaves, not after everyone's; a message that cannot leave rolls back
-    only its own link and does not keep the others from theirs."""
+    queued message and events are one short transaction under the meeting's lock
+    (which serialises concurrent advances); the messages leave after it."""
     with services.ledger.reading() as session:
         signers = list(_due(session, meeting))
     sent: list[str] = []
@@ -213,11 +215,13 @@ def request_signatures(
     extracts: Sequence[ExtractRow],
     *,
     days_left: int | None = None,
+    resent_by: str | None = None,
 ) -> str:
     """Issue ``signer`` one link for ``extracts`` (documents: extracts and protocols),
-    send the message (a reminder when ``days_left`` is given) and record it on each
-    document's trail; the message id. Inside the caller's transaction: a failed send
-    rolls the link and events back."""
+    queue the message (a reminder when ``days_left`` is given) and record it on each
+    document's trail (``resent_by``: the secretary who asked for a new link); the
+    message id. Inside the caller's transaction: the message leaves only once the
+    link is committed (:mod:`justering.workflow.mailing`)."""
     link = issue_link(
         session,
         meeting_id=meeting.meeting_id,
@@ -236,10 +240,12 @@ def request_signatures(
         extracts=immediate_first([document_line(meeting, e) for e in extracts]),
         days_left=days_left,
     )
-    message_id = services.notifier.send(request)
+    message_id = queue_mail(session, services, request, meeting_id=meeting.meeting_id)
     detail = {"message_id": message_id}
     if days_left is not None:
         detail["reminder_days_left"] = str(days_left)
+    if resent_by is not None:
+        detail["resent_by"] = resent_by
     for extract in extracts:
         append_signer_event(session, extract, EventKind.NOTIFIED, signer, detail=detail)
     return message_id

@@ -20,8 +20,8 @@ secretary, who already knows; they get neither reminders nor an overdue notice.
 
 Everything is decided from the ledger, so :func:`send_due_reminders` may run as
 often as one likes, in several processes at once: what was sent is recorded as
-``notified`` events on each extract's trail, in the same transaction as the
-sending, under the meeting row's write lock.
+``notified`` events on each extract's trail, in the same transaction that queues
+the message (sent once it has committed), under the meeting row's write lock.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ from justering.model.meeting import Meeting
 from justering.model.process import SIGNATURE_EVENTS, ExtractStatus
 from justering.model.roles import Signer
 from justering.model.trail import EventKind
+from justering.model.webhooks import OVERDUE_DETAIL  # the secretary's notice: deadline.overdue
 from justering.workflow.advance import request_signatures
+from justering.workflow.mailing import queue_mail, send_queued_mail
 from justering.workflow.meetings import deadline_of, load_meeting, secretary_of
 from justering.workflow.protocols import document_line, under_immediate
 from justering.workflow.services import Services
@@ -54,9 +56,6 @@ from justering.workflow.services import Services
 __all__ = ["DeadlineReport", "due_offset", "send_due_reminders"]
 
 log = logging.getLogger(__name__)
-
-OVERDUE_DETAIL = "overdue"
-"""The detail key of the ``notified`` event that records the secretary's overdue notice."""
 
 LOCK_NOT_AVAILABLE = "55P03"
 """PostgreSQL's SQLSTATE for a ``NOWAIT`` lock that is held by another transaction."""
@@ -71,8 +70,8 @@ class DeadlineReport:
     escalated: tuple[str, ...] = ()
     """The meetings whose secretary was told of overdue extracts."""
     failed: tuple[str, ...] = ()
-    """Meetings where a message could not be sent (or the meeting was busy); the
-    next run tries again."""
+    """Meetings that could not be handled now (busy, or an error); the next run
+    tries again. (A message that could not leave is the outbox's to retry.)"""
 
 
 def due_offset(reminder_days: Iterable[int], days_left: int) -> int | None:
@@ -88,9 +87,10 @@ def due_offset(reminder_days: Iterable[int], days_left: int) -> int | None:
 
 def send_due_reminders(services: Services, *, today: dt.date | None = None) -> DeadlineReport:
     """Send the reminders and overdue notices that are due ``today`` (default: today
-    in Sweden) and have not been sent yet, one transaction per meeting. A message
-    that cannot be sent is logged and leaves that meeting for the next run; the
-    other meetings go on. Idempotent and safe to run concurrently."""
+    in Sweden) and have not been sent yet, one transaction per meeting that queues
+    them (:mod:`justering.workflow.mailing`), sent once it has committed: a message
+    that cannot leave now stays queued and is retried; the other meetings go on.
+    Idempotent and safe to run concurrently."""
     today = today or local_today()
     reminded: list[str] = []
     escalated: list[str] = []
@@ -110,6 +110,8 @@ def send_due_reminders(services: Services, *, today: dt.date | None = None) -> D
             log.warning("deadlines of %s not handled: %s", meeting_id, error.diagnostics())
             failed.append(meeting_id)
             continue
+        if outcome.reminded or outcome.escalated:
+            send_queued_mail(services, meeting_id)  # committed: sent now, retried if need be
         reminded += outcome.reminded
         if outcome.escalated:
             escalated.append(meeting_id)
@@ -253,7 +255,7 @@ def _handle_meeting(services: Services, meeting_id: str, today: dt.date) -> _Out
         failed = False
         for signer, waiting in due.reminders.items():
             try:
-                with session.begin_nested():  # a failed send undoes only its own link
+                with session.begin_nested():  # a failure undoes only its own link
                     request_signatures(
                         session, services, meeting, signer, waiting, days_left=due.days_left[signer]
                     )
@@ -294,7 +296,9 @@ def _tell_secretary(
     each one's trail (inside the caller's transaction)."""
     secretary = secretary_of(meeting, services.settings)
     order = {document_line(meeting, o.extract): o for o in overdue}
-    message_id = services.notifier.send(
+    message_id = queue_mail(
+        session,
+        services,
         OverdueNotice(
             to=secretary,
             meeting=MeetingHeader.of(meeting),
@@ -302,7 +306,8 @@ def _tell_secretary(
                 Overdue(item, _waiting_for(order[item].waiting), order[item].deadline)
                 for item in immediate_first(list(order))
             ),
-        )
+        ),
+        meeting_id=meeting.meeting_id,
     )
     for item in overdue:
         append_event(

@@ -36,6 +36,7 @@ from justering.model.roles import Person, Signer
 from justering.model.trail import EventKind
 from justering.workflow.advance import request_work
 from justering.workflow.identity import signer_identity
+from justering.workflow.mailing import queue_mail, send_queued_mail
 from justering.workflow.meetings import drafted_extract, secretary_of
 from justering.workflow.protocols import (
     JUSTERED_STATUSES,
@@ -103,17 +104,19 @@ def decline_with_link(
     *,
     paragraph: int | None = None,
     login: str | None = None,
+    send_mail: bool = True,
 ) -> DeclineReceipt:
     """Decline, as the link's signer and with a required comment, one extract the link
     grants, or (``extract_id`` a protocol the link grants) § ``paragraph`` of it.
 
     In one transaction: the ``declined`` event (with the comment), the extract back
     to the secretary, the protocols that show the paragraph held, links that now
-    grant nothing revoked, and the e-mail to the secretary with a redraft link (a
-    failed delivery rolls it all back). Refused when it is not the signer's turn on
-    what they decline, and once the paragraph's protocol is justered. Where the body
-    signs with e-legitimation, ``login`` must be the signer's login on this link, as
-    for signing."""
+    grant nothing revoked, and the e-mail to the secretary with a redraft link,
+    queued; with ``send_mail`` it is sent once that has committed (else the caller
+    sends it; one that cannot leave now is retried, the decline stands). Refused
+    when it is not the signer's turn on what they decline, and once the paragraph's
+    protocol is justered. Where the body signs with e-legitimation, ``login`` must be
+    the signer's login on this link, as for signing."""
     text = clean_comment(comment)
     with services.ledger.transaction() as session:
         link, meeting, signer = link_signer(session, token)
@@ -133,7 +136,7 @@ def decline_with_link(
         request_work(session, meeting.meeting_id)
         secretary = secretary_of(meeting, services.settings)
         _tell_secretary(session, services, meeting, extract, signer, text, secretary)
-        return DeclineReceipt(
+        receipt = DeclineReceipt(
             signer,
             meeting.meeting_id,
             extract.paragraph,
@@ -144,6 +147,9 @@ def decline_with_link(
             secretary,
             remaining,
         )
+    if send_mail:
+        send_queued_mail(services, meeting.meeting_id)
+    return receipt
 
 
 def _declined_extract(
@@ -190,7 +196,9 @@ def _tell_secretary(
         extract=extract,
         ttl=services.settings.link_ttl,
     )
-    services.notifier.send(
+    queue_mail(
+        session,
+        services,
         DeclineNotice(
             to=secretary,
             meeting=MeetingHeader.of(meeting),
@@ -203,7 +211,8 @@ def _tell_secretary(
             comment=comment,
             redraft_link=f"{services.settings.public_url}/r/{link.token}",
             expires_at=link.expires_at,
-        )
+        ),
+        meeting_id=meeting.meeting_id,
     )
 
 

@@ -12,9 +12,10 @@ extracts, their trail events). ``justering status`` prints it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from justering.model.process import SIGNATURE_EVENTS, DocumentKind, ExtractStatu
 from justering.model.roles import Role
 from justering.model.trail import EventKind
 from justering.workflow.meetings import deadline_of, load_meeting
+from justering.workflow.secretary import meeting_of_bodies
 from justering.workflow.services import Services
 
 __all__ = [
@@ -54,8 +56,18 @@ _KINDS = (
 )
 
 
-def _utc(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat()
+def _as_json(person: Signature | Waiting | Decline, *, at: str = "at") -> dict[str, Any]:
+    """A signer's fields as plain JSON values (a role's value, a time in UTC ISO 8601),
+    the field ``at`` under the name ``at`` says (``signed_at``, ``declined_at``)."""
+    data: dict[str, Any] = {}
+    for field in dataclasses.fields(person):
+        value = getattr(person, field.name)
+        if isinstance(value, Role):
+            value = value.value
+        elif isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC).isoformat()
+        data[at if field.name == "at" else field.name] = value
+    return data
 
 
 @dataclass(frozen=True)
@@ -68,12 +80,7 @@ class Signature:
     at: dt.datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "email": self.email,
-            "role": self.role.value,
-            "signed_at": _utc(self.at),
-        }
+        return _as_json(self, at="signed_at")
 
 
 @dataclass(frozen=True)
@@ -86,16 +93,12 @@ class Waiting:
     notified_at: dt.datetime | None
     """When they were first asked to sign this version; None: not asked yet."""
     last_notified_at: dt.datetime | None
-    """Their latest message for this version (a reminder, if later than the first)."""
+    """Their latest message for this version (a reminder, or a link sent again)."""
+    slot: str = ""
+    """Their place (``adjuster-1``): whom the secretary sends a new link."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "email": self.email,
-            "role": self.role.value,
-            "notified_at": _utc(self.notified_at) if self.notified_at else None,
-            "last_notified_at": _utc(self.last_notified_at) if self.last_notified_at else None,
-        }
+        return _as_json(self)
 
 
 @dataclass(frozen=True)
@@ -109,13 +112,7 @@ class Decline:
     at: dt.datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "email": self.email,
-            "role": self.role.value if self.role else None,
-            "comment": self.comment,
-            "declined_at": _utc(self.at),
-        }
+        return _as_json(self, at="declined_at")
 
 
 @dataclass(frozen=True)
@@ -235,6 +232,20 @@ class MeetingView:
     def deadline_passed(self) -> bool:
         return self.today > self.deadline
 
+    @property
+    def waiting_signers(self) -> tuple[tuple[Waiting, int], ...]:
+        """Everyone waited for on some document, once each (protocols first, then by §),
+        with how many documents wait for them; the earliest message they got."""
+        found: dict[str, list[Waiting]] = {}
+        documents: list[ProtocolView | ParagraphView] = [*self.protocols, *self.paragraphs]
+        for document in documents:
+            for w in document.waiting:
+                found.setdefault(w.slot, []).append(w)
+        never = dt.datetime.max.replace(tzinfo=dt.UTC)
+        return tuple(
+            (min(ws, key=lambda w: w.notified_at or never), len(ws)) for ws in found.values()
+        )
+
     def count(self, status: ExtractStatus | None) -> int:
         """How many paragraphs stand at ``status`` (None: not drafted yet)."""
         return sum(1 for p in self.paragraphs if p.status == status)
@@ -255,12 +266,20 @@ class MeetingView:
 
 
 def meeting_view(
-    services: Services, meeting_id: str, *, today: dt.date | None = None
+    services: Services,
+    meeting_id: str,
+    *,
+    today: dt.date | None = None,
+    bodies: Collection[str] | None = None,
 ) -> MeetingView:
-    """Where the meeting's paragraphs stand; ``NotFoundError`` for an unknown meeting."""
+    """Where the meeting's paragraphs stand; ``NotFoundError`` for an unknown meeting
+    and, with ``bodies`` (a secretary's), for a meeting of any other body."""
     today = today or local_today()
     with services.ledger.reading() as session:
-        meeting = load_meeting(session, meeting_id)
+        if bodies is None:
+            meeting = load_meeting(session, meeting_id)
+        else:
+            meeting = meeting_of_bodies(session, meeting_id, bodies)
         rows = list(
             session.execute(
                 select(ExtractRow)
@@ -380,6 +399,7 @@ def _waiting(
             signer.role,
             min(asked[signer.slot], default=None),
             max(asked[signer.slot], default=None),
+            signer.slot,
         )
         for signer in (meeting.signers(role) if role else ())
         if signer.slot not in signed

@@ -21,11 +21,13 @@ from justering.errors import ManifestError, NotFoundError
 from justering.ledger.clients import scoped_meeting_id
 from justering.ledger.database import utcnow
 from justering.ledger.schema import ExtractRow, MeetingRow
+from justering.ledger.webhooks import queue_webhook
 from justering.model.assurance import SigningMode
 from justering.model.meeting import Meeting, meeting_from_dict, meeting_to_dict
 from justering.model.personnummer import hash_personal_numbers
 from justering.model.process import DocumentKind
 from justering.model.roles import Person
+from justering.model.webhooks import MEETING_RECORDED
 from justering.workflow.services import Services
 
 __all__ = [
@@ -83,12 +85,32 @@ def record_meeting(services: Services, meeting: Meeting, *, client: str | None =
                     external_id=external_id,
                 )
             )
+            if client is not None:
+                _queue_recorded(session, meeting, client, external_id)
     except IntegrityError:  # recorded concurrently by another request: same rules
         with services.ledger.reading() as session:
             if _known_meeting(session, meeting.meeting_id, digest):
                 return False
         raise
     return True
+
+
+def _queue_recorded(session: Session, meeting: Meeting, client: str, external_id: str) -> None:
+    """The client's ``meeting.recorded`` webhook, if it has a webhook URL."""
+    session.flush()
+    queue_webhook(
+        session,
+        client=client,
+        meeting_id=meeting.meeting_id,
+        event=MEETING_RECORDED,
+        at=utcnow(),
+        data={
+            "meeting_id": external_id,
+            "body": meeting.body.code,
+            "date": meeting.date.isoformat(),
+            "paragraphs": [p.number for p in meeting.paragraphs],
+        },
+    )
 
 
 def _protect_identities(meeting: Meeting, settings: Settings) -> Meeting:

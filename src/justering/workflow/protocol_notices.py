@@ -3,10 +3,11 @@ justered (and whether late), the chair and the adjusters when one is held by a
 declined paragraph.
 
 Both run from :func:`justering.workflow.advance.advance_meeting` and are decided
-from the ledger alone: a message is recorded as a ``notified`` event on the
-protocol's trail in the transaction that sends it, under the meeting's lock, so
-running them again, or in two processes at once, sends nothing twice. A message
-that cannot leave is logged and reported, and tried again by the next advance.
+from the ledger alone: a message is queued and recorded as a ``notified`` event on
+the protocol's trail in one transaction, under the meeting's lock, so running them
+again, or in two processes at once, sends nothing twice. The advance sends it once
+that transaction has committed; one that cannot leave stays queued and is retried
+(:mod:`justering.workflow.mailing`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from justering.model.meeting import Meeting
 from justering.model.process import ExtractStatus
 from justering.model.roles import Role, Signer
 from justering.model.trail import EventKind
+from justering.workflow.mailing import queue_mail
 from justering.workflow.meetings import secretary_of
 from justering.workflow.noticeboard import announcement_of
 from justering.workflow.protocols import (
@@ -91,7 +93,9 @@ def _send_justered(
         return
     detail = announcement.detail
     secretary = secretary_of(meeting, services.settings)
-    message_id = services.notifier.send(
+    message_id = queue_mail(
+        session,
+        services,
         JusteringNotice(
             to=secretary,
             meeting=MeetingHeader.of(meeting),
@@ -102,7 +106,8 @@ def _send_justered(
             kept_at=detail["kept_at"],
             justering_deadline=dt.date.fromisoformat(detail["justering_deadline"]),
             late=detail.get("late") == "true",
-        )
+        ),
+        meeting_id=meeting.meeting_id,
     )
     append_event(
         session,
@@ -182,14 +187,17 @@ def _send_held(
         for row in documents_of(session, meeting.meeting_id)
         if not row.kind.is_protocol and row.paragraph == hold.paragraph
     )
-    message_id = services.notifier.send(
+    message_id = queue_mail(
+        session,
+        services,
         HeldNotice(
             to=signer.person,
             meeting=MeetingHeader.of(meeting),
             declined=document_line(meeting, extract),
             declined_by=hold.declined_by,
             protocols=tuple(document_line(meeting, p) for p in hold.protocols),
-        )
+        ),
+        meeting_id=meeting.meeting_id,
     )
     for protocol in hold.protocols:
         append_signer_event(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from justering.documents.fonts import refuse_unprintable
 from justering.documents.rendering import render_extract
 from justering.errors import ManifestError, NotFoundError, Refusal, WorkflowError
+from justering.ledger.clients import client_meeting_id
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import (
     append_event,
@@ -312,6 +313,7 @@ def _corrected_paragraph(meeting: Meeting, number: int, title: str, text: str) -
     refuse_unprintable("title", title)
     refuse_unprintable("text", text)
     manifest = meeting_to_dict(meeting)
+    manifest["meeting_id"] = client_meeting_id(meeting.meeting_id)  # as it was validated
     index = next(i for i, p in enumerate(manifest["paragraphs"]) if p["number"] == number)
     manifest["paragraphs"][index] = {
         **manifest["paragraphs"][index],

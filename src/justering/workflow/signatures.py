@@ -30,7 +30,6 @@ from justering.ledger.extracts import (
 from justering.ledger.links import find_link, grants_of
 from justering.ledger.schema import ExtractRow, LinkGrantRow
 from justering.mail.compose import MeetingHeader
-from justering.mail.delivery import NotificationError
 from justering.mail.messages import SignedLine, SigningReceiptMail
 from justering.model.assurance import SignerIdentity
 from justering.model.extract import ExtractSummary
@@ -42,6 +41,7 @@ from justering.pades.sign import SignedExtract, sign_extract
 from justering.pades.validate import validate_extract
 from justering.workflow.advance import request_work
 from justering.workflow.identity import signer_identity
+from justering.workflow.mailing import queue_mail, send_queued_mail
 from justering.workflow.protocols import document_line, settle_justering, shown_in
 from justering.workflow.services import Services
 from justering.workflow.signer_links import (
@@ -108,6 +108,7 @@ def sign_with_link(
     extract_ids: Collection[int] | None = None,
     *,
     login: str | None = None,
+    send_mail: bool = True,
 ) -> SigningReceipt:
     """Sign, as the link's signer, the chosen documents among those the link grants
     (``None``: every one waiting for them), all or nothing; each gets its own
@@ -117,6 +118,11 @@ def sign_with_link(
     signs with e-legitimation, ``login`` (the session the browser holds) must be a
     valid login of this signer on this link (``IdentityError`` otherwise); the
     certificate and the trail say how the signer was identified.
+
+    The receipt e-mail is queued with the signatures and, with ``send_mail``, sent
+    once they are committed; without it the caller sends it
+    (:func:`justering.workflow.mailing.send_queued_mail`; the web app does so after
+    answering the signer).
 
     Refuses (and changes nothing) when the link is unknown, used, expired or
     revoked, when a chosen extract is not granted, has a newer version than the
@@ -136,7 +142,8 @@ def sign_with_link(
             receipt = _record_signatures(services, token, plan, signed)
         except _ExtractMoved:
             continue
-        _send_receipt(services, plan.meeting, receipt)
+        if send_mail:
+            send_queued_mail(services, plan.meeting.meeting_id)  # the receipt, committed
         return receipt
     raise WorkflowError(Refusal.CHANGED_WHILE_SIGNING)
 
@@ -296,13 +303,17 @@ def _record_signatures(
         items.sort(
             key=lambda i: (not i.extract.immediate, not i.extract.is_protocol, i.extract.paragraph)
         )
-        return SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items), remaining)
+        receipt = SigningReceipt(signer, meeting.meeting_id, utcnow(), tuple(items), remaining)
+        queue_mail(
+            session, services, _receipt_mail(meeting, receipt), meeting_id=meeting.meeting_id
+        )
+        return receipt
 
 
-def _send_receipt(services: Services, meeting: Meeting, receipt: SigningReceipt) -> None:
-    """E-mail the signer what they signed. The signatures are already recorded, so a
-    delivery failure is logged, not raised: the receipt page shows the same."""
-    mail = SigningReceiptMail(
+def _receipt_mail(meeting: Meeting, receipt: SigningReceipt) -> SigningReceiptMail:
+    """The e-mail that tells the signer what they signed (queued with the signatures;
+    the receipt page shows the same, whether or not it has left yet)."""
+    return SigningReceiptMail(
         to=receipt.signer.person,
         meeting=MeetingHeader.of(meeting),
         role=receipt.signer.role,
@@ -312,10 +323,6 @@ def _send_receipt(services: Services, meeting: Meeting, receipt: SigningReceipt)
             for i in receipt.items
         ),
     )
-    try:
-        services.notifier.send(mail)
-    except NotificationError as error:
-        log.warning("receipt to %s not sent: %s", receipt.signer.email, error.diagnostics())
 
 
 def _timestamp_detail(signature: SignedExtract) -> dict[str, str]:

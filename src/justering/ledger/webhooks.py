@@ -1,0 +1,366 @@
+"""The webhook outbox: one row per message to a meeting system, written in the
+transaction that records the event it reports (so a rolled-back step sends nothing,
+and a committed one is never forgotten), delivered after the commit by whoever
+claims it (:func:`claim_due`), each attempt logged.
+
+The one hook is :func:`queue_trail_event`, called by
+:func:`justering.ledger.extracts.append_event` for every trail event; the table of
+which events a client hears of is :func:`justering.model.webhooks.event_type`. A
+meeting started from the operator's command line has no client and no webhooks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from justering.errors import NotFoundError
+from justering.ledger.database import Ledger, utcnow
+from justering.ledger.schema import (
+    ClientRow,
+    ExtractRow,
+    MeetingRow,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    aware_utc,
+)
+from justering.model.trail import TrailEvent
+from justering.model.webhooks import OVERDUE_DETAIL, event_type, webhook_payload
+
+__all__ = [
+    "CLAIM_SECONDS",
+    "DELIVERED",
+    "FAILED",
+    "PENDING",
+    "RETRY_DELAYS",
+    "Claimed",
+    "Delivery",
+    "claim_due",
+    "defer",
+    "has_due",
+    "list_deliveries",
+    "queue_trail_event",
+    "queue_webhook",
+    "record_attempt",
+    "replay",
+]
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+RETRY_DELAYS: tuple[dt.timedelta, ...] = tuple(
+    dt.timedelta(seconds=s) for s in (5, 60, 300, 1800, 7200, 18000, 36000, 36000)
+)
+"""After the n-th failed attempt the next is due this much later; after the last, the
+delivery is ``failed`` (about 28 hours of trying; ``justering webhooks replay`` sends
+it again)."""
+CLAIM_SECONDS = 60
+"""A claimed delivery is due again this long after the claim, should its sender die
+before it records the attempt (longer than any attempt takes)."""
+
+_DETAIL_KEYS: Mapping[str, tuple[str, ...]] = {
+    "extract.declined": ("comment",),
+    "protocol.held": ("paragraph",),
+    "protocol.justered": (
+        "justered_on",
+        "justering_deadline",
+        "late",
+        "announced_on",
+        "appeal_deadline",
+        "paragraphs",
+    ),
+}
+"""What of an event's detail a client is told, per type (never identities or paths)."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery a sender has claimed: what to post, where, signed with what."""
+
+    id: str
+    url: str | None
+    """None: the client has no webhook URL any more (removed, or the client revoked)."""
+    secret: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery as ``justering webhooks`` lists it, with its latest attempt."""
+
+    id: str
+    client: str
+    event_type: str
+    meeting_id: str
+    created_at: dt.datetime
+    state: str
+    attempts: int
+    """Attempts logged in all (replays included)."""
+    next_attempt_at: dt.datetime | None
+    last_attempt_at: dt.datetime | None
+    last_status: int | None
+    last_error: str | None
+    payload: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        def time(moment: dt.datetime | None) -> str | None:
+            return None if moment is None else moment.isoformat(timespec="seconds")
+
+        return {
+            "id": self.id,
+            "client": self.client,
+            "type": self.event_type,
+            "meeting_id": self.meeting_id,
+            "created_at": time(self.created_at),
+            "state": self.state,
+            "attempts": self.attempts,
+            "next_attempt_at": time(self.next_attempt_at),
+            "last_attempt_at": time(self.last_attempt_at),
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "payload": self.payload,
+        }
+
+
+def queue_webhook(
+    session: Session,
+    *,
+    client: str,
+    meeting_id: str,
+    event: str,
+    at: dt.datetime,
+    data: Mapping[str, Any],
+) -> str | None:
+    """Queue ``event`` for ``client`` in the caller's transaction, if the client has a
+    webhook URL; the delivery's id, else None."""
+    hooked = session.execute(
+        select(ClientRow.name).where(
+            ClientRow.name == client,
+            ClientRow.webhook_url.is_not(None),
+            ClientRow.revoked_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    if hooked is None:
+        return None
+    delivery_id = f"msg_{uuid.uuid4().hex}"
+    session.add(
+        WebhookDeliveryRow(
+            id=delivery_id,
+            client=client,
+            meeting_id=meeting_id,
+            event_type=event,
+            payload=webhook_payload(event, at, data),
+            created_at=utcnow(),
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=utcnow(),
+        )
+    )
+    return delivery_id
+
+
+def queue_trail_event(session: Session, extract: ExtractRow, event: TrailEvent) -> str | None:
+    """Queue the webhook a trail event makes, if any (the caller is appending it)."""
+    kind = event_type(event.kind, extract.kind, event.detail)
+    if kind is None:
+        return None
+    client, external_id = _owner(session, extract.meeting_id)
+    if client is None:
+        return None
+    data: dict[str, Any] = {
+        "meeting_id": external_id,
+        "kind": extract.kind.value,
+        "paragraph": None if extract.kind.is_protocol else extract.paragraph,
+        "version": event.version,
+        "document_sha256": event.document_sha256,
+        "role": event.role,
+    }
+    if kind == "deadline.overdue":
+        data["deadline"] = event.detail.get(OVERDUE_DETAIL)
+    data.update({k: event.detail[k] for k in _DETAIL_KEYS.get(kind, ()) if k in event.detail})
+    return queue_webhook(
+        session,
+        client=client,
+        meeting_id=extract.meeting_id,
+        event=kind,
+        at=event.at,
+        data=data,
+    )
+
+
+def has_due(ledger: Ledger, *, now: dt.datetime | None = None) -> bool:
+    """Whether a delivery is due (a cheap look before scheduling a sender)."""
+    with ledger.reading() as session:
+        found = session.execute(
+            select(WebhookDeliveryRow.id)
+            .where(
+                WebhookDeliveryRow.state == PENDING,
+                WebhookDeliveryRow.next_attempt_at <= (now or utcnow()),
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+        return found is not None
+
+
+_OWNERS = "justering.webhook_owners"
+
+
+def _owner(session: Session, meeting_id: str) -> tuple[str | None, str | None]:
+    """The meeting's client and its own id for the meeting, read once per transaction
+    (a signature records events on many documents of one meeting; a meeting's client
+    never changes)."""
+    known: dict[str, tuple[str | None, str | None]] = session.info.setdefault(_OWNERS, {})
+    if meeting_id not in known:
+        row = session.execute(
+            select(MeetingRow.client, MeetingRow.external_id).where(
+                MeetingRow.meeting_id == meeting_id
+            )
+        ).one_or_none()
+        known[meeting_id] = (None, None) if row is None else (row.client, row.external_id)
+    return known[meeting_id]
+
+
+def claim_due(
+    ledger: Ledger, *, now: dt.datetime | None = None, limit: int = 20, only: str | None = None
+) -> list[Claimed]:
+    """Claim up to ``limit`` pending deliveries that are due (``only``: that one, if it
+    is): each is due again only :data:`CLAIM_SECONDS` later, so several senders
+    (processes) never take the same one at once (PostgreSQL: ``FOR UPDATE SKIP
+    LOCKED``; SQLite: one writer at a time)."""
+    now = now or utcnow()
+    query = select(WebhookDeliveryRow).where(
+        WebhookDeliveryRow.state == PENDING, WebhookDeliveryRow.next_attempt_at <= now
+    )
+    if only is not None:
+        query = query.where(WebhookDeliveryRow.id == only)
+    with ledger.transaction() as session:
+        rows = (
+            session.execute(
+                query.order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            .scalars()
+            .all()
+        )
+        claimed = []
+        for row in rows:
+            row.next_attempt_at = now + dt.timedelta(seconds=CLAIM_SECONDS)
+            target = session.get(ClientRow, row.client)
+            usable = target is not None and target.revoked_at is None
+            claimed.append(
+                Claimed(
+                    id=row.id,
+                    url=target.webhook_url if usable and target else None,
+                    secret=target.webhook_secret if usable and target else None,
+                    payload=dict(row.payload),
+                )
+            )
+        return claimed
+
+
+def record_attempt(
+    ledger: Ledger,
+    delivery_id: str,
+    *,
+    status_code: int | None,
+    error: str | None,
+    duration_ms: int,
+    now: dt.datetime | None = None,
+    delays: Sequence[dt.timedelta] = RETRY_DELAYS,
+) -> str:
+    """Log an attempt and move the delivery on: ``delivered`` (no error), due again
+    after the next of ``delays``, or ``failed`` after the last. Its new state."""
+    now = now or utcnow()
+    with ledger.transaction() as session:
+        row = session.execute(
+            select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id).with_for_update()
+        ).scalar_one()
+        session.add(
+            WebhookAttemptRow(
+                delivery_id=delivery_id,
+                at=now,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+            )
+        )
+        if row.state == PENDING:  # a slow duplicate of a finished one changes nothing
+            if error is None:
+                row.state, row.delivered_at = DELIVERED, now
+            else:
+                row.attempts += 1
+                if row.attempts > len(delays):
+                    row.state = FAILED
+                else:
+                    row.next_attempt_at = now + delays[row.attempts - 1]
+        return row.state
+
+
+def defer(ledger: Ledger, delivery_id: str, *, until: dt.datetime) -> None:
+    """Give a claimed delivery back, due at ``until``, without an attempt: its receiver
+    did not answer another delivery a moment ago (no use waiting for it twice)."""
+    with ledger.transaction() as session:
+        row = session.execute(
+            select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id).with_for_update()
+        ).scalar_one()
+        if row.state == PENDING:
+            row.next_attempt_at = until
+
+
+def replay(ledger: Ledger, delivery_id: str, *, client: str | None = None) -> None:
+    """Make a delivery due now, with its back-off started afresh (the same message,
+    the same ``webhook-id``: a receiver that has it already ignores it).
+    ``NotFoundError`` for an unknown id (or one of another client than ``client``)."""
+    with ledger.transaction() as session:
+        row = session.execute(
+            select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id).with_for_update()
+        ).scalar_one_or_none()
+        if row is None or (client is not None and row.client != client):
+            raise NotFoundError("webhook delivery", delivery_id)
+        row.state, row.attempts, row.next_attempt_at = PENDING, 0, utcnow()
+        row.delivered_at = None
+
+
+def list_deliveries(
+    ledger: Ledger, *, client: str | None = None, limit: int = 50
+) -> tuple[Delivery, ...]:
+    """The newest deliveries (of ``client``), newest first, each with its last attempt."""
+    with ledger.reading() as session:
+        query = select(WebhookDeliveryRow).order_by(
+            WebhookDeliveryRow.created_at.desc(), WebhookDeliveryRow.id
+        )
+        if client is not None:
+            query = query.where(WebhookDeliveryRow.client == client)
+        rows = session.execute(query.limit(limit)).scalars().all()
+        return tuple(_delivery(session, row) for row in rows)
+
+
+def _delivery(session: Session, row: WebhookDeliveryRow) -> Delivery:
+    last = session.execute(
+        select(WebhookAttemptRow)
+        .where(WebhookAttemptRow.delivery_id == row.id)
+        .order_by(WebhookAttemptRow.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    count = session.execute(
+        select(func.count()).where(WebhookAttemptRow.delivery_id == row.id)
+    ).scalar_one()
+    return Delivery(
+        id=row.id,
+        client=row.client,
+        event_type=row.event_type,
+        meeting_id=str(row.payload.get("data", {}).get("meeting_id", "")),
+        created_at=aware_utc(row.created_at),
+        state=row.state,
+        attempts=int(count),
+        next_attempt_at=aware_utc(row.next_attempt_at) if row.state == PENDING else None,
+        last_attempt_at=aware_utc(last.at) if last else None,
+        last_status=last.status_code if last else None,
+        last_error=last.error if last else None,
+        payload=dict(row.payload),
+    )
