@@ -39,6 +39,21 @@ class JusteringError(Exception):
         """The text to show: what went wrong and, where known, what to do."""
         return str(self)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Errors raised in a worker process come back whole: with their typed fields
+        # (a refusal, a paragraph), which the default pickling of an exception with
+        # keyword arguments loses.
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuilt(
+    cls: type[JusteringError], args: tuple[object, ...], fields: dict[str, object]
+) -> JusteringError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
+
 
 class ConfigError(JusteringError):
     """The configuration or environment is unusable."""

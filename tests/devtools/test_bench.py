@@ -205,6 +205,26 @@ def test_status_fields_are_read_in_kilobytes() -> None:
         ([sys.executable, "-m", "justering", "serve", "--port", "1"], "serve"),
         ([sys.executable, "-m", "justering", "--home", "h", "verify", "a.pdf"], "verify"),
         ([sys.executable, "-m", "prefect.engine"], "flow-run"),
+        (
+            [
+                sys.executable,
+                "-B",
+                "-c",
+                "from multiprocessing.spawn import spawn_main; "
+                "spawn_main(tracker_fd=12, pipe_handle=30)",
+                "--multiprocessing-fork",
+            ],
+            "worker",
+        ),
+        (
+            [
+                sys.executable,
+                "-B",
+                "-c",
+                "from multiprocessing.resource_tracker import main;main(11)",
+            ],
+            "resource-tracker",
+        ),
         (["/v/bin/python", "/v/bin/prefect", "server", "start", "--port", "9"], "prefect-server"),
         (["/usr/bin/pdfsig", "a.pdf"], "pdfsig"),
         ([], "?"),
@@ -271,6 +291,7 @@ def test_the_sampler_finds_a_childs_peak_memory() -> None:
         assert peak is not None and peak >= 80
         assert set(sampler.by_label_mb("justering")) == {Path(sys.executable).name}
         assert 0 < sampler.sum_kb["justering"] / 1024 < peak
+        assert sampler.peak_sum_kb["justering"] / 1024 == peak  # one process: its peak
         assert sampler.peak_mb("prefect") is None
     finally:
         child.kill()
@@ -327,6 +348,7 @@ KEYS = {
     "latency_p95_s",
     "verify_ratio_vs_pdfsig",
     "peak_rss_mb",
+    "peak_rss_total_mb",
     "details",
 }
 
@@ -373,15 +395,25 @@ def test_a_tiny_bench_run_reports_every_figure(
         "floor_2",
         "end",
     }
-    assert {"serve", "flow-run", "verify"} <= set(details["rss_mb"])
+    # serve, its worker processes (no process per flow run) and verify.
+    assert {"serve", "worker", "verify"} <= set(details["rss_mb"])
+    assert "flow-run" not in details["rss_mb"]
     assert figures["peak_rss_mb"] == max(
-        details["rss_mb"][k] for k in ("serve", "flow-run", "verify")
+        details["rss_mb"][k] for k in ("serve", "worker", "verify")
     )
+    # Together: at least serve's peak, and their peaks at least what was sampled.
+    rss = details["rss_mb"]
+    assert figures["peak_rss_total_mb"] >= max(rss["serve"], rss["justering_sum"])
     if details["verify"]["pdfsig_s"] is None:
         assert figures["verify_ratio_vs_pdfsig"] is None
     else:
         assert figures["verify_ratio_vs_pdfsig"] > 0
-    assert set(details["targets"]) == {"ratio_vs_floor", "latency_p50_s", "peak_rss_mb"}
+    assert set(details["targets"]) == {
+        "ratio_vs_floor",
+        "latency_p50_s",
+        "peak_rss_mb",
+        "peak_rss_total_mb",
+    }
     # Every bench meeting went all the way, on the embedded defaults.
     ledger = Ledger(settings.database_url)
     try:

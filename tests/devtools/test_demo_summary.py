@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import time
 from pathlib import Path
 
+from justering.devtools.demo import command_started_at
 from justering.devtools.demo_summary import DemoExtract, DemoProtocol, DemoSummary
 
 EXTRACT = DemoExtract(
@@ -93,3 +96,25 @@ def test_the_json_has_the_protocols_beside_the_extracts() -> None:
             "kept_at": "Kommunstyrelsens kansli, Stadshuset",
         }
     ]
+
+
+def test_the_start_up_figure_is_in_the_json_and_the_summary() -> None:
+    timed = dataclasses.replace(summary(PROTOCOL), startup_seconds=4.26)
+    assert (timed.to_json()["seconds"], timed.to_json()["startup_seconds"]) == (12.5, 4.26)
+    assert "12.5 s (första paragrafen upprättad efter 4.3 s)" in timed.describe()
+    assert summary(PROTOCOL).to_json()["startup_seconds"] is None
+
+
+def test_the_command_start_is_read_from_proc(tmp_path: Path) -> None:
+    """``/proc/self/stat``'s start time (field 22, in clock ticks after boot), after a
+    command name with spaces and parentheses; the present moment without ``/proc``."""
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "stat").write_text("cpu  1 2 3\nbtime 1700000000\nprocesses 9\n")
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = ["S", *["0"] * 18, str(250 * ticks), "0"]
+    (proc / "self" / "stat").write_text(f"4711 (a (b) c) {' '.join(fields)}\n")
+    assert command_started_at(proc) == 1700000250.0
+    before = time.time()
+    assert before <= command_started_at(tmp_path / "none") <= time.time()
+    assert 0 <= time.time() - command_started_at() < 600  # this test process's own start

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -84,22 +83,3 @@ def test_concurrent_advances_archive_each_extract_once(
     # whoever skipped left the meeting marked; the next advance finds nothing to do
     workflow.advance_meeting(services, meeting.meeting_id)
     assert workflow.meetings_needing_work(services) == ()
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_archiving_is_spread_over_worker_processes(
-    services: Services, sample_meeting: Meeting
-) -> None:
-    meeting = small_meeting(sample_meeting, paragraphs=(94, 96, 97))
-    sign_to_certified(services, meeting)
-    pool = workflow.start_archive_workers(services.settings, 2)
-    try:
-        report = workflow.advance_meeting(replace(services, archive_pool=pool), meeting.meeting_id)
-    finally:
-        pool.shutdown()
-    assert report.complete and len(report.archived) == 3
-    states = workflow.meeting_summaries(services, meeting.meeting_id)
-    assert {s.status for s in states} == {ExtractStatus.ARCHIVED}
-    assert sorted(report.archived) == sorted(s.archive_uri for s in states)
-    with services.ledger.reading() as session:
-        assert session.query(LeaseRow).count() == 0  # every lease released

@@ -89,11 +89,12 @@ def register(commands: Commands) -> None:
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
-def use_prefect(settings: Settings, stack: ExitStack) -> str | None:
+def use_prefect(settings: Settings, stack: ExitStack, *, wait: bool = True) -> str | None:
     """Point this process (and its children) at Prefect: ``PREFECT_API_URL`` if set,
-    else a local server started on loopback for as long as ``stack`` lives. Returns
-    the address of Prefect's UI, or None where the server has none (then Prefect is
-    told so, and logs no links to it)."""
+    else a local server started on loopback for as long as ``stack`` lives (with
+    ``wait`` false, still starting on return: ``serve`` waits for it, and starts
+    meanwhile). Returns the address of Prefect's UI, or None where the server has
+    none (then Prefect is told so, and logs no links to it)."""
     from justering.orchestration.prefect_server import (
         local_prefect_server,
         prefect_environment,
@@ -105,9 +106,12 @@ def use_prefect(settings: Settings, stack: ExitStack) -> str | None:
         settings.home.mkdir(parents=True, exist_ok=True)
         print("justering: starting a local Prefect server…", file=sys.stderr)
         api_url = stack.enter_context(
-            local_prefect_server(settings.prefect_home, settings.home / "prefect-server.log")
+            local_prefect_server(
+                settings.prefect_home, settings.home / "prefect-server.log", wait=wait
+            )
         )
-        ui_url = prefect_ui_url(api_url)
+        # The local server serves its UI (started so); asked only once it answers.
+        ui_url = prefect_ui_url(api_url) if wait else api_url.removesuffix("/api")
     elif "PREFECT_UI_URL" in os.environ:  # the operator's word (empty: no UI)
         ui_url = os.environ["PREFECT_UI_URL"].strip() or None
     else:
@@ -142,7 +146,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from justering.devtools.demo import run_demo
 
     with ExitStack() as stack:
-        ui_url = use_prefect(settings, stack)
+        # The Prefect server and the service start side by side: serve waits for it.
+        ui_url = use_prefect(settings, stack, wait=False)
         if ui_url:
             print(
                 f"justering: Prefect's UI is at {ui_url} while the demo runs "

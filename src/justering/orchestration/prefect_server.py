@@ -33,6 +33,7 @@ __all__ = [
     "prefect_environment",
     "prefect_ui_url",
     "stop_process",
+    "wait_for_prefect",
     "wait_until_healthy",
 ]
 
@@ -95,6 +96,12 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes] | None, timeou
     raise ConfigError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def wait_for_prefect(api_url: str, timeout: float = STARTUP_SECONDS) -> None:
+    """Return once the Prefect server at ``api_url`` answers its health check (at once
+    when it is up); ``ConfigError`` after ``timeout`` seconds."""
+    wait_until_healthy(f"{api_url.rstrip('/')}/health", None, timeout)
+
+
 def _prefect_executable() -> str:
     beside = Path(sys.executable).with_name("prefect")
     found = str(beside) if beside.exists() else shutil.which("prefect")
@@ -105,12 +112,14 @@ def _prefect_executable() -> str:
 
 @contextmanager
 def local_prefect_server(
-    prefect_home: Path, log_file: Path, *, database_url: str | None = None
+    prefect_home: Path, log_file: Path, *, database_url: str | None = None, wait: bool = True
 ) -> Iterator[str]:
     """Start ``prefect server start`` on a free loopback port, with its UI; yields its
     API URL (the UI is at the same address without ``/api``: :func:`prefect_ui_url`).
     Its database is SQLite under ``prefect_home``, or ``database_url`` (e.g.
-    ``postgresql+asyncpg://…``, as in a scale-out deployment)."""
+    ``postgresql+asyncpg://…``, as in a scale-out deployment). With ``wait`` false it
+    yields at once, while the server starts: whoever uses it waits for it
+    (:func:`wait_for_prefect`), so that other start-up work runs meanwhile."""
     prefect_home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
@@ -134,7 +143,8 @@ def local_prefect_server(
             start_new_session=True,
         )
     try:
-        wait_until_healthy(f"{api_url}/health", process, STARTUP_SECONDS)
+        if wait:
+            wait_until_healthy(f"{api_url}/health", process, STARTUP_SECONDS)
         yield api_url
     finally:
         stop_process(process)

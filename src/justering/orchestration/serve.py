@@ -1,6 +1,9 @@
-"""``justering serve``: the web app, the Prefect runner for the ``meeting-ended``
-flow and the scheduled deadline pass (:mod:`justering.orchestration.deployments`)
-and the task worker for ``advance-meeting``, in one long-running process.
+"""``justering serve``: the web app, the task worker for ``advance-meeting``, the
+``meeting-ended`` flow runs of the meetings it records (in threads of this process),
+the Prefect runner for the deployments (:mod:`justering.orchestration.deployments`:
+the scheduled deadline pass, and ``meeting-ended`` runs started by the command
+line), in one long-running process, with worker processes that render, sign and
+archive (:mod:`justering.workflow.workers`).
 
 Scale-out runs more of these against one Prefect server and one PostgreSQL
 ledger; every step checks the ledger, so they never step on each other.
@@ -12,48 +15,48 @@ import asyncio
 import logging
 import os
 import socket
-import tempfile
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 
 import uvicorn
 
 from justering.config import Settings
-from justering.documents.rendering import render_extract
 from justering.errors import ConfigError
-from justering.model.manifest import load_sample_meeting
-from justering.model.roles import Role
 from justering.orchestration import listening
 from justering.orchestration.deployments import (
     deadline_passes_paused,
     drop_missed_passes,
     served_deployments,
-    trigger_meeting,
 )
-from justering.pades.ca import SigningCA
-from justering.pades.sign import sign_extract
+from justering.orchestration.prefect_server import wait_for_prefect
 from justering.web.app import Hooks, create_app
-from justering.workflow.archiving import start_archive_workers
 from justering.workflow.mailing import send_queued_mail
 from justering.workflow.services import Services, open_services
 from justering.workflow.status import meetings_needing_work
+from justering.workflow.workers import start_workers
 
 __all__ = [
+    "FLOW_RUNS_AT_ONCE",
     "RECONCILE_SECONDS",
-    "archive_workers",
+    "WORKER_START_SECONDS",
     "listen",
     "reconcile_seconds",
     "run_service",
     "schedule_advance",
-    "warm_up",
     "warn_unless_parameters_are_shared",
+    "worker_count",
 ]
 
 log = logging.getLogger(__name__)
 
 RECONCILE_SECONDS = 15.0
 """The reconciler's period unless ``JUSTERING_RECONCILE_SECONDS`` says otherwise."""
+WORKER_START_SECONDS = 120.0
+"""How long the worker processes may take to start before ``serve`` gives up."""
+FLOW_RUNS_AT_ONCE = 4
+"""``meeting-ended`` flow runs a serve process runs at once (in threads); more wait."""
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -132,51 +135,56 @@ def warn_unless_parameters_are_shared(settings: Settings) -> None:
         )
 
 
-def archive_workers() -> int:
-    """Worker processes for archiving: ``JUSTERING_ARCHIVE_WORKERS``, else one per core."""
-    value = os.environ.get("JUSTERING_ARCHIVE_WORKERS", "")
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
+def worker_count(environ: Mapping[str, str] | None = None) -> int:
+    """Worker processes that render, sign and archive: ``JUSTERING_WORKERS`` (the older
+    ``JUSTERING_ARCHIVE_WORKERS`` too), else one per core."""
+    env = os.environ if environ is None else environ
+    for name in ("JUSTERING_WORKERS", "JUSTERING_ARCHIVE_WORKERS"):
+        text = env.get(name, "").strip()
+        if not text:
+            continue
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"{name}: expected a number of processes ≥ 1, got {text!r}")
+        return int(text)
     return max(1, os.cpu_count() or 1)
 
 
-def warm_up() -> None:
-    """Render and sign a throwaway extract, so that the first signer of the day does
-    not wait for fonts and pyHanko to load (about half a second per process). The
-    certificate comes from a throwaway CA: the real one issues only for real signers."""
-    with tempfile.TemporaryDirectory() as directory:
-        meeting = load_sample_meeting()
-        signer = meeting.signers(Role.CHAIR)[0]
-        ca = SigningCA.create(Path(directory) / "ca", organisation="uppvärmning")
-        sign_extract(
-            render_extract(meeting, meeting.paragraphs[0]),
-            ca.issue(signer, organisation="uppvärmning"),
-            signer,
-            adjuster_count=len(meeting.adjusters),
-        )
+def _run_meeting_flow(meeting_id: str) -> None:
+    """The ``meeting-ended`` flow of a recorded meeting, run in this process (its run
+    is named after the meeting in Prefect's UI). A failure is logged: the task worker
+    was handed the meeting too, and the reconciler comes back to it."""
+    from justering.orchestration.flows import meeting_ended
+
+    try:
+        meeting_ended(meeting_id)
+    except Exception:
+        log.exception("the meeting-ended flow of %s failed; the reconciler resumes it", meeting_id)
 
 
 async def _serve(settings: Settings, listener: socket.socket) -> None:
     from prefect.runner import Runner
     from prefect.task_worker import aserve
 
-    from justering.orchestration.flows import (
-        advance_meeting,
-        deliver_webhooks,
-        install_services,
-        meeting_label_of,
-    )
+    from justering.orchestration.flows import advance_meeting, deliver_webhooks, install_services
 
+    begun = time.monotonic()
     period = reconcile_seconds()
     passes_paused = deadline_passes_paused()
     warn_unless_parameters_are_shared(settings)
-    pool = start_archive_workers(settings, archive_workers())
-    svc = replace(open_services(settings), archive_pool=pool)
+    workers = start_workers(settings, worker_count())
+    svc = replace(open_services(settings), workers=workers)
     install_services(svc)
-    await asyncio.to_thread(warm_up)
+    api_url = os.environ.get("PREFECT_API_URL")
+    if api_url:  # the demo starts its Prefect server beside this process
+        await asyncio.to_thread(wait_for_prefect, api_url)
+    prefect_at = time.monotonic() - begun
+
+    # A recorded meeting's flow run is made here, in this process (a deployment run
+    # would start a process of its own per meeting: seconds of start-up and 170 MB).
+    flow_runs = ThreadPoolExecutor(FLOW_RUNS_AT_ONCE, thread_name_prefix="meeting-ended")
 
     def meeting_recorded(meeting_id: str) -> None:
-        trigger_meeting(meeting_id, label=meeting_label_of(meeting_id, svc))
+        flow_runs.submit(_run_meeting_flow, meeting_id)
 
     app = create_app(
         svc, Hooks(meeting_recorded=meeting_recorded, schedule_advance=schedule_advance)
@@ -189,6 +197,15 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     dropped = await drop_missed_passes(await runner.aadd_deployment(passes))
     if dropped:
         log.info("%d deadline passes missed while no service ran were cancelled", dropped)
+    # The worker processes started beside all this; serve once they can work (a
+    # request then never waits for their imports and warm-up).
+    await asyncio.to_thread(workers.wait_started, WORKER_START_SECONDS)
+    log.info(
+        "started in %.1f s (Prefect answered after %.1f s; %d worker processes ready)",
+        time.monotonic() - begun,
+        prefect_at,
+        workers.count,
+    )
     host, port = listener.getsockname()[:2]
     server = uvicorn.Server(
         uvicorn.Config(
@@ -221,7 +238,8 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
             job.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         install_services(None)
-        pool.shutdown(wait=False, cancel_futures=True)
+        flow_runs.shutdown(wait=False, cancel_futures=True)
+        workers.shutdown()
 
 
 def run_service(settings: Settings, listener: socket.socket) -> None:

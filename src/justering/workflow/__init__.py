@@ -14,7 +14,7 @@ read-only view (a meeting's state, audit queries).
 """
 
 from justering.workflow.advance import AdvanceReport, advance_meeting
-from justering.workflow.archiving import archive_extract, start_archive_workers
+from justering.workflow.archiving import archive_extract
 from justering.workflow.declining import DeclineReceipt, decline_with_link
 from justering.workflow.drafting import draft_extract, draft_meeting
 from justering.workflow.meeting_view import MeetingView, meeting_view
@@ -35,6 +35,7 @@ from justering.workflow.status import (
     protocol_summaries,
     unfinished_meetings,
 )
+from justering.workflow.workers import Workers, start_workers
 
 __all__ = [
     "AdvanceReport",
@@ -45,6 +46,7 @@ __all__ = [
     "RedraftResult",
     "Services",
     "SigningReceipt",
+    "Workers",
     "advance_meeting",
     "archive_extract",
     "deadline_of",
@@ -64,7 +66,7 @@ __all__ = [
     "redraft_with_link",
     "secretary_of",
     "sign_with_link",
-    "start_archive_workers",
+    "start_workers",
     "unfinished_meetings",
     "view_link",
 ]

@@ -4,17 +4,15 @@ trail, the CA certificates, the certificate of completion, the checksums), and t
 ``archived`` event.
 
 Archiving is the longest step of a meeting and runs after the certifier's one
-request: ``justering serve`` spreads it over worker processes, one per core
-(:func:`start_archive_workers`), so that it is not bound to one core.
+request: ``justering serve`` spreads it over its worker processes, one per core
+(:mod:`justering.workflow.workers`), so that it is not bound to one core.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +30,6 @@ from justering.archive.bundle import (
 from justering.archive.completion_text import CompletionSubject
 from justering.archive.intyg import render_completion
 from justering.archive.keys import extract_prefix
-from justering.config import Settings
 from justering.errors import ArchiveError, JusteringError, Refusal, TrailError, WorkflowError
 from justering.ledger.database import utcnow
 from justering.ledger.extracts import (
@@ -55,7 +52,8 @@ from justering.pades.validate import validate_extract
 from justering.workflow.meetings import load_meeting
 from justering.workflow.noticeboard import announcement_of
 from justering.workflow.protocols import protocol_archive_key, shown_in, span
-from justering.workflow.services import Services, open_services
+from justering.workflow.services import Services
+from justering.workflow.workers import spread
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,6 @@ __all__ = [
     "archive_certified",
     "archive_extract",
     "archive_if_free",
-    "start_archive_workers",
 ]
 
 
@@ -260,32 +257,6 @@ def archive_if_free(services: Services, extract_id: int) -> ArchiveOutcome:
 
 
 def archive_certified(services: Services, extract_ids: Sequence[int]) -> list[ArchiveOutcome]:
-    """Archive each extract, in the archive worker processes when there are some and
-    more than one extract; an outcome for each."""
-    if services.archive_pool is not None and len(extract_ids) > 1:
-        return list(services.archive_pool.map(_archive_in_worker, extract_ids))
-    return [archive_if_free(services, extract_id) for extract_id in extract_ids]
-
-
-def start_archive_workers(settings: Settings, count: int) -> Executor:
-    """``count`` worker processes that archive, each with its own services; put the
-    pool in :attr:`Services.archive_pool`, and shut it down when the service stops."""
-    context = multiprocessing.get_context("spawn")  # the parent has threads: no fork
-    return ProcessPoolExecutor(
-        count, mp_context=context, initializer=_start_worker, initargs=(settings,)
-    )
-
-
-class _Worker:
-    """The services of an archive worker process, opened once when it starts."""
-
-    services: Services | None = None
-
-
-def _start_worker(settings: Settings) -> None:
-    _Worker.services = open_services(settings)
-
-
-def _archive_in_worker(extract_id: int) -> ArchiveOutcome:
-    assert _Worker.services is not None, "not in an archive worker"
-    return archive_if_free(_Worker.services, extract_id)
+    """Archive each extract, in the worker processes when there are some
+    (:func:`justering.workflow.workers.spread`); an outcome for each."""
+    return list(spread(services, archive_if_free, extract_ids))

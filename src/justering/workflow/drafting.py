@@ -4,6 +4,9 @@ extract, and the meeting's protocols as version 1 of theirs, each recorded with 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,6 +17,8 @@ from justering.ledger.database import utcnow
 from justering.ledger.extracts import append_event, store_document
 from justering.ledger.leases import WorkLease
 from justering.ledger.schema import ExtractRow, MeetingRow
+from justering.model.meeting import Meeting
+from justering.model.minutes import Paragraph
 from justering.model.process import DocumentKind, ExtractStatus
 from justering.model.trail import EventKind
 from justering.workflow.meetings import get_meeting, load_meeting
@@ -24,6 +29,7 @@ from justering.workflow.protocols import (
     render_protocol_version,
 )
 from justering.workflow.services import Services
+from justering.workflow.workers import chunked, spread
 
 __all__ = ["draft_extract", "draft_meeting", "draft_protocol"]
 
@@ -50,19 +56,8 @@ def draft_extract(services: Services, meeting_id: str, paragraph_number: int) ->
     paragraph = meeting.paragraph(paragraph_number)
     if paragraph is None:
         raise NotFoundError("paragraph", f"§ {paragraph_number} of {meeting_id}")
-    pdf = render_extract(meeting, paragraph, version=1)
-    row = ExtractRow(
-        meeting_id=meeting_id,
-        kind=DocumentKind.EXTRACT,
-        paragraph=paragraph_number,
-        dnr=paragraph.dnr,
-        title=paragraph.title,
-        version=1,
-        status=ExtractStatus.AWAITING_CHAIR,
-        head_sha256="",
-        updated_at=utcnow(),
-    )
-    return _record_draft(services, row, pdf)
+    row = _extract_row(meeting_id, paragraph)
+    return _record_draft(services, row, render_extract(meeting, paragraph, version=1))
 
 
 def draft_protocol(services: Services, meeting_id: str, kind: DocumentKind) -> int:
@@ -76,6 +71,21 @@ def draft_protocol(services: Services, meeting_id: str, kind: DocumentKind) -> i
         return existing
     pdf = render_protocol_version(meeting, kind, paragraphs, 1)
     return _record_draft(services, new_protocol_row(meeting, kind, utcnow()), pdf)
+
+
+def _extract_row(meeting_id: str, paragraph: Paragraph) -> ExtractRow:
+    """Version 1 of a paragraph's extract, before its document is stored."""
+    return ExtractRow(
+        meeting_id=meeting_id,
+        kind=DocumentKind.EXTRACT,
+        paragraph=paragraph.number,
+        dnr=paragraph.dnr,
+        title=paragraph.title,
+        version=1,
+        status=ExtractStatus.AWAITING_CHAIR,
+        head_sha256="",
+        updated_at=utcnow(),
+    )
 
 
 def _record_draft(services: Services, row: ExtractRow, pdf: bytes) -> int:
@@ -112,7 +122,8 @@ def draft_meeting(services: Services, meeting_id: str) -> tuple[int, ...] | None
     """Draft every paragraph of the meeting not drafted yet, those under omedelbar
     justering first, then its protocols; the new documents' ids. None if another
     process is drafting the meeting now (a lease in the ledger): the work is not done
-    twice."""
+    twice. The documents are rendered in the service's worker processes, if it has
+    some, and recorded here in that order."""
     meeting = get_meeting(services, meeting_id)
     with services.ledger.reading() as session:
         existing = {
@@ -123,6 +134,7 @@ def draft_meeting(services: Services, meeting_id: str) -> tuple[int, ...] | None
                 )
             )
         }
+        paragraphs = current_paragraphs(session, meeting)
     missing = sorted(
         (p for p in meeting.paragraphs if (DocumentKind.EXTRACT, p.number) not in existing),
         key=lambda p: (not p.immediate, p.number),
@@ -130,14 +142,46 @@ def draft_meeting(services: Services, meeting_id: str) -> tuple[int, ...] | None
     protocols = [kind for kind in protocol_kinds(meeting) if (kind, 0) not in existing]
     if not missing and not protocols:
         return ()
+    jobs = [
+        *(
+            _Rendering(meeting, DocumentKind.EXTRACT, tuple(p.number for p in piece))
+            for piece in chunked(missing, services)
+        ),
+        *(_Rendering(meeting, kind, paragraphs=paragraphs) for kind in protocols),
+    ]
     with WorkLease(services.ledger, f"draft:{meeting_id}") as lease:
         if not lease.held:
             return None
         drafted = []
-        for paragraph in missing:
-            drafted.append(draft_extract(services, meeting_id, paragraph.number))
-            lease.renew()
-        for kind in protocols:
-            drafted.append(draft_protocol(services, meeting_id, kind))
-            lease.renew()
+        for job, pdfs in zip(jobs, spread(services, _render, jobs), strict=True):
+            for row, pdf in zip(job.rows(), pdfs, strict=True):
+                drafted.append(_record_draft(services, row, pdf))
+                lease.renew()
         return tuple(drafted)
+
+
+@dataclass(frozen=True)
+class _Rendering:
+    """A piece of a meeting's drafting: the extracts of paragraphs ``numbers``, or the
+    protocol of ``kind`` from ``paragraphs`` (their current texts)."""
+
+    meeting: Meeting
+    kind: DocumentKind
+    numbers: tuple[int, ...] = ()
+    paragraphs: Mapping[int, Paragraph] = field(default_factory=dict)
+
+    def rows(self) -> list[ExtractRow]:
+        """The rows of version 1 of the documents, in the order of their renderings."""
+        if self.kind.is_protocol:
+            return [new_protocol_row(self.meeting, self.kind, utcnow())]
+        paragraphs = {p.number: p for p in self.meeting.paragraphs}
+        return [_extract_row(self.meeting.meeting_id, paragraphs[n]) for n in self.numbers]
+
+
+def _render(services: Services, job: _Rendering) -> list[bytes]:
+    """The documents of ``job`` (in a worker process, when the service has some)."""
+    del services  # rendering needs nothing but the meeting
+    if job.kind.is_protocol:
+        return [render_protocol_version(job.meeting, job.kind, job.paragraphs, 1)]
+    paragraphs = {p.number: p for p in job.meeting.paragraphs}
+    return [render_extract(job.meeting, paragraphs[n], version=1) for n in job.numbers]

@@ -3,7 +3,7 @@ notifier, the archive and the TSA, opened once per process."""
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -18,7 +18,25 @@ from justering.pades.ca import SigningCA
 from justering.pades.seal import TrailSeal
 from justering.pades.timestamps import Timestamper, timestamper_for
 
-__all__ = ["Services", "open_services"]
+__all__ = ["Services", "Workers", "open_services"]
+
+
+@dataclass(frozen=True)
+class Workers:
+    """The service's worker processes (:mod:`justering.workflow.workers`)."""
+
+    executor: Executor
+    count: int
+    started: tuple[Future[None], ...] = ()
+    """A first job per worker, done once the pool has started (and warmed up) them."""
+
+    def wait_started(self, timeout: float | None = None) -> None:
+        """Return once every worker has started (a worker that failed to start raises)."""
+        for future in self.started:
+            future.result(timeout)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -36,9 +54,9 @@ class Services:
     """With a TSA: every signature is timestamped and certified extracts get
     long-term validation data."""
     tsa_root: x509.Certificate | None = None
-    archive_pool: Executor | None = None
-    """Worker processes that archive (``justering serve`` starts one per core,
-    :func:`justering.workflow.archiving.start_archive_workers`); None: in-process."""
+    workers: Workers | None = None
+    """Worker processes that render, sign and archive (``justering serve`` starts one
+    per core, :func:`justering.workflow.workers.start_workers`); None: in-process."""
 
     @property
     def trust_roots(self) -> list[x509.Certificate]:

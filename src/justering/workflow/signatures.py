@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,7 @@ from justering.workflow.signer_links import (
     link_signer,
     stored_document,
 )
+from justering.workflow.workers import chunked, spread
 
 __all__ = ["SignedItem", "SigningReceipt", "sign_with_link"]
 
@@ -135,7 +136,8 @@ def sign_with_link(
     """
     for _attempt in range(MAX_SIGNING_ATTEMPTS):
         plan = _plan_signing(services, token, extract_ids, login)
-        signed = [_sign_planned(services, plan, item) for item in plan.items]
+        pieces = [replace(plan, items=tuple(items)) for items in chunked(plan.items, services)]
+        signed = [done for piece in spread(services, _sign_piece, pieces) for done in piece]
         try:
             receipt = _record_signatures(services, token, plan, signed)
         except _ExtractMoved:
@@ -229,6 +231,12 @@ def _check_earlier_signatures(
     if not report.ok or not report.signatures:
         log.error("§ %s: earlier signatures do not validate: %s", item.paragraph, report.problems)
         raise WorkflowError(Refusal.TAMPERED, paragraph=item.paragraph)
+
+
+def _sign_piece(services: Services, plan: _SigningPlan) -> list[SignedExtract]:
+    """Sign each document of ``plan`` (a piece of a signer's documents: in a worker
+    process when the service has them, :mod:`justering.workflow.workers`)."""
+    return [_sign_planned(services, plan, item) for item in plan.items]
 
 
 def _sign_planned(services: Services, plan: _SigningPlan, item: _PlannedSignature) -> SignedExtract:

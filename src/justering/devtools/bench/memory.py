@@ -33,9 +33,14 @@ def status_kb(status: str, name: str) -> int | None:
 
 
 def process_label(cmdline: Sequence[str]) -> str:
-    """What a process is, from its command line: ``serve``, ``verify``, ``flow-run``,
-    ``prefect-server`` or the program's name."""
+    """What a process is, from its command line: ``serve``, ``verify``, ``worker`` (a
+    worker process of ``serve``), ``resource-tracker`` (multiprocessing's, beside
+    them), ``flow-run``, ``prefect-server`` or the program's name."""
     words = " ".join(cmdline)
+    if "from multiprocessing.spawn import" in words:
+        return "worker"
+    if "from multiprocessing.resource_tracker import" in words:
+        return "resource-tracker"
     if "justering" in words and " serve" in words:
         return "serve"
     if "justering" in words and " verify" in words:
@@ -97,9 +102,11 @@ class _Peak:
 
 class RssSampler:
     """Samples ``/proc`` in a thread: for each group of root processes and their
-    descendants, every process's peak resident set (``VmHWM``) and the peak of the
-    group's summed ``VmRSS``. A descendant labelled ``prefect-server`` counts in
-    the ``prefect`` group whatever its root."""
+    descendants, every process's peak resident set (``VmHWM``), the peak of the
+    group's summed ``VmRSS`` and the peak of its summed ``VmHWM`` (at each sample, the
+    processes then alive, each with the most it has held so far: a peak between two
+    samples counts). A descendant labelled ``prefect-server`` counts in the
+    ``prefect`` group whatever its root."""
 
     def __init__(self, interval: float = RSS_INTERVAL_SECONDS, proc: Path = Path("/proc")) -> None:
         self.interval = interval
@@ -107,6 +114,7 @@ class RssSampler:
         self.roots: dict[str, set[int]] = {}
         self.peaks: dict[int, _Peak] = {}
         self.sum_kb: dict[str, int] = {}
+        self.peak_sum_kb: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -119,7 +127,7 @@ class RssSampler:
         with self._lock:
             roots = {group: set(pids) for group, pids in self.roots.items()}
         for group, pids in roots.items():
-            total = 0
+            total = peaks = 0
             for pid in process_tree(pids, self.proc):
                 status = _read(self.proc / str(pid) / "status")
                 if status is None:
@@ -137,7 +145,9 @@ class RssSampler:
                 peak.hwm_kb = max(peak.hwm_kb, hwm)
                 if peak.group == group:
                     total += rss
+                    peaks += peak.hwm_kb
             self.sum_kb[group] = max(self.sum_kb.get(group, 0), total)
+            self.peak_sum_kb[group] = max(self.peak_sum_kb.get(group, 0), peaks)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -43,7 +43,7 @@ from justering.devtools.bench.memory import (
 )
 from justering.devtools.bench.report import BenchReport
 from justering.devtools.bench.verify import clean_environment, compare_verify
-from justering.devtools.demo import start_service
+from justering.devtools.demo import start_service, trail_event_at
 from justering.devtools.meeting_system import MeetingSystem, register_meeting_system
 from justering.errors import ConfigError
 from justering.ledger.database import Ledger
@@ -108,22 +108,10 @@ class _Service:
 
 def _archived_at(settings: Settings, meeting_id: str) -> float:
     """When the meeting's last extract was archived, from the ledger (epoch seconds)."""
-    ledger = Ledger(settings.database_url)
-    try:
-        with ledger.reading() as session:
-            last = session.execute(
-                select(func.max(TrailEventRow.at))
-                .join(ExtractRow, ExtractRow.id == TrailEventRow.extract_id)
-                .where(
-                    ExtractRow.meeting_id == meeting_id,
-                    TrailEventRow.kind == EventKind.ARCHIVED.value,
-                )
-            ).scalar_one()
-    finally:
-        ledger.dispose()
+    last = trail_event_at(settings, meeting_id, EventKind.ARCHIVED, last=True)
     if last is None:
         raise ConfigError(f"bench: {meeting_id} has no archived extract in the ledger")
-    return aware_utc(last).timestamp()
+    return last
 
 
 def stage_times(settings: Settings, meeting_id: str, since: float) -> dict[str, list[float]]:
@@ -438,6 +426,7 @@ def run_bench(
         peak_rss_mb=justering_peak or 0.0,
         rss_by_process_mb=sampler.by_label_mb("justering"),
         rss_tree_sum_mb=sampler.sum_kb.get("justering", 0) / 1024,
+        peak_rss_total_mb=sampler.peak_sum_kb.get("justering", 0) / 1024,
         prefect_server_rss_mb=sampler.peak_mb("prefect"),
         harness_rss_mb=maxrss_mb(resource.RUSAGE_SELF),
         home=home,
