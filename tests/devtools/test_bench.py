@@ -36,8 +36,14 @@ from justering.devtools.bench.latency import (
     percentile,
 )
 from justering.devtools.bench.meetings import bench_meeting
-from justering.devtools.bench.memory import RssSampler, process_label, process_tree, status_kb
-from justering.devtools.bench.runner import unfinished_flow_runs
+from justering.devtools.bench.memory import (
+    RssSampler,
+    cmdline,
+    process_label,
+    process_tree,
+    status_kb,
+)
+from justering.devtools.bench.runner import passing_processes, unfinished_flow_runs
 from justering.documents.rendering import render_extract
 from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow
@@ -268,6 +274,33 @@ def test_the_process_tree_holds_the_root_and_its_children(
     for pid in children:
         assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep")
     assert process_tree([2**22 + 7]) == set()  # no such process
+
+
+def test_a_services_passing_processes_leave_out_its_resident_workers() -> None:
+    """The latency phase waits for serve's passing processes (a flow run's) to end,
+    not for its worker processes, which live as long as it does."""
+    worker = "from multiprocessing.spawn import spawn_main; import time; time.sleep(30)"
+    service = subprocess.Popen(
+        ["sh", "-c", f'{sys.executable} -c "{worker}" & sleep 30 & wait'],
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while len(process_tree([service.pid])) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # both children past their exec
+        children = process_tree([service.pid]) - {service.pid}
+        labels = {process_label(cmdline(Path(f"/proc/{pid}"))): pid for pid in children}
+        assert set(labels) == {"worker", "sleep"}, labels
+        assert passing_processes(service.pid) == {labels["sleep"]}
+        os.kill(labels["sleep"], 15)
+        deadline = time.monotonic() + 10
+        while passing_processes(service.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert passing_processes(service.pid) == set()  # only the worker is left
+    finally:
+        for pid in process_tree([service.pid]) - {service.pid}:
+            os.kill(pid, 15)
+        service.wait(timeout=10)
 
 
 def test_the_sampler_finds_a_childs_peak_memory() -> None:

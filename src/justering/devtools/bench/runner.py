@@ -56,6 +56,7 @@ from justering.orchestration.prefect_server import free_port, stop_process, wait
 from justering.pades.ca import SigningCA
 
 __all__ = [
+    "passing_processes",
     "profiled_main",
     "run_bench",
     "stage_times",
@@ -210,12 +211,26 @@ def unfinished_flow_runs(meeting_ids: Collection[str]) -> int | None:
     return asyncio.run(count())
 
 
+RESIDENT_LABELS = frozenset({"worker", "resource-tracker"})
+"""The processes ``serve`` keeps for its whole life: they never make it busy."""
+
+
+def passing_processes(service_pid: int, proc: Path = Path("/proc")) -> set[int]:
+    """The processes below ``serve`` that come and go (a flow run's, say): not its
+    worker processes, nor multiprocessing's resource tracker beside them."""
+    return {
+        pid
+        for pid in process_tree([service_pid], proc) - {service_pid}
+        if process_label(cmdline(proc / str(pid))) not in RESIDENT_LABELS
+    }
+
+
 def _wait_quiet(service_pid: int, meeting_ids: Collection[str]) -> None:
-    """Wait until the meetings' flow runs have ended and ``serve`` has no child
+    """Wait until the meetings' flow runs have ended and ``serve`` has no passing
     process left (at most :data:`WAIT_SECONDS`; after that, measure anyway)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
-        if not unfinished_flow_runs(meeting_ids) and process_tree([service_pid]) <= {service_pid}:
+        if not unfinished_flow_runs(meeting_ids) and not passing_processes(service_pid):
             return
         time.sleep(0.5)
 
