@@ -11,6 +11,7 @@ pages, the command line into exit codes. No layer parses another's messages.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 __all__ = [
     "PROTOCOL_PARAGRAPH",
@@ -25,7 +26,9 @@ __all__ = [
     "ManifestError",
     "NotFoundError",
     "ProtocolTextError",
+    "Reason",
     "Refusal",
+    "RefusedError",
     "SigningError",
     "TrailError",
     "WorkflowError",
@@ -105,28 +108,32 @@ class NotFoundError(JusteringError):
         super().__init__(f"no {what} {key}")
 
 
-class LinkProblem(StrEnum):
+class Reason(StrEnum):
+    """Why a request is refused, as a typed value: each member is its stable value (in
+    logs, JSON and tests) and carries the English sentence the operator reads
+    (``english``), as :class:`http.HTTPStatus` carries its phrase. The web layer gives
+    each reason its HTTP status and Swedish sentence (``justering.web.refusals``)."""
+
+    english: str
+
+    def __new__(cls, value: str, english: str) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.english = english
+        return member
+
+
+class LinkProblem(Reason):
     """Why a link cannot be used."""
 
-    INVALID = "invalid"
+    INVALID = "invalid", "the link is not valid"
     """No such link (or a signer's link where a secretary's is expected)."""
-    REVOKED = "revoked"
-    USED = "used"
-    EXPIRED = "expired"
-    NOT_GRANTED = "not_granted"
-    """The link does not grant the extract asked for."""
-    REPLACED = "replaced"
+    REVOKED = "revoked", "the link was revoked (the extract was declined or changed)"
+    USED = "used", "the link has already been used"
+    EXPIRED = "expired", "the link has expired"
+    NOT_GRANTED = "not_granted", "the link does not grant that extract"
+    REPLACED = "replaced", "the extract changed since the link was sent"
     """The extract was redrafted since the link was sent."""
-
-
-_LINK_TEXT = {
-    LinkProblem.INVALID: "the link is not valid",
-    LinkProblem.REVOKED: "the link was revoked (the extract was declined or changed)",
-    LinkProblem.USED: "the link has already been used",
-    LinkProblem.EXPIRED: "the link has expired",
-    LinkProblem.NOT_GRANTED: "the link does not grant that extract",
-    LinkProblem.REPLACED: "the extract changed since the link was sent",
-}
 
 
 PROTOCOL_PARAGRAPH = 0
@@ -140,145 +147,111 @@ def _where(paragraph: int | None) -> str:
     return "the protocol: " if paragraph == PROTOCOL_PARAGRAPH else f"§ {paragraph}: "
 
 
-class LinkError(JusteringError):
-    """A link cannot be used; ``problem`` says why, ``paragraph`` where it concerns one
-    (:data:`PROTOCOL_PARAGRAPH` for a protocol)."""
+class RefusedError(JusteringError):
+    """A request refused for a typed ``reason``: ``paragraph`` says which extract it
+    concerns (:data:`PROTOCOL_PARAGRAPH`: the protocol; None: none in particular),
+    ``detail`` adds what is known (a status, the problems found)."""
 
-    def __init__(self, problem: LinkProblem, *, paragraph: int | None = None) -> None:
-        self.problem = problem
-        self.paragraph = paragraph
-        super().__init__(_where(paragraph) + _LINK_TEXT[problem])
-
-
-class Refusal(StrEnum):
-    """Why the workflow refuses a step asked of it."""
-
-    NOTHING_CHOSEN = "nothing_chosen"
-    ALREADY_SIGNED = "already_signed"
-    NOT_YOUR_TURN = "not_your_turn"
-    DECLINED = "declined"
-    """The extract was declined and is back with the secretary."""
-    TAMPERED = "tampered"
-    """The stored document or its earlier signatures were altered."""
-    CHANGED_WHILE_SIGNING = "changed_while_signing"
-    ALREADY_REDRAFTED = "already_redrafted"
-    JUSTERING_COMPLETE = "justering_complete"
-    """The protocol that justers the paragraph is justered: it can no longer be
-    declined or redrafted."""
-    COMMENT_MISSING = "comment_missing"
-    COMMENT_TOO_LONG = "comment_too_long"
-    COMMENT_CONTROL_CHARACTERS = "comment_control_characters"
-    JUSTERING_INCOMPLETE = "justering_incomplete"
-    NOT_CERTIFIED = "not_certified"
-    DOES_NOT_VALIDATE = "does_not_validate"
-    CHANGED_WHILE_ARCHIVING = "changed_while_archiving"
-    PROTOCOL_HELD = "protocol_held"
-    """The protocol waits for a declined paragraph's redraft: nobody signs it now."""
-    NOT_IN_PROTOCOL = "not_in_protocol"
-    """A paragraph declined through a protocol must be one the protocol shows."""
-    NOTHING_TO_SIGN = "nothing_to_sign"
-    """A link sent again to a signer with nothing waiting for them."""
-    AWAITING_REDRAFT = "awaiting_redraft"
-    """A link sent again while what the signer would sign waits for a redraft."""
-    MEETING_FINISHED = "meeting_finished"
-    """A link sent again for a meeting whose every signature is made."""
-    NOT_DECLINED = "not_declined"
-    """Only a declined paragraph is redrafted."""
-
-
-_REFUSAL_TEXT = {
-    Refusal.NOTHING_CHOSEN: "no extract was chosen",
-    Refusal.ALREADY_SIGNED: "already signed by this signer",
-    Refusal.NOT_YOUR_TURN: "it is not this role's turn to sign",
-    Refusal.DECLINED: "declined: back with the secretary for a redraft",
-    Refusal.TAMPERED: "the document was altered after it was stored or signed; not signed",
-    Refusal.CHANGED_WHILE_SIGNING: "the extracts changed while they were signed; try again",
-    Refusal.ALREADY_REDRAFTED: "already redrafted",
-    Refusal.JUSTERING_COMPLETE: "the justering is complete; it cannot be declined or redrafted",
-    Refusal.COMMENT_MISSING: "a comment is required",
-    Refusal.COMMENT_TOO_LONG: "the comment is too long",
-    Refusal.COMMENT_CONTROL_CHARACTERS: "the comment contains control characters",
-    Refusal.JUSTERING_INCOMPLETE: "the justering is not complete",
-    Refusal.NOT_CERTIFIED: "not certified",
-    Refusal.DOES_NOT_VALIDATE: "its PDF does not validate; not archived",
-    Refusal.CHANGED_WHILE_ARCHIVING: "it changed while it was archived; retry",
-    Refusal.PROTOCOL_HELD: "the protocol waits for a declined paragraph to be redrafted",
-    Refusal.NOT_IN_PROTOCOL: "the protocol does not show that paragraph",
-    Refusal.NOTHING_TO_SIGN: "nothing waits for this signer",
-    Refusal.AWAITING_REDRAFT: "what this signer signs next waits for a redraft",
-    Refusal.MEETING_FINISHED: "every signature of the meeting is made",
-    Refusal.NOT_DECLINED: "not declined; only a declined paragraph is redrafted",
-}
-
-
-class WorkflowError(JusteringError):
-    """A step is refused: ``refusal`` says why, ``paragraph`` which extract (or
-    :data:`PROTOCOL_PARAGRAPH`, the protocol), and ``detail`` adds what is known (a
-    status, the problems found)."""
-
-    def __init__(self, refusal: Refusal, *, paragraph: int | None = None, detail: str = "") -> None:
-        self.refusal = refusal
+    def __init__(self, reason: Reason, *, paragraph: int | None = None, detail: str = "") -> None:
+        self.reason = reason
         self.paragraph = paragraph
         self.detail = detail
         more = f" ({detail})" if detail else ""
-        super().__init__(_where(paragraph) + _REFUSAL_TEXT[refusal] + more)
+        super().__init__(_where(paragraph) + reason.english + more)
 
 
-class LoginProblem(StrEnum):
+class LinkError(RefusedError):
+    """A link cannot be used; ``problem`` says why."""
+
+    def __init__(self, problem: LinkProblem, *, paragraph: int | None = None) -> None:
+        self.problem = problem
+        super().__init__(problem, paragraph=paragraph)
+
+
+class Refusal(Reason):
+    """Why the workflow refuses a step asked of it."""
+
+    NOTHING_CHOSEN = "nothing_chosen", "no extract was chosen"
+    ALREADY_SIGNED = "already_signed", "already signed by this signer"
+    NOT_YOUR_TURN = "not_your_turn", "it is not this role's turn to sign"
+    DECLINED = "declined", "declined: back with the secretary for a redraft"
+    TAMPERED = "tampered", "the document was altered after it was stored or signed; not signed"
+    CHANGED_WHILE_SIGNING = (
+        "changed_while_signing",
+        "the extracts changed while they were signed; try again",
+    )
+    ALREADY_REDRAFTED = "already_redrafted", "already redrafted"
+    JUSTERING_COMPLETE = (
+        "justering_complete",
+        "the justering is complete; it cannot be declined or redrafted",
+    )
+    """The protocol that justers the paragraph is justered: it can no longer be
+    declined or redrafted."""
+    COMMENT_MISSING = "comment_missing", "a comment is required"
+    COMMENT_TOO_LONG = "comment_too_long", "the comment is too long"
+    COMMENT_CONTROL_CHARACTERS = (
+        "comment_control_characters",
+        "the comment contains control characters",
+    )
+    JUSTERING_INCOMPLETE = "justering_incomplete", "the justering is not complete"
+    NOT_CERTIFIED = "not_certified", "not certified"
+    DOES_NOT_VALIDATE = "does_not_validate", "its PDF does not validate; not archived"
+    CHANGED_WHILE_ARCHIVING = "changed_while_archiving", "it changed while it was archived; retry"
+    PROTOCOL_HELD = "protocol_held", "the protocol waits for a declined paragraph to be redrafted"
+    NOT_IN_PROTOCOL = "not_in_protocol", "the protocol does not show that paragraph"
+    """A paragraph declined through a protocol must be one the protocol shows."""
+    NOTHING_TO_SIGN = "nothing_to_sign", "nothing waits for this signer"
+    """A link sent again to a signer with nothing waiting for them."""
+    AWAITING_REDRAFT = "awaiting_redraft", "what this signer signs next waits for a redraft"
+    """A link sent again while what the signer would sign waits for a redraft."""
+    MEETING_FINISHED = "meeting_finished", "every signature of the meeting is made"
+    """A link sent again for a meeting whose every signature is made."""
+    NOT_DECLINED = "not_declined", "not declined; only a declined paragraph is redrafted"
+
+
+class WorkflowError(RefusedError):
+    """A step is refused: ``refusal`` says why."""
+
+    def __init__(self, refusal: Refusal, *, paragraph: int | None = None, detail: str = "") -> None:
+        self.refusal = refusal
+        super().__init__(refusal, paragraph=paragraph, detail=detail)
+
+
+class LoginProblem(Reason):
     """Why a login with e-legitimation (OpenID Connect) does not let anyone sign."""
 
-    REQUIRED = "required"
+    REQUIRED = "required", "a login with e-legitimation is required for this link"
     """No login (or an expired one) for this link; the body signs with e-legitimation."""
-    PROVIDER_DOWN = "provider_down"
+    PROVIDER_DOWN = "provider_down", "the identity provider did not answer"
     """The identity provider did not answer (or not sensibly); nothing was recorded."""
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled", "the login was cancelled at the identity provider"
     """The provider sent the signer back without a login (cancelled, or refused)."""
-    NOT_STARTED = "not_started"
-    """No login was started in this browser for this answer (a wrong or stale ``state``)."""
-    ALREADY_USED = "already_used"
+    NOT_STARTED = "not_started", "no login was started for this answer (wrong or stale state)"
+    ALREADY_USED = "already_used", "this login answer was already used"
     """The provider's answer was used once already (a replayed ``state``)."""
-    CODE_REFUSED = "code_refused"
+    CODE_REFUSED = "code_refused", "the identity provider refused the authorization code"
     """The provider refused the authorization code (replayed, expired, or not ours)."""
-    INVALID_TOKEN = "invalid_token"  # noqa: S105 (a reason, not a secret)
+    INVALID_TOKEN = "invalid_token", "the ID token is not valid"
     """The ID token failed a check: signature, issuer, audience, expiry, nonce."""
-    REPLAYED_TOKEN = "replayed_token"  # noqa: S105
-    """The ID token was presented before."""
-    NOT_FRESH = "not_fresh"
+    REPLAYED_TOKEN = "replayed_token", "the ID token was presented before"
+    NOT_FRESH = "not_fresh", "the identity provider did not authenticate the signer anew"
     """The provider did not authenticate the signer anew for this login (``auth_time``)."""
-    ASSURANCE_TOO_LOW = "assurance_too_low"
+    ASSURANCE_TOO_LOW = (
+        "assurance_too_low",
+        "the login's assurance level is below the body's minimum",
+    )
     """The login's assurance level (``acr``) is below what the body requires."""
-    WRONG_PERSON = "wrong_person"
-    """The login is someone else's than the signer the link was sent to."""
-    NO_IDENTITY = "no_identity"
-    """The ID token lacks the claim that identifies the person."""
-    CANNOT_MATCH = "cannot_match"
+    WRONG_PERSON = "wrong_person", "the login is not the signer the link was sent to"
+    NO_IDENTITY = "no_identity", "the ID token does not identify the person"
+    CANNOT_MATCH = "cannot_match", "there is nothing to match the signer by"
     """Nothing to match the signer by: no personnummer in the manifest, and no e-mail
     claim configured."""
 
 
-_LOGIN_TEXT = {
-    LoginProblem.REQUIRED: "a login with e-legitimation is required for this link",
-    LoginProblem.PROVIDER_DOWN: "the identity provider did not answer",
-    LoginProblem.CANCELLED: "the login was cancelled at the identity provider",
-    LoginProblem.NOT_STARTED: "no login was started for this answer (wrong or stale state)",
-    LoginProblem.ALREADY_USED: "this login answer was already used",
-    LoginProblem.CODE_REFUSED: "the identity provider refused the authorization code",
-    LoginProblem.INVALID_TOKEN: "the ID token is not valid",
-    LoginProblem.REPLAYED_TOKEN: "the ID token was presented before",
-    LoginProblem.NOT_FRESH: "the identity provider did not authenticate the signer anew",
-    LoginProblem.ASSURANCE_TOO_LOW: "the login's assurance level is below the body's minimum",
-    LoginProblem.WRONG_PERSON: "the login is not the signer the link was sent to",
-    LoginProblem.NO_IDENTITY: "the ID token does not identify the person",
-    LoginProblem.CANNOT_MATCH: "there is nothing to match the signer by",
-}
-
-
-class IdentityError(JusteringError):
+class IdentityError(RefusedError):
     """A login does not let anyone sign: ``problem`` says why, ``detail`` adds what is
     known for the operator's log (never a personal identity number)."""
 
     def __init__(self, problem: LoginProblem, *, detail: str = "") -> None:
         self.problem = problem
-        self.detail = detail
-        more = f" ({detail})" if detail else ""
-        super().__init__(_LOGIN_TEXT[problem] + more)
+        super().__init__(problem, detail=detail)

@@ -5,17 +5,19 @@ become statuses; pages and the API read it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from justering.errors import (
     PROTOCOL_PARAGRAPH,
-    IdentityError,
     InputError,
     JusteringError,
     LinkError,
     LinkProblem,
     LoginProblem,
     NotFoundError,
+    Reason,
     Refusal,
+    RefusedError,
     SigningError,
     WorkflowError,
 )
@@ -36,130 +38,157 @@ class Answer:
     swedish: str
 
 
-_LINK: dict[LinkProblem, tuple[int, str]] = {
-    LinkProblem.INVALID: (404, "Länken är ogiltig."),
-    LinkProblem.REVOKED: (
-        410,
-        "Länken har återkallats: utdraget har avböjts eller ändrats sedan den skickades, "
-        "eller så har du fått en ny länk i ett senare e-postmeddelande.",
+_STATUSES: dict[HTTPStatus, frozenset[Reason]] = {
+    HTTPStatus.BAD_REQUEST: frozenset(
+        {
+            Refusal.NOTHING_CHOSEN,
+            Refusal.COMMENT_MISSING,
+            Refusal.COMMENT_TOO_LONG,
+            Refusal.COMMENT_CONTROL_CHARACTERS,
+            Refusal.NOT_IN_PROTOCOL,
+            LoginProblem.NOT_STARTED,
+        }
     ),
-    LinkProblem.USED: (410, "Länken har redan använts."),
-    LinkProblem.EXPIRED: (410, "Länken har gått ut."),
-    LinkProblem.NOT_GRANTED: (404, "Länken gäller inte det utdraget."),
-    LinkProblem.REPLACED: (410, "{where} har ändrats sedan länken skickades; du får en ny länk."),
+    HTTPStatus.UNAUTHORIZED: frozenset(
+        {
+            LoginProblem.REQUIRED,
+            LoginProblem.CANCELLED,
+            LoginProblem.CODE_REFUSED,
+            LoginProblem.INVALID_TOKEN,
+            LoginProblem.REPLAYED_TOKEN,
+            LoginProblem.NOT_FRESH,
+        }
+    ),
+    HTTPStatus.FORBIDDEN: frozenset(
+        {
+            LoginProblem.ASSURANCE_TOO_LOW,
+            LoginProblem.WRONG_PERSON,
+            LoginProblem.NO_IDENTITY,
+            LoginProblem.CANNOT_MATCH,
+        }
+    ),
+    HTTPStatus.NOT_FOUND: frozenset(
+        {
+            LinkProblem.INVALID,
+            LinkProblem.NOT_GRANTED,
+        }
+    ),
+    HTTPStatus.GONE: frozenset(
+        {
+            LinkProblem.REVOKED,
+            LinkProblem.USED,
+            LinkProblem.EXPIRED,
+            LinkProblem.REPLACED,
+        }
+    ),
+    HTTPStatus.SERVICE_UNAVAILABLE: frozenset(
+        {
+            LoginProblem.PROVIDER_DOWN,
+        }
+    ),
 }
-
-_REFUSAL: dict[Refusal, tuple[int, str]] = {
-    Refusal.NOTHING_CHOSEN: (400, "Markera minst ett utdrag att signera."),
-    Refusal.ALREADY_SIGNED: (409, "{where} är redan signerat av dig."),
-    Refusal.NOT_YOUR_TURN: (
-        409,
-        "{where}: det är inte din tur att signera ännu. Du får ett meddelande när det är dags.",
-    ),
-    Refusal.DECLINED: (
-        409,
-        "{where} har avböjts och har gått tillbaka till sekreteraren för rättelse.",
-    ),
-    Refusal.TAMPERED: (
-        409,
-        "{where} signeras inte: dokumentet har ändrats efter att det sparades eller "
-        "signerades. Kontakta nämndens sekreterare.",
-    ),
-    Refusal.CHANGED_WHILE_SIGNING: (409, "Utdragen ändrades under signeringen; försök igen."),
-    Refusal.ALREADY_REDRAFTED: (409, "{where} har redan fått en ny version."),
-    Refusal.JUSTERING_COMPLETE: (
-        409,
-        "{where} kan inte längre avböjas eller rättas: protokollet är redan justerat.",
-    ),
-    Refusal.COMMENT_MISSING: (400, "Skriv en kommentar om vad som behöver ändras."),
-    Refusal.COMMENT_TOO_LONG: (400, "Kommentaren är för lång ({detail})."),
-    Refusal.COMMENT_CONTROL_CHARACTERS: (400, "Kommentaren innehåller otillåtna styrtecken."),
-    Refusal.JUSTERING_INCOMPLETE: (409, "{where}: justeringen är inte klar."),
-    Refusal.NOT_CERTIFIED: (409, "{where} är inte bestyrkt."),
-    Refusal.DOES_NOT_VALIDATE: (409, "{where} kan inte arkiveras: underskrifterna håller inte."),
-    Refusal.CHANGED_WHILE_ARCHIVING: (409, "{where} ändrades under arkiveringen; försök igen."),
-    Refusal.PROTOCOL_HELD: (
-        409,
-        "Protokollet väntar på att en avböjd paragraf rättas; du får en ny länk när den "
-        "rättade versionen är klar att signera.",
-    ),
-    Refusal.NOT_IN_PROTOCOL: (400, "Protokollet innehåller inte den paragrafen ({detail})."),
-    Refusal.NOTHING_TO_SIGN: (
-        409,
-        "{detail} har inget att signera just nu, så ingen ny länk skickades.",
-    ),
-    Refusal.AWAITING_REDRAFT: (
-        409,
-        "Ingen ny länk skickades till {detail}: det som ska signeras väntar på att en avböjd "
-        "paragraf rättas. Rätta paragrafen först; länken skickas sedan av sig själv.",
-    ),
-    Refusal.MEETING_FINISHED: (
-        409,
-        "Sammanträdet är färdigsignerat: alla underskrifter är gjorda, så ingen ny länk behövs.",
-    ),
-    Refusal.NOT_DECLINED: (409, "{where} är inte avböjd, så det finns inget att rätta."),
-}
+"""The status of each reason that is not a conflict with where things stand (409
+Conflict, the rest): what was sent is incomplete (400), no valid login (401), a login
+that may not sign (403), no such link (404), a link that no longer works (410), the
+identity provider not answering (503)."""
 
 _AGAIN = "Öppna länken i e-postmeddelandet och logga in igen."
 _NOTHING_SIGNED = "Inget har signerats."
-_LOGIN: dict[LoginProblem, tuple[int, str]] = {
+_SWEDISH: dict[Reason, str] = {
+    LinkProblem.INVALID: "Länken är ogiltig.",
+    LinkProblem.REVOKED: (
+        "Länken har återkallats: utdraget har avböjts eller ändrats sedan den skickades, "
+        "eller så har du fått en ny länk i ett senare e-postmeddelande."
+    ),
+    LinkProblem.USED: "Länken har redan använts.",
+    LinkProblem.EXPIRED: "Länken har gått ut.",
+    LinkProblem.NOT_GRANTED: "Länken gäller inte det utdraget.",
+    LinkProblem.REPLACED: "{where} har ändrats sedan länken skickades; du får en ny länk.",
+    Refusal.NOTHING_CHOSEN: "Markera minst ett utdrag att signera.",
+    Refusal.ALREADY_SIGNED: "{where} är redan signerat av dig.",
+    Refusal.NOT_YOUR_TURN: (
+        "{where}: det är inte din tur att signera ännu. Du får ett meddelande när det är dags."
+    ),
+    Refusal.DECLINED: "{where} har avböjts och har gått tillbaka till sekreteraren för rättelse.",
+    Refusal.TAMPERED: (
+        "{where} signeras inte: dokumentet har ändrats efter att det sparades eller "
+        "signerades. Kontakta nämndens sekreterare."
+    ),
+    Refusal.CHANGED_WHILE_SIGNING: "Utdragen ändrades under signeringen; försök igen.",
+    Refusal.ALREADY_REDRAFTED: "{where} har redan fått en ny version.",
+    Refusal.JUSTERING_COMPLETE: (
+        "{where} kan inte längre avböjas eller rättas: protokollet är redan justerat."
+    ),
+    Refusal.COMMENT_MISSING: "Skriv en kommentar om vad som behöver ändras.",
+    Refusal.COMMENT_TOO_LONG: "Kommentaren är för lång ({detail}).",
+    Refusal.COMMENT_CONTROL_CHARACTERS: "Kommentaren innehåller otillåtna styrtecken.",
+    Refusal.JUSTERING_INCOMPLETE: "{where}: justeringen är inte klar.",
+    Refusal.NOT_CERTIFIED: "{where} är inte bestyrkt.",
+    Refusal.DOES_NOT_VALIDATE: "{where} kan inte arkiveras: underskrifterna håller inte.",
+    Refusal.CHANGED_WHILE_ARCHIVING: "{where} ändrades under arkiveringen; försök igen.",
+    Refusal.PROTOCOL_HELD: (
+        "Protokollet väntar på att en avböjd paragraf rättas; du får en ny länk när den "
+        "rättade versionen är klar att signera."
+    ),
+    Refusal.NOT_IN_PROTOCOL: "Protokollet innehåller inte den paragrafen ({detail}).",
+    Refusal.NOTHING_TO_SIGN: "{detail} har inget att signera just nu, så ingen ny länk skickades.",
+    Refusal.AWAITING_REDRAFT: (
+        "Ingen ny länk skickades till {detail}: det som ska signeras väntar på att en avböjd "
+        "paragraf rättas. Rätta paragrafen först; länken skickas sedan av sig själv."
+    ),
+    Refusal.MEETING_FINISHED: (
+        "Sammanträdet är färdigsignerat: alla underskrifter är gjorda, så ingen ny länk behövs."
+    ),
+    Refusal.NOT_DECLINED: "{where} är inte avböjd, så det finns inget att rätta.",
     LoginProblem.REQUIRED: (
-        401,
         "Logga in med e-legitimation för att läsa och signera utdragen. Inloggningen gäller "
-        "bara din länk, i den här webbläsaren, en kort stund.",
+        "bara din länk, i den här webbläsaren, en kort stund."
     ),
     LoginProblem.PROVIDER_DOWN: (
-        503,
         "Inloggningstjänsten för e-legitimation svarar inte just nu. Inget har sparats och "
-        "länken gäller fortfarande: försök igen om en stund.",
+        "länken gäller fortfarande: försök igen om en stund."
     ),
-    LoginProblem.CANCELLED: (401, f"Inloggningen avbröts. {_NOTHING_SIGNED} {_AGAIN}"),
+    LoginProblem.CANCELLED: f"Inloggningen avbröts. {_NOTHING_SIGNED} {_AGAIN}",
     LoginProblem.NOT_STARTED: (
-        400,
         "Inloggningen kunde inte kopplas till din länk: den påbörjades i en annan webbläsare "
-        f"eller för länge sedan. {_AGAIN}",
+        f"eller för länge sedan. {_AGAIN}"
     ),
-    LoginProblem.ALREADY_USED: (409, f"Den här inloggningen har redan använts. {_AGAIN}"),
+    LoginProblem.ALREADY_USED: f"Den här inloggningen har redan använts. {_AGAIN}",
     LoginProblem.CODE_REFUSED: (
-        401,
-        f"Inloggningstjänsten godtog inte inloggningen. {_NOTHING_SIGNED} {_AGAIN}",
+        f"Inloggningstjänsten godtog inte inloggningen. {_NOTHING_SIGNED} {_AGAIN}"
     ),
     LoginProblem.INVALID_TOKEN: (
-        401,
-        f"Inloggningen kunde inte kontrolleras och godtas därför inte. {_NOTHING_SIGNED} {_AGAIN}",
+        f"Inloggningen kunde inte kontrolleras och godtas därför inte. {_NOTHING_SIGNED} {_AGAIN}"
     ),
     LoginProblem.REPLAYED_TOKEN: (
-        401,
-        f"Inloggningen godtas inte: beviset för den har använts förut. {_NOTHING_SIGNED} {_AGAIN}",
+        f"Inloggningen godtas inte: beviset för den har använts förut. {_NOTHING_SIGNED} {_AGAIN}"
     ),
     LoginProblem.NOT_FRESH: (
-        401,
         "För att signera behöver du legitimera dig på nytt, men inloggningstjänsten använde "
-        f"en äldre inloggning. {_NOTHING_SIGNED} {_AGAIN}",
+        f"en äldre inloggning. {_NOTHING_SIGNED} {_AGAIN}"
     ),
     LoginProblem.ASSURANCE_TOO_LOW: (
-        403,
         "Din e-legitimation har inte den tillitsnivå som nämnden kräver för att signera. "
         f"{_NOTHING_SIGNED} Logga in med en e-legitimation med högre tillitsnivå, till exempel "
-        "BankID eller Freja eID+.",
+        "BankID eller Freja eID+."
     ),
     LoginProblem.WRONG_PERSON: (
-        403,
         "Du är inloggad som någon annan än den som länken skickades till. "
         f"{_NOTHING_SIGNED} Försöket har antecknats. Har länken skickats vidare till dig? "
-        "Be nämndens sekreterare om en egen länk.",
+        "Be nämndens sekreterare om en egen länk."
     ),
     LoginProblem.NO_IDENTITY: (
-        403,
         "Inloggningen talar inte om vem du är (inget personnummer), så vi kan inte "
-        f"kontrollera att du är rätt person. {_NOTHING_SIGNED}",
+        f"kontrollera att du är rätt person. {_NOTHING_SIGNED}"
     ),
     LoginProblem.CANNOT_MATCH: (
-        403,
         "Vi kan inte kontrollera att du är rätt person: ditt personnummer saknas i "
-        f"underlaget för sammanträdet. {_NOTHING_SIGNED}",
+        f"underlaget för sammanträdet. {_NOTHING_SIGNED}"
     ),
 }
+"""What the person who asked reads, for each reason: ``{where}`` is the extract or
+the protocol concerned, ``{detail}`` what the error adds."""
+
 
 _SIGNING_FAILED = (
     "Signeringen kunde inte göras just nu; inget har sparats och länken gäller "
@@ -169,15 +198,9 @@ _SIGNING_FAILED = (
 
 def answer_for(error: JusteringError) -> Answer:
     """The status and Swedish sentence for ``error``."""
-    if isinstance(error, LinkError):
-        status, text = _LINK[error.problem]
-        return Answer(status, _fill(text, error.paragraph, ""))
-    if isinstance(error, WorkflowError):
-        status, text = _REFUSAL[error.refusal]
-        return Answer(status, _fill(text, error.paragraph, error.detail))
-    if isinstance(error, IdentityError):
-        status, text = _LOGIN[error.problem]
-        return Answer(status, text)
+    if isinstance(error, RefusedError):
+        text = _fill(_SWEDISH[error.reason], error.paragraph, error.detail)
+        return Answer(_status(error.reason), text)
     if isinstance(error, NotFoundError):
         return Answer(404, "Det som efterfrågades finns inte.")
     if isinstance(error, InputError):
@@ -185,6 +208,13 @@ def answer_for(error: JusteringError) -> Answer:
     if isinstance(error, SigningError):
         return Answer(503, _SIGNING_FAILED)
     return Answer(500, "Något gick fel hos oss. Försök igen om en stund.")
+
+
+def _status(reason: Reason) -> HTTPStatus:
+    for status, reasons in _STATUSES.items():
+        if reason in reasons:
+            return status
+    return HTTPStatus.CONFLICT
 
 
 def _fill(text: str, paragraph: int | None, detail: str) -> str:
