@@ -35,7 +35,7 @@ from justering.model.process import ExtractStatus
 from justering.model.roles import Person, Signer
 from justering.model.trail import EventKind
 from justering.workflow.advance import request_work
-from justering.workflow.identity import signer_identity
+from justering.workflow.identity import identified_signer
 from justering.workflow.mailing import queue_mail, send_queued_mail
 from justering.workflow.meetings import drafted_extract, secretary_of
 from justering.workflow.protocols import (
@@ -52,7 +52,6 @@ from justering.workflow.signer_links import (
     close_if_done,
     grant_for,
     grant_state,
-    link_signer,
     signer_of,
 )
 
@@ -119,8 +118,8 @@ def decline_with_link(
     the signer's login on this link, as for signing."""
     text = clean_comment(comment)
     with services.ledger.transaction() as session:
-        link, meeting, signer = link_signer(session, token)
-        signer_identity(session, services.settings, link, meeting, signer, login)
+        who = identified_signer(session, services.settings, token, login)
+        link, meeting, signer = who.link, who.meeting, who.signer
         lock_meeting(session, meeting.meeting_id)  # before the extract: one lock order
         grant = grant_for(session, link, extract_id)
         granted = lock_extract(session, extract_id)

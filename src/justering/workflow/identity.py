@@ -7,7 +7,8 @@ body's assurance level, made in this browser for this very link.
   below the body's level, is refused and recorded in the trail (``login_refused``:
   the provider, ``acr``, authentication time and the reason, never the number).
 - :func:`login_view` (the gate in front of every page behind the link) and
-  :func:`signer_identity` (what the signature then says about its signer).
+  :func:`identified_signer` (who acts through the link, signing or declining, and
+  what the signature then says about them).
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ from justering.workflow.signer_links import GrantState, grant_state, link_signer
 
 __all__ = [
     "RECORDED_REFUSALS",
+    "IdentifiedSigner",
     "LoginSession",
     "LoginView",
     "finish_login",
+    "identified_signer",
     "login_view",
-    "signer_identity",
     "start_login",
 ]
 
@@ -111,7 +113,30 @@ def login_view(services: Services, token: str, session_secret: str | None) -> Lo
         )
 
 
-def signer_identity(
+@dataclass(frozen=True)
+class IdentifiedSigner:
+    """Who acts through a link now: the link, its meeting, its signer, and how the
+    signer was identified."""
+
+    link: LinkTokenRow
+    meeting: Meeting
+    signer: Signer
+    identity: SignerIdentity
+
+
+def identified_signer(
+    session: Session, settings: Settings, token: str, session_secret: str | None
+) -> IdentifiedSigner:
+    """The signer behind the link ``token``, identified for what they do now (sign,
+    decline): by the link alone where the body signs by link; else by the browser's
+    login for this link, which must be valid (``IdentityError`` REQUIRED if it is
+    not). ``LinkError`` for a link that cannot be used."""
+    link, meeting, signer = link_signer(session, token)
+    identity = _identity(session, settings, link, meeting, signer, session_secret)
+    return IdentifiedSigner(link, meeting, signer, identity)
+
+
+def _identity(
     session: Session,
     settings: Settings,
     link: LinkTokenRow,
@@ -119,9 +144,6 @@ def signer_identity(
     signer: Signer,
     session_secret: str | None,
 ) -> SignerIdentity:
-    """How the signer behind ``link`` is identified for what they do now: the link
-    alone where the body signs by link; else the browser's login for this link,
-    which must be valid (``IdentityError`` REQUIRED if it is not)."""
     rules = settings.body_rules(meeting.body.code)
     if rules.signing is SigningMode.LINK:
         return LINK_ONLY

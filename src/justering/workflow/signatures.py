@@ -40,7 +40,7 @@ from justering.model.trail import EventKind
 from justering.pades.sign import SignedExtract, sign_extract
 from justering.pades.validate import validate_extract
 from justering.workflow.advance import request_work
-from justering.workflow.identity import signer_identity
+from justering.workflow.identity import identified_signer
 from justering.workflow.mailing import queue_mail, send_queued_mail
 from justering.workflow.protocols import document_line, settle_justering, shown_in
 from justering.workflow.services import Services
@@ -50,7 +50,6 @@ from justering.workflow.signer_links import (
     close_if_done,
     grant_for,
     grant_state,
-    link_signer,
     stored_document,
 )
 from justering.workflow.workers import chunked, spread
@@ -152,8 +151,8 @@ def _plan_signing(
     services: Services, token: str, extract_ids: Collection[int] | None, login: str | None
 ) -> _SigningPlan:
     with services.ledger.reading() as session:
-        link, meeting, signer = link_signer(session, token)
-        identity = signer_identity(session, services.settings, link, meeting, signer, login)
+        who = identified_signer(session, services.settings, token, login)
+        link, meeting, signer = who.link, who.meeting, who.signer
         grants = grants_of(session, link.token_hash)
         pending = [
             grant
@@ -182,7 +181,7 @@ def _plan_signing(
                     extract.kind,
                 )
             )
-        return _SigningPlan(meeting, signer, tuple(items), identity)
+        return _SigningPlan(meeting, signer, tuple(items), who.identity)
 
 
 def _state(session: Session, extract_id: int, version: int, signer: Signer) -> GrantState:
