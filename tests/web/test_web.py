@@ -314,9 +314,17 @@ def sign_on_page(client: TestClient, token: str, **changes: str) -> Any:
 
 
 def test_signing_needs_the_form_token_and_a_choice(
-    client: TestClient, calls: Calls, signer_token: str
+    client: TestClient, calls: Calls, services: Services, signer_token: str
 ) -> None:
-    for changes in ({"csrf": ""}, {"csrf": "0" * 64}):
+    home_key = session_key(services.settings.home)
+    another_links = form_token(home_key, signer_token[:-1] + "x")
+    other_homes = form_token(b"another home's key", signer_token)
+    for changes in (
+        {"csrf": ""},
+        {"csrf": "0" * 64},
+        {"csrf": another_links},
+        {"csrf": other_homes},
+    ):
         response = sign_on_page(client, signer_token, **changes)
         assert response.status_code == 403
         assert "Formuläret kom inte från den här sidan" in response.text

@@ -15,11 +15,11 @@ from a third party (their templates are in ``web/templates/signer/``).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+import itsdangerous
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.background import BackgroundTask
@@ -68,10 +68,15 @@ MEANING = {
 }
 
 
+def _form_signer(key: bytes) -> itsdangerous.Signer:
+    return itsdangerous.Signer(key, salt="justering.link-form", digest_method=hashlib.sha256)
+
+
 def form_token(key: bytes, token: str) -> str:
     """The CSRF token of the forms behind one link: bound to the link, unguessable
-    without the home's key."""
-    return hmac.new(key, f"link-form|{token}".encode(), hashlib.sha256).hexdigest()
+    without the home's key (an itsdangerous signature of the link, salted for these
+    forms; it lives as long as the link)."""
+    return _form_signer(key).get_signature(token).decode()
 
 
 def signer_router(
@@ -91,6 +96,9 @@ def signer_router(
 
     def csrf(token: str) -> str:
         return form_token(key, token)
+
+    def csrf_ok(token: str, sent: str) -> bool:
+        return _form_signer(key).verify_signature(token, sent)
 
     def refused(error: JusteringError, token: str) -> HTMLResponse:
         """The error page, naming whom to contact when the token is a link at all."""
@@ -130,7 +138,7 @@ def signer_router(
         """The POSTed form if it comes from this site with this link's CSRF token."""
         form = await request.form()
         sent = str(form.get("csrf", ""))
-        if not same_origin(request) or not hmac.compare_digest(sent, csrf(token)):
+        if not same_origin(request) or not csrf_ok(token, sent):
             return _error_page(Answer(403, _FOREIGN_FORM))
         return form
 
