@@ -33,7 +33,11 @@ from justering.mail.messages import SigningRequest
 from justering.mail.outbox import queue_message, send_due
 from justering.model.roles import Person, Role
 from justering.orchestration.prefect_server import free_port
-from justering.workflow.retention import RetentionReport, prune_outboxes
+from justering.workflow.retention import (
+    RetentionReport,
+    prune_now_and_then,
+    prune_outboxes,
+)
 from justering.workflow.services import Services
 from justering.workflow.webhooks import deliver_webhooks
 from support.archived import run_cli
@@ -386,3 +390,18 @@ def test_the_reconciler_prunes_on_its_pass(services: Services, sink: MailSink) -
 
     asyncio.run(one_pass())
     assert _mail_left(services.ledger) == set(kept + unsent)
+
+
+def test_the_reconcilers_prune_runs_at_most_every_ten_minutes(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    settings = _settings(tmp_path, ledger)
+    first = _queue(ledger, 1)
+    _age(ledger, first, 40, sent=True)
+    report = prune_now_and_then(ledger, settings)
+    assert report is not None and report.mail.rows == 1
+    second = _queue(ledger, 1)
+    _age(ledger, second, 40, sent=True)
+    assert prune_now_and_then(ledger, settings) is None  # the next passes leave it
+    assert _mail_left(ledger) == set(second)
+    assert prune_outboxes(ledger, settings).mail.rows == 1  # by hand: at once
