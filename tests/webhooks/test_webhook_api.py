@@ -8,6 +8,7 @@ twice; nothing secret or personal is in any answer."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -38,6 +39,11 @@ LIST = "/api/webhooks/deliveries"
 @pytest.fixture
 def database_url(postgres_url: str) -> str:
     return postgres_url
+
+
+def _cursor(text: str) -> str:
+    """A cursor made up as this API's look (base64url of ``created_at|id``)."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 @dataclass
@@ -219,6 +225,10 @@ def test_a_malformed_delivery_id_is_not_found(api: Api, delivery_id: str) -> Non
         ({"after": "not-a-cursor"}, "after"),
         ({"after": "A" * 1000}, "after"),
         ({"after": ""}, "after"),
+        ({"after": _cursor("0001-01-01T00:00:00+14:00|msg_x")}, "after"),  # before year 1 in UTC
+        ({"after": _cursor("2014-08-19T12:00:00|msg_x")}, "after"),  # no time zone
+        ({"after": _cursor("2014-08-19T12:00:00+00:00|msg_\x00")}, "after"),
+        ({"after": _cursor("yesterday|msg_x")}, "after"),
         ({"client": "system-b"}, "client"),
     ],
 )

@@ -171,8 +171,11 @@ def _read_cursor(text: str) -> tuple[dt.datetime, str]:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
         moment, _, delivery_id = raw.partition("|")
         created_at = dt.datetime.fromisoformat(moment)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        if created_at.tzinfo is None:
+            raise problem
+        created_at = created_at.astimezone(dt.UTC)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise problem from None
-    if created_at.tzinfo is None or not delivery_id.isascii() or not delivery_id.isprintable():
+    if not delivery_id.isascii() or not delivery_id.isprintable():
         raise problem
-    return created_at.astimezone(dt.UTC), delivery_id
+    return created_at, delivery_id
