@@ -3,7 +3,8 @@ add`` and ``clients webhook`` on the command line, ``justering serve`` (its task
 worker and reconciler deliver), a meeting posted with the client's token and signed
 through the links in the outbox, the receiver (docs/api.md's example on loopback)
 down for its first posts. Then ``justering webhooks`` lists every delivery as
-delivered and ``webhooks replay`` sends one again."""
+delivered and ``webhooks replay`` sends one again; the meeting system pages through
+the same deliveries with the API and asks for one again."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from justering.devtools.mail_sink import parse_received
 from justering.devtools.signer_client import sign_everything
+from justering.ledger.database import Ledger
+from justering.ledger.schema import WebhookDeliveryRow
 from justering.ledger.webhooks import RETRY_DELAYS
 from justering.mail.delivery import outbox_messages
 from justering.model.manifest import load_sample_meeting
@@ -143,3 +147,43 @@ def test_serve_delivers_every_event_once_per_id_across_an_outage(
     assert listed.returncode == 0 and first in listed.stdout and "delivered" in listed.stdout
     unknown = run_cli(home, "webhooks", "replay", "msg_nope")
     assert unknown.returncode == 2 and "msg_nope" in unknown.stderr
+    _the_meeting_system_reads_and_redelivers_through_the_api(base, auth, receiver, home, ids)
+
+
+def _the_meeting_system_reads_and_redelivers_through_the_api(
+    base: str, auth: dict[str, str], receiver: LoopbackReceiver, home: Path, ids: list[str]
+) -> None:
+    """The same deliveries through the served API, page by page; one made ``failed``
+    (as after every retry) is asked for again and the service's reconciler sends it."""
+    seen: list[str] = []
+    with httpx.Client(base_url=base, headers=auth, timeout=30) as api:
+        after: str | None = None
+        while True:
+            params = {"limit": "7"} | ({"after": after} if after else {})
+            page = api.get("/api/webhooks/deliveries", params=params).json()
+            seen += [d["id"] for d in page["deliveries"]]
+            after = page["next"]
+            if after is None:
+                break
+        assert sorted(seen) == sorted(ids)
+        target = seen[-1]  # the oldest: meeting.recorded
+        ledger = Ledger(f"sqlite:///{home / 'justering.db'}")
+        try:
+            with ledger.transaction() as session:
+                session.execute(
+                    update(WebhookDeliveryRow)
+                    .where(WebhookDeliveryRow.id == target)
+                    .values(state="failed", delivered_at=None)
+                )
+        finally:
+            ledger.dispose()
+        posts = [p.webhook_id for p in receiver.posts].count(target)
+        asked = api.post(f"/api/webhooks/deliveries/{target}/redeliver")
+        assert asked.status_code == 202 and asked.json()["status"] == "pending", asked.text
+        deadline = time.monotonic() + 60
+        while api.get(f"/api/webhooks/deliveries/{target}").json()["status"] != "delivered":
+            assert time.monotonic() < deadline, "not redelivered by the service"
+            time.sleep(0.5)
+        assert [p.webhook_id for p in receiver.posts].count(target) == posts + 1
+        assert api.post(f"/api/webhooks/deliveries/{target}/redeliver").status_code == 200
+        assert [p.webhook_id for p in receiver.posts].count(target) == posts + 1

@@ -23,7 +23,17 @@ from contextlib import contextmanager
 from types import FrameType
 
 from justering import __version__
-from justering.cli import audit, ca, clients, meetings, service, status, verify, webhooks
+from justering.cli import (
+    audit,
+    ca,
+    clients,
+    meetings,
+    outbox,
+    service,
+    status,
+    verify,
+    webhooks,
+)
 from justering.cli.ca import DEFAULT_CA_ORGANISATION, ensure_ca
 from justering.cli.commands import EXIT_ERROR, EXIT_OK, Commands, global_options
 from justering.config import load_settings
@@ -47,6 +57,7 @@ REGISTRATIONS: tuple[Callable[[Commands], None], ...] = (
     audit.register,
     clients.register,
     webhooks.register,
+    outbox.register,
     ca.register,
 )
 """Every command module's registration, in the order ``--help`` lists them."""

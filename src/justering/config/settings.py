@@ -73,6 +73,12 @@ class Settings:
     None: messages go to the outbox folder."""
     mail_from: str = "justering <noreply@justering.invalid>"
     """Sender of notifications (``JUSTERING_MAIL_FROM``); SMTP needs a real address."""
+    mail_retention_days: int = 30
+    """Days a sent message's row is kept in ``mail_outbox`` (its text was erased when
+    it was sent); an unsent one is kept until it leaves."""
+    webhook_retention_days: int = 30
+    """Days a delivered webhook delivery (and its attempts) is kept; a pending or
+    failed one is kept until it is delivered."""
     reminder_days: tuple[int, ...] = (3, 1)
     """Days before the deadline on which signers who have not signed are reminded."""
     kept_at: str | None = None
@@ -207,7 +213,8 @@ def load_settings(
 
     ``JUSTERING_CONFIG`` may name a TOML file whose ``[justering]`` table sets
     ``link_ttl_days``, ``signer_certificate_days``, ``justering_days`` (at most 14),
-    ``protocol_kept_at``, ``immediate_justering_days`` … and whose ``[bodies.CODE]``
+    ``protocol_kept_at``, ``immediate_justering_days``, ``mail_retention_days``,
+    ``webhook_retention_days`` … and whose ``[bodies.CODE]``
     tables set a body's own; environment variables win over it.
     """
     env = os.environ if environ is None else environ
@@ -258,6 +265,12 @@ def load_settings(
                 f"archive_retention_mode: expected COMPLIANCE or GOVERNANCE, got {mode!r}"
             )
         settings = replace(settings, archive_retention_mode=mode)
+    if "mail_retention_days" in table:
+        days = positive(table["mail_retention_days"], "mail_retention_days")
+        settings = replace(settings, mail_retention_days=days)
+    if "webhook_retention_days" in table:
+        days = positive(table["webhook_retention_days"], "webhook_retention_days")
+        settings = replace(settings, webhook_retention_days=days)
     if "appeal_weeks" in table:
         refuse_appeal_weeks(table["appeal_weeks"])
     days, kept_at, immediate = justering_rules(

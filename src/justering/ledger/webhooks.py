@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from justering.errors import NotFoundError
@@ -42,12 +42,15 @@ __all__ = [
     "Claimed",
     "Delivery",
     "claim_due",
+    "client_deliveries",
+    "client_delivery",
     "defer",
     "has_due",
     "list_deliveries",
     "queue_trail_event",
     "queue_webhook",
     "record_attempt",
+    "redeliver",
     "replay",
 ]
 
@@ -105,6 +108,7 @@ class Delivery:
     last_status: int | None
     last_error: str | None
     payload: dict[str, Any]
+    delivered_at: dt.datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         def time(moment: dt.datetime | None) -> str | None:
@@ -317,13 +321,33 @@ def replay(ledger: Ledger, delivery_id: str, *, client: str | None = None) -> No
     the same ``webhook-id``: a receiver that has it already ignores it).
     ``NotFoundError`` for an unknown id (or one of another client than ``client``)."""
     with ledger.transaction() as session:
-        row = session.execute(
-            select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id).with_for_update()
-        ).scalar_one_or_none()
-        if row is None or (client is not None and row.client != client):
-            raise NotFoundError("webhook delivery", delivery_id)
-        row.state, row.attempts, row.next_attempt_at = PENDING, 0, utcnow()
-        row.delivered_at = None
+        _restart(_locked(session, delivery_id, client))
+
+
+def redeliver(ledger: Ledger, delivery_id: str, *, client: str) -> str:
+    """A meeting system's own request to have its delivery sent again: a ``failed``
+    one is replayed (:func:`replay`); a ``pending`` one (due, retrying or being sent)
+    or a ``delivered`` one is left as it is, so asking twice sends it once. Its state
+    afterwards. ``NotFoundError`` for an unknown id and for another client's alike."""
+    with ledger.transaction() as session:
+        row = _locked(session, delivery_id, client)
+        if row.state == FAILED:
+            _restart(row)
+        return row.state
+
+
+def _locked(session: Session, delivery_id: str, client: str | None) -> WebhookDeliveryRow:
+    row = session.execute(
+        select(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None or (client is not None and row.client != client):
+        raise NotFoundError("webhook delivery", delivery_id)
+    return row
+
+
+def _restart(row: WebhookDeliveryRow) -> None:
+    row.state, row.attempts, row.next_attempt_at = PENDING, 0, utcnow()
+    row.delivered_at = None
 
 
 def list_deliveries(
@@ -338,6 +362,47 @@ def list_deliveries(
             query = query.where(WebhookDeliveryRow.client == client)
         rows = session.execute(query.limit(limit)).scalars().all()
         return tuple(_delivery(session, row) for row in rows)
+
+
+def client_deliveries(
+    ledger: Ledger,
+    client: str,
+    *,
+    state: str | None = None,
+    limit: int = 50,
+    before: tuple[dt.datetime, str] | None = None,
+) -> tuple[Delivery, ...]:
+    """``client``'s deliveries (in ``state``), newest first, at most ``limit``, each
+    with its last attempt; ``before``: only those after this ``(created_at, id)`` in
+    that order (the last one of the page before)."""
+    query = (
+        select(WebhookDeliveryRow)
+        .where(WebhookDeliveryRow.client == client)
+        .order_by(WebhookDeliveryRow.created_at.desc(), WebhookDeliveryRow.id.desc())
+    )
+    if state is not None:
+        query = query.where(WebhookDeliveryRow.state == state)
+    if before is not None:
+        created_at, last_id = before
+        query = query.where(
+            or_(
+                WebhookDeliveryRow.created_at < created_at,
+                and_(WebhookDeliveryRow.created_at == created_at, WebhookDeliveryRow.id < last_id),
+            )
+        )
+    with ledger.reading() as session:
+        rows = session.execute(query.limit(limit)).scalars().all()
+        return tuple(_delivery(session, row) for row in rows)
+
+
+def client_delivery(ledger: Ledger, client: str, delivery_id: str) -> Delivery:
+    """One of ``client``'s deliveries; ``NotFoundError`` for an unknown id and for
+    another client's alike."""
+    with ledger.reading() as session:
+        row = session.get(WebhookDeliveryRow, delivery_id)
+        if row is None or row.client != client:
+            raise NotFoundError("webhook delivery", delivery_id)
+        return _delivery(session, row)
 
 
 def _delivery(session: Session, row: WebhookDeliveryRow) -> Delivery:
@@ -363,4 +428,5 @@ def _delivery(session: Session, row: WebhookDeliveryRow) -> Delivery:
         last_status=last.status_code if last else None,
         last_error=last.error if last else None,
         payload=dict(row.payload),
+        delivered_at=aware_utc(row.delivered_at) if row.delivered_at else None,
     )

@@ -98,8 +98,10 @@ async def _reconcile(services: Services, period: float) -> None:
     to Prefect this resumes whatever was in flight (the ledger knows); hand the
     webhooks whose back-off has run out to the task worker. Then send the queued
     e-mail that is due: a retry after a failed attempt, or a message whose sender
-    died before it was marked sent."""
+    died before it was marked sent. Last (every 10 minutes), delete the sent mail and
+    delivered webhooks older than their retention."""
     from justering.orchestration.flows import schedule_webhooks
+    from justering.workflow.retention import prune_now_and_then
 
     while True:
         try:
@@ -113,6 +115,10 @@ async def _reconcile(services: Services, period: float) -> None:
             await asyncio.to_thread(send_queued_mail, services)
         except Exception:
             log.exception("sending queued e-mail failed")
+        try:  # retention: what left the outboxes long enough ago (workflow.retention)
+            await asyncio.to_thread(prune_now_and_then, services.ledger, services.settings)
+        except Exception:
+            log.exception("pruning the outboxes failed")
         await asyncio.sleep(period)
 
 

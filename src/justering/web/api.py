@@ -1,5 +1,7 @@
 """The meeting systems' API: ``POST /api/meetings`` starts a justering,
-``GET /api/meetings/{meeting_id}`` says where it stands (docs/api.md).
+``GET /api/meetings/{meeting_id}`` says where it stands, ``GET
+/api/webhooks/deliveries`` lists the client's own webhook deliveries and ``POST
+/api/webhooks/deliveries/{id}/redeliver`` asks for a failed one again (docs/api.md).
 
 Only registered clients (``justering clients add``) may call it, with their bearer
 token: none or an unknown one is 401, a body or municipality the client may not
@@ -11,6 +13,7 @@ from two clients is two meetings, and a client reads only its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,13 +24,19 @@ from starlette.concurrency import run_in_threadpool
 from justering import workflow
 from justering.errors import ManifestError, NotFoundError
 from justering.ledger.clients import Client, client_for_token, scoped_meeting_id
+from justering.ledger.webhooks import Delivery, client_delivery, redeliver
 from justering.model.extract import ExtractSummary
 from justering.model.manifest import DOCUMENT, MAX_MANIFEST_BYTES, parse_manifest_json
 from justering.workflow.services import Services
+from justering.workflow.webhooks import MAX_PAGE, delivery_page
 
 __all__ = ["meetings_router"]
 
 _JSON = "application/json"
+_DELIVERY_ID = re.compile(r"msg_[0-9a-f]{32}")
+"""What a delivery id looks like (``justering.ledger.webhooks.queue_webhook``)."""
+_PAGE_DEFAULT = 50
+_LIST_PARAMETERS = frozenset({"status", "limit", "after"})
 
 
 def meetings_router(services: Services, started: Callable[[str], None]) -> APIRouter:
@@ -96,7 +105,93 @@ def meetings_router(services: Services, started: Callable[[str], None]) -> APIRo
             }
         )
 
+    @router.get("/webhooks/deliveries")
+    async def list_deliveries(request: Request) -> JSONResponse:
+        client = await authenticated(request)
+        if isinstance(client, JSONResponse):
+            return client
+        query = request.query_params
+        unknown = sorted(set(query.keys()) - _LIST_PARAMETERS)
+        if unknown:
+            return _error(400, f"unknown query parameter {unknown[0]!r}", unknown[0])
+        repeated = sorted(name for name in _LIST_PARAMETERS if len(query.getlist(name)) > 1)
+        if repeated:
+            return _error(400, f"{repeated[0]} is given more than once", repeated[0])
+        limit_text = query.get("limit", str(_PAGE_DEFAULT))
+        if not re.fullmatch(r"[0-9]{1,6}", limit_text):
+            return _error(400, f"limit must be a number from 1 to {MAX_PAGE}", "limit")
+        try:
+            page = await run_in_threadpool(
+                lambda: delivery_page(
+                    services.ledger,
+                    client.name,
+                    state=query.get("status"),
+                    limit=int(limit_text),
+                    after=query.get("after"),
+                )
+            )
+        except ValueError as error:
+            field = str(error).split(" ", 1)[0]
+            return _error(400, str(error), field if field in _LIST_PARAMETERS else None)
+        return JSONResponse(
+            {"deliveries": [_delivery_json(d) for d in page.deliveries], "next": page.after}
+        )
+
+    async def own_delivery(
+        request: Request, delivery_id: str, find: Callable[[Client, str], Any]
+    ) -> JSONResponse:
+        client = await authenticated(request)
+        if isinstance(client, JSONResponse):
+            return client
+        # Another client's delivery is answered exactly as one that does not exist.
+        unknown = _error(404, f"no webhook delivery {delivery_id[:80]!r}")
+        if not _DELIVERY_ID.fullmatch(delivery_id):
+            return unknown
+        try:
+            found: Delivery = await run_in_threadpool(find, client, delivery_id)
+        except NotFoundError:
+            return unknown
+        status = 202 if request.method == "POST" and found.state == "pending" else 200
+        return JSONResponse(_delivery_json(found), status_code=status)
+
+    @router.get("/webhooks/deliveries/{delivery_id}")
+    async def get_delivery(delivery_id: str, request: Request) -> JSONResponse:
+        def find(client: Client, key: str) -> Delivery:
+            return client_delivery(services.ledger, client.name, key)
+
+        return await own_delivery(request, delivery_id, find)
+
+    @router.post("/webhooks/deliveries/{delivery_id}/redeliver")
+    async def redeliver_delivery(delivery_id: str, request: Request) -> JSONResponse:
+        def again(client: Client, key: str) -> Delivery:
+            redeliver(services.ledger, key, client=client.name)
+            return client_delivery(services.ledger, client.name, key)
+
+        return await own_delivery(request, delivery_id, again)
+
     return router
+
+
+def _delivery_json(delivery: Delivery) -> dict[str, Any]:
+    """A delivery as its meeting system sees it: what was sent when, and how it went
+    (never the secret, the URL, the server's meeting key or the message itself)."""
+
+    def time(moment: Any) -> str | None:
+        return None if moment is None else moment.isoformat(timespec="seconds")
+
+    return {
+        "id": delivery.id,
+        "type": delivery.event_type,
+        "meeting_id": delivery.meeting_id,
+        "status": delivery.state,
+        "created_at": time(delivery.created_at),
+        "attempts": delivery.attempts,
+        "last_attempt_at": time(delivery.last_attempt_at),
+        "last_http_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "next_attempt_at": time(delivery.next_attempt_at),
+        "delivered_at": time(delivery.delivered_at),
+    }
 
 
 def _extract_json(extract: ExtractSummary) -> dict[str, Any]:

@@ -8,6 +8,8 @@ a receiver dedupes by ``webhook-id``)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -18,15 +20,27 @@ from justering.ledger.database import Ledger, utcnow
 from justering.ledger.webhooks import (
     DELIVERED,
     FAILED,
+    PENDING,
     RETRY_DELAYS,
+    Delivery,
     claim_due,
+    client_deliveries,
     defer,
     record_attempt,
     replay,
 )
 from justering.webhooks.sender import Attempt, post_webhook
 
-__all__ = ["Post", "WebhookReport", "deliver_webhooks", "replay_delivery"]
+__all__ = [
+    "MAX_PAGE",
+    "STATES",
+    "DeliveryPage",
+    "Post",
+    "WebhookReport",
+    "deliver_webhooks",
+    "delivery_page",
+    "replay_delivery",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +120,62 @@ def replay_delivery(
     state; if this attempt fails, it is retried with a fresh back-off."""
     replay(ledger, delivery_id)
     return deliver_webhooks(ledger, only=delivery_id, limit=1, post=post)
+
+
+MAX_PAGE = 100
+"""The most deliveries one page lists (``GET /api/webhooks/deliveries?limit=``)."""
+STATES = (PENDING, DELIVERED, FAILED)
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    """One page of a client's deliveries, newest first; ``after`` is where the next
+    page starts (an opaque cursor), None on the last page."""
+
+    deliveries: tuple[Delivery, ...]
+    after: str | None
+
+
+def delivery_page(
+    ledger: Ledger, client: str, *, state: str | None, limit: int, after: str | None
+) -> DeliveryPage:
+    """A page of ``client``'s deliveries (in ``state``), at most ``limit`` (1 to
+    :data:`MAX_PAGE`), after the cursor ``after`` of the page before. ``ValueError``
+    naming what is wrong with an unknown state, a limit out of range or a cursor
+    that is not one this gave."""
+    if state is not None and state not in STATES:
+        raise ValueError(f"status must be one of {', '.join(STATES)}, not {state!r}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
+    before = None if after is None else _read_cursor(after)
+    rows = client_deliveries(ledger, client, state=state, limit=limit + 1, before=before)
+    shown = rows[:limit]
+    more = len(rows) > limit
+    return DeliveryPage(shown, _cursor(shown[-1]) if more else None)
+
+
+def _cursor(delivery: Delivery) -> str:
+    moment = delivery.created_at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    raw = f"{moment}|{delivery.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+_MAX_CURSOR = 200
+
+
+def _read_cursor(text: str) -> tuple[dt.datetime, str]:
+    problem = ValueError("after must be the cursor 'next' of the page before")
+    if not text or len(text) > _MAX_CURSOR:
+        raise problem
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+        moment, _, delivery_id = raw.partition("|")
+        created_at = dt.datetime.fromisoformat(moment)
+        if created_at.tzinfo is None:
+            raise problem
+        created_at = created_at.astimezone(dt.UTC)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise problem from None
+    if not delivery_id.isascii() or not delivery_id.isprintable():
+        raise problem
+    return created_at, delivery_id
