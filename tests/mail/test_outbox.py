@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,6 @@ from justering.mail.outbox import (
     send_due,
 )
 from justering.model.roles import Person, Role
-from justering.orchestration.prefect_server import free_port
 from support.workflow import run_in_threads
 
 SENDER = "Justering <justering@kommun.example>"
@@ -48,19 +46,6 @@ def _request(email: str = "rolf.wasteson@nacka.example", token: str = "abc") -> 
         deadline=dt.date(2014, 9, 2),
         extracts=(),
     )
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(database_url)
-    yield ledger
-    ledger.dispose()
-
-
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[MailSink]:
-    with MailSink(tmp_path / "mailbox", port=free_port()) as server:
-        yield server
 
 
 def _smtp(sink: MailSink) -> SmtpNotifier:

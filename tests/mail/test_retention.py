@@ -26,38 +26,24 @@ from justering.errors import ConfigError
 from justering.ledger.clients import add_client, set_webhook
 from justering.ledger.database import Ledger, utcnow
 from justering.ledger.schema import MailOutboxRow, WebhookAttemptRow, WebhookDeliveryRow
-from justering.ledger.webhooks import queue_webhook, replay
+from justering.ledger.webhooks import replay
 from justering.mail.compose import MeetingHeader, Message
 from justering.mail.delivery import NotificationError, SmtpNotifier
 from justering.mail.messages import SigningRequest
 from justering.mail.outbox import queue_message, send_due
 from justering.model.roles import Person, Role
-from justering.orchestration.prefect_server import free_port
 from justering.workflow.retention import (
+    PruneSchedule,
     RetentionReport,
-    prune_now_and_then,
     prune_outboxes,
 )
 from justering.workflow.services import Services
 from justering.workflow.webhooks import deliver_webhooks
 from support.archived import run_cli
-from support.webhooks import loopback_receiver
+from support.webhooks import loopback_receiver, queue_deliveries
 
 SENDER = "Justering <justering@kommun.example>"
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    ledger = Ledger(database_url)
-    yield ledger
-    ledger.dispose()
-
-
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[MailSink]:
-    with MailSink(tmp_path / "mailbox", port=free_port()) as server:
-        yield server
 
 
 def _settings(tmp_path: Path, ledger: Ledger) -> Settings:
@@ -136,36 +122,40 @@ def test_sent_mail_past_its_retention_goes_and_unsent_mail_stays(
     assert len(send_due(ledger, SmtpNotifier(sink.smtp_url, sender=SENDER)).sent) == 4
 
 
+class _PruneWhileSending:
+    """A notifier that, with a message claimed and not yet sent, first lets a prune run
+    in another thread (its own connection and transaction), then sends it over
+    ``smtp``, or fails as a server that is down when there is none."""
+
+    def __init__(self, ledger: Ledger, settings: Settings, smtp: SmtpNotifier | None) -> None:
+        self.ledger, self.settings, self.smtp = ledger, settings, smtp
+        self.reports: list[RetentionReport] = []
+
+    def send(
+        self, message: Message, *, message_id: str | None = None, date: dt.datetime | None = None
+    ) -> str:
+        worker = threading.Thread(target=self._prune)
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive()
+        if self.smtp is None:
+            raise NotificationError("SMTP server down")
+        return self.smtp.send(message, message_id=message_id, date=date)
+
+    def _prune(self) -> None:
+        self.reports.append(prune_outboxes(self.ledger, self.settings, older_than_days=1))
+
+
 def test_a_message_being_sent_while_a_prune_runs_is_kept(
     ledger: Ledger, sink: MailSink, tmp_path: Path
 ) -> None:
     settings = _settings(tmp_path, ledger)
     [message_id] = _queue(ledger, 1)
     _age(ledger, [message_id], 400, sent=False)  # queued long ago, still unsent
-    smtp = SmtpNotifier(sink.smtp_url, sender=SENDER)
-    during: list[RetentionReport] = []
+    sending = _PruneWhileSending(ledger, settings, SmtpNotifier(sink.smtp_url, sender=SENDER))
 
-    class PrunedMeanwhile:
-        """Sends over SMTP, but first lets a prune run in another thread (its own
-        connection and transaction) while this message is claimed and unsent."""
-
-        def send(
-            self,
-            message: Message,
-            *,
-            message_id: str | None = None,
-            date: dt.datetime | None = None,
-        ) -> str:
-            worker = threading.Thread(
-                target=lambda: during.append(prune_outboxes(ledger, settings, older_than_days=1))
-            )
-            worker.start()
-            worker.join(30)
-            assert not worker.is_alive()
-            return smtp.send(message, message_id=message_id, date=date)
-
-    assert send_due(ledger, PrunedMeanwhile()).sent == (message_id,)
-    assert [r.mail.rows for r in during] == [0]
+    assert send_due(ledger, sending).sent == (message_id,)
+    assert [r.mail.rows for r in sending.reports] == [0]
     assert _mail_left(ledger) == {message_id}
     assert len(sink.received()) == 1
     _age(ledger, [message_id], 2, sent=True)
@@ -177,19 +167,10 @@ def test_a_failed_send_during_a_prune_is_kept_for_its_retry(ledger: Ledger, tmp_
     settings = _settings(tmp_path, ledger)
     [message_id] = _queue(ledger, 1)
     _age(ledger, [message_id], 400, sent=False)
+    failing = _PruneWhileSending(ledger, settings, None)
 
-    class DownWhilePruning:
-        def send(
-            self,
-            message: Message,
-            *,
-            message_id: str | None = None,
-            date: dt.datetime | None = None,
-        ) -> str:
-            prune_outboxes(ledger, settings, older_than_days=1)
-            raise NotificationError("SMTP server down")
-
-    assert send_due(ledger, DownWhilePruning()).failed
+    assert send_due(ledger, failing).failed
+    assert [r.mail.rows for r in failing.reports] == [0]
     assert _mail_left(ledger) == {message_id}
     assert prune_outboxes(ledger, settings, older_than_days=1).mail.rows == 0
 
@@ -203,23 +184,6 @@ def hooked(ledger: Ledger) -> Iterator[str]:
         assert secret is not None
         receiver.use_secret(secret)
         yield "system-a"
-
-
-def _deliveries(ledger: Ledger, count: int) -> list[str]:
-    ids = []
-    for number in range(count):
-        with ledger.transaction() as session:
-            found = queue_webhook(
-                session,
-                client="system-a",
-                meeting_id=f"system-a:m{number}",
-                event="meeting.recorded",
-                at=utcnow(),
-                data={"meeting_id": f"m{number}"},
-            )
-            assert found is not None
-            ids.append(found)
-    return ids
 
 
 def _delivered_ago(ledger: Ledger, ids: list[str], days: float) -> None:
@@ -246,11 +210,11 @@ def test_delivered_webhooks_past_retention_go_and_failed_or_pending_stay(
     ledger: Ledger, hooked: str, tmp_path: Path
 ) -> None:
     settings = _settings(tmp_path, ledger)
-    old, recent = _deliveries(ledger, 3), _deliveries(ledger, 2)
+    old, recent = queue_deliveries(ledger, hooked, 3), queue_deliveries(ledger, hooked, 2)
     assert len(deliver_webhooks(ledger, limit=50).delivered) == 5
     _delivered_ago(ledger, old, 45)
     _delivered_ago(ledger, recent, 10)
-    failed, pending = _deliveries(ledger, 1), _deliveries(ledger, 1)
+    failed, pending = queue_deliveries(ledger, hooked, 1), queue_deliveries(ledger, hooked, 1)
     with ledger.transaction() as session:  # long ago, and never delivered
         session.execute(
             update(WebhookDeliveryRow)
@@ -280,7 +244,7 @@ def test_a_delivery_being_replayed_is_not_pruned(postgres_url: str, tmp_path: Pa
         with loopback_receiver("whsec_" + "A" * 44) as receiver:
             add_client(ledger, "system-a", ["KSAU"])
             receiver.use_secret(str(set_webhook(ledger, "system-a", receiver.url)))
-            [one, other] = _deliveries(ledger, 2)
+            [one, other] = queue_deliveries(ledger, "system-a", 2)
             assert len(deliver_webhooks(ledger, limit=10).delivered) == 2
             _delivered_ago(ledger, [one, other], 60)
             settings = _settings(tmp_path, ledger)
@@ -396,12 +360,20 @@ def test_the_reconcilers_prune_runs_at_most_every_ten_minutes(
     ledger: Ledger, tmp_path: Path
 ) -> None:
     settings = _settings(tmp_path, ledger)
+    clock = [1000.0]
+    schedule = PruneSchedule(clock=lambda: clock[0])
     first = _queue(ledger, 1)
     _age(ledger, first, 40, sent=True)
-    report = prune_now_and_then(ledger, settings)
+    report = schedule.prune_if_due(ledger, settings)
     assert report is not None and report.mail.rows == 1
     second = _queue(ledger, 1)
     _age(ledger, second, 40, sent=True)
-    assert prune_now_and_then(ledger, settings) is None  # the next passes leave it
+    clock[0] += 599
+    assert schedule.prune_if_due(ledger, settings) is None  # the next passes leave it
     assert _mail_left(ledger) == set(second)
+    clock[0] += 1
+    report = schedule.prune_if_due(ledger, settings)  # ten minutes on: again
+    assert report is not None and report.mail.rows == 1
+    third = _queue(ledger, 1)
+    _age(ledger, third, 40, sent=True)
     assert prune_outboxes(ledger, settings).mail.rows == 1  # by hand: at once

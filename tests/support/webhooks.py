@@ -19,6 +19,9 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+from justering.ledger.database import Ledger, utcnow
+from justering.ledger.webhooks import queue_webhook
+
 LIFECYCLE = frozenset(
     {
         "meeting.recorded",
@@ -169,3 +172,22 @@ def _recording(send: Any, answered: list[int]) -> Any:
         send(code, message)
 
     return send_response
+
+
+def queue_deliveries(ledger: Ledger, client: str, count: int) -> list[str]:
+    """Queue ``count`` ``meeting.recorded`` deliveries for ``client`` (its meetings
+    ``m0``, ``m1``, …), one transaction each: their ids, oldest first."""
+    ids = []
+    for number in range(count):
+        with ledger.transaction() as session:
+            found = queue_webhook(
+                session,
+                client=client,
+                meeting_id=f"{client}:m{number}",
+                event="meeting.recorded",
+                at=utcnow(),
+                data={"meeting_id": f"m{number}"},
+            )
+        assert found is not None, f"{client} has no webhook URL"
+        ids.append(found)
+    return ids

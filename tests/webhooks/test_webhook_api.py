@@ -22,14 +22,12 @@ from sqlalchemy import select, update
 
 from justering import workflow
 from justering.ledger.clients import add_client, revoke_client, set_webhook
-from justering.ledger.database import utcnow
 from justering.ledger.schema import WebhookAttemptRow, WebhookDeliveryRow
-from justering.ledger.webhooks import queue_webhook
 from justering.model.meeting import Meeting
 from justering.web.app import Hooks, create_app
 from justering.workflow.services import Services
 from justering.workflow.webhooks import MAX_PAGE, deliver_webhooks
-from support.webhooks import LoopbackReceiver, loopback_receiver
+from support.webhooks import LoopbackReceiver, loopback_receiver, queue_deliveries
 from support.workflow import run_in_threads, small_meeting
 
 PERSONAL_NUMBER = "194907012383"
@@ -88,23 +86,6 @@ def _record(services: Services, meeting: Meeting, system: System) -> None:
     workflow.record_meeting(services, meeting, client=system.name)
 
 
-def _queue(services: Services, system: System, count: int) -> list[str]:
-    ids = []
-    for number in range(count):
-        with services.ledger.transaction() as session:
-            found = queue_webhook(
-                session,
-                client=system.name,
-                meeting_id=f"{system.name}:m{number}",
-                event="meeting.recorded",
-                at=utcnow(),
-                data={"meeting_id": f"m{number}"},
-            )
-        assert found is not None
-        ids.append(found)
-    return ids
-
-
 def _state(services: Services, delivery_id: str) -> tuple[str, int, int]:
     """A delivery's state, back-off count and attempts logged, as the ledger has them."""
     with services.ledger.reading() as session:
@@ -155,7 +136,7 @@ def test_a_client_lists_its_own_deliveries_with_how_each_went(
 def test_another_clients_delivery_answers_as_one_that_does_not_exist(
     api: Api, services: Services
 ) -> None:
-    [theirs] = _queue(services, api.b, 1)
+    [theirs] = queue_deliveries(services.ledger, api.b.name, 1)
     _fail_all(services, api.b.receiver)
     posts_before = len(api.b.receiver.posts)
     missing = "msg_" + "0" * 32
@@ -243,8 +224,8 @@ def test_bad_list_parameters_are_refused_by_name(
 def test_the_list_pages_newest_first_without_loss_or_repetition(
     api: Api, services: Services
 ) -> None:
-    ours = _queue(services, api.a, 11)
-    _queue(services, api.b, 4)
+    ours = queue_deliveries(services.ledger, api.a.name, 11)
+    queue_deliveries(services.ledger, api.b.name, 4)
     # Four of ours queued at the very same moment: the order still holds across pages.
     same = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
     with services.ledger.transaction() as session:
@@ -283,7 +264,7 @@ def test_the_list_pages_newest_first_without_loss_or_repetition(
 
 
 def test_redelivering_a_failed_delivery_sends_it_once(api: Api, services: Services) -> None:
-    [mine] = _queue(services, api.a, 1)
+    [mine] = queue_deliveries(services.ledger, api.a.name, 1)
     _fail_all(services, api.a.receiver)
     assert _state(services, mine) == ("failed", 1, 1)
     first = api.redeliver(api.a, mine)
@@ -304,7 +285,7 @@ def test_redelivering_a_failed_delivery_sends_it_once(api: Api, services: Servic
 
 
 def test_many_redeliveries_at_once_send_it_once(api: Api, services: Services) -> None:
-    [mine] = _queue(services, api.a, 1)
+    [mine] = queue_deliveries(services.ledger, api.a.name, 1)
     _fail_all(services, api.a.receiver)
     results = run_in_threads(8, lambda: api.redeliver(api.a, mine).status_code)
     assert results == [202] * 8
@@ -315,7 +296,7 @@ def test_many_redeliveries_at_once_send_it_once(api: Api, services: Services) ->
 
 
 def test_no_token_or_a_revoked_one_reads_nothing(api: Api, services: Services) -> None:
-    [mine] = _queue(services, api.a, 1)
+    [mine] = queue_deliveries(services.ledger, api.a.name, 1)
     for path in (LIST, f"{LIST}/{mine}"):
         assert api.http.get(path).status_code == 401
         assert api.http.get(path, headers={"Authorization": "Bearer jst_nope"}).status_code == 401

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from justering.cli.main import main
-from justering.ledger.database import Ledger, utcnow
+from justering.ledger.database import Ledger
 from justering.ledger.schema import ClientRow
-from justering.ledger.webhooks import queue_webhook
-from support.webhooks import loopback_receiver
+from support.webhooks import loopback_receiver, queue_deliveries
 
 
 def run(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
@@ -38,18 +37,9 @@ def ledger_of(home: Path) -> Ledger:
 def queue(home: Path, client: str = "nacka-ns") -> str:
     ledger = ledger_of(home)
     try:
-        with ledger.transaction() as session:
-            found = queue_webhook(
-                session,
-                client=client,
-                meeting_id=f"{client}:m-1",
-                event="meeting.recorded",
-                at=utcnow(),
-                data={"meeting_id": "m-1"},
-            )
+        [found] = queue_deliveries(ledger, client, 1)
     finally:
         ledger.dispose()
-    assert found is not None
     return found
 
 
@@ -106,8 +96,8 @@ def test_the_list_and_replay(home: Path, capsys: pytest.CaptureFixture[str]) -> 
         code, out, _ = run(capsys, home, "webhooks", "--json", "--client", "nacka-ns")
         listed = json.loads(out)["deliveries"]
         assert code == 0 and [d["id"] for d in listed] == [mine]
-        assert listed[0]["state"] == "pending" and listed[0]["attempts"] == 0
-        assert listed[0]["type"] == "meeting.recorded" and listed[0]["meeting_id"] == "m-1"
+        assert listed[0]["status"] == "pending" and listed[0]["attempts"] == 0
+        assert listed[0]["type"] == "meeting.recorded" and listed[0]["meeting_id"] == "m0"
         code, out, _ = run(capsys, home, "webhooks")
         assert mine in out and theirs in out and "never tried" in out
 

@@ -109,7 +109,7 @@ def test_serve_delivers_every_event_once_per_id_across_an_outage(
 
     deadline = time.monotonic() + 60
     listed = _deliveries(home)
-    while {d["state"] for d in listed} != {"delivered"}:
+    while {d["status"] for d in listed} != {"delivered"}:
         assert time.monotonic() < deadline, listed
         time.sleep(1)
         listed = _deliveries(home)

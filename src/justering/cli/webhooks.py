@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from justering.cli.commands import EXIT_INVALID, EXIT_OK, Commands, existing_ledger
 from justering.config import Settings
 from justering.model.calendar import local_second
+
+if TYPE_CHECKING:
+    from justering.ledger.webhooks import Delivery
 
 __all__ = ["register"]
 
@@ -46,7 +50,11 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     with existing_ledger(settings) as ledger:
         rows = list_deliveries(ledger, client=args.client, limit=max(args.limit, 1))
     if args.json:
-        print(json.dumps({"deliveries": [r.to_json() for r in rows]}, indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"deliveries": [_as_json(row) for row in rows]}, indent=2, ensure_ascii=False
+            )
+        )
         return EXIT_OK
     for row in rows:
         last = "never tried"
@@ -58,6 +66,11 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             f"{row.attempts} attempt(s), {last}"
         )
     return EXIT_OK
+
+
+def _as_json(delivery: Delivery) -> dict[str, object]:
+    """As the API shows it (:meth:`Delivery.to_json`), with the client and the message."""
+    return {"client": delivery.client, **delivery.to_json(), "payload": delivery.payload}
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:

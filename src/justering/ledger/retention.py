@@ -18,10 +18,12 @@ and checked again under the lock, so a row that changed meanwhile is not deleted
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, CursorResult, delete, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from justering.ledger.database import Ledger
 from justering.ledger.schema import (
@@ -50,34 +52,7 @@ class Pruned:
 def prune_sent_mail(ledger: Ledger, *, before: dt.datetime, dry_run: bool = False) -> Pruned:
     """Delete every ``mail_outbox`` row sent before ``before`` (never an unsent one)."""
     eligible = (MailOutboxRow.sent_at.is_not(None), MailOutboxRow.sent_at < before)
-    if dry_run:
-        with ledger.reading() as session:
-            count, oldest = session.execute(
-                select(func.count(), func.min(MailOutboxRow.sent_at)).where(*eligible)
-            ).one()
-            return Pruned(int(count), _earliest(oldest))
-    total, oldest = 0, None
-    while True:
-        with ledger.transaction() as session:
-            rows = session.execute(
-                select(MailOutboxRow.id, MailOutboxRow.sent_at)
-                .where(*eligible)
-                .order_by(MailOutboxRow.id)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if not rows:
-                break
-            session.execute(
-                delete(MailOutboxRow).where(
-                    MailOutboxRow.id.in_([row.id for row in rows]), *eligible
-                )
-            )
-        total += len(rows)
-        oldest = _earliest(oldest, *(row.sent_at for row in rows))
-        if len(rows) < BATCH:
-            break
-    return Pruned(total, oldest)
+    return _prune(ledger, MailOutboxRow.id, MailOutboxRow.sent_at, eligible, _delete_mail, dry_run)
 
 
 def prune_delivered_webhooks(
@@ -90,36 +65,71 @@ def prune_delivered_webhooks(
         WebhookDeliveryRow.delivered_at.is_not(None),
         WebhookDeliveryRow.delivered_at < before,
     )
+    return _prune(
+        ledger,
+        WebhookDeliveryRow.id,
+        WebhookDeliveryRow.delivered_at,
+        eligible,
+        _delete_deliveries,
+        dry_run,
+    )
+
+
+_Eligible = tuple[ColumnElement[bool], ...]
+_Delete = Callable[[Session, list[Any], _Eligible], int]
+
+
+def _prune(
+    ledger: Ledger,
+    key: InstrumentedAttribute[Any],
+    moment: InstrumentedAttribute[Any],
+    eligible: _Eligible,
+    delete_rows: _Delete,
+    dry_run: bool,
+) -> Pruned:
+    """Count (``dry_run``) or delete, batch by batch, the rows that are ``eligible``;
+    ``moment`` is when each was sent or delivered."""
     if dry_run:
         with ledger.reading() as session:
             count, oldest = session.execute(
-                select(func.count(), func.min(WebhookDeliveryRow.delivered_at)).where(*eligible)
+                select(func.count(), func.min(moment)).where(*eligible)
             ).one()
             return Pruned(int(count), _earliest(oldest))
     total, oldest = 0, None
     while True:
         with ledger.transaction() as session:
             rows = session.execute(
-                select(WebhookDeliveryRow.id, WebhookDeliveryRow.delivered_at)
+                select(key, moment)
                 .where(*eligible)
-                .order_by(WebhookDeliveryRow.delivered_at, WebhookDeliveryRow.id)
+                .order_by(moment, key)
                 .limit(BATCH)
                 .with_for_update(skip_locked=True)
             ).all()
-            if not rows:
-                break
-            _delete_deliveries(session, [row.id for row in rows])
-        total += len(rows)
-        oldest = _earliest(oldest, *(row.delivered_at for row in rows))
+            if rows:
+                total += delete_rows(session, [row[0] for row in rows], eligible)
+        oldest = _earliest(oldest, *(row[1] for row in rows))
         if len(rows) < BATCH:
-            break
-    return Pruned(total, oldest)
+            return Pruned(total, oldest)
 
 
-def _delete_deliveries(session: Session, ids: list[str]) -> None:
-    """Delete these (locked, delivered) deliveries and their attempts."""
-    session.execute(delete(WebhookAttemptRow).where(WebhookAttemptRow.delivery_id.in_(ids)))
-    session.execute(delete(WebhookDeliveryRow).where(WebhookDeliveryRow.id.in_(ids)))
+def _delete_mail(session: Session, ids: list[Any], eligible: _Eligible) -> int:
+    """Delete these (locked) sent messages that are still eligible."""
+    result = session.execute(delete(MailOutboxRow).where(MailOutboxRow.id.in_(ids), *eligible))
+    assert isinstance(result, CursorResult)  # a DELETE's result counts its rows
+    return result.rowcount
+
+
+def _delete_deliveries(session: Session, ids: list[Any], eligible: _Eligible) -> int:
+    """Delete these (locked) deliveries that are still delivered and old enough, and
+    their attempts."""
+    still = list(
+        session.scalars(
+            select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.id.in_(ids), *eligible)
+        )
+    )
+    session.execute(delete(WebhookAttemptRow).where(WebhookAttemptRow.delivery_id.in_(still)))
+    session.execute(delete(WebhookDeliveryRow).where(WebhookDeliveryRow.id.in_(still)))
+    return len(still)
 
 
 def _earliest(*moments: dt.datetime | None) -> dt.datetime | None:

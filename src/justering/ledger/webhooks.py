@@ -111,22 +111,26 @@ class Delivery:
     delivered_at: dt.datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The delivery as its meeting system reads it through the API (docs/api.md):
+        what was sent when, and how it went; never the secret, the URL, the server's
+        meeting key or the message itself (``justering webhooks --json`` adds the
+        client and the message)."""
+
         def time(moment: dt.datetime | None) -> str | None:
             return None if moment is None else moment.isoformat(timespec="seconds")
 
         return {
             "id": self.id,
-            "client": self.client,
             "type": self.event_type,
             "meeting_id": self.meeting_id,
+            "status": self.state,
             "created_at": time(self.created_at),
-            "state": self.state,
             "attempts": self.attempts,
-            "next_attempt_at": time(self.next_attempt_at),
             "last_attempt_at": time(self.last_attempt_at),
-            "last_status": self.last_status,
+            "last_http_status": self.last_status,
             "last_error": self.last_error,
-            "payload": self.payload,
+            "next_attempt_at": time(self.next_attempt_at),
+            "delivered_at": time(self.delivered_at),
         }
 
 

@@ -101,7 +101,9 @@ async def _reconcile(services: Services, period: float) -> None:
     died before it was marked sent. Last (every 10 minutes), delete the sent mail and
     delivered webhooks older than their retention."""
     from justering.orchestration.flows import schedule_webhooks
-    from justering.workflow.retention import prune_now_and_then
+    from justering.workflow.retention import PruneSchedule
+
+    retention = PruneSchedule()
 
     while True:
         try:
@@ -116,7 +118,7 @@ async def _reconcile(services: Services, period: float) -> None:
         except Exception:
             log.exception("sending queued e-mail failed")
         try:  # retention: what left the outboxes long enough ago (workflow.retention)
-            await asyncio.to_thread(prune_now_and_then, services.ledger, services.settings)
+            await asyncio.to_thread(retention.prune_if_due, services.ledger, services.settings)
         except Exception:
             log.exception("pruning the outboxes failed")
         await asyncio.sleep(period)

@@ -134,7 +134,7 @@ def meetings_router(services: Services, started: Callable[[str], None]) -> APIRo
             field = str(error).split(" ", 1)[0]
             return _error(400, str(error), field if field in _LIST_PARAMETERS else None)
         return JSONResponse(
-            {"deliveries": [_delivery_json(d) for d in page.deliveries], "next": page.after}
+            {"deliveries": [d.to_json() for d in page.deliveries], "next": page.after}
         )
 
     async def own_delivery(
@@ -152,7 +152,7 @@ def meetings_router(services: Services, started: Callable[[str], None]) -> APIRo
         except NotFoundError:
             return unknown
         status = 202 if request.method == "POST" and found.state == "pending" else 200
-        return JSONResponse(_delivery_json(found), status_code=status)
+        return JSONResponse(found.to_json(), status_code=status)
 
     @router.get("/webhooks/deliveries/{delivery_id}")
     async def get_delivery(delivery_id: str, request: Request) -> JSONResponse:
@@ -170,28 +170,6 @@ def meetings_router(services: Services, started: Callable[[str], None]) -> APIRo
         return await own_delivery(request, delivery_id, again)
 
     return router
-
-
-def _delivery_json(delivery: Delivery) -> dict[str, Any]:
-    """A delivery as its meeting system sees it: what was sent when, and how it went
-    (never the secret, the URL, the server's meeting key or the message itself)."""
-
-    def time(moment: Any) -> str | None:
-        return None if moment is None else moment.isoformat(timespec="seconds")
-
-    return {
-        "id": delivery.id,
-        "type": delivery.event_type,
-        "meeting_id": delivery.meeting_id,
-        "status": delivery.state,
-        "created_at": time(delivery.created_at),
-        "attempts": delivery.attempts,
-        "last_attempt_at": time(delivery.last_attempt_at),
-        "last_http_status": delivery.last_status,
-        "last_error": delivery.last_error,
-        "next_attempt_at": time(delivery.next_attempt_at),
-        "delivered_at": time(delivery.delivered_at),
-    }
 
 
 def _extract_json(extract: ExtractSummary) -> dict[str, Any]:

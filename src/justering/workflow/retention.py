@@ -2,15 +2,15 @@
 ``mail_retention_days`` and webhook deliveries delivered longer ago than
 ``webhook_retention_days`` are deleted (:mod:`justering.ledger.retention`; never a
 message not yet sent nor a delivery pending or failed). The reconciler of
-``justering serve`` calls :func:`prune_now_and_then` on every pass, which prunes at
-most once per :data:`PRUNE_EVERY` in a process; ``justering outbox prune`` runs
-:func:`prune_outboxes` by hand."""
+``justering serve`` asks its :class:`PruneSchedule` on every pass, which prunes at
+its first pass and then at most once per :data:`PRUNE_EVERY`; ``justering outbox
+prune`` runs :func:`prune_outboxes` by hand."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +18,10 @@ from justering.config import Settings
 from justering.ledger.database import Ledger, utcnow
 from justering.ledger.retention import Pruned, prune_delivered_webhooks, prune_sent_mail
 
-__all__ = ["PRUNE_EVERY", "RetentionReport", "prune_now_and_then", "prune_outboxes"]
+__all__ = ["PRUNE_EVERY", "PruneSchedule", "RetentionReport", "prune_outboxes"]
 
 PRUNE_EVERY = dt.timedelta(minutes=10)
 """How often the reconciler prunes (its passes come every 15 s)."""
-_last_pruned: dict[str, float] = {}
-"""When this process last pruned each ledger (``time.monotonic()``), by its URL."""
-_pruning = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -79,13 +76,21 @@ def prune_outboxes(
     )
 
 
-def prune_now_and_then(ledger: Ledger, settings: Settings) -> RetentionReport | None:
-    """:func:`prune_outboxes`, unless this process did so less than
-    :data:`PRUNE_EVERY` ago (then None). The first call in a process prunes."""
-    with _pruning:
-        last = _last_pruned.get(ledger.database_url)
-        now = time.monotonic()
-        if last is not None and now - last < PRUNE_EVERY.total_seconds():
+class PruneSchedule:
+    """When a reconciler prunes: on its first pass, then at most once per ``every``
+    (``clock``: seconds, monotonic). One per reconciler loop, asked from it alone."""
+
+    def __init__(
+        self, every: dt.timedelta = PRUNE_EVERY, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.every = every
+        self._clock = clock
+        self._last: float | None = None
+
+    def prune_if_due(self, ledger: Ledger, settings: Settings) -> RetentionReport | None:
+        """:func:`prune_outboxes` when due; None (nothing done) otherwise."""
+        now = self._clock()
+        if self._last is not None and now - self._last < self.every.total_seconds():
             return None
-        _last_pruned[ledger.database_url] = now
-    return prune_outboxes(ledger, settings)
+        self._last = now
+        return prune_outboxes(ledger, settings)
