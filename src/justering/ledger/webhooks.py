@@ -42,7 +42,6 @@ __all__ = [
     "Claimed",
     "Delivery",
     "claim_due",
-    "client_deliveries",
     "client_delivery",
     "defer",
     "has_due",
@@ -355,35 +354,21 @@ def _restart(row: WebhookDeliveryRow) -> None:
 
 
 def list_deliveries(
-    ledger: Ledger, *, client: str | None = None, limit: int = 50
-) -> tuple[Delivery, ...]:
-    """The newest deliveries (of ``client``), newest first, each with its last attempt."""
-    with ledger.reading() as session:
-        query = select(WebhookDeliveryRow).order_by(
-            WebhookDeliveryRow.created_at.desc(), WebhookDeliveryRow.id
-        )
-        if client is not None:
-            query = query.where(WebhookDeliveryRow.client == client)
-        rows = session.execute(query.limit(limit)).scalars().all()
-        return tuple(_delivery(session, row) for row in rows)
-
-
-def client_deliveries(
     ledger: Ledger,
-    client: str,
     *,
+    client: str | None = None,
     state: str | None = None,
     limit: int = 50,
     before: tuple[dt.datetime, str] | None = None,
 ) -> tuple[Delivery, ...]:
-    """``client``'s deliveries (in ``state``), newest first, at most ``limit``, each
-    with its last attempt; ``before``: only those after this ``(created_at, id)`` in
-    that order (the last one of the page before)."""
-    query = (
-        select(WebhookDeliveryRow)
-        .where(WebhookDeliveryRow.client == client)
-        .order_by(WebhookDeliveryRow.created_at.desc(), WebhookDeliveryRow.id.desc())
+    """The deliveries (of ``client``, in ``state``), newest first, at most ``limit``,
+    each with its last attempt; ``before``: only those after this ``(created_at, id)``
+    in that order (the last one of the page before)."""
+    query = select(WebhookDeliveryRow).order_by(
+        WebhookDeliveryRow.created_at.desc(), WebhookDeliveryRow.id.desc()
     )
+    if client is not None:
+        query = query.where(WebhookDeliveryRow.client == client)
     if state is not None:
         query = query.where(WebhookDeliveryRow.state == state)
     if before is not None:
@@ -395,8 +380,7 @@ def client_deliveries(
             )
         )
     with ledger.reading() as session:
-        rows = session.execute(query.limit(limit)).scalars().all()
-        return tuple(_delivery(session, row) for row in rows)
+        return _with_attempts(session, session.execute(query.limit(limit)).scalars().all())
 
 
 def client_delivery(ledger: Ledger, client: str, delivery_id: str) -> Delivery:
@@ -406,19 +390,32 @@ def client_delivery(ledger: Ledger, client: str, delivery_id: str) -> Delivery:
         row = session.get(WebhookDeliveryRow, delivery_id)
         if row is None or row.client != client:
             raise NotFoundError("webhook delivery", delivery_id)
-        return _delivery(session, row)
+        (found,) = _with_attempts(session, [row])
+        return found
 
 
-def _delivery(session: Session, row: WebhookDeliveryRow) -> Delivery:
-    last = session.execute(
-        select(WebhookAttemptRow)
-        .where(WebhookAttemptRow.delivery_id == row.id)
-        .order_by(WebhookAttemptRow.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    count = session.execute(
-        select(func.count()).where(WebhookAttemptRow.delivery_id == row.id)
-    ).scalar_one()
+def _with_attempts(session: Session, rows: Sequence[WebhookDeliveryRow]) -> tuple[Delivery, ...]:
+    """``rows`` as :class:`Delivery` values, their attempts counted and their last
+    attempt read in two queries for them all."""
+    ids = [row.id for row in rows]
+    if not ids:
+        return ()
+    counted = session.execute(
+        select(WebhookAttemptRow.delivery_id, func.count(), func.max(WebhookAttemptRow.id))
+        .where(WebhookAttemptRow.delivery_id.in_(ids))
+        .group_by(WebhookAttemptRow.delivery_id)
+    ).all()
+    counts = {delivery_id: int(count) for delivery_id, count, _ in counted}
+    lasts = {
+        attempt.delivery_id: attempt
+        for attempt in session.scalars(
+            select(WebhookAttemptRow).where(WebhookAttemptRow.id.in_([m for _, _, m in counted]))
+        )
+    }
+    return tuple(_delivery(row, counts.get(row.id, 0), lasts.get(row.id)) for row in rows)
+
+
+def _delivery(row: WebhookDeliveryRow, count: int, last: WebhookAttemptRow | None) -> Delivery:
     return Delivery(
         id=row.id,
         client=row.client,

@@ -24,8 +24,8 @@ from justering.ledger.webhooks import (
     RETRY_DELAYS,
     Delivery,
     claim_due,
-    client_deliveries,
     defer,
+    list_deliveries,
     record_attempt,
     replay,
 )
@@ -148,7 +148,7 @@ def delivery_page(
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
     before = None if after is None else _read_cursor(after)
-    rows = client_deliveries(ledger, client, state=state, limit=limit + 1, before=before)
+    rows = list_deliveries(ledger, client=client, state=state, limit=limit + 1, before=before)
     shown = rows[:limit]
     more = len(rows) > limit
     return DeliveryPage(shown, _cursor(shown[-1]) if more else None)
