@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# A migrated Prefect database for new homes (src/justering/orchestration/prefect_database.py).
+	$(BIN)/python -m justering.orchestration.prefect_database
 	touch $(STAMP)
 
 .venv: $(STAMP)
