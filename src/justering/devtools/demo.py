@@ -21,29 +21,31 @@ import time
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import func, select
 
-from justering.archive.verify import home_trust_paths, load_trust_roots
 from justering.config import Settings
-from justering.devtools.demo_summary import DemoSummary, summarise
 from justering.devtools.meeting_system import register_meeting_system
 from justering.devtools.signer_client import sign_everything
 from justering.errors import ConfigError
 from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow, TrailEventRow, aware_utc
 from justering.mail.delivery import outbox_messages
-from justering.model.extract import ExtractSummary
 from justering.model.manifest import load_manifest, load_sample_meeting
 from justering.model.meeting import Meeting, meeting_to_dict
 from justering.model.trail import EventKind
 from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
 from justering.pades.ca import SigningCA
-from justering.workflow.meeting_view import MeetingView, meeting_view
-from justering.workflow.services import open_services
-from justering.workflow.status import meeting_summaries
+
+if TYPE_CHECKING:
+    # What the demo reports with is imported once the service is started: those
+    # imports (verification, the workflow's views: a second of CPU) then no longer
+    # hold up the service's start (the start-up counts from the command's start).
+    from justering.devtools.demo_summary import DemoSummary
+    from justering.model.extract import ExtractSummary
+    from justering.workflow.meeting_view import MeetingView
 
 __all__ = [
     "LINK",
@@ -150,6 +152,10 @@ def start_service(
 def _archived(settings: Settings, key: str) -> tuple[MeetingView, tuple[ExtractSummary, ...]]:
     """The meeting's protocols and extracts as the ledger has them (with where they
     are archived, which the web API does not tell a meeting system)."""
+    from justering.workflow.meeting_view import meeting_view
+    from justering.workflow.services import open_services
+    from justering.workflow.status import meeting_summaries
+
     services = open_services(settings)
     try:
         return meeting_view(services, key), meeting_summaries(services, key)
@@ -242,6 +248,9 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
     finally:
         stop_process(service)
         system.revoke(settings)
+    from justering.archive.verify import home_trust_paths, load_trust_roots
+    from justering.devtools.demo_summary import summarise
+
     trust = load_trust_roots(home_trust_paths(settings))
     view, extracts = _archived(settings, system.key(meeting.meeting_id))
     drafted = trail_event_at(settings, system.key(meeting.meeting_id), EventKind.DRAFTED)
