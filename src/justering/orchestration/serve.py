@@ -34,9 +34,8 @@ from justering.orchestration.deployments import (
     served_deployments,
 )
 from justering.orchestration.prefect_server import wait_for_prefect
-from justering.web.app import Hooks, create_app
 from justering.workflow.mailing import send_queued_mail
-from justering.workflow.services import Services, open_services
+from justering.workflow.services import Services, Workers, open_services
 from justering.workflow.status import meetings_needing_work
 from justering.workflow.workers import start_workers
 
@@ -282,22 +281,32 @@ async def _orchestrate(
 
 
 async def _serve(settings: Settings, listener: socket.socket) -> None:
-    from justering.orchestration.flows import install_services
-
     begun = time.monotonic()
     deadline_passes_paused()  # a wrong setting is refused before anything starts
     reconcile_seconds()
-    warn_unless_parameters_are_shared(settings)
+    # The worker processes first: drafting and signing wait for them, while the rest
+    # (Prefect's imports, the web app's) is done beside their start.
     workers = start_workers(settings, worker_count())
+    try:
+        await _serve_with(settings, listener, workers, begun)
+    finally:
+        workers.shutdown()
+
+
+async def _serve_with(
+    settings: Settings, listener: socket.socket, workers: Workers, begun: float
+) -> None:
+    from justering.orchestration.flows import install_services
+    from justering.web.app import Hooks, create_app
+
+    warn_unless_parameters_are_shared(settings)
     svc = replace(open_services(settings), workers=workers)
     install_services(svc)
     handover = Handover(svc)
-    app = create_app(
-        svc,
-        Hooks(
-            meeting_recorded=handover.meeting_recorded, schedule_advance=handover.schedule_advance
-        ),
+    hooks = Hooks(
+        meeting_recorded=handover.meeting_recorded, schedule_advance=handover.schedule_advance
     )
+    app = create_app(svc, hooks)
     host, port = listener.getsockname()[:2]
     server = uvicorn.Server(
         uvicorn.Config(
@@ -329,7 +338,6 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
         await asyncio.gather(orchestration, return_exceptions=True)
         install_services(None)
         handover.close()
-        workers.shutdown()
     if not orchestration.cancelled() and (error := orchestration.exception()) is not None:
         raise error  # Prefect never answered: the service stopped for it
 
@@ -338,12 +346,17 @@ def run_service(settings: Settings, listener: socket.socket) -> None:
     """Serve on ``listener`` (:func:`listen`) until SIGINT/SIGTERM. The environment
     must already point at Prefect.
 
-    Prefect's task worker takes over SIGTERM and stops by raising; every step
-    is one ledger transaction, so stopping anywhere loses nothing.
+    SIGTERM stops it as SIGINT does (Prefect's task worker, should it stop by
+    raising, too); every step is one ledger transaction, so stopping anywhere loses
+    nothing.
     """
-    from prefect.task_worker import StopTaskWorker
-
     try:
         asyncio.run(_serve(settings, listener))
-    except (StopTaskWorker, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        log.info("justering stopped")
+    except Exception as error:
+        from prefect.task_worker import StopTaskWorker  # imported by now: no cost
+
+        if not isinstance(error, StopTaskWorker):
+            raise
         log.info("justering stopped")
