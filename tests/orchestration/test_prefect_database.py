@@ -5,7 +5,9 @@ where the server's database is configured elsewhere."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,10 +18,10 @@ from justering.orchestration.prefect_database import (
     DATABASE_FILE,
     ensure_template,
     seed_database,
+    seed_from_template,
     template_folder,
     template_path,
 )
-from justering.orchestration.prefect_server import seed_from_template
 
 
 def _newest_revision() -> str:
@@ -139,3 +141,23 @@ def test_templates_are_kept_where_asked_else_in_the_environment(
     # Not in a virtualenv (a system Python's, not the user's): the user's cache.
     monkeypatch.setattr(sys, "base_prefix", str(venv))
     assert template_folder(cache) == tmp_path / "cache" / "justering"
+
+
+def test_the_server_process_seeds_its_home_then_becomes_the_server(
+    template: Path, tmp_path: Path
+) -> None:
+    """How local_prefect_server starts Prefect: the seeding in the server's own process
+    (whoever started it goes on), which then becomes the server, keeping its id."""
+    home = tmp_path / "prefect"
+    server = [sys.executable, "-c", "import os; print(os.getpid())"]
+    seeding = ["-m", "justering.orchestration.prefect_database", "--seed", str(home)]
+    process = subprocess.Popen(
+        [sys.executable, *seeding, "--", *server],
+        env={**os.environ, "JUSTERING_PREFECT_TEMPLATES": str(template.parent.parent)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert out.split()[0] == str(process.pid)
+    assert _revision(home / DATABASE_FILE) == _newest_revision()

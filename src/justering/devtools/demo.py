@@ -36,6 +36,7 @@ from justering.mail.delivery import outbox_messages
 from justering.model.manifest import load_manifest, load_sample_meeting
 from justering.model.meeting import Meeting, meeting_to_dict
 from justering.model.trail import EventKind
+from justering.orchestration.deployments import MEETING_DEPLOYMENT
 from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
 from justering.pades.ca import SigningCA
 
@@ -54,12 +55,14 @@ __all__ = [
     "command_started_at",
     "link_in",
     "local_config",
+    "meeting_flow_runs",
     "run_demo",
     "start_service",
     "trail_event_at",
 ]
 
 TIMEOUT_SECONDS = 300.0
+MEETING_FLOW = MEETING_DEPLOYMENT.partition("/")[0]
 LINK = re.compile(r"https?://[^\s<>\"]+/s/[A-Za-z0-9_-]+")
 STAGES = (
     ("awaiting_chair", "ordförande"),
@@ -198,6 +201,42 @@ def trail_event_at(
     return None if at is None else aware_utc(at).timestamp()
 
 
+def meeting_flow_runs(api_url: str, meeting_key: str) -> list[str]:
+    """The states (``COMPLETED`` …) of the meeting's ``meeting-ended`` flow runs in the
+    Prefect server at ``api_url``, newest first."""
+    answer = httpx.post(
+        f"{api_url.rstrip('/')}/flow_runs/filter",
+        json={
+            "flows": {"name": {"any_": [MEETING_FLOW]}},
+            "sort": "EXPECTED_START_TIME_DESC",
+            "limit": 200,
+        },
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return [
+        str(run.get("state_type"))
+        for run in answer.json()
+        if (run.get("parameters") or {}).get("meeting_id") == meeting_key
+    ]
+
+
+def _wait_for_flow_run(api_url: str, meeting_key: str, deadline: float) -> None:
+    """Return once Prefect has the meeting's flow run completed: ``serve`` drafts
+    before Prefect answers, and the flow run catches up; the demo is done when it has
+    (it ran Prefect, not only beside it)."""
+    while True:
+        states = meeting_flow_runs(api_url, meeting_key)
+        if "COMPLETED" in states:
+            return
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"Prefect at {api_url} has no completed {MEETING_FLOW} run of {meeting_key} "
+                f"(its runs: {', '.join(states) or 'none'})"
+            )
+        time.sleep(0.2)
+
+
 def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True) -> DemoSummary:
     """Run the demo; its figures are counted from the command's start
     (:func:`command_started_at`), the Prefect server's start-up included."""
@@ -238,6 +277,8 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                 show.show(extracts)
                 documents = [*extracts, *state.get("protocols", [])]
                 if extracts and all(d["status"] == "archived" for d in documents):
+                    if api_url := os.environ.get("PREFECT_API_URL"):
+                        _wait_for_flow_run(api_url, system.key(meeting.meeting_id), deadline)
                     break
                 if time.monotonic() > deadline:
                     raise ConfigError(

@@ -22,11 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -39,6 +40,7 @@ __all__ = [
     "main",
     "prefect_executable",
     "seed_database",
+    "seed_from_template",
     "template_folder",
     "template_path",
 ]
@@ -168,9 +170,44 @@ def seed_database(prefect_home: Path, template: Path) -> bool:
     return True
 
 
-def main() -> int:
+def seed_from_template(prefect_home: Path, environ: Mapping[str, str]) -> bool:
+    """Give a new home the migrated template database, made first if this Prefect
+    version has none, unless ``environ`` configures the server's database; whether
+    it did. What fails is logged: Prefect then migrates a new database itself (a
+    slower start, not a wrong one)."""
+    if database_configured(environ):
+        return False
+    try:
+        return seed_database(prefect_home, ensure_template(template_folder(environ)))
+    except (ConfigError, OSError, sqlite3.Error, subprocess.SubprocessError) as error:
+        log.warning("no template for Prefect's database, Prefect migrates its own: %s", error)
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m justering.orchestration.prefect_database``: make the template of the
-    installed Prefect (``make .venv`` does), print where it is."""
+    installed Prefect (``make .venv`` does), print where it is.
+
+    ``… --seed PREFECT_HOME -- COMMAND …``: seed ``PREFECT_HOME``
+    (:func:`seed_from_template`), then become ``COMMAND`` (the Prefect server, which
+    keeps this process's id: whoever started it stops it as before)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--seed"] and len(args) > 3 and args[2] == "--":
+        logging.basicConfig(level=logging.INFO, format="justering: %(message)s")
+        # Stopped while making the template: its migration process is stopped too
+        # (subprocess.run kills it as SystemExit passes), its folder removed.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        seed_from_template(Path(args[1]), os.environ)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        command = args[3:]
+        os.execv(command[0], command)  # noqa: S606 (the command local_prefect_server gave)
+    if args:
+        print(
+            "usage: python -m justering.orchestration.prefect_database "
+            "[--seed PREFECT_HOME -- COMMAND …]",
+            file=sys.stderr,
+        )
+        return 2
     try:
         print(ensure_template(template_folder()))
     except ConfigError as error:

@@ -13,25 +13,18 @@ Prefect logs links to its UI ("View it in the UI at …"). A link must lead some
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import sqlite3
 import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from justering.errors import ConfigError
-from justering.orchestration.prefect_database import (
-    database_configured,
-    ensure_template,
-    prefect_executable,
-    seed_database,
-    template_folder,
-)
+from justering.orchestration.prefect_database import database_configured, prefect_executable
 
 __all__ = [
     "STARTUP_SECONDS",
@@ -39,13 +32,10 @@ __all__ = [
     "local_prefect_server",
     "prefect_environment",
     "prefect_ui_url",
-    "seed_from_template",
     "stop_process",
     "wait_for_prefect",
     "wait_until_healthy",
 ]
-
-log = logging.getLogger(__name__)
 
 STARTUP_SECONDS = 90.0
 
@@ -112,21 +102,6 @@ def wait_for_prefect(api_url: str, timeout: float = STARTUP_SECONDS) -> None:
     wait_until_healthy(f"{api_url.rstrip('/')}/health", None, timeout)
 
 
-def seed_from_template(prefect_home: Path, environ: Mapping[str, str]) -> bool:
-    """Give a new home the migrated template database
-    (:mod:`justering.orchestration.prefect_database`), made first if this Prefect
-    version has none, unless ``environ`` configures the server's database; whether
-    it did. What fails is logged: Prefect then migrates a new database itself (a
-    slower start, not a wrong one)."""
-    if database_configured(environ):
-        return False
-    try:
-        return seed_database(prefect_home, ensure_template(template_folder(environ)))
-    except (ConfigError, OSError, sqlite3.Error, subprocess.SubprocessError) as error:
-        log.warning("no template for Prefect's database, Prefect migrates its own: %s", error)
-        return False
-
-
 @contextmanager
 def local_prefect_server(
     prefect_home: Path, log_file: Path, *, database_url: str | None = None, wait: bool = True
@@ -134,8 +109,8 @@ def local_prefect_server(
     """Start ``prefect server start`` on a free loopback port, with its UI; yields its
     API URL (the UI is at the same address without ``/api``: :func:`prefect_ui_url`).
     Its database is SQLite under ``prefect_home`` (a new one copied from the migrated
-    template: :func:`seed_from_template`), or ``database_url`` (e.g.
-    ``postgresql+asyncpg://…``, as in a scale-out deployment). With ``wait`` false it
+    template: :mod:`justering.orchestration.prefect_database`), or ``database_url``
+    (e.g. ``postgresql+asyncpg://…``, as in a scale-out deployment). With ``wait`` false it
     yields at once, while the server starts: whoever uses it waits for it
     (:func:`wait_for_prefect`), so that other start-up work runs meanwhile."""
     prefect_home.mkdir(parents=True, exist_ok=True)
@@ -151,10 +126,21 @@ def local_prefect_server(
     env.pop("PREFECT_API_URL", None)
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
-    seed_from_template(prefect_home, env)
+    command = [prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    if not database_configured(env):
+        # A new home's database is copied from the migrated template first, in the
+        # server's process: this caller goes on meanwhile (prefect_database.main).
+        seeding = ["--seed", str(prefect_home), "--"]
+        command = [
+            sys.executable,
+            "-m",
+            "justering.orchestration.prefect_database",
+            *seeding,
+            *command,
+        ]
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            [prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            command,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
