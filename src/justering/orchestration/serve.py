@@ -227,7 +227,7 @@ async def _orchestrate(
     """Once Prefect answers: the deployments, Prefect's runner and task worker and the
     reconciler (which moves on every meeting with work: what was recorded before
     Prefect answered is handed to it now); then meetings go to Prefect. Runs until
-    cancelled; if Prefect never answers, stops the service."""
+    cancelled; if Prefect never answers, stops the service and raises why."""
     from prefect.runner import Runner
     from prefect.task_worker import aserve
 
@@ -260,6 +260,8 @@ async def _orchestrate(
         asyncio.create_task(aserve(advance_meeting, deliver_webhooks, limit=4), name="task-worker"),
         asyncio.create_task(_reconcile(services, period), name="reconciler"),
     ]
+    for job in jobs:
+        job.add_done_callback(_log_if_failed)
     await asyncio.sleep(0)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop_signal)
@@ -273,11 +275,16 @@ async def _orchestrate(
     if ui_url:
         log.info("Prefect UI: %s (flow runs by meeting; the deadline pass)", ui_url)
     try:
-        await asyncio.gather(*jobs)
+        await asyncio.gather(*jobs, return_exceptions=True)
     finally:
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
+
+
+def _log_if_failed(job: asyncio.Task[None]) -> None:
+    if not job.cancelled() and (error := job.exception()) is not None:
+        log.error("%s stopped: %r", job.get_name(), error, exc_info=error)
 
 
 async def _serve(settings: Settings, listener: socket.socket) -> None:
@@ -339,7 +346,7 @@ async def _serve_with(
         install_services(None)
         handover.close()
     if not orchestration.cancelled() and (error := orchestration.exception()) is not None:
-        raise error  # Prefect never answered: the service stopped for it
+        raise error  # Prefect's part could not start: the service stopped for it
 
 
 def run_service(settings: Settings, listener: socket.socket) -> None:
