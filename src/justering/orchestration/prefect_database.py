@@ -100,7 +100,7 @@ def _revision(database: Path) -> str:
     return str(rows[0][0])
 
 
-def ensure_template(folder: Path, *, prefect: str | None = None) -> Path:
+def ensure_template(folder: Path) -> Path:
     """The migrated template of the installed Prefect in ``folder``, made now if it is
     missing: ``prefect server database upgrade`` on a new database of its own (in a
     folder of its own: it never touches a home's), compacted into one file and put
@@ -114,7 +114,7 @@ def ensure_template(folder: Path, *, prefect: str | None = None) -> Path:
         env = {
             name: value
             for name, value in os.environ.items()
-            if not name.startswith("PREFECT_")  # this template's settings, no one's else
+            if not name.startswith("PREFECT_")  # this template's settings, no one else's
         }
         env |= {
             "PREFECT_HOME": making,
@@ -123,7 +123,7 @@ def ensure_template(folder: Path, *, prefect: str | None = None) -> Path:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
         done = subprocess.run(
-            [prefect or prefect_executable(), "server", "database", "upgrade", "--yes"],
+            [prefect_executable(), "server", "database", "upgrade", "--yes"],
             env=env,
             capture_output=True,
             text=True,
