@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# A migrated Prefect database for new homes (src/justering/orchestration/prefect_database.py);
+	@# without it, the first local Prefect server to start makes it.
+	-$(BIN)/python -m justering.orchestration.prefect_database
 	touch $(STAMP)
 
 .venv: $(STAMP)

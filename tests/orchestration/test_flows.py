@@ -13,13 +13,14 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from justering import workflow
+from justering.devtools.demo import meeting_flow_runs
 from justering.errors import ConfigError
 from justering.mail.delivery import outbox_messages
 from justering.model.meeting import Meeting
@@ -126,6 +127,22 @@ def test_meeting_ended_drafts_every_extract_and_notifies_the_chair_once(
     assert again["notified"] == [] and again["drafted"] == []
     assert len(outbox_messages(flow_services.settings.outbox_dir)) == 1
     assert workflow.meetings_needing_work(flow_services) == ()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_demo_finds_a_meetings_completed_flow_run_in_prefect(
+    flow_services: workflow.Services, sample_meeting: Meeting, prefect_server: PrefectAt
+) -> None:
+    """What the demo checks before it is done: Prefect ran the meeting's flow."""
+    from justering.orchestration.flows import meeting_ended
+
+    meeting = replace(sample_meeting, meeting_id=f"demo-{uuid.uuid4().hex[:8]}")
+    key = meeting.meeting_id
+    assert workflow.record_meeting(flow_services, meeting)
+    assert meeting_flow_runs(prefect_server.api_url, key) == []
+    meeting_ended(key)
+    assert meeting_flow_runs(prefect_server.api_url, key) == ["COMPLETED"]
+    assert meeting_flow_runs(prefect_server.api_url, f"{key}-another") == []
 
 
 # --- names: the UI as a list of meetings ----------------------------------------------------

@@ -21,29 +21,32 @@ import time
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import func, select
 
-from justering.archive.verify import home_trust_paths, load_trust_roots
 from justering.config import Settings
-from justering.devtools.demo_summary import DemoSummary, summarise
 from justering.devtools.meeting_system import register_meeting_system
 from justering.devtools.signer_client import sign_everything
 from justering.errors import ConfigError
 from justering.ledger.database import Ledger
 from justering.ledger.schema import ExtractRow, TrailEventRow, aware_utc
 from justering.mail.delivery import outbox_messages
-from justering.model.extract import ExtractSummary
 from justering.model.manifest import load_manifest, load_sample_meeting
 from justering.model.meeting import Meeting, meeting_to_dict
 from justering.model.trail import EventKind
+from justering.orchestration.deployments import MEETING_DEPLOYMENT
 from justering.orchestration.prefect_server import free_port, stop_process, wait_until_healthy
 from justering.pades.ca import SigningCA
-from justering.workflow.meeting_view import MeetingView, meeting_view
-from justering.workflow.services import open_services
-from justering.workflow.status import meeting_summaries
+
+if TYPE_CHECKING:
+    # What the demo reports with is imported once the service is started: those
+    # imports (verification, the workflow's views: a second of CPU) then no longer
+    # hold up the service's start (the start-up counts from the command's start).
+    from justering.devtools.demo_summary import DemoSummary
+    from justering.model.extract import ExtractSummary
+    from justering.workflow.meeting_view import MeetingView
 
 __all__ = [
     "LINK",
@@ -52,12 +55,14 @@ __all__ = [
     "command_started_at",
     "link_in",
     "local_config",
+    "meeting_flow_runs",
     "run_demo",
     "start_service",
     "trail_event_at",
 ]
 
 TIMEOUT_SECONDS = 300.0
+MEETING_FLOW = MEETING_DEPLOYMENT.partition("/")[0]
 LINK = re.compile(r"https?://[^\s<>\"]+/s/[A-Za-z0-9_-]+")
 STAGES = (
     ("awaiting_chair", "ordförande"),
@@ -150,6 +155,10 @@ def start_service(
 def _archived(settings: Settings, key: str) -> tuple[MeetingView, tuple[ExtractSummary, ...]]:
     """The meeting's protocols and extracts as the ledger has them (with where they
     are archived, which the web API does not tell a meeting system)."""
+    from justering.workflow.meeting_view import meeting_view
+    from justering.workflow.services import open_services
+    from justering.workflow.status import meeting_summaries
+
     services = open_services(settings)
     try:
         return meeting_view(services, key), meeting_summaries(services, key)
@@ -192,6 +201,42 @@ def trail_event_at(
     return None if at is None else aware_utc(at).timestamp()
 
 
+def meeting_flow_runs(api_url: str, meeting_key: str) -> list[str]:
+    """The states (``COMPLETED`` …) of the meeting's ``meeting-ended`` flow runs in the
+    Prefect server at ``api_url``, newest first."""
+    answer = httpx.post(
+        f"{api_url.rstrip('/')}/flow_runs/filter",
+        json={
+            "flows": {"name": {"any_": [MEETING_FLOW]}},
+            "sort": "EXPECTED_START_TIME_DESC",
+            "limit": 200,
+        },
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return [
+        str(run.get("state_type"))
+        for run in answer.json()
+        if (run.get("parameters") or {}).get("meeting_id") == meeting_key
+    ]
+
+
+def _wait_for_flow_run(api_url: str, meeting_key: str, deadline: float) -> None:
+    """Return once Prefect has the meeting's flow run completed: ``serve`` drafts
+    before Prefect answers, and the flow run catches up; the demo is done when it has
+    (it ran Prefect, not only beside it)."""
+    while True:
+        states = meeting_flow_runs(api_url, meeting_key)
+        if "COMPLETED" in states:
+            return
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"Prefect at {api_url} has no completed {MEETING_FLOW} run of {meeting_key} "
+                f"(its runs: {', '.join(states) or 'none'})"
+            )
+        time.sleep(0.2)
+
+
 def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True) -> DemoSummary:
     """Run the demo; its figures are counted from the command's start
     (:func:`command_started_at`), the Prefect server's start-up included."""
@@ -232,6 +277,8 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
                 show.show(extracts)
                 documents = [*extracts, *state.get("protocols", [])]
                 if extracts and all(d["status"] == "archived" for d in documents):
+                    if api_url := os.environ.get("PREFECT_API_URL"):
+                        _wait_for_flow_run(api_url, system.key(meeting.meeting_id), deadline)
                     break
                 if time.monotonic() > deadline:
                     raise ConfigError(
@@ -242,6 +289,9 @@ def run_demo(settings: Settings, manifest: Path | None, *, progress: bool = True
     finally:
         stop_process(service)
         system.revoke(settings)
+    from justering.archive.verify import home_trust_paths, load_trust_roots
+    from justering.devtools.demo_summary import summarise
+
     trust = load_trust_roots(home_trust_paths(settings))
     view, extracts = _archived(settings, system.key(meeting.meeting_id))
     drafted = trail_event_at(settings, system.key(meeting.meeting_id), EventKind.DRAFTED)

@@ -14,7 +14,6 @@ Prefect logs links to its UI ("View it in the UI at …"). A link must lead some
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from justering.errors import ConfigError
+from justering.orchestration.prefect_database import database_configured, prefect_executable
 
 __all__ = [
     "STARTUP_SECONDS",
@@ -102,22 +102,15 @@ def wait_for_prefect(api_url: str, timeout: float = STARTUP_SECONDS) -> None:
     wait_until_healthy(f"{api_url.rstrip('/')}/health", None, timeout)
 
 
-def _prefect_executable() -> str:
-    beside = Path(sys.executable).with_name("prefect")
-    found = str(beside) if beside.exists() else shutil.which("prefect")
-    if not found:
-        raise ConfigError("the prefect command is not installed in this environment")
-    return found
-
-
 @contextmanager
 def local_prefect_server(
     prefect_home: Path, log_file: Path, *, database_url: str | None = None, wait: bool = True
 ) -> Iterator[str]:
     """Start ``prefect server start`` on a free loopback port, with its UI; yields its
     API URL (the UI is at the same address without ``/api``: :func:`prefect_ui_url`).
-    Its database is SQLite under ``prefect_home``, or ``database_url`` (e.g.
-    ``postgresql+asyncpg://…``, as in a scale-out deployment). With ``wait`` false it
+    Its database is SQLite under ``prefect_home`` (a new one copied from the migrated
+    template: :mod:`justering.orchestration.prefect_database`), or ``database_url``
+    (e.g. ``postgresql+asyncpg://…``, as in a scale-out deployment). With ``wait`` false it
     yields at once, while the server starts: whoever uses it waits for it
     (:func:`wait_for_prefect`), so that other start-up work runs meanwhile."""
     prefect_home.mkdir(parents=True, exist_ok=True)
@@ -133,9 +126,21 @@ def local_prefect_server(
     env.pop("PREFECT_API_URL", None)
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    command = [prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    if not database_configured(env):
+        # A new home's database is copied from the migrated template first, in the
+        # server's process: this caller goes on meanwhile (prefect_database.main).
+        seeding = ["--seed", str(prefect_home), "--"]
+        command = [
+            sys.executable,
+            "-m",
+            "justering.orchestration.prefect_database",
+            *seeding,
+            *command,
+        ]
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            [_prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            command,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ from dataclasses import replace
 
 import uvicorn
 
+from justering import workflow
 from justering.config import Settings
 from justering.errors import ConfigError
 from justering.orchestration import listening
@@ -31,9 +34,8 @@ from justering.orchestration.deployments import (
     served_deployments,
 )
 from justering.orchestration.prefect_server import wait_for_prefect
-from justering.web.app import Hooks, create_app
 from justering.workflow.mailing import send_queued_mail
-from justering.workflow.services import Services, open_services
+from justering.workflow.services import Services, Workers, open_services
 from justering.workflow.status import meetings_needing_work
 from justering.workflow.workers import start_workers
 
@@ -41,6 +43,7 @@ __all__ = [
     "FLOW_RUNS_AT_ONCE",
     "RECONCILE_SECONDS",
     "WORKER_START_SECONDS",
+    "Handover",
     "listen",
     "reconcile_seconds",
     "run_service",
@@ -169,51 +172,156 @@ def _run_meeting_flow(meeting_id: str) -> None:
         log.exception("the meeting-ended flow of %s failed; the reconciler resumes it", meeting_id)
 
 
-async def _serve(settings: Settings, listener: socket.socket) -> None:
+class Handover:
+    """How the web app's meetings reach orchestration, from the moment ``serve``
+    serves: its worker processes are all drafting needs, so it serves without
+    waiting for Prefect (on a new home, Prefect's server takes seconds more to
+    start). Until Prefect answers (:meth:`prefect_answered`), an advance runs here,
+    in a thread (it drafts, notifies, archives: :func:`justering.workflow.advance_meeting`),
+    and a recorded meeting's flow run waits; then each advance is a Prefect task
+    run again, and the flow runs catch up (every step checks the ledger: what the
+    advance here did, they find done)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._answered = threading.Event()
+        self._stopping = False
+        # A recorded meeting's flow run is made here, in this process (a deployment
+        # run would start a process of its own per meeting: seconds of start-up and
+        # 170 MB).
+        self._flow_runs = ThreadPoolExecutor(FLOW_RUNS_AT_ONCE, thread_name_prefix="meeting-ended")
+        self._advances = ThreadPoolExecutor(1, thread_name_prefix="advance-before-prefect")
+
+    @property
+    def prefect_answers(self) -> bool:
+        return self._answered.is_set()
+
+    def prefect_answered(self) -> None:
+        self._answered.set()
+
+    def meeting_recorded(self, meeting_id: str) -> None:
+        """Run the meeting's flow (once Prefect answers); advance it here meanwhile."""
+        self._flow_runs.submit(self._flow_run, meeting_id)
+
+    def schedule_advance(self, meeting_id: str) -> None:
+        """A Prefect task run of the advance once Prefect answers; until then, here."""
+        if self._answered.is_set():
+            schedule_advance(meeting_id)
+        else:
+            self._advances.submit(self._advance_here, meeting_id)
+
+    def _flow_run(self, meeting_id: str) -> None:
+        self._answered.wait()
+        if not self._stopping:
+            _run_meeting_flow(meeting_id)
+
+    def _advance_here(self, meeting_id: str) -> None:
+        try:
+            workflow.advance_meeting(self.services, meeting_id)
+        except Exception:  # the reconciler comes back to it, as to a failed task run
+            log.exception("advancing %s before Prefect answered failed", meeting_id)
+
+    def close(self) -> None:
+        """Drop what has not started; flow runs waiting for Prefect give up."""
+        self._stopping = True
+        self._answered.set()
+        self._flow_runs.shutdown(wait=False, cancel_futures=True)
+        self._advances.shutdown(wait=False, cancel_futures=True)
+
+
+async def _orchestrate(
+    services: Services, handover: Handover, server: uvicorn.Server, begun: float
+) -> None:
+    """Once Prefect answers: the deployments, Prefect's runner and task worker and the
+    reconciler (which moves on every meeting with work: what was recorded before
+    Prefect answered is handed to it now); then meetings go to Prefect. Runs until
+    cancelled; if Prefect never answers, stops the service and raises why."""
     from prefect.runner import Runner
     from prefect.task_worker import aserve
 
-    from justering.orchestration.flows import advance_meeting, deliver_webhooks, install_services
+    from justering.orchestration.flows import advance_meeting, deliver_webhooks
 
+    try:
+        period = reconcile_seconds()
+        api_url = os.environ.get("PREFECT_API_URL")
+        if api_url:  # the demo starts its Prefect server beside this process
+            await asyncio.to_thread(wait_for_prefect, api_url)
+        answered = time.monotonic() - begun
+        # Several serve processes share one Prefect server: a schedule paused by one
+        # that stops would stop the deadline passes of all.
+        runner = Runner(name="justering", query_seconds=1, limit=4, pause_on_shutdown=False)
+        meetings, passes = await served_deployments(passes_paused=deadline_passes_paused())
+        await runner.aadd_deployment(meetings)
+        dropped = await drop_missed_passes(await runner.aadd_deployment(passes))
+        if dropped:
+            log.info("%d deadline passes missed while no service ran were cancelled", dropped)
+    except Exception:
+        log.exception("Prefect's part of the service could not start; stopping")
+        server.should_exit = True
+        raise
+    # Prefect's runner and task worker take over SIGTERM as they start; the service
+    # stops as it did (uvicorn's graceful stop, or the command's own interruption
+    # before it serves), and cancels them.
+    stop_signal = signal.getsignal(signal.SIGTERM)
+    jobs = [
+        asyncio.create_task(runner.start(), name="prefect-runner"),
+        asyncio.create_task(aserve(advance_meeting, deliver_webhooks, limit=4), name="task-worker"),
+        asyncio.create_task(_reconcile(services, period), name="reconciler"),
+    ]
+    for job in jobs:
+        job.add_done_callback(_log_if_failed)
+    await asyncio.sleep(0)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop_signal)
+    handover.prefect_answered()
+    log.info(
+        "Prefect answered after %.1f s; its runner and task worker started after %.1f s",
+        answered,
+        time.monotonic() - begun,
+    )
+    ui_url = os.environ.get("PREFECT_UI_URL")
+    if ui_url:
+        log.info("Prefect UI: %s (flow runs by meeting; the deadline pass)", ui_url)
+    try:
+        await asyncio.gather(*jobs, return_exceptions=True)
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+
+def _log_if_failed(job: asyncio.Task[None]) -> None:
+    if not job.cancelled() and (error := job.exception()) is not None:
+        log.error("%s stopped: %r", job.get_name(), error, exc_info=error)
+
+
+async def _serve(settings: Settings, listener: socket.socket) -> None:
     begun = time.monotonic()
-    period = reconcile_seconds()
-    passes_paused = deadline_passes_paused()
-    warn_unless_parameters_are_shared(settings)
+    deadline_passes_paused()  # a wrong setting is refused before anything starts
+    reconcile_seconds()
+    # The worker processes first: drafting and signing wait for them, while the rest
+    # (Prefect's imports, the web app's) is done beside their start.
     workers = start_workers(settings, worker_count())
+    try:
+        await _serve_with(settings, listener, workers, begun)
+    finally:
+        workers.shutdown()
+
+
+async def _serve_with(
+    settings: Settings, listener: socket.socket, workers: Workers, begun: float
+) -> None:
+    from justering.orchestration.flows import install_services
+    from justering.web.app import Hooks, create_app
+
+    warn_unless_parameters_are_shared(settings)
     svc = replace(open_services(settings), workers=workers)
     install_services(svc)
-    api_url = os.environ.get("PREFECT_API_URL")
-    if api_url:  # the demo starts its Prefect server beside this process
-        await asyncio.to_thread(wait_for_prefect, api_url)
-    prefect_at = time.monotonic() - begun
-
-    # A recorded meeting's flow run is made here, in this process (a deployment run
-    # would start a process of its own per meeting: seconds of start-up and 170 MB).
-    flow_runs = ThreadPoolExecutor(FLOW_RUNS_AT_ONCE, thread_name_prefix="meeting-ended")
-
-    def meeting_recorded(meeting_id: str) -> None:
-        flow_runs.submit(_run_meeting_flow, meeting_id)
-
-    app = create_app(
-        svc, Hooks(meeting_recorded=meeting_recorded, schedule_advance=schedule_advance)
+    handover = Handover(svc)
+    hooks = Hooks(
+        meeting_recorded=handover.meeting_recorded, schedule_advance=handover.schedule_advance
     )
-    # Several serve processes share one Prefect server: a schedule paused by one that
-    # stops would stop the deadline passes of all.
-    runner = Runner(name="justering", query_seconds=1, limit=4, pause_on_shutdown=False)
-    meetings, passes = await served_deployments(passes_paused=passes_paused)
-    await runner.aadd_deployment(meetings)
-    dropped = await drop_missed_passes(await runner.aadd_deployment(passes))
-    if dropped:
-        log.info("%d deadline passes missed while no service ran were cancelled", dropped)
-    # The worker processes started beside all this; serve once they can work (a
-    # request then never waits for their imports and warm-up).
-    await asyncio.to_thread(workers.wait_started, WORKER_START_SECONDS)
-    log.info(
-        "started in %.1f s (Prefect answered after %.1f s; %d worker processes ready)",
-        time.monotonic() - begun,
-        prefect_at,
-        workers.count,
-    )
+    app = create_app(svc, hooks)
     host, port = listener.getsockname()[:2]
     server = uvicorn.Server(
         uvicorn.Config(
@@ -225,41 +333,45 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
             proxy_headers=False,  # the app trusts only the configured proxies (web.app)
         )
     )
-    background = [
-        asyncio.create_task(runner.start(), name="prefect-runner"),
-        asyncio.create_task(aserve(advance_meeting, deliver_webhooks, limit=4), name="task-worker"),
-        asyncio.create_task(_reconcile(svc, period), name="reconciler"),
-    ]
-    # Let Prefect's runner and task worker start (and install their SIGTERM handlers)
-    # before uvicorn starts serving; on SIGTERM the task worker then raises
-    # StopTaskWorker out of the loop, which run_service takes as the stop (observed:
-    # without this, uvicorn logged the stop as an error with a traceback).
-    await asyncio.sleep(0)
-    log.info("justering serving on http://%s:%d (public %s)", host, port, settings.public_url)
-    ui_url = os.environ.get("PREFECT_UI_URL")
-    if ui_url:
-        log.info("Prefect UI: %s (flow runs by meeting; the deadline pass)", ui_url)
+    orchestration = asyncio.create_task(
+        _orchestrate(svc, handover, server, begun), name="orchestration"
+    )
     try:
+        # The worker processes started beside all this; serve once they can work (a
+        # request then never waits for their imports and warm-up).
+        await asyncio.to_thread(workers.wait_started, WORKER_START_SECONDS)
+        log.info(
+            "started in %.1f s (%d worker processes ready; Prefect %s)",
+            time.monotonic() - begun,
+            workers.count,
+            "answers" if handover.prefect_answers else "not answering yet: advances run here",
+        )
+        log.info("justering serving on http://%s:%d (public %s)", host, port, settings.public_url)
         await server.serve(sockets=[listener])
     finally:
-        for job in background:
-            job.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        orchestration.cancel()
+        await asyncio.gather(orchestration, return_exceptions=True)
         install_services(None)
-        flow_runs.shutdown(wait=False, cancel_futures=True)
-        workers.shutdown()
+        handover.close()
+    if not orchestration.cancelled() and (error := orchestration.exception()) is not None:
+        raise error  # Prefect's part could not start: the service stopped for it
 
 
 def run_service(settings: Settings, listener: socket.socket) -> None:
     """Serve on ``listener`` (:func:`listen`) until SIGINT/SIGTERM. The environment
     must already point at Prefect.
 
-    Prefect's task worker takes over SIGTERM and stops by raising; every step
-    is one ledger transaction, so stopping anywhere loses nothing.
+    SIGTERM stops it as SIGINT does (Prefect's task worker, should it stop by
+    raising, too); every step is one ledger transaction, so stopping anywhere loses
+    nothing.
     """
-    from prefect.task_worker import StopTaskWorker
-
     try:
         asyncio.run(_serve(settings, listener))
-    except (StopTaskWorker, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        log.info("justering stopped")
+    except Exception as error:
+        from prefect.task_worker import StopTaskWorker  # imported by now: no cost
+
+        if not isinstance(error, StopTaskWorker):
+            raise
         log.info("justering stopped")
