@@ -1,0 +1,161 @@
+"""CPU time per certificate of completion and per extract render, with cProfile's top.
+
+Not a test (no timing is asserted anywhere): run it by hand to see where the time of
+a document goes::
+
+    .venv/bin/python tests/documents/measure_documents.py [-n 40] [--top 15]
+
+Each kind of document is made once untimed (to load fonts and libraries, as a
+running service has), then N times; the figure is process CPU time over N. The
+inputs are those of the bench: the sample § 94, and for the certificate an
+extract's trail as the workflow writes it (drafted, notified, viewed and signed
+per signer, certified, justered, timestamped) with Latin names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parent)]
+
+from test_rendering import MEETING, SEED_PARAGRAPH  # noqa: E402
+
+from justering.archive.completion_text import CompletionSubject  # noqa: E402
+from justering.archive.intyg import render_completion  # noqa: E402
+from justering.documents.rendering import render_extract  # noqa: E402
+from justering.model.process import DocumentKind  # noqa: E402
+from justering.model.roles import Role  # noqa: E402
+from justering.model.trail import GENESIS_HASH, EventKind, TrailEvent, with_hash  # noqa: E402
+from justering.pades.validation_results import ExtractValidation, SignatureReport  # noqa: E402
+
+AT = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+
+
+def _event(kind: EventKind, minutes: int, actor: str = "system", role: Role | None = None,
+           **detail: str) -> TrailEvent:  # fmt: skip
+    return TrailEvent(
+        extract=f"{MEETING.meeting_id}/94",
+        seq=0,
+        kind=kind,
+        at=AT + dt.timedelta(minutes=minutes),
+        actor=actor,
+        actor_email=None,
+        role=role.value if role else None,
+        version=1,
+        document_sha256=hashlib.sha256(b"extract").hexdigest(),
+        certificate_sha256=None,
+        detail=detail,
+    )
+
+
+def certificate_inputs() -> tuple[tuple[TrailEvent, ...], ExtractValidation]:
+    """An extract's trail as the workflow writes it, and its validation."""
+    signers = [
+        (MEETING.chair.name, Role.CHAIR),
+        *((p.name, Role.ADJUSTER) for p in MEETING.adjusters),
+        (MEETING.certifier.name, Role.CERTIFIER),
+    ]
+    events = [_event(EventKind.DRAFTED, 0)]
+    for index, (name, role) in enumerate(signers, start=1):
+        events += [
+            _event(EventKind.NOTIFIED, 10 * index, "system", role, to=name),
+            _event(EventKind.VIEWED, 10 * index + 2, name, role),
+            _event(EventKind.SIGNED, 10 * index + 3, name, role),
+        ]
+    events.append(_event(EventKind.CERTIFIED, 60, MEETING.certifier.name, Role.CERTIFIER))
+    justered = {
+        "justered_on": "2026-06-01",
+        "justering_deadline": "2026-06-10",
+        "late": "false",
+        "announced_on": "2026-06-02",
+        "appeal_deadline": "2026-06-23",
+        "kept_at": "Kommunkansliet, Nacka stadshus",
+        "protocol": "nacka-ksau/protocol",
+        "protocol_version": "1",
+        "protocol_sha256": hashlib.sha256(b"protocol").hexdigest(),
+        "protocol_archive_key": "2026/ksau/protocol",
+    }
+    events.append(_event(EventKind.JUSTERED, 70, **justered))
+    events.append(_event(EventKind.TIMESTAMPED, 71))
+    sealed, previous = [], GENESIS_HASH
+    for seq, event in enumerate(events, start=1):
+        sealed.append(with_hash(dataclasses.replace(event, seq=seq, prev_hash=previous, hash="")))
+        previous = sealed[-1].hash
+    reports = tuple(
+        SignatureReport(
+            field_name=f"Signatur-{role.value}-{index}",
+            signer_name=name,
+            role=role,
+            signed_at=AT + dt.timedelta(minutes=10 * index + 3),
+            certificate_fingerprint=hashlib.sha256(name.encode()).hexdigest(),
+            intact=True,
+            valid=True,
+            trusted=True,
+            covers_whole_file=True,
+            modification_level="none",
+            validated_at=AT,
+        )
+        for index, (name, role) in enumerate(signers, start=1)
+    )
+    return tuple(sealed), ExtractValidation(reports, ())
+
+
+def _measure(name: str, make: Callable[[], bytes], count: int, top: int) -> float:
+    make()  # fonts and libraries loaded, as in a running service
+    profile = cProfile.Profile()
+    start = time.process_time()
+    profile.enable()
+    for _ in range(count):
+        make()
+    profile.disable()
+    per_document = (time.process_time() - start) / count * 1000
+    # cProfile's own overhead is in that figure; time it again without the profiler.
+    start = time.process_time()
+    for _ in range(count):
+        make()
+    bare = (time.process_time() - start) / count * 1000
+    print(f"\n== {name}: {bare:.1f} ms CPU per document ({per_document:.1f} ms under cProfile)")
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
+    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+    return bare
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--count", type=int, default=40)
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+    events, validation = certificate_inputs()
+    subject = CompletionSubject(
+        DocumentKind.EXTRACT, SEED_PARAGRAPH.number, SEED_PARAGRAPH.dnr, SEED_PARAGRAPH.title
+    )
+    digest = hashlib.sha256(b"signed").hexdigest()
+
+    def certificate() -> bytes:
+        return render_completion(MEETING, subject, events, validation, digest, issued_at=AT)
+
+    def extract() -> bytes:
+        return render_extract(MEETING, SEED_PARAGRAPH)
+
+    figures = {
+        "intyg (render_completion)": _measure("intyg", certificate, args.count, args.top),
+        "extract (render_extract)": _measure("extract", extract, args.count, args.top),
+    }
+    print()
+    for name, ms in figures.items():
+        print(f"{name}: {ms:.1f} ms CPU per document")
+
+
+if __name__ == "__main__":
+    main()
