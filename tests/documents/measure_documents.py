@@ -28,10 +28,13 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parent)]
 
+from fpdf import FPDF  # noqa: E402
+from fpdf.fonts import TTFFont  # noqa: E402
 from test_rendering import MEETING, SEED_PARAGRAPH  # noqa: E402
 
 from justering.archive.completion_text import CompletionSubject  # noqa: E402
 from justering.archive.intyg import render_completion  # noqa: E402
+from justering.documents import fonts  # noqa: E402
 from justering.documents.rendering import render_extract  # noqa: E402
 from justering.model.process import DocumentKind  # noqa: E402
 from justering.model.roles import Role  # noqa: E402
@@ -137,6 +140,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--count", type=int, default=40)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time each document with fpdf2 parsing the fonts for it (add_font), "
+        "in rounds alternating with the fonts parsed once",
+    )
     args = parser.parse_args()
     events, validation = certificate_inputs()
     subject = CompletionSubject(
@@ -157,6 +166,36 @@ def main() -> None:
     print()
     for name, ms in figures.items():
         print(f"{name}: {ms:.1f} ms CPU per document")
+    if args.compare:
+        _compare({"intyg": certificate, "extract": extract}, args.count)
+
+
+def _fpdf2_add_font(document: FPDF, style: str, path: Path) -> None:
+    """How every document got its fonts before they were parsed once per process."""
+    document.add_font(fonts.FONT_FAMILY, style, path)
+    font = document.fonts[f"{fonts.FONT_FAMILY.lower()}{style}"]
+    assert isinstance(font, TTFFont)
+    font.ttfont.recalcBBoxes = False
+
+
+def _compare(documents: dict[str, Callable[[], bytes]], count: int) -> None:
+    """Least and median CPU ms per document over alternating rounds of each way."""
+    ways = {"fonts parsed once": fonts._add_font, "fpdf2 add_font per document": _fpdf2_add_font}
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(5):
+        for way, add_font in ways.items():
+            fonts._add_font = add_font
+            for name, make in documents.items():
+                make()
+                start = time.process_time()
+                for _ in range(count):
+                    make()
+                times.setdefault((name, way), []).append((time.process_time() - start) / count)
+    fonts._add_font = ways["fonts parsed once"]
+    print()
+    for (name, way), rounds in times.items():
+        low, median = min(rounds) * 1000, sorted(rounds)[len(rounds) // 2] * 1000
+        print(f"{name}, {way}: {low:.1f} ms CPU per document (median {median:.1f})")
 
 
 if __name__ == "__main__":
