@@ -196,3 +196,25 @@ def test_documents_made_in_several_threads_are_the_same_as_one_by_one() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         made = list(pool.map(lambda render: render(), renders))
     assert made == expected
+
+
+def test_text_widths_are_fpdf2s_in_any_order_of_measuring() -> None:
+    """Lines grown a character at a time (as fpdf2's line breaking measures them), the
+    character alone in between, other texts, a text that shrinks: fpdf2's widths."""
+    mine, theirs = FPDF(), FPDF()
+    add_fonts(mine, [])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bundled_fonts, "_add_font", fpdf2_add_font)
+        add_fonts(theirs, [])
+    line = "Kommunstyrelsens arbetsutskott – § 94, Ωmega € 12,5 %"
+    texts = [line[:end] for end in range(len(line) + 1)]
+    texts += [char for char in line] + ["", "x", line, line[:10], line[5:], line + line]
+    texts = [text for pair in zip(texts, reversed(texts), strict=True) for text in pair] + texts
+    for style in ("", "B"):
+        key = f"{FONT_FAMILY.lower()}{style}"
+        font, reference = mine.fonts[key], theirs.fonts[key]
+        assert isinstance(font, TTFFont) and isinstance(reference, TTFFont)
+        for size in (7.5, 10.5):
+            for text in texts:
+                expected = reference.get_text_width(text, size, None)
+                assert font.get_text_width(text, size, None) == expected, (style, size, text)

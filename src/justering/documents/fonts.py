@@ -140,14 +140,18 @@ def one_line(text: str) -> str:
 
 
 class _DocumentFont(TTFFont):
-    """fpdf2's TrueType font, measuring unshaped text faster.
+    """fpdf2's TrueType font of one document, measuring unshaped text faster.
 
-    Line breaking measures every line again for each character added to it
-    (quadratic in its length), so that most of a certificate's time is spent here.
-    The width is the same sum of the same integer widths as fpdf2's.
+    fpdf2's line breaking (``multi_cell``, tables) measures a line again for every
+    character added to it, each time from its start: quadratic in the line's length,
+    and most of a certificate's time. This font remembers the last text it measured
+    and, when the next one starts with it, adds only the new characters' widths. The
+    widths are integers (font units per 1000 em), so the sums are the same as fpdf2's.
     """
 
-    __slots__ = ()
+    __slots__ = ("_measured",)
+    _measured: tuple[str, float]
+    """The last text of two or more characters measured, and the sum of their widths."""
 
     def get_text_width(
         self, text: str, font_size_pt: float, text_shaping_params: dict[str, Any] | None
@@ -156,7 +160,17 @@ class _DocumentFont(TTFFont):
             return super().get_text_width(text, font_size_pt, text_shaping_params)
         if font_size_pt > self.biggest_size_pt:
             self.biggest_size_pt = font_size_pt
-        return len(text), sum(map(self.cw.__getitem__, map(ord, text))) * font_size_pt * 0.001
+        widths = self.cw
+        if len(text) < 2:  # the character being added: the line stays remembered
+            total = widths[ord(text)] if text else 0
+            return len(text), total * font_size_pt * 0.001
+        measured, total = self._measured
+        if measured and text.startswith(measured):
+            total += sum(map(widths.__getitem__, map(ord, text[len(measured) :])))
+        else:
+            total = sum(map(widths.__getitem__, map(ord, text)))
+        self._measured = (text, total)
+        return len(text), total * font_size_pt * 0.001
 
 
 @dataclass(frozen=True)
@@ -196,6 +210,7 @@ def _add_font(document: FPDF, style: str, path: Path) -> None:
     font.cw = copy.copy(template.cw)  # a defaultdict: a lookup adds the character
     font.desc = copy.copy(template.desc)
     font.missing_glyphs = []
+    font._measured = ("", 0)
     font.biggest_size_pt = 0
     font._hbfont = None  # HarfBuzz's font, of the document's own fontTools font
     font.ttfont = _open(parsed.data)
@@ -214,8 +229,12 @@ def _parsed_font(path: Path, style: str) -> _ParsedFont:
             data = path.read_bytes()
             template = _DocumentFont(FPDF(), path, f"{FONT_FAMILY.lower()}{style}", style)
             template.close()  # each document opens its own fontTools font
+            widths = (template.desc.missing_width, *template.cw.values())
             if template.color_font is not None or template.is_cff:
                 raise ValueError(f"{path.name} is not a plain TrueType font")
+            if not all(isinstance(width, int) for width in widths):
+                raise ValueError(f"{path.name}: fpdf2 gives widths that are not integers")
+            template._measured = ("", 0)
             parsed = _parsed[(path, style)] = _ParsedFont(stamp, data, template)
         return parsed
 
