@@ -77,6 +77,19 @@ def embedded_characters(pdf: bytes) -> dict[str, frozenset[str]]:
     return found
 
 
+def shared_tables(font: ttLib.TTFont) -> tuple[object, ...]:
+    """What the documents' fonts copy from the fontTools font decompiled once."""
+    post = font["post"]
+    return (
+        list(font.getGlyphOrder()),
+        dict(font["hmtx"].metrics),
+        [(t.platformID, t.platEncID, dict(t.cmap)) for t in font["cmap"].tables],
+        post.formatType,
+        dict(post.mapping),
+        list(post.extraNames),
+    )
+
+
 def paragraph_with(number: int, text: str) -> Paragraph:
     return Paragraph(number, f"KS 2026/{number}", f"Ärende {text}", (Section(None, text),))
 
@@ -152,13 +165,16 @@ def test_documents_made_one_after_another_each_carry_their_own_fonts(
 
 def test_each_font_file_is_parsed_once_and_never_changed_by_a_document() -> None:
     render_extract(MEETING, SEED_PARAGRAPH)
+    render_extract(GREEK_MEETING, SEED_PARAGRAPH)
     templates = {key: parsed.template for key, parsed in bundled_fonts._parsed.items()}
+    decoded = {key: shared_tables(parsed.decoded) for key, parsed in bundled_fonts._parsed.items()}
     latin = bundled_fonts._font_files(full=False)
     assert {(path, style) for style, path in latin.items()} <= set(templates)
     render_extract(MEETING, long_paragraph(2))
     render_extract(GREEK_MEETING, SEED_PARAGRAPH)
     for key, template in templates.items():
         assert bundled_fonts._parsed[key].template is template
+        assert shared_tables(bundled_fonts._parsed[key].decoded) == decoded[key]
         # The subset of the parsed font holds only what fpdf2 reserves in every font.
         assert len(template.subset) == 2
         assert template.missing_glyphs == []

@@ -9,7 +9,9 @@ parsed once per process (:func:`_parsed_font`, keyed by the file's path, size an
 modification time) and every document gets its own copy of the parsed font with
 its own subset and its own fontTools font to subset, opened from the file's bytes
 in memory: the extracts and the certificates of completion share this, threads
-too, and each worker process has its own.
+too, and each worker process has its own. A document's font also measures a line
+that grows a character at a time without summing it again from its start
+(:class:`_DocumentFont`): fpdf2's line breaking does that for every character.
 
 A manifest or a redraft whose text has a character no font can draw is refused
 (:func:`refuse_unprintable`): it would print as "\ufffd" in a legal document.
@@ -182,6 +184,9 @@ class _ParsedFont:
     data: bytes
     """The file's bytes, from which each document opens its own fontTools font."""
     template: _DocumentFont
+    decoded: ttLib.TTFont
+    """The file's glyph order and its tables :data:`_SHARED_TABLES`, decompiled once:
+    never written to, and never given to a document (each gets copies)."""
 
 
 _parsed_lock = threading.Lock()
@@ -213,7 +218,7 @@ def _add_font(document: FPDF, style: str, path: Path) -> None:
     font._measured = ("", 0)
     font.biggest_size_pt = 0
     font._hbfont = None  # HarfBuzz's font, of the document's own fontTools font
-    font.ttfont = _open(parsed.data)
+    font.ttfont = _open(parsed)
     font.subset = SubsetMap(font)
     document.fonts[fontkey] = font
 
@@ -235,16 +240,35 @@ def _parsed_font(path: Path, style: str) -> _ParsedFont:
             if not all(isinstance(width, int) for width in widths):
                 raise ValueError(f"{path.name}: fpdf2 gives widths that are not integers")
             template._measured = ("", 0)
-            parsed = _parsed[(path, style)] = _ParsedFont(stamp, data, template)
+            decoded = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, lazy=True)
+            decoded.getGlyphOrder()
+            for tag in _SHARED_TABLES:
+                decoded[tag]  # decompiled now, once, not in a document
+            decoded["cmap"].ensureDecompiled()  # its subtables are decompiled when used
+            parsed = _ParsedFont(stamp, data, template, decoded)
+            _parsed[(path, style)] = parsed
         return parsed
 
 
-def _open(data: bytes) -> ttLib.TTFont:
+_SHARED_TABLES = ("cmap", "hmtx", "post")
+"""The tables a document's font starts with decompiled, each a shallow copy: fontTools'
+subsetter replaces their contents (the metrics, the subtables' maps, the names)
+rather than changing them. (The glyphs it changes in place, so every document
+decompiles its own ``glyf``.)"""
+
+
+def _open(parsed: _ParsedFont) -> ttLib.TTFont:
     """A font of its own for one document, which fpdf2 subsets when writing it."""
-    font = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, lazy=True)
+    font = ttLib.TTFont(io.BytesIO(parsed.data), recalcTimestamp=False, lazy=True)
     # Recomputing every glyph's bounding box when subsetting costs more than the
     # rest of the subsetting; the subset keeps the glyphs' boxes as they are.
     font.recalcBBoxes = False
+    decoded = parsed.decoded
+    font.setGlyphOrder(list(decoded.getGlyphOrder()))
+    for tag in _SHARED_TABLES:
+        table = font.tables[tag] = copy.copy(decoded[tag])
+        if tag == "cmap":
+            table.tables = [copy.copy(subtable) for subtable in table.tables]
     return font
 
 
