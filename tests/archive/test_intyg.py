@@ -16,6 +16,7 @@ import subprocess
 import sys
 import unicodedata
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -500,6 +501,56 @@ def test_fonts_are_the_packages_dejavu_embedded(
     for line in listing:
         assert "DejaVu" in line.split()[0]
         assert line.split()[-5] == "yes", line  # emb
+
+
+def pdffonts(pdf: bytes, tmp_path: Path) -> list[str]:
+    path = tmp_path / "fonts.pdf"
+    path.write_bytes(pdf)
+    listing = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True)
+    return listing.stdout.splitlines()[2:]
+
+
+def test_fonts_parsed_once_per_process_give_the_same_certificate(
+    archived_inputs: Inputs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same bytes, text and fonts as with fpdf2 parsing the fonts for each
+    certificate, for the Latin cut and the complete fonts, made one after another."""
+    at = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
+    greek = built_inputs(signatures=[report("Αλέξανδρος Παπαδόπουλος", Role.CHAIR, at)])
+    cases = [archived_inputs, built_inputs(), greek, archived_inputs]
+    cached = [inputs.render() for inputs in cases]
+
+    def fpdf2_add_font(document: FPDF, style: str, path: Path) -> None:
+        document.add_font(bundled_fonts.FONT_FAMILY, style, path)
+        font = document.fonts[f"{bundled_fonts.FONT_FAMILY.lower()}{style}"]
+        assert isinstance(font, TTFFont)
+        font.ttfont.recalcBBoxes = False
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bundled_fonts, "_add_font", fpdf2_add_font)
+        reference = [inputs.render() for inputs in cases]
+    for mine, theirs in zip(cached, reference, strict=True):
+        assert pdftotext(mine, tmp_path) == pdftotext(theirs, tmp_path)
+        fonts = pdffonts(mine, tmp_path)
+        assert fonts == pdffonts(theirs, tmp_path)
+        assert len(fonts) == 2
+        assert all(row.split()[-5:-2] == ["yes", "yes", "yes"] for row in fonts), fonts
+        assert mine == theirs
+    assert cached[0] == cached[3]
+
+
+def test_certificates_and_extracts_made_in_threads_are_the_same_as_one_by_one(
+    archived_inputs: Inputs,
+) -> None:
+    extract = archived_inputs.meeting.paragraphs[0]
+    jobs = [
+        archived_inputs.render,
+        built_inputs().render,
+        lambda: rendering.render_extract(archived_inputs.meeting, extract),
+    ] * 3
+    expected = [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert list(pool.map(lambda job: job(), jobs)) == expected
 
 
 def test_long_trail_paginates_with_page_numbers(tmp_path: Path) -> None:
