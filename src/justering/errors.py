@@ -67,6 +67,7 @@ class InputError(JusteringError):
     names where, and the problem."""
 
     def __init__(self, where: str, problem: str) -> None:
+        self.where = where
         self.problem = problem
         super().__init__(f"{where}: {problem}")
 

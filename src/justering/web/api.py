@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from justering import workflow
-from justering.errors import ManifestError, NotFoundError
+from justering.errors import InputError, ManifestError, NotFoundError
 from justering.ledger.clients import Client, client_for_token, scoped_meeting_id
 from justering.ledger.webhooks import Delivery, client_delivery, redeliver
 from justering.model.extract import ExtractSummary
@@ -130,9 +130,8 @@ def meetings_router(services: Services, started: Callable[[str], None]) -> APIRo
                     after=query.get("after"),
                 )
             )
-        except ValueError as error:
-            field = str(error).split(" ", 1)[0]
-            return _error(400, str(error), field if field in _LIST_PARAMETERS else None)
+        except InputError as error:  # names the parameter
+            return _error(400, str(error), error.where)
         return JSONResponse(
             {"deliveries": [d.to_json() for d in page.deliveries], "next": page.after}
         )

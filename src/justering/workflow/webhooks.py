@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from justering.errors import InputError
 from justering.ledger.database import Ledger, utcnow
 from justering.ledger.webhooks import (
     DELIVERED,
@@ -140,13 +141,13 @@ def delivery_page(
     ledger: Ledger, client: str, *, state: str | None, limit: int, after: str | None
 ) -> DeliveryPage:
     """A page of ``client``'s deliveries (in ``state``), at most ``limit`` (1 to
-    :data:`MAX_PAGE`), after the cursor ``after`` of the page before. ``ValueError``
-    naming what is wrong with an unknown state, a limit out of range or a cursor
-    that is not one this gave."""
+    :data:`MAX_PAGE`), after the cursor ``after`` of the page before. ``InputError``
+    naming the parameter (``status``, ``limit``, ``after``) for an unknown state, a
+    limit out of range or a cursor that is not one this gave."""
     if state is not None and state not in STATES:
-        raise ValueError(f"status must be one of {', '.join(STATES)}, not {state!r}")
+        raise InputError("status", f"must be one of {', '.join(STATES)}, not {state!r}")
     if not 1 <= limit <= MAX_PAGE:
-        raise ValueError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
+        raise InputError("limit", f"must be from 1 to {MAX_PAGE}, not {limit}")
     before = None if after is None else _read_cursor(after)
     rows = list_deliveries(ledger, client=client, state=state, limit=limit + 1, before=before)
     shown = rows[:limit]
@@ -164,7 +165,7 @@ _MAX_CURSOR = 200
 
 
 def _read_cursor(text: str) -> tuple[dt.datetime, str]:
-    problem = ValueError("after must be the cursor 'next' of the page before")
+    problem = InputError("after", "must be the cursor 'next' of the page before")
     if not text or len(text) > _MAX_CURSOR:
         raise problem
     try:
