@@ -126,7 +126,8 @@ def test_demo_archives_every_paragraph_in_time(demo: DemoRun) -> None:
     # Counted from the command's start (so at least the interpreter's own start-up),
     # within what this test measured from outside.
     figures = json.loads(demo.stdout)
-    assert 0 < figures["startup_seconds"] < figures["seconds"] <= demo.seconds, figures
+    # (/proc tells a process's start to a clock tick, 10 ms; the JSON rounds to 10 ms.)
+    assert 0 < figures["startup_seconds"] < figures["seconds"] <= demo.seconds + 0.03, figures
     sample = load_sample_meeting()
     extracts = demo.extracts
     assert [e["paragraph"] for e in extracts] == [p.number for p in sample.paragraphs]

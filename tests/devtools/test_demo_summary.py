@@ -110,11 +110,13 @@ def test_the_command_start_is_read_from_proc(tmp_path: Path) -> None:
     command name with spaces and parentheses; the present moment without ``/proc``."""
     proc = tmp_path / "proc"
     (proc / "self").mkdir(parents=True)
-    (proc / "stat").write_text("cpu  1 2 3\nbtime 1700000000\nprocesses 9\n")
+    (proc / "uptime").write_text("300.25 500.00\n")  # seconds since boot, idle
     ticks = os.sysconf("SC_CLK_TCK")
     fields = ["S", *["0"] * 18, str(250 * ticks), "0"]
     (proc / "self" / "stat").write_text(f"4711 (a (b) c) {' '.join(fields)}\n")
-    assert command_started_at(proc) == 1700000250.0
+    before = time.time()
+    started = command_started_at(proc)  # 50.25 s before the moment it was read
+    assert before - 50.25 <= started <= time.time() - 50.25
     before = time.time()
     assert before <= command_started_at(tmp_path / "none") <= time.time()
     assert 0 <= time.time() - command_started_at() < 600  # this test process's own start

@@ -168,19 +168,20 @@ def _archived(settings: Settings, key: str) -> tuple[MeetingView, tuple[ExtractS
 
 def command_started_at(proc: Path = Path("/proc")) -> float:
     """When this process started (epoch seconds, from ``/proc``: the command's start,
-    before Python's imports); the present moment where ``/proc`` cannot tell."""
+    before Python's imports); the present moment where ``/proc`` cannot tell.
+
+    The process's age is the time since boot (``/proc/uptime``) less its start after
+    boot (``/proc/self/stat``), both to a clock tick; ``btime`` (the boot's moment in
+    whole seconds) would put the start up to a second off."""
     try:
         stat = (proc / "self" / "stat").read_text()
-        boot = next(
-            float(line.split()[1])
-            for line in (proc / "stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-    except (OSError, StopIteration, ValueError, IndexError):
+        uptime = float((proc / "uptime").read_text().split()[0])
+        now = time.time()
+        # The command's name (field 2) may hold spaces: count from after its ")".
+        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime
+    except (OSError, ValueError, IndexError):
         return time.time()
-    # The command's name (field 2) may hold spaces: count from after its ")".
-    ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+    return now - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def trail_event_at(
